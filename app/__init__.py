@@ -1,0 +1,1 @@
+"""The desk's shell: the ``helmdesk`` command, the main window, the engine link."""

@@ -1,0 +1,101 @@
+"""The ``helmdesk`` command. Imports no Qt until a subcommand needs a window.
+
+    helmdesk                      the demo: an engine with the demo profile and a desk on it
+    helmdesk --headless           the demo engine with a live status line, no Qt
+    helmdesk engine --profile P   the headless engine
+    helmdesk desk --attach NAME   a desk attached to a running engine
+    helmdesk ctl status|kill|rearm   commands for scripts and runbooks
+    helmdesk --version
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+__all__ = ["main", "version"]
+
+
+def version() -> str:
+    try:
+        from importlib.metadata import version as v
+
+        return v("helmdesk")
+    except Exception:
+        from engine import __version__
+
+        return __version__
+
+
+def _default_instance() -> str:
+    return os.environ.get("HELMDESK_INSTANCE", "demo")
+
+
+def _desk_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--instrument", help="symbol shown in the ladder first")
+    p.add_argument("--exit-after", type=float, metavar="SECONDS",
+                   help="close by itself after SECONDS (scripted runs, screenshots)")
+    p.add_argument("--screenshot", metavar="PNG", help="save a picture of the desk when closing")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from engine.main import add_arguments as engine_arguments
+
+    p = argparse.ArgumentParser(
+        prog="helmdesk",
+        description="Helmdesk trading desk. With no command: the demo engine and desk.",
+    )
+    p.add_argument("--version", action="version", version=f"helmdesk {version()}")
+    p.add_argument("--headless", action="store_true",
+                   help="demo engine only, with a live status line (no window)")
+    p.add_argument("--profile", help="profile for the demo (default: the bundled demo profile)")
+    _desk_options(p)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    e = sub.add_parser("engine", help="run the headless engine")
+    engine_arguments(e)
+
+    d = sub.add_parser("desk", help="open a desk attached to a running engine")
+    d.add_argument("--attach", metavar="NAME", default=None,
+                   help="engine instance to attach to (default: $HELMDESK_INSTANCE or demo)")
+    d.add_argument("--profile", help="profile whose [desk] section to use")
+    _desk_options(d)
+
+    c = sub.add_parser("ctl", help="send a command to a running engine")
+    c.add_argument("--instance", default=None,
+                   help="engine instance (default: $HELMDESK_INSTANCE or demo)")
+    c.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the ack")
+    csub = c.add_subparsers(dest="verb", metavar="VERB", required=True)
+    csub.add_parser("status", help="engine pid, epoch, heartbeat, kill state, instruments")
+    k = csub.add_parser("kill", help="trip a kill switch (global unless --instrument)")
+    k.add_argument("--instrument", metavar="SYMBOL")
+    k.add_argument("--reason", default="", help="why (kept in the log)")
+    r = csub.add_parser("rearm", help="re-arm a tripped kill switch (risk manager)")
+    r.add_argument("--instrument", metavar="SYMBOL")
+    r.add_argument("--reason", required=True, help="why it is safe again (required)")
+    csub.add_parser("ping", help="round trip through the command ring")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "engine":
+        from engine.main import run
+
+        return run(args)
+    if args.command == "ctl":
+        from app.ctl import run as ctl_run
+
+        return ctl_run(args, args.instance or _default_instance())
+    if args.command == "desk":
+        from app.launch import run_desk
+
+        return run_desk(args, args.attach or _default_instance())
+    if args.headless:
+        from app.launch import run_headless
+
+        return run_headless(args)
+    from app.launch import run_demo
+
+    return run_demo(args)

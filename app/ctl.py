@@ -1,0 +1,85 @@
+"""``helmdesk ctl``: the desk's commands from a terminal, through the same command ring."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime
+
+from engine.ipc import CommandTimeout, EngineClient, IpcError, Scope, Verb
+
+__all__ = ["run"]
+
+
+def _err(msg: str) -> None:
+    print(f"helmdesk ctl: {msg}", file=sys.stderr)
+
+
+def _scope(client: EngineClient, symbol: str | None) -> tuple[int, int]:
+    if not symbol:
+        return Scope.GLOBAL, 0
+    for ins in client.instruments:
+        if ins.symbol == symbol:
+            return Scope.INSTRUMENT, ins.index
+    known = ", ".join(i.symbol for i in client.instruments)
+    raise ValueError(f"unknown instrument {symbol!r} (engine trades {known})")
+
+
+def _status(client: EngineClient) -> int:
+    s = client.status()
+    started = datetime.fromtimestamp(s.epoch_wall_ns / 1e9).isoformat(sep=" ", timespec="seconds")
+    kill = "TRIPPED" if s.kill_tripped else "armed"
+    if s.kill_tripped:
+        kill += f" by {s.kill_user or '?'}" + (f": {s.kill_reason}" if s.kill_reason else "")
+    print(f"instance     {s.instance}")
+    print(f"pid          {s.pid}")
+    print(f"state        {s.state}")
+    print(f"epoch        {s.epoch_wall_ns} ({started})")
+    print(f"heartbeat    {s.heartbeat_age_ms:.1f} ms ago (#{s.heartbeat_count})")
+    print(f"idle         {s.idle}")
+    print(f"kill switch  {kill}")
+    if s.instruments_killed:
+        print(f"killed       {', '.join(s.instruments_killed)}")
+    print(f"instruments  {', '.join(i.symbol for i in s.instruments)}")
+    print(f"commands     {s.commands_accepted} accepted, {s.commands_rejected} rejected")
+    stale = s.heartbeat_age_ms > 1000 or s.state != "running"
+    if stale:
+        _err(f"engine looks dead: state {s.state}, heartbeat {s.heartbeat_age_ms:.0f} ms old")
+        return 3
+    return 0
+
+
+def run(args: argparse.Namespace, instance: str) -> int:
+    try:
+        client = EngineClient(instance, commands=args.verb != "status", workstation="ctl")
+    except IpcError as e:
+        _err(f"{e} (instance {instance!r}; start one with 'helmdesk' or 'helmdesk engine')")
+        return 3
+    try:
+        if args.verb == "status":
+            return _status(client)
+        try:
+            scope, sid = _scope(client, getattr(args, "instrument", None))
+        except ValueError as e:
+            _err(str(e))
+            return 2
+        verb = {"kill": Verb.KILL, "rearm": Verb.REARM, "ping": Verb.PING}[args.verb]
+        t0 = time.perf_counter()
+        try:
+            ack = client.request(verb, scope, sid, text=getattr(args, "reason", "") or "",
+                                 timeout=args.timeout)
+        except CommandTimeout as e:
+            _err(str(e))
+            return 4
+        except IpcError as e:
+            _err(str(e))
+            return 3
+        rtt_us = (time.perf_counter() - t0) * 1e6
+        if ack.accepted:
+            print(f"{verb.name} accepted: {ack.reason} ({rtt_us:.0f} µs)")
+            return 0
+        _err(f"{verb.name} REJECTED: {ack.reason}")
+        return 1
+    finally:
+        client.close()

@@ -1,0 +1,208 @@
+"""Starting things: the demo (engine child + desk), the headless demo, a desk on its own."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from engine.core.paths import demo_profile_path
+from engine.core.profile import ProfileError, load_profile
+from engine.ipc import EngineClient, EngineStarting, IpcError, NoEngine
+
+__all__ = ["run_demo", "run_headless", "run_desk", "display_problem", "EngineChild"]
+
+
+def display_problem() -> str | None:
+    """Why a window cannot open here, or None. Qt aborts the process (exit 134) otherwise."""
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if platform.startswith(("offscreen", "minimal", "vnc", "eglfs", "linuxfb")):
+        return None
+    if sys.platform != "linux":
+        return None
+    if platform.startswith("wayland") and os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    if os.environ.get("DISPLAY") or (not platform and os.environ.get("WAYLAND_DISPLAY")):
+        return None
+    hint = [
+        "no display: this machine has no DISPLAY (or WAYLAND_DISPLAY) to open the desk on.",
+        "  - on a desktop, run it from a terminal inside the graphical session;",
+        "  - over ssh, use 'ssh -X' (X forwarding);",
+        "  - with no screen at all, use a virtual display: xvfb-run -a helmdesk",
+        "    (Debian: apt-get install xvfb xauth libxcb-cursor0), or QT_QPA_PLATFORM=offscreen",
+        "    with --screenshot FILE.png to save a picture;",
+        "  - or watch the engine without a window: helmdesk --headless",
+    ]
+    if shutil.which("xvfb-run") is None:
+        hint[3] += "  [xvfb-run is not installed]"
+    return "\n".join(hint)
+
+
+class EngineChild:
+    """An engine in a child process (the demo owns it and stops it on exit)."""
+
+    def __init__(self, profile: Path, instance: str) -> None:
+        self.instance = instance
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "engine", "--profile", str(profile)],
+            stdin=subprocess.DEVNULL,
+        )
+
+    def wait_ready(self, timeout: float = 20.0, progress=None) -> None:
+        """Wait until the engine's segment is attachable; raise with the reason if it dies."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rc = self.proc.poll()
+            if rc is not None:
+                raise RuntimeError(f"engine exited with code {rc} while starting (see above)")
+            try:
+                with EngineClient(self.instance, commands=False) as c:
+                    if c.status().state == "running" and c.pid == self.proc.pid:
+                        return
+            except (NoEngine, EngineStarting):
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"engine did not start within {timeout:g} s")
+            if progress:
+                progress()
+            time.sleep(0.05)
+
+    def stop(self, timeout: float = 5.0) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def _load(args: argparse.Namespace):
+    path = Path(args.profile) if getattr(args, "profile", None) else demo_profile_path()
+    try:
+        return load_profile(path)
+    except ProfileError as e:
+        print(f"helmdesk: {e}", file=sys.stderr)
+        return None
+
+
+def _start_engine(profile) -> EngineChild | None:
+    """Start the demo engine; None means one is already running (use it, do not own it)."""
+    instance = profile.engine.instance
+    try:
+        with EngineClient(instance, commands=False) as c:
+            s = c.status()
+            if s.state == "running" and s.heartbeat_age_ms < 1000:
+                print(f"helmdesk: engine {instance!r} is already running (pid {s.pid}); "
+                      "attaching to it", file=sys.stderr)
+                return None
+    except IpcError:
+        pass
+    print(f"helmdesk: starting engine {instance!r} …", file=sys.stderr, flush=True)
+    child = EngineChild(profile.path, instance)
+    child.wait_ready()
+    return child
+
+
+def run_headless(args: argparse.Namespace) -> int:
+    """The demo engine with a live one-line status; imports no Qt."""
+    profile = _load(args)
+    if profile is None:
+        return 2
+    try:
+        child = _start_engine(profile)
+    except RuntimeError as e:
+        print(f"helmdesk: {e}", file=sys.stderr)
+        return 3
+    instance = profile.engine.instance
+    end = time.monotonic() + args.exit_after if args.exit_after else None
+    tty = sys.stdout.isatty()
+    rc = 0
+    try:
+        with EngineClient(instance, commands=False) as c:
+            last = 0.0
+            while end is None or time.monotonic() < end:
+                if child is not None and child.proc.poll() is not None:
+                    print(f"\nhelmdesk: engine exited with code {child.proc.returncode}")
+                    rc = 3
+                    break
+                s = c.status()
+                books = []
+                for ins in s.instruments:
+                    b = c.read_book(ins.index)
+                    if b is not None:
+                        books.append(f"{ins.symbol} {b['bid_px'][0][0]:g}/{b['ask_px'][0][0]:g}")
+                line = (
+                    f"{s.instance} pid {s.pid} {s.state} hb {s.heartbeat_age_ms:5.1f} ms "
+                    f"kill {'TRIPPED' if s.kill_tripped else 'armed'} | " + "  ".join(books)
+                )
+                if tty:
+                    print("\r" + line[:200].ljust(120), end="", flush=True)
+                elif time.monotonic() - last >= 1.0:
+                    print(line, flush=True)
+                    last = time.monotonic()
+                time.sleep(0.25)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if tty:
+            print()
+        if child is not None:
+            child.stop()
+    return rc
+
+
+def _run_window(args: argparse.Namespace, instance: str, desk_cfg, on_close=None) -> int:
+    problem = display_problem()
+    if problem:
+        print(f"helmdesk: {problem}", file=sys.stderr)
+        return 2
+    from app.desk import run_desk_window  # Qt starts here
+
+    return run_desk_window(
+        instance,
+        desk_cfg,
+        instrument=args.instrument,
+        exit_after=args.exit_after,
+        screenshot=args.screenshot,
+    )
+
+
+def run_desk(args: argparse.Namespace, instance: str) -> int:
+    from engine.core.profile import DeskConfig
+
+    desk_cfg = DeskConfig()
+    if args.profile:
+        profile = _load(args)
+        if profile is None:
+            return 2
+        desk_cfg = profile.desk
+    return _run_window(args, instance, desk_cfg)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    problem = display_problem()
+    if problem:
+        print(f"helmdesk: {problem}", file=sys.stderr)
+        return 2
+    profile = _load(args)
+    if profile is None:
+        return 2
+    try:
+        child = _start_engine(profile)
+    except RuntimeError as e:
+        print(f"helmdesk: {e}", file=sys.stderr)
+        return 3
+    try:
+        return _run_window(args, profile.engine.instance, profile.desk)
+    finally:
+        if child is not None:
+            rc = child.stop()
+            print(f"helmdesk: demo engine stopped (exit {rc})", file=sys.stderr)

@@ -1,0 +1,193 @@
+"""The engine link: polls shared memory on a QTimer at screen rate and emits typed signals.
+
+It owns the ``EngineClient`` and its life cycle: attach when an engine appears, report STALE
+when the heartbeat stops or the engine says it stopped, and re-attach on its own when a new
+engine takes the name. Commands are coroutines that end with the engine's ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from engine.core.roles import Role
+from engine.ipc import Ack, EngineClient, EngineState, IpcError, LayoutMismatch
+
+__all__ = ["EngineLink", "Health"]
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    state: str  # connected | stale | disconnected
+    text: str
+    pid: int = 0
+    heartbeat_age_ms: float = 0.0
+
+
+class EngineLink(QObject):
+    attached = Signal(object)  # tuple[Instrument, ...]
+    health_changed = Signal(object)  # Health (emitted on every poll while attached)
+    book = Signal(int, object)  # instrument index, BOOK_DTYPE record copy
+    kill = Signal(object)  # KILL_DTYPE rows copy
+    events = Signal(object, int)  # EVENT_DTYPE records, total lost so far
+    role = Signal(object)  # Role the engine grants this desk
+    refused = Signal(str)  # attach refused for a reason the user must act on
+
+    def __init__(self, instance: str, *, stale_ms: float = 300, poll_ms: int = 50,
+                 workstation: str = "desk", parent=None) -> None:
+        super().__init__(parent)
+        self.instance = instance
+        self.stale_ms = stale_ms
+        self.workstation = workstation
+        self.client: EngineClient | None = None
+        self.instrument = 0
+        self.health = Health("disconnected", f"waiting for engine {instance!r}")
+        self._book_seq = -1
+        self._kill_seq = -1
+        self._book_out: np.ndarray | None = None
+        self._pending: dict[int, asyncio.Future] = {}
+        self._next_attach = 0.0
+        self._refused_msg = ""
+        self.timer = QTimer(self)
+        self.timer.setInterval(poll_ms)
+        self.timer.timeout.connect(self.poll)
+
+    def start(self) -> None:
+        self.poll()
+        self.timer.start()
+
+    def close(self) -> None:
+        self.timer.stop()
+        self._detach("desk closed")
+
+    def select_instrument(self, index: int) -> None:
+        self.instrument = index
+        self._book_seq = -1
+
+    # -- polling -----------------------------------------------------------------------------------
+    def poll(self) -> None:
+        if self.client is None and not self._try_attach():
+            return
+        c = self.client
+        state = c.engine_state()
+        age = c.heartbeat_age_ms()
+        if c.replaced():
+            self._set_health(Health("stale", "engine gone; waiting for it to come back", c.pid, age))
+            self._detach("engine replaced")
+            return
+        if state != EngineState.RUNNING:
+            name = EngineState.NAMES.get(state, "?")
+            self._set_health(Health("stale", f"engine pid {c.pid} {name}", c.pid, age))
+        elif age > self.stale_ms:
+            self._set_health(
+                Health("stale", f"engine pid {c.pid} silent: heartbeat {age:,.0f} ms old", c.pid, age)
+            )
+        else:
+            self._set_health(
+                Health("connected", f"engine {self.instance} · pid {c.pid} · heartbeat {age:.0f} ms",
+                       c.pid, age)
+            )
+        self._read_snapshots(c)
+        self._drain(c)
+
+    def _read_snapshots(self, c: EngineClient) -> None:
+        i = self.instrument
+        if 0 <= i < len(c.books):
+            seq = c.books[i].read_seq()
+            if seq != self._book_seq:
+                rec = c.read_book(i)
+                if rec is not None:
+                    self._book_seq = seq
+                    self.book.emit(i, rec[0])
+        kseq = c.kill.read_seq()
+        if kseq != self._kill_seq:
+            rows = c.read_kill()
+            if rows is not None:
+                self._kill_seq = kseq
+                self.kill.emit(rows)
+
+    def _drain(self, c: EngineClient) -> None:
+        ev = c.poll_events()
+        if len(ev):
+            self.events.emit(ev, c.events.lost)
+        for ack in c.poll_acks():
+            fut = self._pending.pop(ack.cmd_id, None)
+            if fut is not None and not fut.done():
+                fut.set_result(ack)
+
+    def _try_attach(self) -> bool:
+        now = time.monotonic()
+        if now < self._next_attach:
+            return False
+        self._next_attach = now + 0.25
+        try:
+            client = EngineClient(self.instance, workstation=self.workstation)
+        except LayoutMismatch as e:
+            if str(e) != self._refused_msg:
+                self._refused_msg = str(e)
+                self.refused.emit(str(e))
+            self._set_health(Health("disconnected", f"REFUSED: {e}"))
+            return False
+        except IpcError as e:
+            if self.health.state != "stale":
+                self._set_health(Health("disconnected", f"waiting for engine {self.instance!r}: {e}"))
+            return False
+        self.client = client
+        self._refused_msg = ""
+        self._book_seq = self._kill_seq = -1
+        self.attached.emit(client.instruments)
+        asyncio.ensure_future(self._learn_role()) if _loop_running() else None
+        return True
+
+    async def _learn_role(self) -> None:
+        from engine.ipc import Verb
+
+        try:
+            ack = await self.command(Verb.PING)
+        except (IpcError, asyncio.TimeoutError):
+            return
+        if ack.accepted:
+            self.role.emit(Role(ack.value))
+
+    def _detach(self, why: str) -> None:
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(IpcError(f"engine link closed ({why}) before the ack"))
+        self._pending.clear()
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+    def _set_health(self, h: Health) -> None:
+        self.health = h
+        self.health_changed.emit(h)
+
+    # -- commands ----------------------------------------------------------------------------------
+    async def command(self, verb: int, scope: int = 0, scope_id: int = 0, *, text: str = "",
+                      timeout: float = 2.0) -> Ack:
+        """Send a command; resolve with its ack. Raises IpcError / asyncio.TimeoutError."""
+        if self.client is None:
+            raise IpcError(f"not attached to engine {self.instance!r}")
+        cmd_id = self.client.send(verb, scope, scope_id, text=text)
+        fut = asyncio.get_running_loop().create_future()
+        self._pending[cmd_id] = fut
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        finally:
+            self._pending.pop(cmd_id, None)
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+        return True
+    except RuntimeError:
+        try:
+            return asyncio.get_event_loop().is_running()
+        except RuntimeError:
+            return False
+

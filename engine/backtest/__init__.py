@@ -1,0 +1,1 @@
+"""backtest: arrives with a later issue (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Shared foundations of every engine stage: clock, paths, profile, record dtypes."""

@@ -1,0 +1,39 @@
+"""Where Helmdesk keeps its files: ``$HELMDESK_DATA_DIR`` or the XDG data directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["data_dir", "log_dir", "state_dir", "resources_dir", "demo_profile_path"]
+
+
+def data_dir() -> Path:
+    env = os.environ.get("HELMDESK_DATA_DIR")
+    if env:
+        p = Path(env)
+    else:
+        base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+        p = Path(base) / "helmdesk"
+    p.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return p
+
+
+def log_dir() -> Path:
+    p = data_dir() / "logs"
+    p.mkdir(exist_ok=True, mode=0o700)
+    return p
+
+
+def state_dir(instance: str) -> Path:
+    p = data_dir() / "state" / instance
+    p.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return p
+
+
+def resources_dir() -> Path:
+    return Path(__file__).resolve().parents[2] / "resources"
+
+
+def demo_profile_path() -> Path:
+    return resources_dir() / "profiles" / "demo.toml"

@@ -1,0 +1,269 @@
+"""Profiles: one TOML file drives a process. Validated at load; errors name file, key, reason.
+
+Schema (every later issue adds its own section here rather than a new format)::
+
+    [engine]
+    instance = "demo"        # shared memory helmdesk.<instance>; letters, digits, - and _
+    cores = [1]              # CPUs to pin the engine to (default: the last CPU)
+    idle = "hybrid"          # spin | hybrid | sleep
+    spin_us = 200            # hybrid: how long to spin after the last activity
+    max_sleep_us = 1000      # the longest the loop ever waits (command latency bound)
+    publish_hz = 1000        # snapshot publication rate cap
+    event_capacity = 16384   # event ring records (power of two)
+
+    [desk]
+    name = "desk-1"          # workstation name carried in every command
+    stale_ms = 300           # heartbeat age at which the desk shows STALE
+
+    [feed]
+    kind = "sim"             # the seeded simulated feed
+    seed = 42
+
+    [[instruments]]          # one table per instrument
+    symbol = "ESZ6"
+    tick = 0.25
+    price = 5000.0           # starting reference price
+    update_hz = 50           # simulated book updates per second
+
+    [users]                  # OS user -> role; "*" is everybody else (default: viewer)
+    alice = "trader"
+    "*" = "viewer"
+
+Unknown sections and keys are errors, as are wrong types and out-of-range values.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.core.roles import Role
+
+__all__ = [
+    "ProfileError",
+    "EngineConfig",
+    "DeskConfig",
+    "FeedConfig",
+    "InstrumentConfig",
+    "Profile",
+    "load_profile",
+    "parse_profile",
+]
+
+IDLE_MODES = ("spin", "hybrid", "sleep")
+_INSTANCE_RE = re.compile(r"^[A-Za-z0-9_-]{1,23}$")
+_SYMBOL_RE = re.compile(r"^[A-Za-z0-9_.:/-]{1,16}$")
+
+
+class ProfileError(ValueError):
+    """A profile is invalid; the message names the file, the key and the reason."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineConfig:
+    instance: str = "demo"
+    cores: tuple[int, ...] | None = None
+    idle: str = "hybrid"
+    spin_us: int = 200
+    max_sleep_us: int = 1000
+    publish_hz: int = 1000
+    event_capacity: int = 1 << 14
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeskConfig:
+    name: str = "desk"
+    stale_ms: int = 300
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedConfig:
+    kind: str = "sim"
+    seed: int = 42
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstrumentConfig:
+    symbol: str
+    tick: float
+    price: float
+    update_hz: float = 50.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Profile:
+    path: Path
+    engine: EngineConfig
+    desk: DeskConfig
+    feed: FeedConfig
+    instruments: tuple[InstrumentConfig, ...]
+    users: dict[str, Role] = field(default_factory=dict)
+
+    def role_of(self, user: str) -> Role:
+        """The role the profile grants an OS user (``*`` for anyone unlisted, else viewer)."""
+        role = self.users.get(user)
+        if role is None:
+            role = self.users.get("*", Role.VIEWER)
+        return role
+
+
+class _Reader:
+    """Pulls typed values out of one table, remembering which keys were used."""
+
+    def __init__(self, path: Path, where: str, table: Any) -> None:
+        self.path = path
+        self.where = where
+        if not isinstance(table, dict):
+            self.fail(None, f"must be a table, was {type(table).__name__}")
+        self.table = table
+        self.used: set[str] = set()
+
+    def fail(self, key: str | None, reason: str) -> None:
+        at = f"{self.where}.{key}" if key else self.where
+        raise ProfileError(f"{self.path}: {at}: {reason}")
+
+    def get(self, key: str, typ: type | tuple[type, ...], default: Any = ...) -> Any:
+        self.used.add(key)
+        if key not in self.table:
+            if default is ...:
+                self.fail(key, "is required")
+            return default
+        v = self.table[key]
+        # bool is an int in Python; a profile saying `cores = true` is a mistake
+        if isinstance(v, bool) and bool not in (typ if isinstance(typ, tuple) else (typ,)):
+            self.fail(key, f"must be {_tname(typ)}, was {v!r}")
+        if not isinstance(v, typ):
+            self.fail(key, f"must be {_tname(typ)}, was {v!r}")
+        return v
+
+    def number(self, key: str, default: Any = ..., *, lo: float, hi: float) -> float:
+        v = self.get(key, (int, float), default)
+        if v is not default:
+            if v != v or not lo <= v <= hi:  # NaN fails too
+                self.fail(key, f"must be between {lo:g} and {hi:g}, was {v!r}")
+        return v
+
+    def done(self) -> None:
+        extra = sorted(set(self.table) - self.used)
+        if extra:
+            self.fail(extra[0], "unknown key")
+
+
+def _tname(typ: type | tuple[type, ...]) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", list: "a list", bool: "true/false"}
+    if isinstance(typ, tuple):
+        return " or ".join(names.get(t, t.__name__) for t in typ)
+    return names.get(typ, typ.__name__)
+
+
+def load_profile(path: str | os.PathLike) -> Profile:
+    """Read and validate a profile file."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ProfileError(f"{p}: no such profile file") from None
+    except OSError as e:
+        raise ProfileError(f"{p}: cannot read profile: {e.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ProfileError(f"{p}: not UTF-8 text (byte {e.start})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ProfileError(f"{p}: not valid TOML: {e}") from None
+    return parse_profile(data, p)
+
+
+def parse_profile(data: dict, path: Path) -> Profile:
+    root = _Reader(path, "profile", data)
+    ncpu = os.cpu_count() or 1
+
+    e = _Reader(path, "[engine]", root.get("engine", dict, {}))
+    instance = e.get("instance", str, "demo")
+    if not _INSTANCE_RE.match(instance):
+        e.fail("instance", f"must be 1-23 letters, digits, '-' or '_', was {instance!r}")
+    cores = e.get("cores", list, None)
+    if cores is not None:
+        if not cores:
+            e.fail("cores", "must name at least one CPU")
+        for i, c in enumerate(cores):
+            if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < ncpu:
+                e.fail(f"cores[{i}]", f"must be a CPU number 0..{ncpu - 1} of this machine, was {c!r}")
+        cores = tuple(sorted(set(cores)))
+    idle = e.get("idle", str, "hybrid")
+    if idle not in IDLE_MODES:
+        e.fail("idle", f"must be one of {', '.join(IDLE_MODES)}, was {idle!r}")
+    event_capacity = int(e.number("event_capacity", 1 << 14, lo=64, hi=1 << 22))
+    if event_capacity & (event_capacity - 1):
+        e.fail("event_capacity", f"must be a power of two, was {event_capacity}")
+    engine = EngineConfig(
+        instance=instance,
+        cores=cores,
+        idle=idle,
+        spin_us=int(e.number("spin_us", 200, lo=0, hi=1_000_000)),
+        max_sleep_us=int(e.number("max_sleep_us", 1000, lo=50, hi=1000)),
+        publish_hz=int(e.number("publish_hz", 1000, lo=1, hi=100_000)),
+        event_capacity=event_capacity,
+    )
+    e.done()
+
+    d = _Reader(path, "[desk]", root.get("desk", dict, {}))
+    desk = DeskConfig(
+        name=d.get("name", str, "desk"),
+        stale_ms=int(d.number("stale_ms", 300, lo=20, hi=60_000)),
+    )
+    d.done()
+
+    f = _Reader(path, "[feed]", root.get("feed", dict, {}))
+    kind = f.get("kind", str, "sim")
+    if kind != "sim":
+        f.fail("kind", f"must be 'sim' (the only feed so far), was {kind!r}")
+    feed = FeedConfig(kind=kind, seed=int(f.number("seed", 42, lo=0, hi=2**63 - 1)))
+    f.done()
+
+    raw_instruments = root.get("instruments", list)
+    if not raw_instruments:
+        root.fail("instruments", "must list at least one [[instruments]] table")
+    instruments = []
+    seen: set[str] = set()
+    for i, t in enumerate(raw_instruments):
+        r = _Reader(path, f"[[instruments]][{i}]", t)
+        sym = r.get("symbol", str)
+        if not _SYMBOL_RE.match(sym):
+            r.fail("symbol", f"must be 1-16 of A-Z a-z 0-9 _ . : / -, was {sym!r}")
+        if sym in seen:
+            r.fail("symbol", f"{sym!r} is listed twice")
+        seen.add(sym)
+        tick = float(r.number("tick", lo=1e-9, hi=1e6))
+        price = float(r.number("price", lo=1e-9, hi=1e9))
+        if price / tick < 20:
+            r.fail("price", f"{price} must be at least 20 ticks of {tick} (the book has 10 levels)")
+        instruments.append(
+            InstrumentConfig(
+                symbol=sym,
+                tick=tick,
+                price=price,
+                update_hz=float(r.number("update_hz", 50.0, lo=0.0, hi=100_000.0)),
+            )
+        )
+        r.done()
+    if len(instruments) > 4096:
+        root.fail("instruments", f"at most 4096 instruments, was {len(instruments)}")
+
+    u = _Reader(path, "[users]", root.get("users", dict, {}))
+    users = {}
+    for name in list(u.table):
+        value = u.get(name, str)
+        try:
+            users[name] = Role.parse(value)
+        except ValueError as err:
+            u.fail(name, str(err))
+    u.done()
+    root.done()
+    return Profile(
+        path=path, engine=engine, desk=desk, feed=feed, instruments=tuple(instruments), users=users
+    )

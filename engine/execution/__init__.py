@@ -1,0 +1,1 @@
+"""execution: arrives with a later issue (see DESIGN.md)."""

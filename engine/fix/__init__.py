@@ -1,0 +1,1 @@
+"""fix: arrives with a later issue (see DESIGN.md)."""

@@ -1,0 +1,32 @@
+"""Shared memory between the engine and its desks: layout, seqlocks, rings, commands."""
+
+from engine.ipc.client import CommandTimeout, EngineClient, EngineStatus, Instrument
+from engine.ipc.commands import Ack, AckStatus, Command, Scope, Verb
+from engine.ipc.layout import EngineState, Layout, segment_name
+from engine.ipc.segment import (
+    EngineAlreadyRunning,
+    EngineStarting,
+    IpcError,
+    LayoutMismatch,
+    NoEngine,
+)
+
+__all__ = [
+    "Ack",
+    "AckStatus",
+    "Command",
+    "CommandTimeout",
+    "EngineAlreadyRunning",
+    "EngineClient",
+    "EngineStarting",
+    "EngineState",
+    "EngineStatus",
+    "Instrument",
+    "IpcError",
+    "Layout",
+    "LayoutMismatch",
+    "NoEngine",
+    "Scope",
+    "Verb",
+    "segment_name",
+]

@@ -1,0 +1,177 @@
+"""Command and ack records: the vocabulary desks and ``helmdesk ctl`` speak to the engine.
+
+A command is one 128-byte record on the desk's command ring (layout.COMMAND_STRUCT); the engine
+answers every command with exactly one 128-byte ack (layout.ACK_STRUCT): accepted, or rejected
+with a reason a person can read. Anything a desk can put in the ring is decoded here without
+raising: unknown verbs and scopes stay numbers so the engine can name them in its rejection.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+from engine.core.roles import Role
+
+__all__ = [
+    "Verb",
+    "Scope",
+    "Role",
+    "AckStatus",
+    "Command",
+    "Ack",
+    "ROLE_MAY",
+    "check_command",
+]
+
+
+class Verb(enum.IntEnum):
+    PING = 1  #: no effect; proves the round trip
+    KILL = 2  #: trip a kill switch in a scope
+    REARM = 3  #: re-arm a tripped kill switch (risk manager only; needs a reason)
+
+
+class Scope(enum.IntEnum):
+    GLOBAL = 0  #: the whole engine; scope_id must be 0
+    INSTRUMENT = 1  #: one instrument; scope_id is its index in the engine's instrument table
+
+
+class AckStatus(enum.IntEnum):
+    ACCEPTED = 1
+    REJECTED = 2
+
+
+#: Which verbs each role may send. Enforced by the engine, not only by the desk.
+ROLE_MAY: dict[Role, frozenset[Verb]] = {
+    Role.VIEWER: frozenset({Verb.PING}),
+    Role.TRADER: frozenset({Verb.PING, Verb.KILL}),
+    Role.RISK_MANAGER: frozenset({Verb.PING, Verb.KILL, Verb.REARM}),
+}
+
+
+def _text(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def _b(text: str, n: int) -> bytes:
+    raw = text.encode("utf-8")[:n]
+    # never cut a multi-byte character in half
+    return raw.decode("utf-8", "ignore").encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    cmd_id: int
+    verb: int  # a Verb value, or whatever number arrived
+    scope: int = Scope.GLOBAL
+    scope_id: int = 0
+    arg0: float = 0.0
+    arg1: float = 0.0
+    user: str = ""
+    workstation: str = ""
+    role: int = Role.VIEWER
+    text: str = ""
+    ts_ns: int = 0
+
+    def fields(self) -> tuple:
+        """The tuple COMMAND_STRUCT packs."""
+        return (
+            self.cmd_id,
+            self.ts_ns,
+            self.verb,
+            self.scope,
+            self.scope_id,
+            self.arg0,
+            self.arg1,
+            _b(self.user, 16),
+            _b(self.workstation, 16),
+            self.role,
+            b"",
+            _b(self.text, 48),
+        )
+
+    @classmethod
+    def from_fields(cls, f: tuple) -> "Command":
+        return cls(
+            cmd_id=f[0],
+            ts_ns=f[1],
+            verb=f[2],
+            scope=f[3],
+            scope_id=f[4],
+            arg0=f[5],
+            arg1=f[6],
+            user=_text(f[7]),
+            workstation=_text(f[8]),
+            role=f[9],
+            text=_text(f[11]),
+        )
+
+    @property
+    def verb_name(self) -> str:
+        try:
+            return Verb(self.verb).name
+        except ValueError:
+            return f"verb#{self.verb}"
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    cmd_id: int
+    status: AckStatus
+    reason: str = ""
+    kill_tripped: bool = False  # the global kill switch after the command
+    value: int = 0
+    ts_ns: int = 0
+
+    def fields(self) -> tuple:
+        return (
+            self.cmd_id,
+            self.ts_ns,
+            int(self.status),
+            int(self.kill_tripped),
+            b"",
+            self.value,
+            _b(self.reason, 96),
+        )
+
+    @classmethod
+    def from_fields(cls, f: tuple) -> "Ack":
+        try:
+            status = AckStatus(f[2])
+        except ValueError:
+            status = AckStatus.REJECTED
+        return cls(
+            cmd_id=f[0],
+            ts_ns=f[1],
+            status=status,
+            kill_tripped=bool(f[3]),
+            value=f[5],
+            reason=_text(f[6]),
+        )
+
+    @property
+    def accepted(self) -> bool:
+        return self.status is AckStatus.ACCEPTED
+
+
+def check_command(cmd: Command, n_instruments: int) -> str | None:
+    """Return why a command is malformed, or None. Permissions are checked by the engine."""
+    try:
+        verb = Verb(cmd.verb)
+    except ValueError:
+        return f"unknown verb {cmd.verb}"
+    try:
+        scope = Scope(cmd.scope)
+    except ValueError:
+        return f"bad scope {cmd.scope} (expected 0=global or 1=instrument)"
+    if scope is Scope.GLOBAL and cmd.scope_id != 0:
+        return f"bad scope id {cmd.scope_id} for global scope (must be 0)"
+    if scope is Scope.INSTRUMENT and not 0 <= cmd.scope_id < n_instruments:
+        return f"unknown instrument id {cmd.scope_id} (engine has {n_instruments})"
+    for name, v in (("arg0", cmd.arg0), ("arg1", cmd.arg1)):
+        if not math.isfinite(v):
+            return f"argument {name} is {v} (must be a finite number)"
+    if verb is Verb.REARM and not cmd.text.strip():
+        return "REARM needs a reason"
+    return None

@@ -1,0 +1,265 @@
+"""The shared-memory layout: the single source of truth for engine and desk.
+
+One segment per engine instance, ``/dev/shm/helmdesk.<instance>``, created by the engine
+(mode 0600) and attached by desks and ``helmdesk ctl``. Every offset below is a multiple of
+64 so counters written by different processes never share a cache line::
+
+    0        HEADER (4096 B)
+             line 0  magic u64 · layout version u32 · header size u32 · total size u64 · pid
+                     · epoch wall/mono ns · state · idle mode · counts (instruments, depth,
+                     desks, ring capacities) · instance name
+             line 2  heartbeat: count · monotonic ns · wall ns
+             line 3  engine counters (commands accepted/rejected, loop turns, feed events,
+                     publishes, ack back-pressure)
+             line 4  engine_asleep flag (doorbell protocol, see rings.py)
+             line 5  command bell: any desk writes its last command id here after a push
+    INSTRUMENTS   n × INSTRUMENT_DTYPE (static, written before the magic)
+    BOOKS         n × seqlock block [seq u64 | pad | BOOK_DTYPE]
+    KILL          1 × seqlock block [seq u64 | pad | (n + 1) × KILL_DTYPE]; row 0 is global
+    EVENTS        event ring control (tail intent, tail: own lines) + capacity × EVENT_DTYPE
+    DESKS         max_desks × desk slot:
+                    slot header (owner pid, claim count, user) ·
+                    command ring control + cmd_capacity × COMMAND (128 B) ·
+                    ack ring control + cmd_capacity × ACK (128 B)
+
+The engine writes everything, then the magic and layout version last (as Aeron's
+``signalCncReady``): a desk that reads a zero magic is looking at an engine still starting.
+
+x86-64 only: the rings and seqlocks rely on total store order (stores are not reordered with
+other stores, loads not with other loads), which Python's plain memory writes give there.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "MAGIC",
+    "LAYOUT_VERSION",
+    "CACHE_LINE",
+    "HEADER_SIZE",
+    "BOOK_DEPTH",
+    "MAX_DESKS",
+    "H",
+    "EngineState",
+    "INSTRUMENT_DTYPE",
+    "BOOK_DTYPE",
+    "KILL_DTYPE",
+    "EVENT_DTYPE",
+    "EVENT_STRUCT",
+    "COMMAND_STRUCT",
+    "ACK_STRUCT",
+    "SEQLOCK_PREFIX",
+    "RING_CONTROL",
+    "SLOT_HEADER",
+    "Layout",
+    "segment_name",
+]
+
+MAGIC = int.from_bytes(b"HELMDESK", "little")
+LAYOUT_VERSION = 1
+CACHE_LINE = 64
+HEADER_SIZE = 4096
+BOOK_DEPTH = 10
+MAX_DESKS = 8
+SEQLOCK_PREFIX = CACHE_LINE  # the seq counter has a line to itself
+RING_CONTROL = 2 * CACHE_LINE  # [tail intent or head][pad][tail][pad]
+SLOT_HEADER = CACHE_LINE
+
+
+def _align(n: int, a: int = CACHE_LINE) -> int:
+    return (n + a - 1) // a * a
+
+
+class H:
+    """Byte offsets of header fields (all 8-byte aligned; u64 unless noted)."""
+
+    MAGIC = 0
+    VERSION = 8  # u32
+    HEADER_SIZE = 12  # u32
+    TOTAL_SIZE = 16
+    PID = 24
+    EPOCH_WALL_NS = 32
+    EPOCH_MONO_NS = 40
+    STATE = 48
+    IDLE_MODE = 56
+    N_INSTRUMENTS = 64
+    BOOK_DEPTH = 72
+    MAX_DESKS = 80
+    EVENT_CAPACITY = 88
+    CMD_CAPACITY = 96
+    INSTANCE = 104  # 24 bytes, NUL padded
+    INSTANCE_LEN = 24
+    # line 2: heartbeat
+    HB_COUNT = 128
+    HB_MONO_NS = 136
+    HB_WALL_NS = 144
+    # line 3: counters
+    CMDS_ACCEPTED = 192
+    CMDS_REJECTED = 200
+    LOOP_TURNS = 208
+    FEED_EVENTS = 216
+    PUBLISHES = 224
+    ACK_BACKPRESSURE = 232
+    # line 4
+    ASLEEP = 256
+    # line 5
+    CMD_BELL = 320
+
+
+class EngineState:
+    STARTING = 0
+    RUNNING = 1
+    STOPPING = 2
+    STOPPED = 3
+    NAMES = {0: "starting", 1: "running", 2: "stopping", 3: "stopped"}
+
+
+IDLE_MODES = ("spin", "hybrid", "sleep")
+
+INSTRUMENT_DTYPE = np.dtype(
+    [("symbol", "S16"), ("tick", "<f8"), ("ref_price", "<f8"), ("pad", "V32")]
+)
+assert INSTRUMENT_DTYPE.itemsize == 64
+
+BOOK_DTYPE = np.dtype(
+    [
+        ("ts_event_ns", "<i8"),  # engine clock (wall) when the book last changed
+        ("updates", "<u8"),  # book updates applied since start
+        ("bid_px", "<f8", (BOOK_DEPTH,)),
+        ("bid_sz", "<f8", (BOOK_DEPTH,)),
+        ("ask_px", "<f8", (BOOK_DEPTH,)),
+        ("ask_sz", "<f8", (BOOK_DEPTH,)),
+        ("last_px", "<f8"),
+        ("last_sz", "<f8"),
+        ("pad", "V32"),
+    ]
+)
+assert BOOK_DTYPE.itemsize % CACHE_LINE == 0
+
+KILL_DTYPE = np.dtype(
+    [
+        ("tripped", "u1"),
+        ("scope", "u1"),  # Scope value (commands.py)
+        ("pad0", "V2"),
+        ("scope_id", "<i4"),
+        ("ts_ns", "<i8"),  # wall clock of the last change
+        ("user", "S16"),
+        ("reason", "S32"),
+    ]
+)
+assert KILL_DTYPE.itemsize == 64
+
+# Event ring record: 64 bytes, one cache line.
+EVENT_STRUCT = struct.Struct("<QqHHi40s")
+EVENT_DTYPE = np.dtype(
+    [
+        ("seq", "<u8"),
+        ("ts_ns", "<i8"),
+        ("kind", "<u2"),
+        ("level", "<u2"),
+        ("instrument", "<i4"),
+        ("text", "S40"),
+    ]
+)
+assert EVENT_STRUCT.size == EVENT_DTYPE.itemsize == 64
+
+# Command record, desk -> engine, 128 bytes:
+# cmd_id, ts_ns, verb, scope, scope_id, arg0, arg1, user, workstation, role, pad, text
+COMMAND_STRUCT = struct.Struct("<QqHHidd16s16sB7s48s")
+assert COMMAND_STRUCT.size == 128
+# Ack record, engine -> desk, 128 bytes: cmd_id, ts_ns, status, kill_tripped, pad, value, reason
+ACK_STRUCT = struct.Struct("<QqBB6sq96s")
+assert ACK_STRUCT.size == 128
+
+
+def segment_name(instance: str) -> str:
+    """Name of the POSIX shared-memory object for an engine instance."""
+    return f"/helmdesk.{instance}"
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Offsets of every region, derived from the counts in the header."""
+
+    n_instruments: int
+    event_capacity: int = 1 << 14
+    cmd_capacity: int = 64
+    max_desks: int = MAX_DESKS
+    book_depth: int = BOOK_DEPTH
+
+    def __post_init__(self) -> None:
+        for name in ("event_capacity", "cmd_capacity"):
+            v = getattr(self, name)
+            if v <= 0 or v & (v - 1):
+                raise ValueError(f"{name} must be a power of two, was {v}")
+        if self.book_depth != BOOK_DEPTH:
+            raise ValueError(f"book depth {self.book_depth} is not {BOOK_DEPTH}")
+        if not 0 < self.n_instruments <= 4096:
+            raise ValueError(f"n_instruments must be 1..4096, was {self.n_instruments}")
+
+    # -- regions ---------------------------------------------------------------------------
+    @property
+    def instruments_off(self) -> int:
+        return HEADER_SIZE
+
+    @property
+    def book_block_size(self) -> int:
+        return SEQLOCK_PREFIX + _align(BOOK_DTYPE.itemsize)
+
+    @property
+    def books_off(self) -> int:
+        return _align(self.instruments_off + self.n_instruments * INSTRUMENT_DTYPE.itemsize)
+
+    def book_off(self, i: int) -> int:
+        return self.books_off + i * self.book_block_size
+
+    @property
+    def kill_off(self) -> int:
+        return self.books_off + self.n_instruments * self.book_block_size
+
+    @property
+    def kill_rows(self) -> int:
+        return self.n_instruments + 1
+
+    @property
+    def events_off(self) -> int:
+        return _align(self.kill_off + SEQLOCK_PREFIX + self.kill_rows * KILL_DTYPE.itemsize)
+
+    @property
+    def desks_off(self) -> int:
+        return self.events_off + RING_CONTROL + self.event_capacity * EVENT_DTYPE.itemsize
+
+    @property
+    def cmd_ring_size(self) -> int:
+        return RING_CONTROL + self.cmd_capacity * COMMAND_STRUCT.size
+
+    @property
+    def ack_ring_size(self) -> int:
+        return RING_CONTROL + self.cmd_capacity * ACK_STRUCT.size
+
+    @property
+    def slot_size(self) -> int:
+        return SLOT_HEADER + self.cmd_ring_size + self.ack_ring_size
+
+    def slot_off(self, k: int) -> int:
+        return self.desks_off + k * self.slot_size
+
+    def cmd_ring_off(self, k: int) -> int:
+        return self.slot_off(k) + SLOT_HEADER
+
+    def ack_ring_off(self, k: int) -> int:
+        return self.cmd_ring_off(k) + self.cmd_ring_size
+
+    @property
+    def total_size(self) -> int:
+        return _align(self.desks_off + self.max_desks * self.slot_size, 4096)
+
+
+# Slot header fields (offsets within the slot)
+SLOT_OWNER_PID = 0
+SLOT_CLAIMS = 8
+SLOT_USER = 16  # 16 bytes

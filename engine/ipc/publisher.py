@@ -1,0 +1,260 @@
+"""The engine's side of the segment: create it, publish into it, serve its command rings."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Callable, Sequence
+
+import numpy as np
+
+from engine.ipc.commands import Ack, AckStatus, Command
+from engine.ipc.layout import (
+    ACK_STRUCT,
+    COMMAND_STRUCT,
+    H,
+    INSTRUMENT_DTYPE,
+    KILL_DTYPE,
+    BOOK_DTYPE,
+    LAYOUT_VERSION,
+    MAGIC,
+    HEADER_SIZE,
+    SLOT_OWNER_PID,
+    EngineState,
+    Layout,
+    segment_name,
+)
+from engine.ipc.rings import EventRingWriter, SpscRing
+from engine.ipc.segment import (
+    EngineAlreadyRunning,
+    IpcError,
+    Segment,
+    try_lock,
+    unlink_segment,
+)
+from engine.ipc.seqlock import SeqlockBlock
+
+__all__ = ["EngineSegment", "doorbell_address"]
+
+IDLE_CODES = {"spin": 0, "hybrid": 1, "sleep": 2}
+
+
+def doorbell_address(instance: str) -> bytes:
+    """Abstract-namespace socket address of an engine's doorbell (leaves no file behind)."""
+    return b"\0helmdesk." + instance.encode() + b".bell"
+
+
+def _open_fresh(name: str, size: int, log: Callable[[str], None]) -> Segment:
+    """Create the segment, taking over one left by a dead engine, refusing a live one."""
+    for _ in range(3):
+        try:
+            seg = Segment.create(name, size)
+        except FileExistsError:
+            try:
+                old = Segment.attach(name, check=False)
+            except IpcError:
+                continue  # vanished or half-made meanwhile: try again
+            try:
+                if not try_lock(old.fd, 0, 8):
+                    pid = old.q[H.PID // 8] if old.size >= HEADER_SIZE else 0
+                    raise EngineAlreadyRunning(
+                        f"an engine for instance {name[len('/helmdesk.'):]!r} is already "
+                        f"running (pid {pid}); stop it first or choose another instance"
+                    )
+                pid = old.q[H.PID // 8] if old.size >= HEADER_SIZE else 0
+                log(f"taking over stale shared memory {name} left by pid {pid} (not running)")
+                unlink_segment(name)
+            finally:
+                old.close()
+            continue
+        if not try_lock(seg.fd, 0, 8) or not seg.still_current():
+            seg.close()
+            raise EngineAlreadyRunning(
+                f"another engine took instance {name[len('/helmdesk.'):]!r} while this one started"
+            )
+        return seg
+    raise EngineAlreadyRunning(f"could not create {name}: another process keeps re-creating it")
+
+
+class EngineSegment:
+    """Owns ``/dev/shm/helmdesk.<instance>`` for the engine's lifetime."""
+
+    def __init__(
+        self,
+        instance: str,
+        instruments: Sequence[tuple[str, float, float]],
+        *,
+        event_capacity: int = 1 << 14,
+        cmd_capacity: int = 64,
+        idle: str = "hybrid",
+        pid: int | None = None,
+        epoch_wall_ns: int = 0,
+        epoch_mono_ns: int = 0,
+        log: Callable[[str], None] = lambda _m: None,
+    ) -> None:
+        self.instance = instance
+        self.layout = lay = Layout(
+            n_instruments=len(instruments), event_capacity=event_capacity, cmd_capacity=cmd_capacity
+        )
+        self.seg = seg = _open_fresh(segment_name(instance), lay.total_size, log)
+        buf, q = seg.buf, seg.q
+        self.q = q
+
+        # header (magic and version last)
+        q[H.TOTAL_SIZE // 8] = lay.total_size
+        q[H.PID // 8] = pid if pid is not None else os.getpid()
+        q[H.EPOCH_WALL_NS // 8] = epoch_wall_ns
+        q[H.EPOCH_MONO_NS // 8] = epoch_mono_ns
+        q[H.STATE // 8] = EngineState.STARTING
+        q[H.IDLE_MODE // 8] = IDLE_CODES[idle]
+        q[H.N_INSTRUMENTS // 8] = lay.n_instruments
+        q[H.BOOK_DEPTH // 8] = lay.book_depth
+        q[H.MAX_DESKS // 8] = lay.max_desks
+        q[H.EVENT_CAPACITY // 8] = lay.event_capacity
+        q[H.CMD_CAPACITY // 8] = lay.cmd_capacity
+        name = instance.encode()[: H.INSTANCE_LEN]
+        buf[H.INSTANCE : H.INSTANCE + len(name)] = name
+        buf[H.HEADER_SIZE : H.HEADER_SIZE + 4] = HEADER_SIZE.to_bytes(4, "little")
+
+        table = np.frombuffer(
+            buf, dtype=INSTRUMENT_DTYPE, count=lay.n_instruments, offset=lay.instruments_off
+        )
+        for i, (sym, tick, ref) in enumerate(instruments):
+            table[i] = (sym.encode(), tick, ref, b"")
+        del table
+
+        self.books = [
+            SeqlockBlock(buf, lay.book_off(i), BOOK_DTYPE) for i in range(lay.n_instruments)
+        ]
+        # per-field views for the publisher: [0] of each block's single record
+        self._book_fields = [
+            (b.view["bid_px"][0], b.view["bid_sz"][0], b.view["ask_px"][0], b.view["ask_sz"][0])
+            for b in self.books
+        ]
+        self.kill = SeqlockBlock(buf, lay.kill_off, KILL_DTYPE, lay.kill_rows)
+        self.events = EventRingWriter(buf, lay.events_off, lay.event_capacity)
+        self.cmd_rings = [
+            SpscRing(buf, lay.cmd_ring_off(k), lay.cmd_capacity, COMMAND_STRUCT)
+            for k in range(lay.max_desks)
+        ]
+        self.ack_rings = [
+            SpscRing(buf, lay.ack_ring_off(k), lay.cmd_capacity, ACK_STRUCT)
+            for k in range(lay.max_desks)
+        ]
+        self._last_bell = 0
+        self._unpack_cmd = COMMAND_STRUCT.unpack
+
+        # doorbell: desks write a byte here when they see the engine asleep
+        self.bell = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.bell.bind(doorbell_address(instance))
+        self.bell.setblocking(False)
+
+        buf[H.VERSION : H.VERSION + 4] = LAYOUT_VERSION.to_bytes(4, "little")
+        q[H.MAGIC // 8] = MAGIC  # the segment is ready
+
+    # -- header -------------------------------------------------------------------------------
+    def set_state(self, state: int) -> None:
+        self.q[H.STATE // 8] = state
+
+    def heartbeat(self, mono_ns: int, wall_ns: int) -> None:
+        q = self.q
+        q[H.HB_MONO_NS // 8] = mono_ns
+        q[H.HB_WALL_NS // 8] = wall_ns
+        q[H.HB_COUNT // 8] += 1
+
+    def count(self, field_offset: int, n: int = 1) -> None:
+        self.q[field_offset // 8] += n
+
+    def set_asleep(self, asleep: bool) -> None:
+        self.q[H.ASLEEP // 8] = 1 if asleep else 0
+
+    def drain_bell(self) -> None:
+        try:
+            while True:
+                self.bell.recv(64)
+        except BlockingIOError:
+            pass
+
+    # -- snapshots ------------------------------------------------------------------------------
+    def publish_book(
+        self,
+        i: int,
+        ts_ns: int,
+        updates: int,
+        bid_px: list,
+        bid_sz: list,
+        ask_px: list,
+        ask_sz: list,
+        last_px: float,
+        last_sz: float,
+    ) -> None:
+        block = self.books[i]
+        rec = block.view
+        bp, bs, ap, az = self._book_fields[i]
+        block.begin()
+        bp[:] = bid_px
+        bs[:] = bid_sz
+        ap[:] = ask_px
+        az[:] = ask_sz
+        rec["ts_event_ns"] = ts_ns
+        rec["updates"] = updates
+        rec["last_px"] = last_px
+        rec["last_sz"] = last_sz
+        block.end()
+
+    def publish_kill(self, rows: np.ndarray) -> None:
+        self.kill.write(rows)
+
+    # -- commands -------------------------------------------------------------------------------
+    def commands_pending(self) -> bool:
+        """Cheap per-turn check: has any desk rung the command bell since we last looked?"""
+        return self.q[H.CMD_BELL // 8] != self._last_bell
+
+    def serve_commands(self, handle: Callable[[Command], Ack]) -> int:
+        """Pop every pending command, answer each with exactly one ack. Returns how many."""
+        self._last_bell = self.q[H.CMD_BELL // 8]
+        done = 0
+        for k, ring in enumerate(self.cmd_rings):
+            if ring.head == ring.tail:
+                continue
+            acks = self.ack_rings[k]
+            while len(ring):
+                if acks.free() == 0:
+                    # the desk is not reading its acks: leave its commands queued, never drop one
+                    self.q[H.ACK_BACKPRESSURE // 8] += 1
+                    break
+                fields = ring.pop()
+                cmd = Command.from_fields(fields)
+                try:
+                    ack = handle(cmd)
+                except Exception as e:  # an engine bug must still answer, and not kill the loop
+                    ack = Ack(cmd.cmd_id, AckStatus.REJECTED, f"internal error: {e!r}"[:96])
+                acks.try_push(*ack.fields())
+                if ack.status is AckStatus.ACCEPTED:
+                    self.q[H.CMDS_ACCEPTED // 8] += 1
+                else:
+                    self.q[H.CMDS_REJECTED // 8] += 1
+                done += 1
+        return done
+
+    def slot_owner(self, k: int) -> int:
+        """Pid of the desk that claimed slot k (0: never claimed); informational."""
+        off = self.layout.slot_off(k) + SLOT_OWNER_PID
+        return int.from_bytes(self.seg.buf[off : off + 8], "little")
+
+    # -- teardown -------------------------------------------------------------------------------
+    def close(self, unlink: bool = True) -> None:
+        self.set_state(EngineState.STOPPED)
+        self.bell.close()
+        for b in self.books:
+            b.release()
+        self.kill.release()
+        self.books = []
+        self.events = None
+        self.cmd_rings = []
+        self.ack_rings = []
+        self._book_fields = []
+        if unlink:
+            self.seg.unlink()
+        self.q = None
+        self.seg.close()

@@ -1,0 +1,218 @@
+"""Rings over shared memory: the engine→desk event ring and the per-desk SPSC rings.
+
+Event ring (Agrona ``BroadcastTransmitter``/``CopyBroadcastReceiver``): one writer that never
+waits. Control is ``[tail intent][pad][tail][pad]``. The writer publishes the intent (where the
+tail will be), writes the records, then moves the tail. A reader copies what lies between its
+cursor and the tail, then re-reads the intent: any copied record that the writer may have been
+overwriting meanwhile (index < intent - capacity) is thrown away and counted as lost, as is
+everything the writer lapped before the copy. Each record also carries its own sequence
+number, checked on read.
+
+SPSC ring (commands desk→engine, acks engine→desk): control ``[head][pad][tail][pad]``,
+fixed-size records packed with ``struct``. The producer refuses when full (the caller decides);
+the consumer advances ``head`` only after it has unpacked the record.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from engine.ipc.layout import CACHE_LINE, EVENT_DTYPE, EVENT_STRUCT
+
+__all__ = ["EventRingWriter", "EventRingReader", "SpscRing"]
+
+_TAIL_INTENT = 0
+_TAIL = CACHE_LINE // 8  # u64 index of the tail word
+_HEAD = 0
+
+
+class _EventRing:
+    def __init__(self, buf: memoryview, offset: int, capacity: int) -> None:
+        if capacity & (capacity - 1):
+            raise ValueError(f"event ring capacity must be a power of two, was {capacity}")
+        self.capacity = capacity
+        self.mask = capacity - 1
+        self._ctl = buf[offset : offset + 2 * CACHE_LINE].cast("Q")
+        self._rec_off = offset + 2 * CACHE_LINE
+        self._buf = buf
+        self.records = np.frombuffer(buf, dtype=EVENT_DTYPE, count=capacity, offset=self._rec_off)
+
+    @property
+    def tail(self) -> int:
+        return self._ctl[_TAIL]
+
+
+class EventRingWriter(_EventRing):
+    """The engine's side. ``publish`` for one record, ``publish_batch`` for many."""
+
+    def __init__(self, buf: memoryview, offset: int, capacity: int) -> None:
+        super().__init__(buf, offset, capacity)
+        self._tail = self._ctl[_TAIL]
+        self._pack = EVENT_STRUCT.pack_into
+        self._seq_arange = np.arange(0, dtype=np.uint64)
+
+    def publish(self, ts_ns: int, kind: int, level: int, instrument: int, text: bytes) -> None:
+        seq = self._tail
+        nxt = seq + 1
+        ctl = self._ctl
+        ctl[_TAIL_INTENT] = nxt
+        self._pack(
+            self._buf,
+            self._rec_off + (seq & self.mask) * 64,
+            seq,
+            ts_ns,
+            kind,
+            level,
+            instrument,
+            text,
+        )
+        ctl[_TAIL] = nxt
+        self._tail = nxt
+
+    def publish_batch(self, recs: np.ndarray) -> None:
+        """Publish records (EVENT_DTYPE); their ``seq`` field is overwritten."""
+        n = len(recs)
+        if n == 0:
+            return
+        cap = self.capacity
+        if n > cap:  # only the newest `cap` can survive anyway
+            self._ctl[_TAIL_INTENT] = self._tail + n - cap
+            self._ctl[_TAIL] = self._tail + n - cap
+            self._tail += n - cap
+            recs = recs[n - cap :]
+            n = cap
+        seq0 = self._tail
+        if len(self._seq_arange) < n:
+            self._seq_arange = np.arange(max(n, 1024), dtype=np.uint64)
+        recs["seq"] = self._seq_arange[:n] + np.uint64(seq0)
+        ctl = self._ctl
+        ctl[_TAIL_INTENT] = seq0 + n
+        i = seq0 & self.mask
+        first = min(n, cap - i)
+        self.records[i : i + first] = recs[:first]
+        if first < n:
+            self.records[: n - first] = recs[first:]
+        ctl[_TAIL] = seq0 + n
+        self._tail = seq0 + n
+
+
+class EventRingReader(_EventRing):
+    """A desk's side: copies new records out; counts what it lost to a lapping writer."""
+
+    def __init__(self, buf: memoryview, offset: int, capacity: int, *, from_start: bool = False):
+        super().__init__(buf, offset, capacity)
+        tail = self._ctl[_TAIL]
+        self.cursor = max(0, tail - capacity) if from_start else tail
+        self.lost = 0
+
+    def poll(self, max_records: int = 4096) -> np.ndarray:
+        """Return the records published since the last poll (oldest first, a copy)."""
+        ctl = self._ctl
+        tail = ctl[_TAIL]
+        cursor = self.cursor
+        if tail == cursor:
+            return self.records[:0].copy()
+        cap = self.capacity
+        if tail - cursor > cap:
+            self.lost += tail - cap - cursor
+            cursor = tail - cap
+        n = min(tail - cursor, max_records)
+        i = cursor & self.mask
+        first = min(n, cap - i)
+        if first == n:
+            out = self.records[i : i + n].copy()
+        else:
+            out = np.concatenate((self.records[i:], self.records[: n - first]))
+        intent = ctl[_TAIL_INTENT]
+        valid_from = intent - cap  # records older than this may have been overwritten mid-copy
+        end = cursor + n
+        if valid_from > cursor:
+            drop = min(valid_from, end) - cursor
+            self.lost += drop
+            out = out[drop:]
+            cursor += drop
+        # Belt and braces: every record carries its own sequence number.
+        if len(out) and (out["seq"][0] != cursor or out["seq"][-1] != end - 1):
+            good = out["seq"] == np.arange(cursor, end, dtype=np.uint64)
+            self.lost += int(len(out) - good.sum())
+            out = out[good]
+        self.cursor = end
+        return out
+
+    def poll_one(self) -> tuple | None:
+        """One record as a tuple, or None; for readers that want records one at a time."""
+        ctl = self._ctl
+        tail = ctl[_TAIL]
+        cursor = self.cursor
+        if tail == cursor:
+            return None
+        cap = self.capacity
+        if tail - cursor > cap:
+            self.lost += tail - cap - cursor
+            cursor = tail - cap
+        rec = EVENT_STRUCT.unpack_from(self._buf, self._rec_off + (cursor & self.mask) * 64)
+        if rec[0] != cursor or ctl[_TAIL_INTENT] - cap > cursor:
+            self.lost += 1
+            self.cursor = cursor + 1
+            return None
+        self.cursor = cursor + 1
+        return rec
+
+
+class SpscRing:
+    """Single-producer single-consumer ring of fixed-size struct records."""
+
+    __slots__ = ("_ctl", "_buf", "_rec_off", "_size", "capacity", "mask", "_pack", "_unpack")
+
+    def __init__(self, buf: memoryview, offset: int, capacity: int, st: struct.Struct) -> None:
+        if capacity & (capacity - 1):
+            raise ValueError(f"ring capacity must be a power of two, was {capacity}")
+        self._ctl = buf[offset : offset + 2 * CACHE_LINE].cast("Q")
+        self._buf = buf
+        self._rec_off = offset + 2 * CACHE_LINE
+        self._size = st.size
+        self.capacity = capacity
+        self.mask = capacity - 1
+        self._pack = st.pack_into
+        self._unpack = st.unpack_from
+
+    @property
+    def head(self) -> int:
+        return self._ctl[_HEAD]
+
+    @property
+    def tail(self) -> int:
+        return self._ctl[_TAIL]
+
+    def __len__(self) -> int:
+        return self._ctl[_TAIL] - self._ctl[_HEAD]
+
+    def free(self) -> int:
+        return self.capacity - len(self)
+
+    def try_push(self, *fields) -> bool:
+        ctl = self._ctl
+        tail = ctl[_TAIL]
+        if tail - ctl[_HEAD] >= self.capacity:
+            return False
+        self._pack(self._buf, self._rec_off + (tail & self.mask) * self._size, *fields)
+        ctl[_TAIL] = tail + 1  # the record is visible only after this store
+        return True
+
+    def pop(self) -> tuple | None:
+        ctl = self._ctl
+        head = ctl[_HEAD]
+        if head == ctl[_TAIL]:
+            return None
+        rec = self._unpack(self._buf, self._rec_off + (head & self.mask) * self._size)
+        ctl[_HEAD] = head + 1
+        return rec
+
+    def skip_all(self) -> int:
+        """Consumer: drop everything pending (a new owner of a slot ignores old acks)."""
+        ctl = self._ctl
+        n = ctl[_TAIL] - ctl[_HEAD]
+        ctl[_HEAD] = ctl[_TAIL]
+        return n

@@ -1,0 +1,79 @@
+"""Seqlock-guarded numpy snapshots (as Linux include/linux/seqlock.h).
+
+A block is ``[seq u64 | pad to 64 B][n × dtype]``. The single writer makes ``seq`` odd, writes
+the records in place, and makes it even again; it never waits. A reader reads ``seq``, copies
+the records, reads ``seq`` again, and keeps the copy only if both reads were the same even
+number. A writer that died half-way leaves ``seq`` odd for ever: readers give up after a bounded
+number of retries instead of hanging.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.ipc.layout import SEQLOCK_PREFIX
+
+__all__ = ["SeqlockBlock", "block_size"]
+
+
+def block_size(dtype: np.dtype, n: int) -> int:
+    return SEQLOCK_PREFIX + (dtype.itemsize * n + 63) // 64 * 64
+
+
+class SeqlockBlock:
+    """One seqlock over ``n`` records of ``dtype`` at ``offset`` in ``buf``."""
+
+    __slots__ = ("_seq", "view", "n", "dtype", "torn_retries")
+
+    def __init__(self, buf: memoryview, offset: int, dtype: np.dtype, n: int = 1) -> None:
+        if offset % 64:
+            raise ValueError(f"seqlock block offset {offset} is not cache-line aligned")
+        self._seq = buf[offset : offset + 8].cast("Q")
+        start = offset + SEQLOCK_PREFIX
+        self.view = np.frombuffer(buf, dtype=dtype, count=n, offset=start)
+        self.n = n
+        self.dtype = dtype
+        self.torn_retries = 0  # reader side: how many copies were thrown away
+
+    # -- writer ------------------------------------------------------------------------------
+    def begin(self) -> None:
+        self._seq[0] += 1  # odd: write in progress
+
+    def end(self) -> None:
+        self._seq[0] += 1  # even: consistent
+
+    def write(self, records: np.ndarray) -> None:
+        s = self._seq
+        s[0] += 1
+        self.view[...] = records
+        s[0] += 1
+
+    @property
+    def seq(self) -> int:
+        return self._seq[0]
+
+    # -- reader ------------------------------------------------------------------------------
+    def read(self, out: np.ndarray | None = None, max_retries: int = 10_000) -> np.ndarray | None:
+        """Copy a consistent snapshot into ``out`` (allocated if None); None if it never was."""
+        if out is None:
+            out = np.empty(self.n, dtype=self.dtype)
+        s = self._seq
+        view = self.view
+        for _ in range(max_retries):
+            s1 = s[0]
+            if s1 & 1:
+                self.torn_retries += 1
+                continue
+            np.copyto(out, view)
+            if s[0] == s1:
+                return out
+            self.torn_retries += 1
+        return None
+
+    def read_seq(self) -> int:
+        """The current sequence: unchanged since a read means nothing changed."""
+        return self._seq[0]
+
+    def release(self) -> None:
+        self._seq.release()
+        self.view = None

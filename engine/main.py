@@ -1,0 +1,78 @@
+"""``helmdesk engine --profile PATH``: load, pin, create the segment, run until signalled."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from engine.core.profile import ProfileError, load_profile
+from engine.ipc.segment import IpcError
+
+__all__ = ["main", "add_arguments", "run"]
+
+log = logging.getLogger("helmdesk.engine")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", required=True, help="engine profile (TOML)")
+    p.add_argument("--instance", help="override the profile's [engine].instance")
+    p.add_argument("--idle", choices=("spin", "hybrid", "sleep"), help="override [engine].idle")
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.logs import setup_logging
+    from engine.runtime import Engine, pin_to_cores
+
+    try:
+        profile = load_profile(args.profile)
+    except ProfileError as e:
+        print(f"helmdesk engine: {e}", file=sys.stderr)
+        return 2
+    overrides = {}
+    if args.instance:
+        overrides["instance"] = args.instance
+    if args.idle:
+        overrides["idle"] = args.idle
+    if overrides:
+        try:
+            from engine.core.profile import parse_profile  # re-validate the overridden value
+            import tomllib
+
+            data = tomllib.loads(profile.path.read_text())
+            data.setdefault("engine", {}).update(overrides)
+            profile = parse_profile(data, profile.path)
+        except ProfileError as e:
+            print(f"helmdesk engine: {e}", file=sys.stderr)
+            return 2
+    instance = profile.engine.instance
+    log_path, listener = setup_logging(f"engine-{instance}")
+    try:
+        log.info("engine %s starting, pid %d, profile %s", instance, os.getpid(), profile.path)
+        cores = pin_to_cores(profile.engine.cores)
+        try:
+            engine = Engine(profile)
+        except IpcError as e:
+            log.error("%s", e)
+            return 3
+        engine.install_signal_handlers()
+        print(
+            f"helmdesk engine {instance}: pid {os.getpid()}, CPUs {sorted(cores)}, "
+            f"idle {profile.engine.idle}, {len(profile.instruments)} instruments, log {log_path}",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            engine.run()
+        finally:
+            engine.close()
+        return 0
+    finally:
+        listener.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="helmdesk engine", description="run the headless engine")
+    add_arguments(p)
+    return run(p.parse_args(argv))

@@ -1,0 +1,150 @@
+"""Kill switches: one global, one per instrument. Tripping is never refused; re-arming is.
+
+State lives in a numpy table shaped like the shared-memory snapshot (layout.KILL_DTYPE), so
+publishing is one copy. Every change is persisted (atomically, off the hot thread) and reloaded
+on start: a restarted engine comes back with the switches as they were, failing closed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from engine.ipc.commands import Scope
+from engine.ipc.layout import KILL_DTYPE
+
+__all__ = ["KillSwitches"]
+
+log = logging.getLogger("helmdesk.risk")
+
+
+class KillSwitches:
+    def __init__(self, symbols: list[str], persist_path: Path | None = None) -> None:
+        self.symbols = symbols
+        self.rows = np.zeros(len(symbols) + 1, dtype=KILL_DTYPE)
+        self.rows["scope"][0] = Scope.GLOBAL
+        self.rows["scope"][1:] = Scope.INSTRUMENT
+        self.rows["scope_id"][1:] = np.arange(len(symbols))
+        self.global_tripped = False
+        self._path = persist_path
+        self._q: queue.SimpleQueue | None = None
+        self.version = 0  # bumped on every change: the publisher compares it
+        if persist_path is not None:
+            self._load(persist_path)
+            self._q = queue.SimpleQueue()
+            self._writer = threading.Thread(target=self._write_loop, name="kill-persist", daemon=True)
+            self._writer.start()
+
+    # -- state changes ---------------------------------------------------------------------------
+    def _row(self, scope: int, scope_id: int) -> int:
+        return 0 if scope == Scope.GLOBAL else 1 + scope_id
+
+    def is_tripped(self, scope: int, scope_id: int = 0) -> bool:
+        return bool(self.rows["tripped"][self._row(scope, scope_id)])
+
+    def name(self, scope: int, scope_id: int = 0) -> str:
+        return "global" if scope == Scope.GLOBAL else f"instrument {self.symbols[scope_id]}"
+
+    def set(self, scope: int, scope_id: int, tripped: bool, user: str, reason: str, ts_ns: int) -> bool:
+        """Set a switch; return False if it already was in that state."""
+        r = self._row(scope, scope_id)
+        if bool(self.rows["tripped"][r]) == tripped:
+            return False
+        row = self.rows[r]
+        row["tripped"] = tripped
+        row["ts_ns"] = ts_ns
+        row["user"] = user.encode()[:16]
+        row["reason"] = reason.encode()[:32]
+        if r == 0:
+            self.global_tripped = tripped
+        self.version += 1
+        if self._q is not None:
+            self._q.put(self._to_json())
+        return True
+
+    # -- persistence -----------------------------------------------------------------------------
+    def _to_json(self) -> str:
+        out = []
+        for r, row in enumerate(self.rows):
+            if row["tripped"] or row["ts_ns"]:
+                out.append(
+                    {
+                        "switch": "global" if r == 0 else self.symbols[r - 1],
+                        "tripped": bool(row["tripped"]),
+                        "ts_ns": int(row["ts_ns"]),
+                        "user": row["user"].decode(errors="replace"),
+                        "reason": row["reason"].decode(errors="replace"),
+                    }
+                )
+        return json.dumps({"version": 1, "switches": out}, indent=1)
+
+    def _load(self, path: Path) -> None:
+        try:
+            data = json.loads(path.read_text())
+            entries = data["switches"]
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            # unreadable state: fail closed, as DESIGN.md's risk controls say
+            log.error("kill switch state %s unreadable (%s): starting with global kill TRIPPED", path, e)
+            self.set(Scope.GLOBAL, 0, True, "engine", "state file unreadable", 0)
+            return
+        index = {s: i for i, s in enumerate(self.symbols)}
+        for e in entries:
+            name = e.get("switch")
+            if name == "global":
+                r = 0
+            elif name in index:
+                r = 1 + index[name]
+            else:
+                log.warning("kill switch state for unknown instrument %r ignored", name)
+                continue
+            row = self.rows[r]
+            row["tripped"] = bool(e.get("tripped"))
+            row["ts_ns"] = int(e.get("ts_ns", 0))
+            row["user"] = str(e.get("user", "")).encode()[:16]
+            row["reason"] = str(e.get("reason", "")).encode()[:32]
+        self.global_tripped = bool(self.rows["tripped"][0])
+        self.version += 1
+
+    def _write_loop(self) -> None:
+        assert self._q is not None and self._path is not None
+        while True:
+            text = self._q.get()
+            if text is None:
+                return
+            while True:  # only the newest state matters
+                try:
+                    nxt = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._write(text)
+                    return
+                text = nxt
+            self._write(text)
+
+    def _write(self, text: str) -> None:
+        assert self._path is not None
+        tmp = self._path.with_suffix(".tmp")
+        try:
+            with open(tmp, "w") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self._path)
+        except OSError as e:
+            log.error("could not persist kill switch state to %s: %s", self._path, e)
+
+    def close(self) -> None:
+        """Flush pending state to disk and stop the writer thread."""
+        if self._q is not None:
+            self._q.put(None)
+            self._writer.join(timeout=5)
+            self._q = None

@@ -1,0 +1,1 @@
+"""store: arrives with a later issue (see DESIGN.md)."""

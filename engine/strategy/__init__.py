@@ -1,0 +1,1 @@
+"""strategy: arrives with a later issue (see DESIGN.md)."""

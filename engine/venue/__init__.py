@@ -1,0 +1,1 @@
+"""venue: arrives with a later issue (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Bundled resources: stylesheets, profiles (a package so installs carry the files)."""

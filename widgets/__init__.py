@@ -1,0 +1,17 @@
+"""Reusable desk widgets. Each takes plain data (numbers, numpy arrays) and imports neither
+``app`` nor ``engine``."""
+
+from widgets.eventlog import EventLog
+from widgets.killswitch import KillSwitchPanel
+from widgets.ladder import LadderModel, LadderWidget
+from widgets.pricechart import PriceChart
+from widgets.status import ConnectionStatus
+
+__all__ = [
+    "ConnectionStatus",
+    "EventLog",
+    "KillSwitchPanel",
+    "LadderModel",
+    "LadderWidget",
+    "PriceChart",
+]
