@@ -52,6 +52,7 @@ class EngineLink(QObject):
         self._pending: dict[int, asyncio.Future] = {}
         self._next_attach = 0.0
         self._refused_msg = ""
+        self._need_role = False
         self.timer = QTimer(self)
         self.timer.setInterval(poll_ms)
         self.timer.timeout.connect(self.poll)
@@ -91,8 +92,12 @@ class EngineLink(QObject):
                 Health("connected", f"engine {self.instance} · pid {c.pid} · heartbeat {age:.0f} ms",
                        c.pid, age)
             )
-        self._read_snapshots(c)
+            # a dead engine may have left a seqlock odd: only read snapshots from a live one
+            self._read_snapshots(c)
         self._drain(c)
+        if self._need_role and _loop_running():
+            self._need_role = False
+            asyncio.ensure_future(self._learn_role())
 
     def _read_snapshots(self, c: EngineClient) -> None:
         i = self.instrument
@@ -139,8 +144,8 @@ class EngineLink(QObject):
         self.client = client
         self._refused_msg = ""
         self._book_seq = self._kill_seq = -1
+        self._need_role = True
         self.attached.emit(client.instruments)
-        asyncio.ensure_future(self._learn_role()) if _loop_running() else None
         return True
 
     async def _learn_role(self) -> None:

@@ -95,7 +95,7 @@ class Engine:
             epoch_mono_ns=now_mono,
             log=log.warning,
         )
-        self._running = False
+        self._running = True  # stop() before or during run() wins: run() never sets it again
         self._published_kill = -1
         self.stats = _Stats()
 
@@ -185,8 +185,6 @@ class Engine:
         for i, b in enumerate(books):
             shm.publish_book(i, b.ts_event_ns, b.updates, b.bid_px, b.bid_sz, b.ask_px, b.ask_sz,
                              b.last_px, b.last_sz)
-        shm.heartbeat(now, wall())
-        shm.set_state(EngineState.RUNNING)
         self.event(EventKind.LOG, INFO, f"engine {self.instance} running, pid {os.getpid()}")
         log.info("engine %s running", self.instance)
         if self.kill.global_tripped:
@@ -194,8 +192,10 @@ class Engine:
             log.error("global kill switch is TRIPPED (restored from the last run)")
         gc.collect()
         gc.freeze()  # start-up objects never need scanning again
+        now = mono()
+        shm.heartbeat(now, wall())
+        shm.set_state(EngineState.RUNNING)
 
-        self._running = True
         last_activity = now
         next_publish = now
         next_scan = now + scan_ns

@@ -25,6 +25,7 @@ __all__ = ["KillSwitchPanel"]
 class KillSwitchPanel(QWidget):
     kill_clicked = Signal()
     rearm_requested = Signal(str)  # reason
+    pending_changed = Signal(bool, str)  # what set_pending showed: pending?, text
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -99,6 +100,7 @@ class KillSwitchPanel(QWidget):
         self.pending = pending
         self.pending_label.setText(text)
         self._refresh()
+        self.pending_changed.emit(pending, text)
 
     def set_can_rearm(self, can: bool) -> None:
         self.can_rearm = can

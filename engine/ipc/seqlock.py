@@ -53,7 +53,7 @@ class SeqlockBlock:
         return self._seq[0]
 
     # -- reader ------------------------------------------------------------------------------
-    def read(self, out: np.ndarray | None = None, max_retries: int = 10_000) -> np.ndarray | None:
+    def read(self, out: np.ndarray | None = None, max_retries: int = 100_000) -> np.ndarray | None:
         """Copy a consistent snapshot into ``out`` (allocated if None); None if it never was."""
         if out is None:
             out = np.empty(self.n, dtype=self.dtype)

@@ -1,0 +1,111 @@
+"""The helmdesk command: ctl, --version, the headless and windowed demos, the no-display hint."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from engine.ipc import EngineClient
+
+from tests.conftest import write_profile
+
+HELMDESK = [sys.executable, "-m", "app"]
+
+
+def helmdesk(*args, env=None, timeout=60):
+    return subprocess.run(HELMDESK + list(args), capture_output=True, text=True, timeout=timeout,
+                          env=env or dict(os.environ), stdin=subprocess.DEVNULL)
+
+
+def test_version():
+    r = helmdesk("--version")
+    assert r.returncode == 0 and r.stdout.strip() == "helmdesk 0.1.0"
+
+
+def test_ctl_without_an_engine_says_so_and_fails(instance):
+    r = helmdesk("ctl", "--instance", instance, "status")
+    assert r.returncode == 3
+    assert f"no engine is running: shared memory /helmdesk.{instance} does not exist" in r.stderr
+    assert "start one with 'helmdesk'" in r.stderr
+    r = helmdesk("ctl", "--instance", instance, "kill")
+    assert r.returncode == 3 and "no engine is running" in r.stderr
+
+
+def test_ctl_status_kill_rearm(engine):
+    i = engine.instance
+    r = helmdesk("ctl", "--instance", i, "status")
+    assert r.returncode == 0, r.stderr
+    assert f"pid          {engine.pid}" in r.stdout
+    assert "kill switch  armed" in r.stdout
+    assert "instruments  ESZ6, FROZEN, AAPL" in r.stdout
+    r = helmdesk("ctl", "--instance", i, "kill", "--reason", "runbook step 3")
+    assert r.returncode == 0 and "KILL accepted: global kill switch TRIPPED by" in r.stdout
+    r = helmdesk("ctl", "--instance", i, "status")
+    assert "kill switch  TRIPPED by" in r.stdout and "runbook step 3" in r.stdout
+    r = helmdesk("ctl", "--instance", i, "rearm")
+    assert r.returncode == 2 and "--reason" in r.stderr  # argparse: a reason is required
+    r = helmdesk("ctl", "--instance", i, "rearm", "--reason", "cleared")
+    assert r.returncode == 0 and "re-armed" in r.stdout
+    r = helmdesk("ctl", "--instance", i, "rearm", "--reason", "again")
+    assert r.returncode == 1 and "REARM REJECTED: global kill switch is not tripped" in r.stderr
+    r = helmdesk("ctl", "--instance", i, "kill", "--instrument", "NOPE")
+    assert r.returncode == 2 and "unknown instrument 'NOPE' (engine trades ESZ6, FROZEN, AAPL)" in r.stderr
+    r = helmdesk("ctl", "--instance", i, "kill", "--instrument", "AAPL")
+    assert r.returncode == 0
+    assert "killed       AAPL" in helmdesk("ctl", "--instance", i, "status").stdout
+
+
+def test_engine_with_a_bad_profile_names_the_problem(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text('[engine]\nidle = "nap"\n')
+    r = helmdesk("engine", "--profile", str(p))
+    assert r.returncode == 2
+    assert f"{p}: [engine].idle: must be one of spin, hybrid, sleep, was 'nap'" in r.stderr
+
+
+def test_headless_demo_runs_without_qt(tmp_path, instance):
+    prof = write_profile(tmp_path / "h.toml", instance)
+    code = (
+        "import sys, app.cli\n"
+        f"rc = app.cli.main(['--headless', '--profile', {str(prof)!r}, '--exit-after', '1.5'])\n"
+        "assert not [m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph', 'qasync'))]\n"
+        "sys.exit(rc)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert f"{instance} pid" in r.stdout and "ESZ6" in r.stdout and "running" in r.stdout
+
+
+def test_no_display_gets_a_hint_not_a_core_dump(tmp_path, instance):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    prof = write_profile(tmp_path / "d.toml", instance)
+    for args in (["--profile", str(prof)], ["desk", "--attach", instance]):
+        r = helmdesk(*args, env=env)
+        assert r.returncode == 2, r.stderr
+        assert "no display" in r.stderr and "xvfb-run -a helmdesk" in r.stderr
+        assert "helmdesk --headless" in r.stderr
+    assert not os.path.exists(f"/dev/shm/helmdesk.{instance}")  # no engine was left running
+
+
+def test_demo_starts_an_engine_and_closing_the_desk_stops_it(tmp_path, instance):
+    prof = write_profile(tmp_path / "demo.toml", instance)
+    shot = tmp_path / "desk.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    r = helmdesk("--profile", str(prof), "--exit-after", "2.5", "--screenshot", str(shot), env=env)
+    assert r.returncode == 0, r.stderr
+    assert f"starting engine '{instance}'" in r.stderr
+    assert "demo engine stopped (exit 0)" in r.stderr
+    assert shot.stat().st_size > 20_000  # a real picture of a real window
+    assert not os.path.exists(f"/dev/shm/helmdesk.{instance}")
+
+
+def test_demo_attaches_to_a_running_engine_and_leaves_it_running(engine):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    r = helmdesk("--profile", str(engine.profile), "--exit-after", "1", env=env)
+    assert r.returncode == 0, r.stderr
+    assert f"engine '{engine.instance}' is already running (pid {engine.pid}); attaching" in r.stderr
+    assert engine.proc.poll() is None
+    with EngineClient(engine.instance, commands=False) as c:
+        assert c.status().state == "running"
