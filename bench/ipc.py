@@ -45,7 +45,14 @@ from bench._common import (
     wait_until,
 )
 from engine.ipc import EngineClient, EngineStarting, NoEngine, Verb
-from engine.ipc.layout import BOOK_DTYPE, EVENT_DTYPE, RING_CONTROL, SLOT_OWNER_PID, Layout
+from engine.ipc.layout import (
+    BOOK_DTYPE,
+    EVENT_DTYPE,
+    RING_CONTROL,
+    SLOT_OWNER_PID,
+    Layout,
+    segment_name,
+)
 from engine.ipc.rings import EventRingReader, EventRingWriter
 from engine.ipc.segment import Segment, unlink_segment
 
@@ -234,7 +241,7 @@ def bench_snapshots(sz: Sizes, writer_cpu: int | None, table: Table, figures: di
         if client is not None:
             client.close()
         rc = stop_process(writer)
-        unlink_segment("/helmdesk." + instance)  # no-op unless the writer was killed
+        unlink_segment(segment_name(instance))  # no-op unless the writer was killed
         if rc not in (0, -signal.SIGTERM):
             print(f"warning: snapshot writer exited with code {rc}", file=sys.stderr)
 
@@ -251,7 +258,10 @@ def bench_snapshots(sz: Sizes, writer_cpu: int | None, table: Table, figures: di
     table.add("reads", fmt_rate(rate))
     table.add("one read", f"{1e9 / rate:,.0f} ns")
     table.add("writer publishes", fmt_rate(publishes / dt))
-    table.add("torn retries / failed reads", f"{torn:,} / {failed:,}")
+    table.add("torn retries (incl. spins while the writer is mid-write)",
+              f"{torn:,} ({torn / max(1, publishes):.1f} per publish)")
+    table.add("failed reads (gave up after 10,000 retries)", fmt_count(failed), "0",
+              "ok" if failed == 0 else "MISS")
     table.add(f"torn copies accepted (of {checked:,} checked)", fmt_count(bad), "0",
               "ok" if bad == 0 else "MISS")
 
@@ -259,7 +269,7 @@ def bench_snapshots(sz: Sizes, writer_cpu: int | None, table: Table, figures: di
 # -- event ring --------------------------------------------------------------------------------
 def run_ring(mode: str, batch: int, seconds: float, producer_cpu: int | None) -> dict[str, float]:
     """One producer process, this process consumes with EventRingReader.poll (busy)."""
-    name = f"/helmdesk.{TAG}ring"
+    name = segment_name(TAG + "ring")  # a throw-away segment, not an engine's
     size = _RING_OFF + RING_CONTROL + EVENT_CAPACITY * EVENT_DTYPE.itemsize
     seg = Segment.create(name, size)
     producer: subprocess.Popen | None = None

@@ -132,7 +132,7 @@ class Engine:
             why = cmd.text or "manual kill"
             if self.kill.set(cmd.scope, cmd.scope_id, True, cmd.user, why, now):
                 text = f"{name} kill switch TRIPPED by {cmd.user}"
-                self.event(EventKind.KILL, ERROR, text, _instrument(cmd))
+                self.event(EventKind.KILL, ERROR, f"{_short(name)} TRIPPED by {cmd.user}", _instrument(cmd))
                 log.error("%s at %s: %s", text, cmd.workstation, why)
             else:
                 text = f"{name} kill switch was already tripped"
@@ -143,7 +143,7 @@ class Engine:
                 return Ack(cmd.cmd_id, AckStatus.REJECTED, reason, self.kill.global_tripped, ts_ns=now)
             self.kill.set(cmd.scope, cmd.scope_id, False, cmd.user, cmd.text, now)
             text = f"{name} kill switch re-armed by {cmd.user}"
-            self.event(EventKind.KILL, WARNING, text, _instrument(cmd))
+            self.event(EventKind.KILL, WARNING, f"{_short(name)} re-armed by {cmd.user}", _instrument(cmd))
             log.warning("%s at %s: %s", text, cmd.workstation, cmd.text)
         self._publish_kill()  # the ack must never be ahead of the snapshot the desk reads
         return Ack(cmd.cmd_id, AckStatus.ACCEPTED, text, self.kill.global_tripped, value, now)
@@ -260,6 +260,11 @@ class Engine:
             self.shm.close(unlink=True)
             self.kill.close()
         log.info("engine %s stopped; shared memory removed", self.instance)
+
+
+def _short(switch_name: str) -> str:
+    """'instrument AAPL' -> 'AAPL': event records have 40 bytes of text."""
+    return switch_name.removeprefix("instrument ")
 
 
 def _instrument(cmd: Command) -> int:
