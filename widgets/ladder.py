@@ -146,10 +146,8 @@ class LadderWidget(QWidget):
 
     def set_symbol(self, symbol: str, tick: float) -> None:
         self._symbol = symbol
-        decimals = 0
-        while decimals < 8 and abs(round(tick, decimals) - tick) > 1e-12:
-            decimals += 1
-        self.model.set_decimals(decimals)
+        text = f"{tick:.10f}".rstrip("0")
+        self.model.set_decimals(len(text.split(".")[1]) if "." in text else 0)
         self.model.clear()
         self.title.setText(symbol)
 

@@ -165,3 +165,23 @@ def test_painting_the_desk_keeps_references_to_none_and_true(engine, desk_factor
         w.repaint()
     after = sys.getrefcount(None), sys.getrefcount(True)
     assert after[0] > before[0] - 50 and after[1] > before[1] - 50, (before, after)
+
+
+def test_desk_refuses_a_segment_of_another_layout_version_and_says_so(instance, desk_factory, qtbot):
+    from engine.ipc.layout import H, LAYOUT_VERSION, MAGIC, segment_name
+    from engine.ipc.segment import Segment
+
+    seg = Segment.create(segment_name(instance), 8192)
+    try:
+        seg.q[H.TOTAL_SIZE // 8] = 8192
+        seg.buf[H.VERSION : H.VERSION + 4] = (LAYOUT_VERSION + 1).to_bytes(4, "little")
+        seg.q[H.MAGIC // 8] = MAGIC
+        w = desk_factory(instance)
+        qtbot.waitUntil(lambda: "REFUSED" in w.status.text(), timeout=5_000)
+        assert w.status.state == "disconnected"
+        assert f"has layout version {LAYOUT_VERSION + 1}, this program understands version" in w.status.text()
+        assert any("REFUSED" in line for line in w.eventlog.lines())
+        assert not w.killpanel.kill_button.isEnabled()
+    finally:
+        seg.unlink()
+        seg.close()

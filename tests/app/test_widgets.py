@@ -1,0 +1,81 @@
+"""Widgets on their own, fed plain data (no engine)."""
+
+from PySide6.QtCore import Qt
+
+from widgets import ConnectionStatus, KillSwitchPanel, LadderModel, LadderWidget
+
+
+def book(mid=100.0, tick=0.5):
+    bid_px = [mid - tick * (k + 1) for k in range(10)]
+    ask_px = [mid + tick * (k + 1) for k in range(10)]
+    return bid_px, [100.0 * (k + 1) for k in range(10)], ask_px, [10.0 * (k + 1) for k in range(10)]
+
+
+def test_ladder_model_is_a_sound_qt_model(qtmodeltester):
+    m = LadderModel()
+    m.set_book(*book())
+    qtmodeltester.check(m)
+
+
+def test_ladder_layout_and_change_notifications(qtbot):
+    m = LadderModel()
+    m.set_decimals(1)
+    m.set_stale(False)
+    with qtbot.waitSignal(m.dataChanged) as sig:
+        m.set_book(*book())
+    rows = m.rows()
+    assert rows[9] == ("", "100.5", "10") and rows[10] == ("100", "99.5", "")
+    assert rows[0] == ("", "105.0", "100") and rows[19] == ("1,000", "95.0", "")
+    assert m.best() == (99.5, 100.5)
+    # one changed level: only that row is announced
+    bid_px, bid_sz, ask_px, ask_sz = book()
+    bid_sz[3] = 7.0
+    with qtbot.waitSignal(m.dataChanged) as sig:
+        m.set_book(bid_px, bid_sz, ask_px, ask_sz)
+    assert sig.args[0].row() == 13 and sig.args[1].row() == 13
+    with qtbot.assertNotEmitted(m.dataChanged):
+        m.set_book(bid_px, bid_sz, ask_px, ask_sz)  # nothing changed, nothing repainted
+    assert m.data(m.index(13, 0), Qt.ForegroundRole).color().name() == "#3fb5ff"
+    m.set_stale(True)
+    assert m.data(m.index(13, 0), Qt.ForegroundRole).color().name() == "#6b6f76"
+
+
+def test_ladder_widget_decimals_follow_the_tick(qtbot):
+    w = LadderWidget()
+    qtbot.addWidget(w)
+    w.set_symbol("X", 0.0025)
+    w.set_stale(False)
+    w.set_book(*book(1.5, 0.0025), last_px=1.5025, last_sz=300)
+    assert w.model.rows()[10][1] == "1.4975"
+    assert w.title.text() == "X   1.4975 / 1.5025   spread 0.0050   last 300 @ 1.5025"
+
+
+def test_kill_panel_states(qtbot):
+    p = KillSwitchPanel()
+    qtbot.addWidget(p)
+    p.set_stale(False)
+    p.set_state(False)
+    assert p.kill_button.isEnabled() and not p.rearm_button.isEnabled()
+    p.set_pending(True, "KILL: pending")
+    assert p.kill_button.text() == "KILL — pending…" and not p.kill_button.isEnabled()
+    p.set_pending(False, "done")
+    p.set_state(True, "bob", "fat finger", "12:00:01")
+    assert p.state_label.text() == "KILLED by bob at 12:00:01\nfat finger"
+    assert p.state_label.property("state") == "killed"
+    assert not p.rearm_button.isEnabled()  # not a risk manager
+    p.set_can_rearm(True)
+    assert p.rearm_button.isEnabled()
+    p.set_stale(True)
+    assert not p.rearm_button.isEnabled() and not p.kill_button.isEnabled()
+    p.set_instruments([("A", False), ("B", True)])
+    assert [p.table.item(r, 1).text() for r in range(2)] == ["armed", "KILLED"]
+
+
+def test_connection_status(qtbot):
+    s = ConnectionStatus()
+    qtbot.addWidget(s)
+    s.set_health("stale", "heartbeat 900 ms old")
+    assert s.text() == "● STALE   heartbeat 900 ms old" and s.property("state") == "stale"
+    import pytest
+    with pytest.raises(ValueError, match="unknown connection state 'odd'"):
+        s.set_health("odd", "")
