@@ -49,7 +49,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 T = TypeVar("T")
 
 
-# -- numbers -----------------------------------------------------------------------------------
+# -- numbers ---------------------------------------------------------------------------------------
 def percentiles_us(samples_ns: Sequence[int] | np.ndarray,
                    ps: Iterable[float] = (50, 99, 99.9)) -> dict[str, float]:
     """Percentiles of nanosecond samples, in microseconds, keyed ``p50``, ``p99``, ``p99.9``."""
@@ -74,7 +74,7 @@ def verdict(value: float, target: float, *, higher_is_better: bool) -> str:
     return "ok" if ok else "MISS"
 
 
-# -- output ------------------------------------------------------------------------------------
+# -- output ----------------------------------------------------------------------------------------
 @dataclass
 class Table:
     """Rows of (figure, value, target, verdict); section titles are rows of their own."""
@@ -116,7 +116,7 @@ def progress(msg: str) -> None:
     print(f"  … {msg}", file=sys.stderr, flush=True)
 
 
-# -- waiting and processes ----------------------------------------------------------------------
+# -- waiting and processes -------------------------------------------------------------------------
 def wait_until(cond: Callable[[], T], timeout: float, what: str, interval: float = 0.01) -> T:
     """Poll ``cond`` until it returns something truthy; TimeoutError naming ``what`` if not."""
     deadline = time.monotonic() + timeout
@@ -192,7 +192,7 @@ def shm_leftovers(prefix: str) -> list[str]:
         return []
 
 
-# -- an engine in a child process ----------------------------------------------------------------
+# -- an engine in a child process ------------------------------------------------------------------
 _INSTRUMENTS = (("ESZ6", 0.25, 5000.0), ("NQZ6", 0.25, 18000.0), ("AAPL", 0.01, 190.0),
                 ("MSFT", 0.01, 420.0))
 
@@ -217,6 +217,7 @@ class EngineProcess:
         self.profile = self.dir / "engine.toml"
         self.stderr_path = self.dir / "engine.stderr"
         self.proc: subprocess.Popen | None = None
+        self.running = False  # started and seen running (a failed start already said why)
 
     @property
     def pid(self) -> int:
@@ -270,6 +271,7 @@ class EngineProcess:
                 return False
 
         wait_until(ready, timeout, f"engine {self.instance} to run", 0.05)
+        self.running = True
 
     def stop(self) -> int | None:
         """Stop the engine; if it had to be killed, remove the segment it could not."""
@@ -293,7 +295,7 @@ class EngineProcess:
     def __exit__(self, *exc: object) -> None:
         try:
             rc = self.stop()
-            if rc not in (None, 0):
+            if self.running and rc not in (None, 0):
                 print(f"warning: engine {self.instance} exited with code {rc}:\n"
                       f"{tail(self.stderr_path)}", file=sys.stderr)
         finally:

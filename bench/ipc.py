@@ -8,7 +8,7 @@ engine (one per idle mode) and the desk is the real Qt desk attached to a real e
 bench process runs on the first allowed CPU and engines/writers on the second (when there
 are two), as a workstation runs the desk and the pinned engine.
 
-Targets (DESIGN.md "Performance"): command round trip p99 ≤ 50 µs (idle hybrid),
+Targets (set by the issue): command round trip p99 ≤ 50 µs (idle hybrid),
 event ring ≥ 5,000,000 records/s batched, desk CPU ≤ 10 % of a core when idle.
 A missed target prints MISS; nothing here is tuned to pass.
 """
@@ -56,6 +56,8 @@ from engine.ipc.layout import (
 from engine.ipc.rings import EventRingReader, EventRingWriter
 from engine.ipc.segment import Segment, unlink_segment
 
+Figures = dict[str, object]  # JSON-able figures, units in the key names
+
 TARGET_RTT_P99_US = 50.0
 TARGET_RING_BATCHED = 5_000_000.0
 TARGET_DESK_CPU_PCT = 10.0
@@ -90,7 +92,7 @@ FULL = Sizes(2.0, 1.0, 1.5, 2000, 20000, 1000, 4.0, 8.0, 14.0)
 QUICK = Sizes(0.5, 0.3, 0.3, 200, 2000, 200, 2.5, 2.5, 6.0)
 
 
-# -- children (run as ``python -m bench.ipc --child ...``) ---------------------------------------
+# -- children (run as ``python -m bench.ipc --child ...``) -----------------------------------------
 def _pin(cpu: int | None) -> None:
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
@@ -177,8 +179,8 @@ def child_ring_producer(name: str, mode: str, batch: int, seconds: float, cpu: i
     return 0
 
 
-# -- snapshot reads ------------------------------------------------------------------------------
-def bench_snapshots(sz: Sizes, writer_cpu: int | None, table: Table, figures: dict) -> None:
+# -- snapshot reads --------------------------------------------------------------------------------
+def bench_snapshots(sz: Sizes, writer_cpu: int | None, table: Table, figures: Figures) -> None:
     """EngineClient.read_book in a tight loop while another process publishes at ~1 kHz."""
     instance = TAG + "snap"
     progress("snapshot reads against a 1 kHz publisher in another process")
@@ -266,7 +268,7 @@ def bench_snapshots(sz: Sizes, writer_cpu: int | None, table: Table, figures: di
               "ok" if bad == 0 else "MISS")
 
 
-# -- event ring --------------------------------------------------------------------------------
+# -- event ring ------------------------------------------------------------------------------------
 def run_ring(mode: str, batch: int, seconds: float, producer_cpu: int | None) -> dict[str, float]:
     """One producer process, this process consumes with EventRingReader.poll (busy)."""
     name = segment_name(TAG + "ring")  # a throw-away segment, not an engine's
@@ -328,7 +330,7 @@ def run_ring(mode: str, batch: int, seconds: float, producer_cpu: int | None) ->
     }
 
 
-def bench_ring(sz: Sizes, producer_cpu: int | None, table: Table, figures: dict) -> None:
+def bench_ring(sz: Sizes, producer_cpu: int | None, table: Table, figures: Figures) -> None:
     table.section(f"event ring ({EVENT_CAPACITY:,} × 64 B; producer process → "
                   f"EventRingReader.poll({DESK_POLL_RECORDS}) busy here)")
     for mode, batch in (("batched", 256), ("single", 1)):
@@ -376,7 +378,7 @@ def ping_rtts(client: EngineClient, n: int, gap_s: float = 0.0) -> tuple[list[in
     return samples, bad
 
 
-def bench_rtt(sz: Sizes, engine_cores: list[int] | None, table: Table, figures: dict) -> None:
+def bench_rtt(sz: Sizes, engine_cores: list[int] | None, table: Table, figures: Figures) -> None:
     table.section("command round trip: PING → ack, busy-polled by the desk side")
     runs = [("hybrid", 0.0), ("hybrid", 0.002), ("spin", 0.0), ("sleep", 0.0), ("sleep", 0.002)]
     by_mode: dict[str, list[float]] = {}
@@ -411,7 +413,7 @@ def bench_rtt(sz: Sizes, engine_cores: list[int] | None, table: Table, figures: 
                         table.add("  wrong or rejected acks", fmt_count(bad), "0", "MISS")
 
 
-# -- desk CPU ----------------------------------------------------------------------------------------
+# -- desk CPU --------------------------------------------------------------------------------------
 def _desk_attached(instance: str, desk_pid: int) -> bool:
     """Has the desk claimed a command slot (so it really is attached and polling)?"""
     with EngineClient(instance, commands=False) as c:
@@ -424,7 +426,7 @@ def _desk_attached(instance: str, desk_pid: int) -> bool:
 
 
 def bench_desk(sz: Sizes, engine_cores: list[int] | None, desk_cpus: list[int], table: Table,
-               figures: dict) -> None:
+               figures: Figures) -> None:
     """The Qt desk (offscreen) attached to a 4 × 50 Hz engine: CPU of each over a quiet window."""
     progress(f"desk CPU: {sz.desk_settle_s:g} s settle, {sz.desk_sample_s:g} s sample")
     with EngineProcess(TAG + "desk", idle="hybrid", cores=engine_cores) as eng:
@@ -502,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
                  else "one CPU: nothing pinned")
     table = Table(f"Helmdesk IPC bench ({'quick' if args.quick else 'full'}) — {len(cpus)} CPUs, "
                   f"Python {sys.version.split()[0]}, {placement}")
-    figures: dict[str, object] = {}
+    figures: Figures = {}
     busy = machine_busy_pct()
     figures["machine_busy_pct_before"] = round(busy, 1)
     table.title += f"\nmachine busy before the run: {busy:.0f} % of {len(cpus)} CPUs"
