@@ -126,11 +126,9 @@ class EngineSegment:
         self.books = [
             SeqlockBlock(buf, lay.book_off(i), BOOK_DTYPE) for i in range(lay.n_instruments)
         ]
-        # per-field views for the publisher: [0] of each block's single record
-        self._book_fields = [
-            (b.view["bid_px"][0], b.view["bid_sz"][0], b.view["ask_px"][0], b.view["ask_sz"][0])
-            for b in self.books
-        ]
+        # the publisher fills a private record, then copies it in under the seqlock in one go,
+        # so readers never spin through eight field writes
+        self._book_scratch = np.zeros(1, dtype=BOOK_DTYPE)
         self.kill = SeqlockBlock(buf, lay.kill_off, KILL_DTYPE, lay.kill_rows)
         self.events = EventRingWriter(buf, lay.events_off, lay.event_capacity)
         self.cmd_rings = [
@@ -188,19 +186,17 @@ class EngineSegment:
         last_px: float,
         last_sz: float,
     ) -> None:
-        block = self.books[i]
-        rec = block.view
-        bp, bs, ap, az = self._book_fields[i]
-        block.begin()
-        bp[:] = bid_px
-        bs[:] = bid_sz
-        ap[:] = ask_px
-        az[:] = ask_sz
-        rec["ts_event_ns"] = ts_ns
-        rec["updates"] = updates
-        rec["last_px"] = last_px
-        rec["last_sz"] = last_sz
-        block.end()
+        rec = self._book_scratch
+        r = rec[0]
+        r["bid_px"] = bid_px
+        r["bid_sz"] = bid_sz
+        r["ask_px"] = ask_px
+        r["ask_sz"] = ask_sz
+        r["ts_event_ns"] = ts_ns
+        r["updates"] = updates
+        r["last_px"] = last_px
+        r["last_sz"] = last_sz
+        self.books[i].write(rec)
 
     def publish_kill(self, rows: np.ndarray) -> None:
         self.kill.write(rows)
@@ -253,7 +249,6 @@ class EngineSegment:
         self.events = None
         self.cmd_rings = []
         self.ack_rings = []
-        self._book_fields = []
         if unlink:
             self.seg.unlink()
         self.q = None

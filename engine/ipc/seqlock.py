@@ -23,7 +23,7 @@ def block_size(dtype: np.dtype, n: int) -> int:
 class SeqlockBlock:
     """One seqlock over ``n`` records of ``dtype`` at ``offset`` in ``buf``."""
 
-    __slots__ = ("_seq", "view", "n", "dtype", "torn_retries")
+    __slots__ = ("_seq", "view", "_raw", "n", "dtype", "torn_retries")
 
     def __init__(self, buf: memoryview, offset: int, dtype: np.dtype, n: int = 1) -> None:
         if offset % 64:
@@ -31,6 +31,9 @@ class SeqlockBlock:
         self._seq = buf[offset : offset + 8].cast("Q")
         start = offset + SEQLOCK_PREFIX
         self.view = np.frombuffer(buf, dtype=dtype, count=n, offset=start)
+        # byte views for copies: np.copyto on a padded structured dtype goes field by field
+        # (~2.5 µs for a book); a byte copy of the same 384 bytes is a memcpy (~0.1 µs)
+        self._raw = np.frombuffer(buf, dtype=np.uint8, count=n * dtype.itemsize, offset=start)
         self.n = n
         self.dtype = dtype
         self.torn_retries = 0  # reader side: how many copies were thrown away
@@ -43,9 +46,11 @@ class SeqlockBlock:
         self._seq[0] += 1  # even: consistent
 
     def write(self, records: np.ndarray) -> None:
+        """Publish ``records`` (this block's dtype and length): one byte copy under the lock."""
+        raw = records.view(np.uint8).reshape(-1)
         s = self._seq
         s[0] += 1
-        self.view[...] = records
+        self._raw[:] = raw
         s[0] += 1
 
     @property
@@ -58,13 +63,14 @@ class SeqlockBlock:
         if out is None:
             out = np.empty(self.n, dtype=self.dtype)
         s = self._seq
-        view = self.view
+        raw = self._raw
+        dst = out.view(np.uint8).reshape(-1)
         for _ in range(max_retries):
             s1 = s[0]
             if s1 & 1:
                 self.torn_retries += 1
                 continue
-            np.copyto(out, view)
+            dst[:] = raw
             if s[0] == s1:
                 return out
             self.torn_retries += 1
@@ -77,3 +83,4 @@ class SeqlockBlock:
     def release(self) -> None:
         self._seq.release()
         self.view = None
+        self._raw = None
