@@ -9,9 +9,10 @@ full scan every 10 ms), apply the feed updates that are due, publish changed sna
 - ``sleep``: wait whenever nothing is due.
 
 Waiting is ``select`` on the doorbell socket with a timeout that ends at the next feed update
-or after ``max_sleep_us`` (≤ 1 ms), whichever is first. Before waiting the engine raises the
-header's asleep flag; a desk that pushes a command and sees the flag rings the bell. Without
-a store-load fence a wake-up can be missed; the timeout bounds the cost to ``max_sleep_us``.
+or after ``max_sleep_us`` (≤ 1 ms), whichever is first. A desk rings the bell (one datagram)
+after every command it pushes unless the engine spins; ringing only when the header's asleep
+flag is up would need a store-load fence that Python cannot issue. The flag is still kept, for
+anyone who wants to see whether the engine sleeps, and the timeout bounds any lost wake-up.
 
 All time comes from ``engine.core.clock``.
 """

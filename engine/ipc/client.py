@@ -38,6 +38,7 @@ from engine.ipc.seqlock import SeqlockBlock
 __all__ = ["EngineClient", "EngineStatus", "CommandTimeout", "Instrument"]
 
 _IDLE_NAMES = {0: "spin", 1: "hybrid", 2: "sleep"}
+_SPIN = 0
 
 
 class CommandTimeout(IpcError):
@@ -245,7 +246,10 @@ class EngineClient:
             )
         q = self.seg.q
         q[H.CMD_BELL // 8] = cmd_id  # any change tells the engine to look
-        if q[H.ASLEEP // 8]:
+        # Ring the doorbell unless the engine never sleeps. Ringing only when the asleep flag
+        # is up would race (x86 may order our flag load before our bell store becomes
+        # visible: a wake-up lost until max_sleep_us); a datagram costs a few µs per command.
+        if q[H.IDLE_MODE // 8] != _SPIN:
             try:
                 self._bell.sendto(b"!", self._bell_addr)
             except OSError:

@@ -11,7 +11,7 @@ One segment per engine instance, ``/dev/shm/helmdesk.<instance>``, created by th
              line 2  heartbeat: count · monotonic ns · wall ns
              line 3  engine counters (commands accepted/rejected, loop turns, feed events,
                      publishes, ack back-pressure)
-             line 4  engine_asleep flag (doorbell protocol, see rings.py)
+             line 4  engine_asleep flag (informational; see engine/runtime.py on the doorbell)
              line 5  command bell: any desk writes its last command id here after a push
     INSTRUMENTS   n × INSTRUMENT_DTYPE (static, written before the magic)
     BOOKS         n × seqlock block [seq u64 | pad | BOOK_DTYPE]
