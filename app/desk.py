@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from datetime import datetime
 
 from PySide6.QtCore import Qt, QTimer
@@ -45,7 +46,7 @@ class DeskWindow(QMainWindow):
                                workstation=desk.name, parent=self)
         self._want_symbol = instrument
         self._instruments = ()
-        self._last_chart = 0.0
+        self._next_status = 0.0
         self.role: Role | None = None
 
         # widgets
@@ -91,7 +92,7 @@ class DeskWindow(QMainWindow):
         self.killpanel.kill_clicked.connect(lambda: self._spawn(self.kill_global()))
         self.killpanel.rearm_requested.connect(lambda r: self._spawn(self.rearm_global(r)))
         self._chart_timer = QTimer(self)
-        self._chart_timer.setInterval(200)
+        self._chart_timer.setInterval(500)  # a glance chart: 2 Hz is plenty, and cheap
         self._chart_timer.timeout.connect(self.chart.redraw)
         self._tasks: set[asyncio.Task] = set()
 
@@ -131,19 +132,24 @@ class DeskWindow(QMainWindow):
         self.chart.plot.setTitle(f"{ins.symbol} mid", color="#c8ccd2")
 
     def _on_health(self, h: Health) -> None:
-        self.status.set_health(h.state, h.text)
+        # a state change shows at once; the heartbeat figure twice a second (each new text
+        # repaints the status bar, and that is most of what an idle desk would spend)
+        now = time.monotonic()
+        if h.state != self.status.state or now >= self._next_status:
+            self._next_status = now + 0.5
+            self.status.set_health(h.state, h.text)
+            c = self.link.client
+            if c is not None:
+                self.counters.setText(
+                    f"commands {c.counter(H.CMDS_ACCEPTED)} ok / {c.counter(H.CMDS_REJECTED)} rejected"
+                    f" · feed events {c.counter(H.FEED_EVENTS):,}"
+                )
         stale = h.state != "connected"
         why = h.text if stale else ""
         if stale != self.ladder.model.stale or (stale and self.ladder.banner.text() != f"STALE — {why}"):
             self.ladder.set_stale(stale, why)
         self.chart.set_stale(stale)
         self.killpanel.set_stale(stale)
-        c = self.link.client
-        if c is not None:
-            self.counters.setText(
-                f"commands {c.counter(H.CMDS_ACCEPTED)} ok / {c.counter(H.CMDS_REJECTED)} rejected"
-                f" · feed events {c.counter(H.FEED_EVENTS):,}"
-            )
 
     def _on_book(self, i: int, rec) -> None:
         if i != self.link.instrument:

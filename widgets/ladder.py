@@ -23,41 +23,85 @@ _BID_BG = QColor(63, 181, 255, 28)
 _ASK_BG = QColor(255, 107, 107, 28)
 
 
+# Roles as plain ints: comparing PySide enums costs a microsecond each, and data() is called
+# for every role of every repainted cell.
+_DISPLAY = Qt.DisplayRole.value
+_ALIGN = Qt.TextAlignmentRole.value
+_FG = Qt.ForegroundRole.value
+_BG = Qt.BackgroundRole.value
+_FONT = Qt.FontRole.value
+
+
 class LadderModel(QAbstractTableModel):
+    """20 rows × 3 columns. Texts are formatted once per change, in ``set_book``; ``data``
+    only looks them up (it runs for every role of every cell Qt repaints)."""
+
     def __init__(self, depth: int = 10, parent=None) -> None:
         super().__init__(parent)
         self.depth = depth
+        n = 2 * depth
         # rows 0..depth-1: asks, worst first; rows depth..2*depth-1: bids, best first
-        self._px = [0.0] * (2 * depth)
-        self._sz = [0.0] * (2 * depth)
+        self._px = [0.0] * n
+        self._sz = [0.0] * n
+        self._text = [("", "", "")] * n
         self._decimals = 2
         self.stale = True
+        bold = QFont()
+        bold.setBold(True)
+        right = int((Qt.AlignRight | Qt.AlignVCenter).value)
+        centre = int(Qt.AlignCenter.value)
+        self._align = (right, centre, right)
+        self._font = [bold if r in (depth - 1, depth) else None for r in range(n)]
+        live_fg = [QBrush(_ASK if r < depth else _BID) for r in range(n)]
+        stale_fg = [QBrush(_STALE)] * n
+        self._fg_by_stale = {False: live_fg, True: stale_fg}
+        ask_bg, bid_bg = QBrush(_ASK_BG), QBrush(_BID_BG)
+        self._live_bg = [(None, None, ask_bg) if r < depth else (bid_bg, None, None) for r in range(n)]
+        self._stale_bg = [(None, None, None)] * n
+        self._fg = stale_fg
+        self._bg = self._stale_bg
 
     # -- data in -------------------------------------------------------------------------------
     def set_decimals(self, decimals: int) -> None:
         self._decimals = decimals
+        self._text = [self._format(r) for r in range(2 * self.depth)]
         self._all_changed()
+
+    def _format(self, r: int) -> tuple[str, str, str]:
+        px = self._px[r]
+        if px == 0.0:
+            return ("", "", "")
+        price = f"{px:,.{self._decimals}f}"
+        size = f"{self._sz[r]:,.0f}"
+        return ("", price, size) if r < self.depth else (size, price, "")
 
     def set_book(self, bid_px: Sequence[float], bid_sz: Sequence[float],
                  ask_px: Sequence[float], ask_sz: Sequence[float]) -> None:
         d = self.depth
         px = [float(ask_px[d - 1 - k]) for k in range(d)] + [float(bid_px[k]) for k in range(d)]
         sz = [float(ask_sz[d - 1 - k]) for k in range(d)] + [float(bid_sz[k]) for k in range(d)]
-        changed = [r for r in range(2 * d) if px[r] != self._px[r] or sz[r] != self._sz[r]]
+        old_px, old_sz = self._px, self._sz
+        changed = [r for r in range(2 * d) if px[r] != old_px[r] or sz[r] != old_sz[r]]
+        if not changed:
+            return
         self._px, self._sz = px, sz
-        if changed:
-            self.dataChanged.emit(
-                self.index(changed[0], 0), self.index(changed[-1], 2), [Qt.DisplayRole]
-            )
+        text = self._text
+        for r in changed:
+            text[r] = self._format(r)
+        self.dataChanged.emit(self.index(changed[0], 0), self.index(changed[-1], 2), [Qt.DisplayRole])
 
     def set_stale(self, stale: bool) -> None:
         if stale != self.stale:
             self.stale = stale
+            self._fg = self._fg_by_stale[stale]
+            self._bg = self._stale_bg if stale else self._live_bg
             self._all_changed()
 
     def clear(self) -> None:
-        self._px = [0.0] * (2 * self.depth)
-        self._sz = [0.0] * (2 * self.depth)
+        n = 2 * self.depth
+        self._px = [0.0] * n
+        self._sz = [0.0] * n
+        self._text = [("", "", "")] * n
         self._all_changed()
 
     def _all_changed(self) -> None:
@@ -81,38 +125,22 @@ class LadderModel(QAbstractTableModel):
     def columnCount(self, parent=QModelIndex()) -> int:
         return 0 if parent.isValid() else 3
 
-    def headerData(self, section, orientation, role=Qt.DisplayRole):
-        if role == Qt.DisplayRole and orientation == Qt.Horizontal:
+    def headerData(self, section, orientation, role=_DISPLAY):
+        if role == _DISPLAY and orientation == Qt.Horizontal:
             return _HEADERS[section]
         return None
 
-    def data(self, index, role=Qt.DisplayRole):
-        if not index.isValid():
-            return None
-        r, c = index.row(), index.column()
-        is_ask = r < self.depth
-        if role == Qt.DisplayRole:
-            px = self._px[r]
-            if px == 0.0:
-                return ""
-            if c == PRICE:
-                return f"{px:,.{self._decimals}f}"
-            if (c == ASK_SZ and is_ask) or (c == BID_SZ and not is_ask):
-                return f"{self._sz[r]:,.0f}"
-            return ""
-        if role == Qt.TextAlignmentRole:
-            return int(Qt.AlignCenter if c == PRICE else Qt.AlignRight | Qt.AlignVCenter)
-        if role == Qt.ForegroundRole:
-            if self.stale:
-                return QBrush(_STALE)
-            return QBrush(_ASK if is_ask else _BID)
-        if role == Qt.BackgroundRole and not self.stale:
-            if (c == ASK_SZ and is_ask) or (c == BID_SZ and not is_ask):
-                return QBrush(_ASK_BG if is_ask else _BID_BG)
-        if role == Qt.FontRole and r in (self.depth - 1, self.depth):
-            f = QFont()
-            f.setBold(True)
-            return f
+    def data(self, index, role=_DISPLAY):
+        if role == _DISPLAY:
+            return self._text[index.row()][index.column()]
+        if role == _FG:
+            return self._fg[index.row()]
+        if role == _BG:
+            return self._bg[index.row()][index.column()]
+        if role == _ALIGN:
+            return self._align[index.column()]
+        if role == _FONT:
+            return self._font[index.row()]
         return None
 
 
