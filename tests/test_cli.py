@@ -5,7 +5,6 @@ import re
 import subprocess
 import sys
 
-import pytest
 
 from engine.ipc import EngineClient
 

@@ -1,6 +1,5 @@
 """The desk against a real engine process: what the user sees, read back from the widgets."""
 
-import signal
 import subprocess
 import sys
 import time
@@ -8,9 +7,8 @@ import time
 import numpy as np
 from PySide6.QtCore import Qt
 
-from engine.ipc import EngineClient, Verb
+from engine.ipc import EngineClient
 
-from tests.conftest import wait_until
 
 
 def ladder_prices(w):
