@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import time
 from datetime import datetime
@@ -247,6 +248,10 @@ def run_desk_window(instance: str, desk: DeskConfig, *, instrument: str | None =
         win.close()
 
     app.lastWindowClosed.connect(closed.set)
+    # Ctrl-C / SIGTERM close the desk like its window's close button. Python runs signal
+    # handlers between bytecodes: the link's poll timer gives it a chance every 50 ms.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_a: win.close())
     win.start()
     win.show()
     if exit_after:

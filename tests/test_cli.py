@@ -110,3 +110,32 @@ def test_demo_attaches_to_a_running_engine_and_leaves_it_running(engine):
     assert engine.proc.poll() is None
     with EngineClient(engine.instance, commands=False) as c:
         assert c.status().state == "running"
+
+
+def test_ctrl_c_on_the_demo_stops_desk_and_engine(tmp_path, instance):
+    import signal
+
+    from tests.conftest import wait_until
+
+    prof = write_profile(tmp_path / "demo.toml", instance)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    p = subprocess.Popen(HELMDESK + ["--profile", str(prof)], env=env, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)  # its own process group, as in a terminal
+    try:
+        def desk_attached():
+            try:
+                with EngineClient(instance, commands=False) as c:
+                    return any(c.seg.buf[c.layout.slot_off(k)] for k in range(8))  # owner pid set
+            except Exception:
+                return False
+        wait_until(desk_attached, 30, "the demo desk to attach")  # its handlers are in place
+        os.killpg(p.pid, signal.SIGINT)  # what Ctrl-C does
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    assert p.returncode == 0, err
+    assert "demo engine stopped (exit 0)" in err
+    assert not os.path.exists(f"/dev/shm/helmdesk.{instance}")
