@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 
 from engine.core.profile import ProfileError, load_profile
@@ -67,6 +68,11 @@ def run(args: argparse.Namespace) -> int:
             engine.run()
         finally:
             engine.close()
+            # Done: a late SIGTERM (a launcher stopping us after Ctrl-C reached the whole
+            # process group) must not kill the exit half-way. Python puts signals it handled
+            # back to their default at shutdown, but leaves ignored ones ignored.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         return 0
     finally:
         listener.stop()
