@@ -86,10 +86,11 @@ class Sizes:
     desk_settle_s: float
     desk_sample_s: float
     desk_exit_after_s: float
+    kills: int
 
 
-FULL = Sizes(2.0, 1.0, 1.5, 2000, 20000, 1000, 4.0, 8.0, 14.0)
-QUICK = Sizes(0.5, 0.3, 0.3, 200, 2000, 200, 2.5, 2.5, 6.0)
+FULL = Sizes(2.0, 1.0, 1.5, 2000, 20000, 1000, 4.0, 8.0, 14.0, 1000)
+QUICK = Sizes(0.5, 0.3, 0.3, 200, 2000, 200, 2.5, 2.5, 6.0, 100)
 
 
 # -- children (run as ``python -m bench.ipc --child ...``) -----------------------------------------
@@ -378,6 +379,32 @@ def ping_rtts(client: EngineClient, n: int, gap_s: float = 0.0) -> tuple[list[in
     return samples, bad
 
 
+def kill_rtts(client: EngineClient, n: int) -> tuple[list[int], int]:
+    """``n`` KILL → ack round trips (ns); each KILL is followed by an untimed REARM.
+
+    This is the kill path as far as this issue builds it: command ring → engine → switch
+    flipped, state handed to the persistence thread, snapshot republished, event → ack.
+    """
+    clock = time.perf_counter_ns
+
+    def round_trip(verb: Verb) -> tuple[int, bool]:
+        t0 = clock()
+        cmd_id = client.send(verb, text="bench")
+        while (ack := client.poll_ack()) is None:
+            if clock() - t0 > 2_000_000_000:
+                raise RuntimeError("no ack within 2 s: is the engine alive?")
+        ok = ack.cmd_id == cmd_id and ack.accepted and ack.kill_tripped == (verb is Verb.KILL)
+        return clock() - t0, ok
+
+    samples = [0] * n
+    bad = 0
+    for k in range(n):
+        samples[k], ok = round_trip(Verb.KILL)
+        bad += not ok
+        bad += not round_trip(Verb.REARM)[1]
+    return samples, bad
+
+
 def bench_rtt(sz: Sizes, engine_cores: list[int] | None, table: Table, figures: Figures) -> None:
     table.section("command round trip: PING → ack, busy-polled by the desk side")
     runs = [("hybrid", 0.0), ("hybrid", 0.002), ("spin", 0.0), ("sleep", 0.0), ("sleep", 0.002)]
@@ -409,6 +436,15 @@ def bench_rtt(sz: Sizes, engine_cores: list[int] | None, table: Table, figures: 
                     table.add(label, f"p50 {p['p50']:,.1f} µs  p99 {p['p99']:,.1f} µs", target,
                               result)
                     table.add("", f"p99.9 {p['p99.9']:,.1f} µs  max {p['max']:,.0f} µs")
+                    if bad:
+                        table.add("  wrong or rejected acks", fmt_count(bad), "0", "MISS")
+                if mode == "hybrid":
+                    samples, bad = kill_rtts(client, sz.kills)
+                    p = percentiles_us(samples)
+                    figures["kill_ack_p50_us"] = round(p["p50"], 2)
+                    figures["kill_ack_p99_us"] = round(p["p99"], 2)
+                    table.add(f"KILL → ack, idle hybrid, {sz.kills:,} (each re-armed after)",
+                              f"p50 {p['p50']:,.1f} µs  p99 {p['p99']:,.1f} µs")
                     if bad:
                         table.add("  wrong or rejected acks", fmt_count(bad), "0", "MISS")
 

@@ -14,9 +14,21 @@ from pathlib import Path
 
 from engine.core.paths import log_dir
 
-__all__ = ["setup_logging"]
+__all__ = ["setup_logging", "DeferredQueueHandler"]
 
 _FMT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+class DeferredQueueHandler(logging.handlers.QueueHandler):
+    """Queue the record as it is: formatting waits for the listener thread.
+
+    The stock ``QueueHandler.prepare`` formats the message in the caller's thread (tens of µs
+    of the hot thread's time for a kill switch line); the listener's handlers format anyway.
+    Records never leave the process, so their arguments need no flattening.
+    """
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
 
 
 def setup_logging(name: str, *, stderr_level: int = logging.WARNING) -> tuple[Path, logging.handlers.QueueListener]:
@@ -32,7 +44,7 @@ def setup_logging(name: str, *, stderr_level: int = logging.WARNING) -> tuple[Pa
     q: queue.SimpleQueue = queue.SimpleQueue()
     listener = logging.handlers.QueueListener(q, file_handler, err, respect_handler_level=True)
     root = logging.getLogger("helmdesk")
-    root.handlers[:] = [logging.handlers.QueueHandler(q)]
+    root.handlers[:] = [DeferredQueueHandler(q)]
     root.setLevel(logging.INFO)
     root.propagate = False
     listener.start()

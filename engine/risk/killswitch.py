@@ -65,13 +65,13 @@ class KillSwitches:
             self.global_tripped = tripped
         self.version += 1
         if self._q is not None:
-            self._q.put(self._to_json())
+            self._q.put(self.rows.copy())  # JSON is built on the writer thread
         return True
 
     # -- persistence -----------------------------------------------------------------------------
-    def _to_json(self) -> str:
+    def _to_json(self, rows: np.ndarray) -> str:
         out = []
-        for r, row in enumerate(self.rows):
+        for r, row in enumerate(rows):
             if row["tripped"] or row["ts_ns"]:
                 out.append(
                     {
@@ -116,8 +116,8 @@ class KillSwitches:
     def _write_loop(self) -> None:
         assert self._q is not None and self._path is not None
         while True:
-            text = self._q.get()
-            if text is None:
+            rows = self._q.get()
+            if rows is None:
                 return
             while True:  # only the newest state matters
                 try:
@@ -125,10 +125,10 @@ class KillSwitches:
                 except queue.Empty:
                     break
                 if nxt is None:
-                    self._write(text)
+                    self._write(self._to_json(rows))
                     return
-                text = nxt
-            self._write(text)
+                rows = nxt
+            self._write(self._to_json(rows))
 
     def _write(self, text: str) -> None:
         assert self._path is not None
