@@ -25,6 +25,7 @@ from app.link import EngineLink, Health
 from app.theme import apply_theme
 from engine.core.profile import DeskConfig
 from engine.core.roles import Role
+from engine.core.ticks import tick_decimals
 from engine.ipc import IpcError, Scope, Verb
 from engine.ipc.layout import H
 from engine.runtime import EventKind
@@ -128,7 +129,7 @@ class DeskWindow(QMainWindow):
             return
         ins = self._instruments[idx]
         self.link.select_instrument(idx)
-        self.ladder.set_symbol(ins.symbol, ins.tick)
+        self.ladder.set_symbol(ins.symbol, tick_decimals(ins.tick))
         self.chart.clear()
         self.chart.plot.setTitle(f"{ins.symbol} mid", color="#c8ccd2")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from engine.core.paths import demo_profile_path
 from engine.core.profile import ProfileError, load_profile
+from engine.core.ticks import tick_decimals
 from engine.ipc import EngineClient, EngineStarting, IpcError, NoEngine
 
 __all__ = ["run_demo", "run_headless", "run_desk", "display_problem", "EngineChild"]
@@ -138,7 +139,7 @@ def run_headless(args: argparse.Namespace) -> int:
                 for ins in s.instruments:
                     b = c.read_book(ins.index)
                     if b is not None:
-                        d = _decimals(ins.tick)
+                        d = tick_decimals(ins.tick)
                         books.append(f"{ins.symbol} {b['bid_px'][0][0]:.{d}f}/{b['ask_px'][0][0]:.{d}f}")
                 line = (
                     f"{s.instance} pid {s.pid} {s.state} hb {s.heartbeat_age_ms:5.1f} ms "
@@ -158,12 +159,6 @@ def run_headless(args: argparse.Namespace) -> int:
         if child is not None:
             child.stop()
     return rc
-
-
-def _decimals(tick: float) -> int:
-    """Decimals needed to show prices on a tick grid (0.25 -> 2, 0.01 -> 2, 5 -> 0)."""
-    text = f"{tick:.10f}".rstrip("0")
-    return len(text.split(".")[1]) if "." in text else 0
 
 
 def _run_window(args: argparse.Namespace, instance: str, desk_cfg, on_close=None) -> int:

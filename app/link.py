@@ -189,10 +189,6 @@ class EngineLink(QObject):
 def _loop_running() -> bool:
     try:
         asyncio.get_running_loop()
-        return True
     except RuntimeError:
-        try:
-            return asyncio.get_event_loop().is_running()
-        except RuntimeError:
-            return False
-
+        return False
+    return True

@@ -209,7 +209,7 @@ class Engine:
             now = mono()
             turns += 1
             busy = False
-            if q[H.CMD_BELL // 8] != shm._last_bell or now >= next_scan:
+            if q[H.CMD_BELL // 8] != shm.last_bell or now >= next_scan:
                 next_scan = now + scan_ns
                 if shm.serve_commands(self.handle_command):
                     busy = True
@@ -243,7 +243,7 @@ class Engine:
             if timeout <= 0:
                 continue
             q[H.ASLEEP // 8] = 1
-            if q[H.CMD_BELL // 8] == shm._last_bell:
+            if q[H.CMD_BELL // 8] == shm.last_bell:
                 r, _, _ = select.select((bell,), (), (), timeout / 1e9)
                 if r:
                     shm.drain_bell()

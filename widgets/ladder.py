@@ -172,10 +172,10 @@ class LadderWidget(QWidget):
         self._symbol = ""
         self.set_stale(True, "no engine")
 
-    def set_symbol(self, symbol: str, tick: float) -> None:
+    def set_symbol(self, symbol: str, decimals: int) -> None:
+        """Show ``symbol``, prices with ``decimals`` decimals (as many as its tick needs)."""
         self._symbol = symbol
-        text = f"{tick:.10f}".rstrip("0")
-        self.model.set_decimals(len(text.split(".")[1]) if "." in text else 0)
+        self.model.set_decimals(decimals)
         self.model.clear()
         self.title.setText(symbol)
 

@@ -19,7 +19,6 @@ from engine.ipc.layout import (
     LAYOUT_VERSION,
     MAGIC,
     HEADER_SIZE,
-    SLOT_OWNER_PID,
     EngineState,
     Layout,
     segment_name,
@@ -139,7 +138,7 @@ class EngineSegment:
             SpscRing(buf, lay.ack_ring_off(k), lay.cmd_capacity, ACK_STRUCT)
             for k in range(lay.max_desks)
         ]
-        self._last_bell = 0
+        self.last_bell = 0  # the command bell word as last served: the loop compares it
         self._unpack_cmd = COMMAND_STRUCT.unpack
 
         # doorbell: desks write a byte here when they see the engine asleep
@@ -159,12 +158,6 @@ class EngineSegment:
         q[H.HB_MONO_NS // 8] = mono_ns
         q[H.HB_WALL_NS // 8] = wall_ns
         q[H.HB_COUNT // 8] += 1
-
-    def count(self, field_offset: int, n: int = 1) -> None:
-        self.q[field_offset // 8] += n
-
-    def set_asleep(self, asleep: bool) -> None:
-        self.q[H.ASLEEP // 8] = 1 if asleep else 0
 
     def drain_bell(self) -> None:
         try:
@@ -202,13 +195,9 @@ class EngineSegment:
         self.kill.write(rows)
 
     # -- commands -------------------------------------------------------------------------------
-    def commands_pending(self) -> bool:
-        """Cheap per-turn check: has any desk rung the command bell since we last looked?"""
-        return self.q[H.CMD_BELL // 8] != self._last_bell
-
     def serve_commands(self, handle: Callable[[Command], Ack]) -> int:
         """Pop every pending command, answer each with exactly one ack. Returns how many."""
-        self._last_bell = self.q[H.CMD_BELL // 8]
+        self.last_bell = self.q[H.CMD_BELL // 8]
         done = 0
         for k, ring in enumerate(self.cmd_rings):
             if ring.head == ring.tail:
@@ -232,11 +221,6 @@ class EngineSegment:
                     self.q[H.CMDS_REJECTED // 8] += 1
                 done += 1
         return done
-
-    def slot_owner(self, k: int) -> int:
-        """Pid of the desk that claimed slot k (0: never claimed); informational."""
-        off = self.layout.slot_off(k) + SLOT_OWNER_PID
-        return int.from_bytes(self.seg.buf[off : off + 8], "little")
 
     # -- teardown -------------------------------------------------------------------------------
     def close(self, unlink: bool = True) -> None:

@@ -2,6 +2,7 @@
 
 from PySide6.QtCore import Qt
 
+from engine.core.ticks import tick_decimals
 from widgets import ConnectionStatus, KillSwitchPanel, LadderModel, LadderWidget
 
 
@@ -40,10 +41,14 @@ def test_ladder_layout_and_change_notifications(qtbot):
     assert m.data(m.index(13, 0), Qt.ForegroundRole).color().name() == "#6b6f76"
 
 
+def test_tick_decimals():
+    assert [tick_decimals(t) for t in (0.25, 0.01, 0.0025, 5, 1e-8, 0.1)] == [2, 2, 4, 0, 8, 1]
+
+
 def test_ladder_widget_decimals_follow_the_tick(qtbot):
     w = LadderWidget()
     qtbot.addWidget(w)
-    w.set_symbol("X", 0.0025)
+    w.set_symbol("X", tick_decimals(0.0025))
     w.set_stale(False)
     w.set_book(*book(1.5, 0.0025), last_px=1.5025, last_sz=300)
     assert w.model.rows()[10][1] == "1.4975"
