@@ -59,6 +59,11 @@ def run(args: argparse.Namespace, instance: str) -> int:
     try:
         if args.verb == "status":
             return _status(client)
+        s = client.status()
+        if s.state != "running" or s.heartbeat_age_ms > 1000:
+            _err(f"engine {instance!r} (pid {s.pid}) is not running: state {s.state}, "
+                 f"heartbeat {s.heartbeat_age_ms:,.0f} ms old; {args.verb} not sent")
+            return 3
         try:
             scope, sid = _scope(client, getattr(args, "instrument", None))
         except ValueError as e:

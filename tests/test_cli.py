@@ -139,3 +139,18 @@ def test_ctrl_c_on_the_demo_stops_desk_and_engine(tmp_path, instance):
     assert p.returncode == 0, err
     assert "demo engine stopped (exit 0)" in err
     assert not os.path.exists(f"/dev/shm/helmdesk.{instance}")
+
+
+def test_ctl_on_a_dead_engines_segment_says_it_is_dead(engine):
+    engine.kill9()  # leaves the segment behind, heartbeat frozen
+    from tests.conftest import wait_until
+
+    with EngineClient(engine.instance, commands=False) as c:
+        wait_until(lambda: c.heartbeat_age_ms() > 1100, 5, "the heartbeat to age")
+    r = helmdesk("ctl", "--instance", engine.instance, "status")
+    assert r.returncode == 3 and f"pid          {engine.pid}" in r.stdout
+    assert "engine looks dead: state running, heartbeat" in r.stderr
+    r = helmdesk("ctl", "--instance", engine.instance, "kill")
+    assert r.returncode == 3
+    assert f"engine '{engine.instance}' (pid {engine.pid}) is not running" in r.stderr
+    assert "kill not sent" in r.stderr
