@@ -122,7 +122,9 @@ class DeskWindow(QMainWindow):
         self.instrument_box.setCurrentIndex(idx)
         self.instrument_box.blockSignals(False)
         self._select(idx)
-        self.eventlog.append([f"{_now()}  attached to engine {self.instance!r} (pid {self.link.client.pid})"])
+        # after the engine's own earlier events, which this same poll is about to drain
+        line = f"{_now()}  attached to engine {self.instance!r} (pid {self.link.client.pid})"
+        QTimer.singleShot(0, lambda: self.eventlog.append([line]))
 
     def _select(self, idx: int) -> None:
         if not 0 <= idx < len(self._instruments):
