@@ -3,7 +3,7 @@
 
 from widgets.eventlog import EventLog
 from widgets.killswitch import KillSwitchPanel
-from widgets.ladder import LadderModel, LadderWidget
+from widgets.ladder import LadderModel, LadderView, LadderWidget
 from widgets.pricechart import PriceChart
 from widgets.status import ConnectionStatus
 
@@ -12,6 +12,7 @@ __all__ = [
     "EventLog",
     "KillSwitchPanel",
     "LadderModel",
+    "LadderView",
     "LadderWidget",
     "PriceChart",
 ]

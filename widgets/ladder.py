@@ -1,18 +1,21 @@
 """A price ladder: asks above, bids below, best prices in the middle.
 
 ``LadderModel.set_book`` takes four sequences (bid prices/sizes, ask prices/sizes, best level
-first) and emits ``dataChanged`` only for the cells that changed, never a reset per tick.
+first) and emits ``dataChanged`` only for the rows that changed, never a reset per tick.
+``LadderView`` paints the model itself: a QTableView over the same model cost about 5 % of a
+core at 20 updates a second (delegates, style and stylesheet per cell); painting 20 rows of
+three texts directly costs a fraction of that.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
-from PySide6.QtGui import QBrush, QColor, QFont
-from PySide6.QtWidgets import QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QRectF, QSize, Qt
+from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen
+from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-__all__ = ["LadderModel", "LadderWidget"]
+__all__ = ["LadderModel", "LadderView", "LadderWidget"]
 
 BID_SZ, PRICE, ASK_SZ = 0, 1, 2
 _HEADERS = ("Bid size", "Price", "Ask size")
@@ -21,6 +24,10 @@ _ASK = QColor("#ff6b6b")
 _STALE = QColor("#6b6f76")
 _BID_BG = QColor(63, 181, 255, 28)
 _ASK_BG = QColor(255, 107, 107, 28)
+_BASE = QColor("#15181d")
+_HEADER_BG = QColor("#22262c")
+_HEADER_FG = QColor("#9aa0a8")
+_RULE = QColor("#2d3238")
 
 
 # Roles as plain ints: comparing PySide enums costs a microsecond each, and data() is called
@@ -114,6 +121,14 @@ class LadderModel(QAbstractTableModel):
             for r in range(self.rowCount())
         ]
 
+    def row_view(self, r: int) -> tuple[tuple[str, str, str], QBrush, tuple, QFont | None]:
+        """What row ``r`` shows: texts, text brush, cell backgrounds, font (None: normal)."""
+        return self._text[r], self._fg[r], self._bg[r], self._font[r]
+
+    @property
+    def alignments(self) -> tuple[int, int, int]:
+        return self._align
+
     def best(self) -> tuple[float, float]:
         """(best bid, best ask) as shown."""
         return self._px[self.depth], self._px[self.depth - 1]
@@ -144,6 +159,65 @@ class LadderModel(QAbstractTableModel):
         return None
 
 
+class LadderView(QWidget):
+    """Paints a ``LadderModel``: a header line, then one line per row; repaints changed rows."""
+
+    ROW_H = 22
+
+    def __init__(self, model: LadderModel, parent=None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.rows = model.rowCount()
+        model.dataChanged.connect(self._rows_changed)
+        model.modelReset.connect(self.update)
+        self.setAttribute(Qt.WA_OpaquePaintEvent)  # every pixel is painted: no erase first
+        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+        self.setMinimumHeight((self.rows + 1) * self.ROW_H + 1)
+        self._bold = QFont(self.font())
+        self._bold.setBold(True)
+
+    def sizeHint(self) -> QSize:
+        return QSize(360, (self.rows + 1) * self.ROW_H + 1)
+
+    def _rows_changed(self, top_left, bottom_right, _roles=()) -> None:
+        y0 = (top_left.row() + 1) * self.ROW_H
+        y1 = (bottom_right.row() + 2) * self.ROW_H
+        self.update(0, y0, self.width(), y1 - y0 + 1)
+
+    def paintEvent(self, event) -> None:
+        h = self.ROW_H
+        w3 = self.width() / 3
+        clip = event.rect()
+        p = QPainter(self)
+        p.fillRect(clip, _BASE)
+        if clip.top() < h:
+            p.fillRect(0, 0, self.width(), h, _HEADER_BG)
+            p.setPen(_HEADER_FG)
+            for c, text in enumerate(_HEADERS):
+                p.drawText(QRectF(c * w3, 0, w3, h), int(Qt.AlignCenter.value), text)
+        first = max(0, clip.top() // h - 1)
+        last = min(self.rows - 1, clip.bottom() // h - 1)
+        align = self.model.alignments
+        normal = self.font()
+        for r in range(first, last + 1):
+            y = (r + 1) * h
+            texts, fg, bgs, bold = self.model.row_view(r)
+            for c in range(3):
+                if bgs[c] is not None:
+                    p.fillRect(QRectF(c * w3, y, w3, h), bgs[c])
+            p.setPen(fg.color())
+            p.setFont(self._bold if bold is not None else normal)
+            for c in range(3):
+                if texts[c]:
+                    p.drawText(QRectF(c * w3 + 8, y, w3 - 16, h), align[c], texts[c])
+        # the spread: a rule between the best ask and the best bid
+        y_mid = (self.rows // 2 + 1) * h
+        if clip.top() <= y_mid <= clip.bottom() + 1:
+            p.setPen(QPen(_RULE, 1))
+            p.drawLine(0, y_mid, self.width(), y_mid)
+        p.end()
+
+
 class LadderWidget(QWidget):
     """Title line (symbol, spread, last trade) over the ladder table, with a STALE banner."""
 
@@ -155,20 +229,13 @@ class LadderWidget(QWidget):
         self.banner = QLabel("STALE")
         self.banner.setObjectName("staleBanner")
         self.banner.setAlignment(Qt.AlignCenter)
-        self.view = QTableView()
-        self.view.setModel(self.model)
-        self.view.verticalHeader().hide()
-        self.view.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
-        self.view.verticalHeader().setSectionResizeMode(QHeaderView.Fixed)
-        self.view.verticalHeader().setDefaultSectionSize(22)
-        self.view.setSelectionMode(QTableView.NoSelection)
-        self.view.setFocusPolicy(Qt.NoFocus)
-        self.view.setShowGrid(False)
+        self.view = LadderView(self.model)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.title)
         lay.addWidget(self.banner)
         lay.addWidget(self.view)
+        lay.addStretch(1)
         self._symbol = ""
         self.set_stale(True, "no engine")
 

@@ -84,3 +84,28 @@ def test_connection_status(qtbot):
     import pytest
     with pytest.raises(ValueError, match="unknown connection state 'odd'"):
         s.set_health("odd", "")
+
+
+def _count(img, hexcolor):
+    from PySide6.QtGui import QColor
+
+    want = QColor(hexcolor).rgb()
+    return sum(1 for y in range(img.height()) for x in range(img.width()) if img.pixel(x, y) == want)
+
+
+def test_ladder_view_paints_the_model_live_and_stale(qtbot):
+    from widgets import LadderView
+
+    m = LadderModel()
+    v = LadderView(m)
+    qtbot.addWidget(v)
+    v.resize(360, v.sizeHint().height())
+    m.set_decimals(1)
+    m.set_book(*book())
+    m.set_stale(False)
+    live = v.grab().toImage()
+    assert _count(live, "#3fb5ff") > 50 and _count(live, "#ff6b6b") > 50  # bid and ask texts
+    m.set_stale(True)
+    stale = v.grab().toImage()
+    assert _count(stale, "#3fb5ff") == 0 and _count(stale, "#ff6b6b") == 0
+    assert _count(stale, "#6b6f76") > 100  # all greyed
