@@ -1,6 +1,6 @@
 """``python -m bench [--quick]``: run every bench script in turn, then merge their figures.
 
-Each ``bench/<name>.py`` (not ``__init__``, ``__main__`` or ``_common``) runs as its own
+Each ``bench/<name>.py`` (not the ``_private`` helpers other scripts import) runs as its own
 ``python -m bench.<name>`` subprocess, so one script's children, pinning or imports cannot
 disturb the next. Their output is passed through as it comes; the last line printed here is
 one JSON object merging the last-line JSON object of every script.
@@ -16,11 +16,10 @@ import time
 
 from bench._common import ROOT
 
-_SKIP = {"__init__", "__main__", "_common"}
 
 
 def scripts() -> list[str]:
-    return sorted(p.stem for p in (ROOT / "bench").glob("*.py") if p.stem not in _SKIP)
+    return sorted(p.stem for p in (ROOT / "bench").glob("*.py") if not p.stem.startswith("_"))
 
 
 def run_script(name: str, extra: list[str]) -> tuple[int, dict | None]:

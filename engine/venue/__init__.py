@@ -1,1 +1,6 @@
-"""venue: arrives with a later issue (see DESIGN.md)."""
+"""The simulated exchange: a price-time-priority matching engine per instrument (and, with the
+FIX acceptor, the venue around it)."""
+
+from engine.venue.matching import ExecKind, MatchingEngine, OrdType, Report, Side, TimeInForce
+
+__all__ = ["ExecKind", "MatchingEngine", "OrdType", "Report", "Side", "TimeInForce"]
