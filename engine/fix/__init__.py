@@ -1,1 +1,47 @@
-"""fix: arrives with a later issue (see DESIGN.md)."""
+"""FIX 4.4: the codec (simplefix as the codec of record, our own fast path), tag vocabulary."""
+
+from engine.fix.codec import (
+    BEGIN_STRING,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    SOH,
+    FixDecodeError,
+    FixDecoder,
+    FixEncodeError,
+    FixError,
+    FixFieldError,
+    FixGarbled,
+    FixMessage,
+    GarbleKind,
+    TimestampError,
+    checksum,
+    decode,
+    encode,
+    encode_new_order_single,
+    parse_utc_timestamp,
+    utc_timestamp,
+)
+from engine.fix.tags import MsgType, SessionRejectReason, Tag
+
+__all__ = [
+    "BEGIN_STRING",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "SOH",
+    "FixDecodeError",
+    "FixDecoder",
+    "FixEncodeError",
+    "FixError",
+    "FixFieldError",
+    "FixGarbled",
+    "FixMessage",
+    "GarbleKind",
+    "MsgType",
+    "SessionRejectReason",
+    "Tag",
+    "TimestampError",
+    "checksum",
+    "decode",
+    "encode",
+    "encode_new_order_single",
+    "parse_utc_timestamp",
+    "utc_timestamp",
+]
