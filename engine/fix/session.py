@@ -1,0 +1,621 @@
+"""The FIX 4.4 session layer, sans-IO: bytes and time in, bytes and events out.
+
+Shape of h11's connection: ``receive_data(bytes, now_ns)`` returns the events that input
+caused; ``send(...)`` queues a message; ``tick(now_ns)`` drives heartbeats, test requests and
+time-outs; ``data_to_send()`` hands the transport what to write. No sockets, no clock reads:
+the same code serves the initiator (engine) and the acceptor (venue), in tests and live.
+
+Theory of operation (FIX 4.4 Volume 2, "Session Protocol"; the numbered test cases refer to
+its "Test Cases" section):
+
+- Inbound MsgSeqNum equal to the expected one: process it, expect the next (2a). Higher: keep
+  the message, ask for the gap with one ResendRequest (2b), process the kept messages in order
+  once the gap is filled. Lower without PossDupFlag: Logout "MsgSeqNum too low" and disconnect
+  (2c); lower with PossDupFlag=Y: a duplicate, ignored (2e), unless OrigSendingTime is missing
+  (Reject 1, 2g) or later than SendingTime (Reject 10, 2f).
+- A garbled message (bad BeginString, BodyLength or CheckSum: the decoder's business) is
+  ignored and does not consume a sequence number (2d, 2j, 3).
+- CompID mismatch (2i) and SendingTime out of the allowed skew (2k): Reject, Logout,
+  disconnect. Unknown MsgType: Reject 11 (2l). A session message with a required tag missing
+  or a value in the wrong format: Reject 1 / 6 (14a, 14f); the message's number is consumed.
+- ResendRequest: resend the stored application messages with PossDupFlag=Y and
+  OrigSendingTime; administrative messages (and anything not stored) become one
+  SequenceReset-GapFill per run (8). SequenceReset-GapFill moves the expected number forward
+  (10b), never back (Reject 5, 10e); SequenceReset-Reset ignores MsgSeqNum (11).
+- No traffic sent for HeartBtInt: Heartbeat (4a). Nothing received for HeartBtInt × 1.2:
+  TestRequest (6); still nothing after another HeartBtInt × 1.2: disconnect.
+- Logout from us: wait ``logout_timeout_s`` for theirs, then disconnect (12). From them:
+  answer it and disconnect (13).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import re
+from dataclasses import dataclass
+
+from engine.fix.codec import (
+    FixDecoder,
+    FixGarbled,
+    FixMessage,
+    encode,
+    parse_utc_timestamp,
+    utc_timestamp,
+)
+from engine.fix.store import MemoryStore, MessageStore
+
+__all__ = [
+    "SessionConfig",
+    "SessionState",
+    "FixSession",
+    "SessionNotActive",
+    "LoggedOn",
+    "AppMessage",
+    "PeerReject",
+    "RejectSent",
+    "Garbled",
+    "LoggedOut",
+    "Disconnect",
+    "REJECT_REASONS",
+]
+
+log = logging.getLogger("helmdesk.fix")
+
+# -- message types and tags we act on ----------------------------------------------------------
+HEARTBEAT, TEST_REQUEST, RESEND_REQUEST, REJECT, SEQUENCE_RESET, LOGOUT, LOGON = (
+    b"0", b"1", b"2", b"3", b"4", b"5", b"A"
+)
+ADMIN_TYPES = frozenset({HEARTBEAT, TEST_REQUEST, RESEND_REQUEST, REJECT, SEQUENCE_RESET, LOGOUT, LOGON})
+#: FIX 4.4 MsgType values: one of 0-9 A-Z a-z, or AA..BH.
+_VALID_MSG_TYPE = re.compile(rb"^(?:[0-9A-Za-z]|A[A-Z]|B[A-H])$")
+
+#: SessionRejectReason (373), FIX 4.4.
+REJECT_REASONS = {
+    0: "Invalid tag number",
+    1: "Required tag missing",
+    2: "Tag not defined for this message type",
+    3: "Undefined tag",
+    4: "Tag specified without a value",
+    5: "Value is incorrect (out of range) for this tag",
+    6: "Incorrect data format for value",
+    7: "Decryption problem",
+    8: "Signature problem",
+    9: "CompID problem",
+    10: "SendingTime accuracy problem",
+    11: "Invalid MsgType",
+    13: "Tag appears more than once",
+    14: "Tag specified out of required order",
+    15: "Repeating group fields out of order",
+    16: "Incorrect NumInGroup count for repeating group",
+    17: "Non data value includes field delimiter",
+    99: "Other",
+}
+
+#: Required body tags of the session messages, and which must be integers.
+_REQUIRED = {
+    TEST_REQUEST: (112,),
+    RESEND_REQUEST: (7, 16),
+    REJECT: (45,),
+    SEQUENCE_RESET: (36,),
+    LOGON: (98, 108),
+}
+_INT_TAGS = (7, 16, 36, 45, 98, 108)
+_HEADER_TAGS = frozenset({8, 9, 35, 49, 56, 34, 52, 43, 97, 122, 10})
+
+
+class SessionNotActive(RuntimeError):
+    """An application message was sent while the session was not logged on."""
+
+
+class SessionState(enum.Enum):
+    DISCONNECTED = "disconnected"  #: no connection (or it was lost)
+    AWAITING_LOGON = "awaiting logon"  #: connected; the Logon exchange is not complete
+    ACTIVE = "active"  #: logged on
+    LOGOUT_SENT = "logout sent"  #: we sent Logout and wait for theirs
+
+
+# -- events ------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class LoggedOn:
+    heartbeat_s: int
+    reset: bool  #: sequence numbers were reset to 1 by this Logon
+
+
+@dataclass(frozen=True, slots=True)
+class AppMessage:
+    message: FixMessage
+
+
+@dataclass(frozen=True, slots=True)
+class PeerReject:
+    """The counterparty rejected one of our messages (35=3)."""
+
+    ref_seq: int
+    reason: int | None
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class RejectSent:
+    """We rejected one of theirs."""
+
+    ref_seq: int
+    reason: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Garbled:
+    """Input that was ignored (FIX: garbled messages are dropped, not rejected)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedOut:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """The transport must close the connection now."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionConfig:
+    sender: str  #: our SenderCompID
+    target: str  #: their CompID (our TargetCompID)
+    initiator: bool
+    heartbeat_s: int = 30  #: initiator's HeartBtInt; an acceptor takes the Logon's
+    reset_on_logon: bool = False  #: initiator: send ResetSeqNumFlag=Y on Logon
+    max_skew_s: float = 120.0  #: SendingTime accepted this far from our clock
+    logon_timeout_s: float = 10.0
+    logout_timeout_s: float = 10.0
+    test_request_factor: float = 1.2  #: "reasonable transmission time" on top of HeartBtInt
+
+    def __post_init__(self) -> None:
+        for name in ("sender", "target"):
+            v = getattr(self, name)
+            if not v or "\x01" in v or "=" in v:
+                raise ValueError(f"{name} CompID {v!r} is empty or contains SOH/'='")
+        if not 1 <= self.heartbeat_s <= 3600:
+            raise ValueError(f"heartbeat_s must be 1..3600, was {self.heartbeat_s}")
+
+
+class FixSession:
+    """One FIX session over one connection at a time; the store outlives connections."""
+
+    def __init__(self, config: SessionConfig, store: MessageStore | None = None) -> None:
+        self.config = config
+        self.store = store if store is not None else MemoryStore()
+        self.state = SessionState.DISCONNECTED
+        self.heartbeat_s = config.heartbeat_s
+        self._sender = config.sender.encode()
+        self._target = config.target.encode()
+        self._decoder = FixDecoder()
+        self._out: list[bytes] = []
+        self._events: list = []
+        self._queue: dict[int, FixMessage] = {}  # received ahead of a gap, by MsgSeqNum
+        self._resend_until = 0  # a ResendRequest is out for numbers below this
+        self._last_sent = self._last_recv = 0
+        self._state_since = 0
+        self._test_req_sent = 0  # when our TestRequest went out (0: none outstanding)
+        self._test_req_n = 0
+        self._types_ok: set[bytes] = set()  # MsgTypes already seen to be valid
+        self._ts_second = b""  # SendingTime cache: "YYYYMMDD-HH:MM:SS" and its ns
+        self._ts_second_ns = 0
+        self.counters = dict.fromkeys(
+            ("garbled", "rejects_sent", "rejects_received", "resend_requests_sent",
+             "resends_served", "duplicates_ignored"), 0)
+
+    # -- connection life cycle ----------------------------------------------------------------
+    def connect(self, now_ns: int) -> None:
+        """A connection is up. The initiator sends Logon; the acceptor waits for one."""
+        self._decoder = FixDecoder()
+        self._queue.clear()
+        self._resend_until = 0
+        self._test_req_sent = 0
+        self._last_recv = now_ns
+        self._set_state(SessionState.AWAITING_LOGON, now_ns)
+        if self.config.initiator:
+            reset = self.config.reset_on_logon
+            if reset:
+                self.store.reset()
+            body = [(98, b"0"), (108, str(self.heartbeat_s).encode())]
+            if reset:
+                body.append((141, b"Y"))
+            self._send(LOGON, body, now_ns)
+
+    def connection_lost(self, now_ns: int) -> None:
+        """The transport's connection closed (from either side). Sequence numbers persist."""
+        self._set_state(SessionState.DISCONNECTED, now_ns)
+        self._out.clear()
+
+    def logout(self, text: str, now_ns: int) -> None:
+        if self.state is SessionState.ACTIVE:
+            self._send(LOGOUT, [(58, text.encode())] if text else [], now_ns)
+            self._set_state(SessionState.LOGOUT_SENT, now_ns)
+
+    # -- outbound ----------------------------------------------------------------------------
+    def send(self, msg_type: bytes, body: list, now_ns: int) -> int:
+        """Queue an application message; return its MsgSeqNum."""
+        if self.state is not SessionState.ACTIVE:
+            raise SessionNotActive(
+                f"session {self.config.sender}->{self.config.target} is {self.state.value}"
+            )
+        return self._send(msg_type, body, now_ns)
+
+    def data_to_send(self) -> bytes:
+        out = b"".join(self._out)
+        self._out.clear()
+        return out
+
+    def _send(self, msg_type: bytes, body: list, now_ns: int) -> int:
+        seq = self.store.next_sender_seq
+        raw = encode(msg_type, body, sender=self._sender, target=self._target, seq=seq,
+                     sending_time_ns=now_ns)
+        # only application messages are resent; administrative ones become gap fills
+        self.store.record_sent(seq, None if msg_type in ADMIN_TYPES else raw)
+        self._out.append(raw)
+        self._last_sent = now_ns
+        return seq
+
+    def _send_reject(self, m: FixMessage, reason: int, text: str, now_ns: int,
+                     ref_tag: int | None = None) -> None:
+        self._reject(m.seq, m.msg_type, reason, text, now_ns, ref_tag)
+
+    def _reject(self, ref_seq: int, ref_msg_type: bytes | None, reason: int, text: str,
+                now_ns: int, ref_tag: int | None = None) -> None:
+        body = [(45, str(ref_seq).encode())]
+        if ref_tag is not None:
+            body.append((371, str(ref_tag).encode()))
+        if ref_msg_type:
+            body.append((372, ref_msg_type))
+        body += [(373, str(reason).encode()), (58, text.encode())]
+        self._send(REJECT, body, now_ns)
+        self.counters["rejects_sent"] += 1
+        self._events.append(RejectSent(ref_seq, reason, text))
+        log.warning("%s rejected message %d (35=%s): %s", self.config.sender, ref_seq,
+                    _s(ref_msg_type), text)
+
+    def _fail(self, text: str, now_ns: int) -> None:
+        """Logout with a reason and drop the connection (serious protocol errors)."""
+        if self.state in (SessionState.ACTIVE, SessionState.AWAITING_LOGON, SessionState.LOGOUT_SENT):
+            self._send(LOGOUT, [(58, text.encode())], now_ns)
+        self._events.append(Disconnect(text))
+        self._set_state(SessionState.DISCONNECTED, now_ns)
+        log.error("%s->%s: %s", self.config.sender, self.config.target, text)
+
+    # -- inbound -----------------------------------------------------------------------------
+    def receive_data(self, data: bytes, now_ns: int) -> list:
+        """Feed bytes from the connection; return what they caused."""
+        self._decoder.feed(data)
+        while self.state is not SessionState.DISCONNECTED:
+            item = self._decoder.next()
+            if item is None:
+                break
+            if isinstance(item, FixGarbled):
+                if item.should_reject:
+                    self._last_recv = now_ns
+                    self._on_invalid(item, now_ns)
+                    continue
+                self.counters["garbled"] += 1
+                self._events.append(Garbled(item.reason))
+                log.warning("%s: ignored garbled input: %s", self.config.sender, item.reason)
+                continue
+            self._last_recv = now_ns
+            self._test_req_sent = 0  # any traffic answers a TestRequest
+            self._on_message(item, now_ns)
+        return self._take_events()
+
+    def _on_invalid(self, bad: FixGarbled, now_ns: int) -> None:
+        """A well-framed message that breaks a field rule: Reject it (14), or worse."""
+        if self.state is SessionState.AWAITING_LOGON or bad.ref_seq is None:
+            self._fail(f"unusable message: {bad.reason}", now_ns)
+            return
+        expected = self.store.next_target_seq
+        if bad.ref_seq > expected:
+            self._request_resend(expected, bad.ref_seq, now_ns)
+            return
+        if bad.ref_seq < expected:
+            self.counters["duplicates_ignored"] += 1
+            return
+        self.store.set_next_target_seq(expected + 1)
+        self._reject(bad.ref_seq, bad.ref_msg_type, int(bad.session_reject_reason), bad.reason,
+                     now_ns, bad.ref_tag)
+
+    def _take_events(self) -> list:
+        ev, self._events = self._events, []
+        return ev
+
+    def _on_message(self, m: FixMessage, now_ns: int) -> None:
+        if self.state is SessionState.AWAITING_LOGON:
+            if m.msg_type != LOGON:
+                self._events.append(Disconnect(
+                    f"first message was 35={m.msg_type.decode(errors='replace')}, not a Logon"))
+                self._set_state(SessionState.DISCONNECTED, now_ns)
+                return
+            self._on_logon(m, now_ns)
+            return
+        if not self._header_ok(m, now_ns):
+            return
+        mt = m.msg_type
+        if mt == SEQUENCE_RESET and m.get(123) != b"Y":
+            self._on_sequence_reset(m, now_ns)  # Reset mode: MsgSeqNum is ignored (11)
+            return
+        expected = self.store.next_target_seq
+        seq = m.seq
+        if seq > expected:
+            if mt == RESEND_REQUEST:
+                self._on_resend_request(m, now_ns)  # serve theirs first: no deadlock (20)
+            if mt == LOGOUT:
+                self._on_logout(m, now_ns)
+                return
+            self._queue[seq] = m
+            self._request_resend(expected, seq, now_ns)
+            return
+        if seq < expected:
+            self._on_seq_too_low(m, expected, now_ns)
+            return
+        self._process(m, now_ns)
+        while self.state is not SessionState.DISCONNECTED:
+            nxt = self._queue.pop(self.store.next_target_seq, None)
+            if nxt is None:
+                break
+            self._process(nxt, now_ns)
+        if self._queue and self.store.next_target_seq >= max(self._queue):
+            self._queue = {s: q for s, q in self._queue.items() if s >= self.store.next_target_seq}
+
+    def _header_ok(self, m: FixMessage, now_ns: int) -> bool:
+        if m.get(49) != self._target or m.get(56) != self._sender:
+            self._consume(m)
+            self._send_reject(m, 9, f"CompID problem: 49={_s(m.get(49))} 56={_s(m.get(56))}, "
+                                    f"expected 49={self.config.target} 56={self.config.sender}",
+                              now_ns)
+            self._fail("CompID problem", now_ns)
+            return False
+        mt = m.msg_type
+        if mt not in self._types_ok:
+            if not _VALID_MSG_TYPE.match(mt):
+                self._consume(m)
+                self._send_reject(m, 11, f"Invalid MsgType {_s(mt)}", now_ns, 35)
+                return False
+            self._types_ok.add(mt)
+        raw_time = m.get(52)
+        if raw_time is None:
+            self._consume(m)
+            self._send_reject(m, 1, "Required tag missing: SendingTime(52)", now_ns, 52)
+            return False
+        try:
+            sent = self._sending_ns(raw_time)
+        except ValueError:
+            self._consume(m)
+            self._send_reject(m, 6, f"SendingTime {_s(raw_time)} is not a UTCTimestamp", now_ns, 52)
+            return False
+        skew = abs(now_ns - sent) / 1e9
+        if skew > self.config.max_skew_s and not m.poss_dup:
+            self._consume(m)
+            self._send_reject(m, 10, f"SendingTime accuracy problem: {skew:.1f} s from our clock",
+                              now_ns, 52)
+            self._fail("SendingTime accuracy problem", now_ns)
+            return False
+        return True
+
+    def _sending_ns(self, raw: bytes) -> int:
+        """SendingTime in ns. Its seconds part changes once a second: parse that part once."""
+        if len(raw) == 21 and raw[:17] == self._ts_second and raw[17] == 46 and raw[18:].isdigit():
+            return self._ts_second_ns + int(raw[18:]) * 1_000_000
+        ns = parse_utc_timestamp(raw)
+        if len(raw) == 21:
+            self._ts_second, self._ts_second_ns = raw[:17], ns - ns % 1_000_000_000
+        return ns
+
+    def _consume(self, m: FixMessage) -> None:
+        """A rejected message still uses up its sequence number (if it was the next one)."""
+        if m.seq == self.store.next_target_seq:
+            self.store.set_next_target_seq(m.seq + 1)
+
+    def _on_seq_too_low(self, m: FixMessage, expected: int, now_ns: int) -> None:
+        if not m.poss_dup:
+            self._fail(f"MsgSeqNum too low, expecting {expected} but received {m.seq}", now_ns)
+            return
+        orig = m.get(122)
+        if orig is None:
+            self._send_reject(m, 1, "Required tag missing: OrigSendingTime(122)", now_ns, 122)
+            return
+        try:
+            if parse_utc_timestamp(orig) > parse_utc_timestamp(m.get(52)):
+                self._send_reject(m, 10, "OrigSendingTime is later than SendingTime", now_ns, 122)
+                return
+        except ValueError:
+            self._send_reject(m, 6, f"OrigSendingTime {_s(orig)} is not a UTCTimestamp", now_ns, 122)
+            return
+        self.counters["duplicates_ignored"] += 1  # seen already (2e)
+
+    def _request_resend(self, expected: int, seen: int, now_ns: int) -> None:
+        if self._resend_until > expected:
+            return  # one is already out for this gap
+        self._resend_until = seen + 1
+        self._send(RESEND_REQUEST, [(7, str(expected).encode()), (16, b"0")], now_ns)
+        self.counters["resend_requests_sent"] += 1
+        log.warning("%s: gap detected, expecting %d but received %d: ResendRequest sent",
+                    self.config.sender, expected, seen)
+
+    def _process(self, m: FixMessage, now_ns: int) -> None:
+        """Handle the next message in sequence."""
+        mt = m.msg_type
+        required = _REQUIRED.get(mt)
+        if required is not None:
+            for tag in required:
+                v = m.get(tag)
+                if v is None:
+                    self._consume(m)
+                    self._send_reject(m, 1, f"Required tag missing: {tag}", now_ns, tag)
+                    return
+                if tag in _INT_TAGS and not v.isdigit():
+                    self._consume(m)
+                    self._send_reject(m, 6, f"Incorrect data format for value: {tag}={_s(v)}",
+                                      now_ns, tag)
+                    return
+        if mt == SEQUENCE_RESET:  # GapFill mode, in sequence (10b/10e)
+            new = int(m.get(36))
+            if new <= m.seq:
+                self._consume(m)
+                self._send_reject(m, 5, f"NewSeqNo {new} is not above MsgSeqNum {m.seq}", now_ns, 36)
+                return
+            self.store.set_next_target_seq(new)
+            return
+        self.store.set_next_target_seq(m.seq + 1)
+        if mt == HEARTBEAT:
+            return
+        if mt == TEST_REQUEST:
+            self._send(HEARTBEAT, [(112, m.get(112))], now_ns)
+        elif mt == RESEND_REQUEST:
+            self._on_resend_request(m, now_ns)
+        elif mt == REJECT:
+            self.counters["rejects_received"] += 1
+            reason = m.get(373)
+            self._events.append(PeerReject(
+                int(m.get(45)), int(reason) if reason and reason.isdigit() else None,
+                _s(m.get(58, b""))))
+        elif mt == LOGOUT:
+            self._on_logout(m, now_ns)
+        elif mt == LOGON:
+            self._fail("Logon received while already logged on", now_ns)
+        else:
+            self._events.append(AppMessage(m))
+
+    def _on_logon(self, m: FixMessage, now_ns: int) -> None:
+        if m.get(49) != self._target or m.get(56) != self._sender:
+            self._fail(f"Logon from unexpected CompIDs 49={_s(m.get(49))} 56={_s(m.get(56))}",
+                       now_ns)
+            return
+        hb = m.get(108)
+        if hb is None or not hb.isdigit() or not 1 <= int(hb) <= 3600:
+            self._fail(f"Logon without a valid HeartBtInt (108={_s(hb)})", now_ns)
+            return
+        reset = m.get(141) == b"Y"
+        if not self.config.initiator:
+            self.heartbeat_s = int(hb)  # the acceptor uses the initiator's interval
+            if reset:
+                self.store.reset()
+        expected = self.store.next_target_seq
+        seq = m.seq
+        if seq < expected and not reset:
+            self._fail(f"MsgSeqNum too low, expecting {expected} but received {seq}", now_ns)
+            return
+        if not self.config.initiator:
+            body = [(98, b"0"), (108, str(self.heartbeat_s).encode())]
+            if reset:
+                body.append((141, b"Y"))
+            self._send(LOGON, body, now_ns)
+        self._set_state(SessionState.ACTIVE, now_ns)
+        self._events.append(LoggedOn(self.heartbeat_s, reset))
+        if seq > expected:
+            self._request_resend(expected, seq, now_ns)  # the Logon itself is gap-filled
+        else:
+            self.store.set_next_target_seq(seq + 1)
+
+    def _on_logout(self, m: FixMessage, now_ns: int) -> None:
+        text = _s(m.get(58, b""))
+        if self.state is not SessionState.LOGOUT_SENT:
+            self._send(LOGOUT, [], now_ns)  # answer theirs (13b)
+        self._events.append(LoggedOut(text))
+        self._events.append(Disconnect(f"logged out{': ' + text if text else ''}"))
+        self._set_state(SessionState.DISCONNECTED, now_ns)
+
+    def _on_sequence_reset(self, m: FixMessage, now_ns: int) -> None:
+        new = m.get(36)
+        if new is None or not new.isdigit():
+            self._send_reject(m, 1 if new is None else 6, "SequenceReset without a valid NewSeqNo",
+                              now_ns, 36)
+            return
+        new_i = int(new)
+        expected = self.store.next_target_seq
+        if new_i < expected:
+            self._send_reject(m, 5, f"NewSeqNo {new_i} would move MsgSeqNum back from {expected}",
+                              now_ns, 36)
+            return
+        self.store.set_next_target_seq(new_i)
+        self._queue = {s: q for s, q in self._queue.items() if s >= new_i}
+
+    def _on_resend_request(self, m: FixMessage, now_ns: int) -> None:
+        begin = int(m.get(7))
+        end = int(m.get(16))
+        last = self.store.next_sender_seq - 1
+        if end == 0 or end > last:
+            end = last
+        self.counters["resends_served"] += 1
+        stored = dict(self.store.sent_range(begin, end))
+        gap_from = None
+        for seq in range(begin, end + 1):
+            raw = stored.get(seq)
+            if raw is None:
+                if gap_from is None:
+                    gap_from = seq
+                continue
+            if gap_from is not None:
+                self._gap_fill(gap_from, seq, now_ns)
+                gap_from = None
+            self._resend(raw, now_ns)
+        if gap_from is not None:
+            self._gap_fill(gap_from, end + 1, now_ns)
+
+    def _gap_fill(self, seq: int, new_seq: int, now_ns: int) -> None:
+        sending = encode(b"4", [(123, b"Y"), (36, str(new_seq).encode())], sender=self._sender,
+                         target=self._target, seq=seq, sending_time_ns=now_ns,
+                         extra_header=[(43, b"Y"), (122, utc_timestamp(now_ns))])
+        self._out.append(sending)
+        self._last_sent = now_ns
+
+    def _resend(self, raw: bytes, now_ns: int) -> None:
+        d = FixDecoder()
+        d.feed(raw)
+        orig = d.next()
+        if not isinstance(orig, FixMessage):  # our own store gave back something broken
+            return
+        body = [(t, v) for t, v in orig.fields if t not in _HEADER_TAGS]
+        self._out.append(encode(orig.msg_type, body, sender=self._sender, target=self._target,
+                                seq=orig.seq, sending_time_ns=now_ns,
+                                extra_header=[(43, b"Y"), (122, orig.get(52))]))
+        self._last_sent = now_ns
+
+    # -- time --------------------------------------------------------------------------------
+    def tick(self, now_ns: int) -> list:
+        """Call every so often (≤ 1 s apart): heartbeats, test requests, time-outs."""
+        st = self.state
+        if st is SessionState.AWAITING_LOGON and self.config.initiator:
+            if now_ns - self._state_since > self.config.logon_timeout_s * 1e9:
+                self._events.append(Disconnect(
+                    f"no Logon answer within {self.config.logon_timeout_s:g} s"))
+                self._set_state(SessionState.DISCONNECTED, now_ns)
+        elif st is SessionState.LOGOUT_SENT:
+            if now_ns - self._state_since > self.config.logout_timeout_s * 1e9:
+                self._events.append(Disconnect(
+                    f"no Logout answer within {self.config.logout_timeout_s:g} s"))
+                self._set_state(SessionState.DISCONNECTED, now_ns)
+        elif st is SessionState.ACTIVE:
+            hb_ns = self.heartbeat_s * 1_000_000_000
+            grace_ns = int(hb_ns * self.config.test_request_factor)
+            if self._test_req_sent and now_ns - self._test_req_sent > grace_ns:
+                self._fail(f"no answer to TestRequest within {grace_ns / 1e9:g} s", now_ns)
+            elif not self._test_req_sent and now_ns - self._last_recv > grace_ns:
+                self._test_req_n += 1
+                self._send(TEST_REQUEST, [(112, f"TEST-{self._test_req_n}".encode())], now_ns)
+                self._test_req_sent = now_ns
+            elif now_ns - self._last_sent >= hb_ns:
+                self._send(HEARTBEAT, [], now_ns)
+        return self._take_events()
+
+    def _set_state(self, st: SessionState, now_ns: int) -> None:
+        self.state = st
+        self._state_since = now_ns
+
+
+def _s(raw: bytes | None) -> str:
+    return "<missing>" if raw is None else raw.decode("ascii", "replace")
+
+

@@ -1,0 +1,172 @@
+"""Where a FIX session keeps its sequence numbers and the messages it sent (for resends).
+
+``MemoryStore`` for tests and throw-away sessions; ``SqlStore`` persists through SQLAlchemy
+(SQLite or PostgreSQL), so a restarted process resumes the session instead of resetting it.
+``SqlStore`` writes synchronously: fine for the venue and for tests. The engine's hot thread
+will hand its rows to the store's writer process instead (DESIGN.md, Persistence).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Protocol
+
+from sqlalchemy import (
+    Column,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    delete,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+
+__all__ = ["MessageStore", "MemoryStore", "SqlStore"]
+
+
+class MessageStore(Protocol):
+    """What a session needs to remember."""
+
+    next_sender_seq: int
+    next_target_seq: int
+
+    def set_next_sender_seq(self, seq: int) -> None: ...
+
+    def set_next_target_seq(self, seq: int) -> None: ...
+
+    def record_sent(self, seq: int, raw: bytes | None) -> None:
+        """Message ``seq`` went out: the next is seq + 1; keep ``raw`` (None: not resendable)."""
+
+    def sent_range(self, begin: int, end: int) -> Iterable[tuple[int, bytes]]: ...
+
+    def reset(self) -> None: ...
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.next_sender_seq = 1
+        self.next_target_seq = 1
+        self._sent: dict[int, bytes] = {}
+
+    def set_next_sender_seq(self, seq: int) -> None:
+        self.next_sender_seq = seq
+
+    def set_next_target_seq(self, seq: int) -> None:
+        self.next_target_seq = seq
+
+    def record_sent(self, seq: int, raw: bytes | None) -> None:
+        self.next_sender_seq = seq + 1
+        if raw is not None:
+            self._sent[seq] = raw
+
+    def sent_range(self, begin: int, end: int) -> list[tuple[int, bytes]]:
+        return [(s, self._sent[s]) for s in range(begin, end + 1) if s in self._sent]
+
+    def reset(self) -> None:
+        self.next_sender_seq = 1
+        self.next_target_seq = 1
+        self._sent.clear()
+
+
+_meta = MetaData()
+_sessions = Table(
+    "fix_sessions",
+    _meta,
+    Column("session_id", String(128), primary_key=True),
+    Column("next_sender_seq", Integer, nullable=False),
+    Column("next_target_seq", Integer, nullable=False),
+)
+_messages = Table(
+    "fix_messages",
+    _meta,
+    Column("session_id", String(128), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("raw", LargeBinary, nullable=False),
+)
+
+
+class SqlStore:
+    """A session's sequence numbers and sent messages in a database (one row per message)."""
+
+    def __init__(self, url_or_engine: str | Engine, session_id: str) -> None:
+        self.engine = (
+            create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+        )
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.connect() as c:
+                c.exec_driver_sql("PRAGMA journal_mode=WAL")
+        _meta.create_all(self.engine)
+        self.session_id = session_id
+        with self.engine.begin() as c:
+            row = c.execute(
+                select(_sessions.c.next_sender_seq, _sessions.c.next_target_seq).where(
+                    _sessions.c.session_id == session_id
+                )
+            ).first()
+            if row is None:
+                c.execute(
+                    _sessions.insert().values(
+                        session_id=session_id, next_sender_seq=1, next_target_seq=1
+                    )
+                )
+                row = (1, 1)
+        self.next_sender_seq, self.next_target_seq = row
+
+    def _set(self, **values: int) -> None:
+        with self.engine.begin() as c:
+            c.execute(
+                update(_sessions).where(_sessions.c.session_id == self.session_id).values(**values)
+            )
+
+    def set_next_sender_seq(self, seq: int) -> None:
+        self.next_sender_seq = seq
+        self._set(next_sender_seq=seq)
+
+    def set_next_target_seq(self, seq: int) -> None:
+        self.next_target_seq = seq
+        self._set(next_target_seq=seq)
+
+    def record_sent(self, seq: int, raw: bytes | None) -> None:
+        self.next_sender_seq = seq + 1
+        with self.engine.begin() as c:  # one transaction: the message and the new number
+            if raw is not None:
+                c.execute(
+                    delete(_messages).where(
+                        (_messages.c.session_id == self.session_id) & (_messages.c.seq == seq)
+                    )
+                )
+                c.execute(_messages.insert().values(session_id=self.session_id, seq=seq, raw=raw))
+            c.execute(
+                update(_sessions)
+                .where(_sessions.c.session_id == self.session_id)
+                .values(next_sender_seq=seq + 1)
+            )
+
+    def sent_range(self, begin: int, end: int) -> list[tuple[int, bytes]]:
+        with self.engine.connect() as c:
+            rows = c.execute(
+                select(_messages.c.seq, _messages.c.raw)
+                .where(
+                    (_messages.c.session_id == self.session_id)
+                    & (_messages.c.seq >= begin)
+                    & (_messages.c.seq <= end)
+                )
+                .order_by(_messages.c.seq)
+            ).all()
+        return [(int(s), bytes(r)) for s, r in rows]
+
+    def reset(self) -> None:
+        self.next_sender_seq = self.next_target_seq = 1
+        with self.engine.begin() as c:
+            c.execute(delete(_messages).where(_messages.c.session_id == self.session_id))
+            c.execute(
+                update(_sessions)
+                .where(_sessions.c.session_id == self.session_id)
+                .values(next_sender_seq=1, next_target_seq=1)
+            )
+
+    def close(self) -> None:
+        self.engine.dispose()
