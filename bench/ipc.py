@@ -285,7 +285,7 @@ def run_ring(mode: str, batch: int, seconds: float, producer_cpu: int | None) ->
             args += ["--cpu", str(producer_cpu)]
         producer = bench_child("ipc", *args)
 
-        def ready() -> bool:
+        def ready(q=q) -> bool:  # bound now: q is deleted below
             if producer.poll() is not None:
                 raise RuntimeError(f"ring producer exited with code {producer.returncode}")
             return bool(q[_READY])

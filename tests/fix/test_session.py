@@ -22,7 +22,7 @@ from engine.fix.session import (
     SessionNotActive,
     SessionState,
 )
-from engine.fix.store import MemoryStore, SqlStore
+from engine.fix.store import SqlStore
 
 T0 = 1_795_000_000_000_000_000  # ns, a fixed wall clock for the tests
 S = 1_000_000_000
