@@ -205,6 +205,7 @@ class FixSession:
         self._test_req_sent = 0  # when our TestRequest went out (0: none outstanding)
         self._test_req_n = 0
         self._types_ok: set[bytes] = set()  # MsgTypes already seen to be valid
+        self._served_early: set[int] = set()  # ResendRequests answered ahead of a gap
         self._ts_second = b""  # SendingTime cache: "YYYYMMDD-HH:MM:SS" and its ns
         self._ts_second_ns = 0
         self.counters = dict.fromkeys(
@@ -216,6 +217,7 @@ class FixSession:
         """A connection is up. The initiator sends Logon; the acceptor waits for one."""
         self._decoder = FixDecoder()
         self._queue.clear()
+        self._served_early.clear()
         self._resend_until = 0
         self._test_req_sent = 0
         self._last_recv = now_ns
@@ -351,6 +353,7 @@ class FixSession:
         if seq > expected:
             if mt == RESEND_REQUEST:
                 self._on_resend_request(m, now_ns)  # serve theirs first: no deadlock (20)
+                self._served_early.add(seq)  # and only once, when its turn comes
             if mt == LOGOUT:
                 self._on_logout(m, now_ns)
                 return
@@ -474,7 +477,10 @@ class FixSession:
         if mt == TEST_REQUEST:
             self._send(HEARTBEAT, [(112, m.get(112))], now_ns)
         elif mt == RESEND_REQUEST:
-            self._on_resend_request(m, now_ns)
+            if m.seq in self._served_early:
+                self._served_early.discard(m.seq)
+            else:
+                self._on_resend_request(m, now_ns)
         elif mt == REJECT:
             self.counters["rejects_received"] += 1
             reason = m.get(373)

@@ -480,3 +480,21 @@ def test_sending_time_parsed_right_across_seconds_and_bad_ones_rejected():
     # far in the future by a whole day, same clock second-of-day: the cache must not fool it
     ev = s.receive_data(p.msg(b"8", [(11, b"late")], seq=7, now=T0 + 86_400 * S), T0)
     assert ev[0].reason == 10
+
+
+def test_20_a_resend_request_ahead_of_a_gap_is_served_at_once_and_only_once():
+    p = Peer()
+    s = logged_on_initiator(p)  # their Logon was 1; we expect 2
+    s.send(b"D", [(11, b"o1")], T0)  # our 2
+    s.data_to_send()
+    p.seq = 2
+    p.msg(b"8", [(11, b"lost")])  # their 2 never arrives
+    s.receive_data(p.msg(b"2", [(7, b"2"), (16, b"0")]), T0)  # their 3: resend ours from 2
+    out = decode_all(s.data_to_send())
+    assert [(m.msg_type, m.seq) for m in out] == [(b"D", 2), (b"2", 3)]  # served, then our request
+    assert out[1].get(7) == b"2"
+    # they fill their gap; the queued ResendRequest must not be served a second time
+    ev = s.receive_data(p.msg(b"8", [(11, b"lost")], seq=2, extra=[(43, b"Y"), (122, utc_timestamp(T0))]), T0)
+    assert [e.message.get(11) for e in ev] == [b"lost"]
+    assert decode_all(s.data_to_send()) == []
+    assert s.store.next_target_seq == 4 and s.counters["resends_served"] == 1
