@@ -4,6 +4,7 @@
     helmdesk --headless           the demo engine with a live status line, no Qt
     helmdesk engine --profile P   the headless engine
     helmdesk desk --attach NAME   a desk attached to a running engine
+    helmdesk venue --profile P    a simulated exchange (FIX acceptor, matching engine)
     helmdesk ctl status|kill|rearm   commands for scripts and runbooks
     helmdesk --version
 """
@@ -40,6 +41,7 @@ def _desk_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from engine.main import add_arguments as engine_arguments
+    from engine.venue.main import add_arguments as venue_arguments
 
     p = argparse.ArgumentParser(
         prog="helmdesk",
@@ -60,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="engine instance to attach to (default: $HELMDESK_INSTANCE or demo)")
     d.add_argument("--profile", help="profile whose [desk] section to use")
     _desk_options(d)
+
+    v = sub.add_parser("venue", help="run a simulated exchange (FIX 4.4 acceptor)")
+    venue_arguments(v)
 
     c = sub.add_parser("ctl", help="send a command to a running engine")
     c.add_argument("--instance", default=None,
@@ -83,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         from engine.main import run
 
         return run(args)
+    if args.command == "venue":
+        from engine.venue.main import run as venue_run
+
+        return venue_run(args)
     if args.command == "ctl":
         from app.ctl import run as ctl_run
 

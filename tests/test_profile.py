@@ -73,3 +73,65 @@ def test_unreadable_files(tmp_path):
     p.write_bytes(b"\xff\xfe")
     with pytest.raises(ProfileError, match="not UTF-8"):
         load_profile(p)
+
+
+# -- [venue] -------------------------------------------------------------------------------------
+VENUE = GOOD + """
+[venue]
+name = "SIMA"
+counterparties = ["HELM", "HELM2"]
+"""
+
+
+def test_a_profile_without_a_venue_section_has_none(tmp_path):
+    assert load_profile(write(tmp_path, GOOD)).venue is None
+
+
+def test_venue_defaults(tmp_path):
+    v = load_profile(write(tmp_path, VENUE)).venue
+    assert (v.name, v.host, v.port, v.sender, v.counterparties) == (
+        "SIMA", "127.0.0.1", 0, "SIMA", ("HELM", "HELM2"))
+    assert (v.heartbeat_s, v.latency_us, v.background_hz, v.seed, v.fee_bps) == (30, 0, 0.0, 1, 0.0)
+
+
+def test_venue_settings(tmp_path):
+    text = VENUE + ('host = "127.0.0.2"\nport = 9876\nsender = "SIMA-GW"\nheartbeat_s = 5\n'
+                    "latency_us = 250\nbackground_hz = 20\nseed = 7\nfee_bps = 0.5\n")
+    v = load_profile(write(tmp_path, text)).venue
+    assert (v.host, v.port, v.sender, v.heartbeat_s, v.latency_us) == (
+        "127.0.0.2", 9876, "SIMA-GW", 5, 250)
+    assert (v.background_hz, v.seed, v.fee_bps) == (20.0, 7, 0.5)
+
+
+@pytest.mark.parametrize("text, where, reason", [
+    (GOOD + '\n[venue]\ncounterparties = ["HELM"]\n', "[venue].name", "is required"),
+    (GOOD + '\n[venue]\nname = "SIMA"\n', "[venue].counterparties", "is required"),
+    (GOOD + '\n[venue]\nname = "SIMA"\ncounterparties = []\n', "[venue].counterparties",
+     "must list at least one initiator CompID"),
+    (VENUE.replace('"HELM2"', '"HELM"'), "[venue].counterparties[1]", "'HELM' is listed twice"),
+    (VENUE.replace('"HELM2"', '"SIMA"'), "[venue].counterparties[1]",
+     "'SIMA' is the venue's own CompID"),
+    (VENUE.replace('"HELM2"', '"HE LM"'), "[venue].counterparties[1]", "must be a CompID"),
+    (VENUE.replace('"HELM2"', "3"), "[venue].counterparties[1]", "must be a CompID"),
+    (VENUE.replace('"SIMA"', '"SIM A"'), "[venue].name", "must be 1-23 letters"),
+    (VENUE + 'host = "0.0.0.0"\n', "[venue].host", "must be an IPv4 loopback address"),
+    (VENUE + 'host = "example.com"\n', "[venue].host", "was 'example.com'"),
+    (VENUE + 'host = "::1"\n', "[venue].host", "must be an IPv4 loopback address"),
+    (VENUE + "port = 70000\n", "[venue].port", "must be between 0 and 65535, was 70000"),
+    (VENUE + "port = 80.5\n", "[venue].port", "must be an integer, was 80.5"),
+    (VENUE + 'sender = "A=B"\n', "[venue].sender", "must be a CompID"),
+    (VENUE + "heartbeat_s = 0\n", "[venue].heartbeat_s", "must be between 1 and 3600"),
+    (VENUE + "latency_us = -1\n", "[venue].latency_us", "must be between 0 and 10000000"),
+    (VENUE + "background_hz = -2.0\n", "[venue].background_hz", "must be between 0 and"),
+    (VENUE + "seed = true\n", "[venue].seed", "must be an integer, was True"),
+    (VENUE + "fee_bps = nan\n", "[venue].fee_bps", "was nan"),
+    (VENUE + "tls = true\n", "[venue].tls", "unknown key"),
+    ("venue = 3\n" + GOOD, "profile.venue", "must be a table, was 3"),
+])
+def test_venue_errors_name_file_key_and_reason(tmp_path, text, where, reason):
+    path = write(tmp_path, text)
+    with pytest.raises(ProfileError) as e:
+        load_profile(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: {where}: "), msg
+    assert reason in msg

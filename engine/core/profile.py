@@ -29,11 +29,27 @@ Schema (every later issue adds its own section here rather than a new format)::
     alice = "trader"
     "*" = "viewer"
 
+    [venue]                  # optional: makes the profile a simulated exchange's (helmdesk venue);
+    name = "SIMA"            # the engine ignores it. Letters, digits, - and _ (file names use it)
+    host = "127.0.0.1"       # loopback only: the simulated venue authenticates nobody
+    port = 9876              # 0: any free port (printed when listening)
+    sender = "SIMA"          # our SenderCompID (default: name)
+    counterparties = ["HELM"]  # initiator CompIDs allowed to log on (required, non-empty)
+    heartbeat_s = 30         # the sessions' default; each Logon's HeartBtInt (108) wins
+    latency_us = 0           # each inbound application message is handled this much later
+    background_hz = 0.0      # orders/s per instrument from other (simulated) participants
+    seed = 1                 # seeds the background flow
+    fee_bps = 0.0            # charged per fill: Commission(12), CommType(13)=3 absolute
+
+    The venue trades the profile's [[instruments]] (symbol, tick, price: the background
+    flow's starting mid).
+
 Unknown sections and keys are errors, as are wrong types and out-of-range values.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -49,6 +65,7 @@ __all__ = [
     "DeskConfig",
     "FeedConfig",
     "InstrumentConfig",
+    "VenueConfig",
     "Profile",
     "load_profile",
     "parse_profile",
@@ -57,6 +74,8 @@ __all__ = [
 IDLE_MODES = ("spin", "hybrid", "sleep")
 _INSTANCE_RE = re.compile(r"^[A-Za-z0-9_-]{1,23}$")
 _SYMBOL_RE = re.compile(r"^[A-Za-z0-9_.:/-]{1,16}$")
+_COMP_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+_COMP_ID_RULE = "a CompID of 1-32 letters, digits, '_', '.' or '-'"
 
 
 class ProfileError(ValueError):
@@ -95,6 +114,22 @@ class InstrumentConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class VenueConfig:
+    """A simulated exchange (``helmdesk venue``): who may log on and how the market behaves."""
+
+    name: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    sender: str  #: our SenderCompID; the profile's default is ``name``
+    counterparties: tuple[str, ...]
+    heartbeat_s: int = 30
+    latency_us: int = 0
+    background_hz: float = 0.0  #: per instrument
+    seed: int = 1
+    fee_bps: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Profile:
     path: Path
     engine: EngineConfig
@@ -102,6 +137,7 @@ class Profile:
     feed: FeedConfig
     instruments: tuple[InstrumentConfig, ...]
     users: dict[str, Role] = field(default_factory=dict)
+    venue: VenueConfig | None = None  #: only a venue's profile has one
 
     def role_of(self, user: str) -> Role:
         """The role the profile grants an OS user (``*`` for anyone unlisted, else viewer)."""
@@ -147,6 +183,12 @@ class _Reader:
                 self.fail(key, f"must be between {lo:g} and {hi:g}, was {v!r}")
         return v
 
+    def integer(self, key: str, default: Any = ..., *, lo: int, hi: int) -> int:
+        v = self.get(key, int, default)
+        if v is not default and not lo <= v <= hi:
+            self.fail(key, f"must be between {lo} and {hi}, was {v!r}")
+        return v
+
     def done(self) -> None:
         extra = sorted(set(self.table) - self.used)
         if extra:
@@ -154,7 +196,8 @@ class _Reader:
 
 
 def _tname(typ: type | tuple[type, ...]) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", list: "a list", bool: "true/false"}
+    names = {int: "an integer", float: "a number", str: "a string", list: "a list",
+             bool: "true/false", dict: "a table"}
     if isinstance(typ, tuple):
         return " or ".join(names.get(t, t.__name__) for t in typ)
     return names.get(typ, typ.__name__)
@@ -263,7 +306,55 @@ def parse_profile(data: dict, path: Path) -> Profile:
         except ValueError as err:
             u.fail(name, str(err))
     u.done()
+    venue = _parse_venue(root.get("venue", dict, None), path)
     root.done()
     return Profile(
-        path=path, engine=engine, desk=desk, feed=feed, instruments=tuple(instruments), users=users
+        path=path, engine=engine, desk=desk, feed=feed, instruments=tuple(instruments), users=users,
+        venue=venue,
     )
+
+
+def _parse_venue(table: dict | None, path: Path) -> VenueConfig | None:
+    if table is None:
+        return None
+    v = _Reader(path, "[venue]", table)
+    name = v.get("name", str)
+    if not _INSTANCE_RE.match(name):
+        v.fail("name", f"must be 1-23 letters, digits, '-' or '_', was {name!r}")
+    host = v.get("host", str, "127.0.0.1")
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback or ":" in host:
+        v.fail("host", f"must be an IPv4 loopback address such as 127.0.0.1 (the simulated "
+                       f"venue authenticates nobody), was {host!r}")
+    sender = v.get("sender", str, name)
+    if not _COMP_ID_RE.match(sender):
+        v.fail("sender", f"must be {_COMP_ID_RULE}, was {sender!r}")
+    raw = v.get("counterparties", list)
+    if not raw:
+        v.fail("counterparties", "must list at least one initiator CompID")
+    seen: list[str] = []
+    for i, c in enumerate(raw):
+        if not isinstance(c, str) or not _COMP_ID_RE.match(c):
+            v.fail(f"counterparties[{i}]", f"must be {_COMP_ID_RULE}, was {c!r}")
+        if c in seen:
+            v.fail(f"counterparties[{i}]", f"{c!r} is listed twice")
+        if c == sender:
+            v.fail(f"counterparties[{i}]", f"{c!r} is the venue's own CompID")
+        seen.append(c)
+    config = VenueConfig(
+        name=name,
+        host=host,
+        port=v.integer("port", 0, lo=0, hi=65535),
+        sender=sender,
+        counterparties=tuple(seen),
+        heartbeat_s=v.integer("heartbeat_s", 30, lo=1, hi=3600),
+        latency_us=v.integer("latency_us", 0, lo=0, hi=10_000_000),
+        background_hz=float(v.number("background_hz", 0.0, lo=0.0, hi=100_000.0)),
+        seed=v.integer("seed", 1, lo=0, hi=2**63 - 1),
+        fee_bps=float(v.number("fee_bps", 0.0, lo=0.0, hi=10_000.0)),
+    )
+    v.done()
+    return config

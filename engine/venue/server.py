@@ -1,0 +1,499 @@
+"""The simulated exchange on the network: a FIX 4.4 acceptor around ``Exchange``.
+
+Theory of operation
+-------------------
+``Venue.start()`` listens on the configured loopback address. A new connection is read up to
+its first whole message (at most ``PRELOGON_BYTES`` within ``LOGON_TIMEOUT_S``). That
+message's SenderCompID (49) picks the counterparty among the configured ones, and that
+counterparty's ``FixSession`` (acceptor; TargetCompID = that CompID) is driven over the
+connection by ``engine.fix.transport.serve_connection``, starting with the bytes already read:
+the session layer then checks TargetCompID, the Logon, sequence numbers and everything else,
+and counts the garbage. A SenderCompID that is not configured, a TargetCompID that is not
+ours (checked here too, so a stranger cannot use up the real session's sequence numbers), or a
+counterparty still connected after ``RECONNECT_GRACE_S`` gets a Logout saying why, and the
+connection is closed.
+
+One session per counterparty. Its sequence numbers and sent messages live in
+``<data dir>/venue-<name>.db`` (``SqlStore``), so a restarted venue resumes sessions rather
+than resetting them. Orders live in memory only: a restarted venue has empty books. A Logon
+with ResetSeqNumFlag=Y starts a new session, which frees the ClOrdIDs of finished orders.
+
+Application messages reach ``Exchange`` ``latency_us`` after they arrive, through a FIFO per
+session (so their order is kept). Its answers are written at once: the transport only flushes
+when its own loop turns, which is up to ``tick_s`` later. A message for a counterparty that is
+not logged on (the cancels of cancel on disconnect; a fill in the instant a connection drops)
+is kept and sent after its next Logon, so a client hears about every change to its orders.
+
+Cancel on disconnect: the moment a session's connection is gone, whatever reason, the
+messages it still had in the latency FIFO are handled (the session layer accepted them), then
+every live order of that counterparty is cancelled.
+
+The background flow (``BackgroundFlow``) steps ``background_hz`` times a second on every book.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Sequence
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+
+from engine.core.clock import Clock, LiveClock
+from engine.core.paths import data_dir
+from engine.core.profile import InstrumentConfig, VenueConfig
+from engine.fix.codec import FixDecoder, FixEncodeError, FixGarbled, FixMessage, encode
+from engine.fix.session import (
+    AppMessage,
+    Disconnect,
+    FixSession,
+    LoggedOn,
+    SessionConfig,
+    SessionState,
+)
+from engine.fix.store import SqlStore
+from engine.fix.transport import serve_connection
+from engine.venue.background import BackgroundFlow
+from engine.venue.exchange import BIZ_OTHER, Exchange
+
+__all__ = ["Venue", "LOGON_TIMEOUT_S", "PRELOGON_BYTES", "RECONNECT_GRACE_S"]
+
+log = logging.getLogger("helmdesk.venue")
+
+#: A connection must send its first whole message within this time...
+LOGON_TIMEOUT_S = 10.0
+#: ...and within this many bytes (garbage before it included).
+PRELOGON_BYTES = 256 * 1024
+#: How long a new connection waits for the same counterparty's old one to end.
+RECONNECT_GRACE_S = 2.0
+#: Messages kept per counterparty while it is not logged on; the oldest go first.
+MAX_PENDING = 100_000
+#: At most this many background steps per wake-up (a stalled loop skips, it does not burst).
+MAX_BACKGROUND_BATCH = 1000
+
+
+class _AcceptorSession(FixSession):
+    """A ``FixSession`` that tells the venue the moment its connection is gone.
+
+    ``serve_connection`` calls ``connection_lost`` as soon as it stops reading, before it
+    awaits the socket's close: cancelling there leaves no moment in which an order of a
+    client that is gone could still trade.
+    """
+
+    def __init__(self, config: SessionConfig, store: SqlStore, on_lost) -> None:
+        super().__init__(config, store)
+        self._on_lost = on_lost
+
+    def connection_lost(self, now_ns: int) -> None:
+        super().connection_lost(now_ns)
+        self._on_lost()
+
+
+class _Counterparty:
+    """One configured initiator: its session and what the venue keeps for it."""
+
+    __slots__ = ("comp_id", "session", "writer", "task", "connected", "inbox", "timer",
+                 "pending")
+
+    def __init__(self, comp_id: str, session: _AcceptorSession) -> None:
+        self.comp_id = comp_id
+        self.session = session
+        self.writer: asyncio.StreamWriter | None = None
+        self.task: asyncio.Task | None = None
+        self.connected = False
+        self.inbox: deque[tuple[float, FixMessage]] = deque()  # (due loop time, message)
+        self.timer: asyncio.TimerHandle | None = None
+        self.pending: deque[tuple[bytes, list]] = deque()  # to send after the next Logon
+
+
+class _Prefixed:
+    """A stream reader that first gives back the bytes read while looking for the Logon."""
+
+    def __init__(self, prefix: bytes, reader: asyncio.StreamReader) -> None:
+        self._prefix = prefix
+        self._reader = reader
+
+    async def read(self, n: int = -1) -> bytes:
+        if self._prefix:
+            data, self._prefix = self._prefix, b""
+            return data
+        return await self._reader.read(n)
+
+
+class Venue:
+    """A simulated exchange: ``await start()``, then it serves until ``await stop()``."""
+
+    def __init__(self, config: VenueConfig, instruments: Sequence[InstrumentConfig], *,
+                 port: int | None = None, db_url: str | None = None,
+                 clock: Clock | None = None, tick_s: float = 0.2) -> None:
+        self.config = config
+        self.port = config.port if port is None else port
+        self.clock = clock or LiveClock()
+        # ids carry the start time (ms): a restarted venue never repeats an OrderID or ExecID
+        boot = format(self.clock.wall_ns() // 1_000_000, "x")
+        self.exchange = Exchange(config.name, instruments, fee_bps=config.fee_bps,
+                                 id_prefix=f"{config.name}-{boot}-")
+        self.background = (BackgroundFlow(self.exchange, seed=config.seed)
+                           if config.background_hz > 0 else None)
+        self.counters = dict.fromkeys(
+            ("connections", "refused", "sessions", "disconnects", "cancelled_on_disconnect",
+             "sent_late", "pending_dropped", "errors"), 0)
+        self._db_url = db_url or f"sqlite:///{data_dir() / f'venue-{config.name}.db'}"
+        self._db: Engine | None = None
+        self._tick_s = tick_s
+        self._sender = config.sender.encode()
+        self._latency_s = config.latency_us / 1_000_000
+        self._cps: dict[str, _Counterparty] = {}
+        self._server: asyncio.base_events.Server | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._background_task: asyncio.Task | None = None
+        self._dirty: set[_Counterparty] = set()
+
+    # -- LIFE CYCLE ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open the sessions' store and listen; ``port`` is then the real one."""
+        cfg = self.config
+        self._db = _open_db(self._db_url)
+        for comp_id in cfg.counterparties:
+            session_cfg = SessionConfig(sender=cfg.sender, target=comp_id, initiator=False,
+                                        heartbeat_s=cfg.heartbeat_s)
+            store = SqlStore(self._db, f"{cfg.sender}->{comp_id}")
+            session = _AcceptorSession(session_cfg, store,
+                                       lambda c=comp_id: self._connection_lost(c))
+            self._cps[comp_id] = _Counterparty(comp_id, session)
+        self._server = await asyncio.start_server(self._on_connection, cfg.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        if self.background is not None:
+            self._background_task = asyncio.ensure_future(self._run_background())
+        log.info("venue %s listening on %s:%d as %s: %d instruments, counterparties %s, "
+                 "latency %d us, background %g/s per instrument, seed %d", cfg.name, cfg.host,
+                 self.port, cfg.sender, len(self.exchange.books), ", ".join(cfg.counterparties),
+                 cfg.latency_us, cfg.background_hz, cfg.seed)
+
+    async def stop(self, timeout_s: float = 5.0) -> None:
+        """Log every session out, wait up to ``timeout_s`` for the answers, close."""
+        if self._server is None:
+            return
+        if self._background_task is not None:
+            self._background_task.cancel()
+            await asyncio.gather(self._background_task, return_exceptions=True)
+        self._server.close()
+        now = self.clock.wall_ns()
+        serving = set()
+        for cp in self._cps.values():
+            if cp.task is not None:
+                serving.add(cp.task)
+            if cp.session.state is SessionState.ACTIVE:
+                cp.session.logout("venue shutting down", now)
+                self._flush(cp)
+        for t in self._tasks - serving:
+            t.cancel()  # still waiting for a first message
+        if self._tasks:
+            _, late = await asyncio.wait(set(self._tasks), timeout=timeout_s)
+            for t in late:
+                t.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        await self._server.wait_closed()
+        self._server = None
+        if self._db is not None:
+            self._db.dispose()
+        log.info("venue %s stopped: %s", self.config.name, self.snapshot()["counters"])
+
+    # -- CONNECTIONS -----------------------------------------------------------------------------
+    async def _on_connection(self, reader: asyncio.StreamReader,
+                             writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        self.counters["connections"] += 1
+        peer = _peer(writer)
+        cp = None
+        try:
+            prefix, first = await _first_message(reader)
+            cp = self._choose(first, peer, writer)
+            if cp is not None and not await self._claim(cp):
+                self._refuse(writer, cp.comp_id.encode(), peer,
+                             f"{cp.comp_id} is already connected")
+                cp = None
+            if cp is None:
+                return
+            cp.writer, cp.task, cp.connected = writer, task, True
+            log.info("%s: connection from %s for %s", self.config.name, peer, cp.comp_id)
+            why = await serve_connection(cp.session, _Prefixed(prefix, reader), writer,
+                                         lambda _s, events: self._on_events(cp, events),
+                                         clock=self.clock.wall_ns, tick_s=self._tick_s)
+            log.info("%s: session with %s (%s) ended: %s", self.config.name, cp.comp_id, peer,
+                     why)
+        except Exception:
+            self.counters["errors"] += 1
+            log.exception("%s: connection from %s failed", self.config.name, peer)
+        finally:
+            if cp is not None and cp.task is task:
+                cp.writer = cp.task = None
+            if cp is None:
+                writer.close()
+            self._tasks.discard(task)
+
+    def _choose(self, first: FixMessage | FixGarbled | str, peer: str,
+                writer: asyncio.StreamWriter) -> _Counterparty | None:
+        """The counterparty whose session gets this connection, or None (refused)."""
+        if isinstance(first, str):
+            self._refuse(writer, None, peer, first)
+            return None
+        m = first if isinstance(first, FixMessage) else first.message
+        raw = m.get(49) if m is not None else None
+        comp_id = _text(raw) if raw else None
+        cp = self._cps.get(comp_id) if comp_id else None
+        if cp is None:
+            why = (f"SenderCompID {comp_id!r} is not a counterparty of {self.config.name}"
+                   if comp_id else
+                   f"first message unusable: {getattr(first, 'reason', 'no SenderCompID')}")
+            self._refuse(writer, raw, peer, why)
+            return None
+        if m.get(56) != self._sender:  # before its session sees it: keep its numbers clean
+            self._refuse(writer, raw, peer, f"TargetCompID {_text(m.get(56))!r} is not "
+                                            f"{self.config.sender!r}")
+            return None
+        return cp
+
+    async def _claim(self, cp: _Counterparty) -> bool:
+        """Wait up to ``RECONNECT_GRACE_S`` for the counterparty's previous connection to end.
+
+        A client that sends Logout, closes and reconnects at once may be faster than the
+        venue reading that Logout: its new connection waits rather than being refused.
+        """
+        deadline = asyncio.get_running_loop().time() + RECONNECT_GRACE_S
+        while cp.connected:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0 or cp.task is None:
+                return False
+            await asyncio.wait({cp.task}, timeout=left)
+        return True
+
+    def _refuse(self, writer: asyncio.StreamWriter, comp_id: bytes | None, peer: str,
+                why: str) -> None:
+        """Tell the peer why in a Logout (when we know whom to address), and close."""
+        self.counters["refused"] += 1
+        log.warning("%s refused a connection from %s: %s", self.config.name, peer, why)
+        if comp_id:
+            try:
+                writer.write(encode(b"5", [(58, why)], sender=self._sender,
+                                    target=comp_id, seq=1, sending_time_ns=self.clock.wall_ns()))
+            except FixEncodeError:  # pragma: no cover - a parsed value is always encodable
+                pass
+
+    # -- SESSION EVENTS --------------------------------------------------------------------------
+    def _on_events(self, cp: _Counterparty, events: list) -> None:
+        try:
+            for e in events:
+                if isinstance(e, AppMessage):
+                    self._receive(cp, e.message)
+                elif isinstance(e, LoggedOn):
+                    self._logged_on(cp, e)
+                elif isinstance(e, Disconnect):
+                    self._connection_lost(cp.comp_id)  # now, not when the socket has closed
+            self._drain_outbox()
+        except Exception:
+            self.counters["errors"] += 1
+            log.exception("%s: error handling events of %s", self.config.name, cp.comp_id)
+
+    def _logged_on(self, cp: _Counterparty, e: LoggedOn) -> None:
+        self.counters["sessions"] += 1
+        store = cp.session.store
+        log.info("%s: %s logged on (HeartBtInt %d s%s), next MsgSeqNum in %d, out %d",
+                 self.config.name, cp.comp_id, e.heartbeat_s, ", sequence reset" if e.reset else "",
+                 store.next_target_seq, store.next_sender_seq)
+        if e.reset:
+            n = self.exchange.forget_finished(cp.comp_id)
+            log.info("%s: %s reset its sequence numbers: a new day, %d ClOrdIDs free again",
+                     self.config.name, cp.comp_id, n)
+        if cp.pending and cp.session.state is SessionState.ACTIVE:  # not if it left at once
+            now = self.clock.wall_ns()
+            n = len(cp.pending)
+            while cp.pending:
+                msg_type, body = cp.pending.popleft()
+                cp.session.send(msg_type, body, now)
+            self.counters["sent_late"] += n
+            self._dirty.add(cp)
+            log.info("%s: sent %s %d messages kept while it was away", self.config.name,
+                     cp.comp_id, n)
+
+    def _connection_lost(self, comp_id: str) -> None:
+        """Handle what is in flight, then cancel everything the counterparty has live."""
+        cp = self._cps[comp_id]
+        if not cp.connected:
+            return
+        cp.connected = False
+        self.counters["disconnects"] += 1
+        if cp.timer is not None:
+            cp.timer.cancel()
+            cp.timer = None
+        while cp.inbox:
+            self._handle(cp, cp.inbox.popleft()[1])
+        n = self.exchange.cancel_all(comp_id, self.clock.wall_ns())
+        self.counters["cancelled_on_disconnect"] += n
+        log.info("%s: %s disconnected: cancelled its %d live orders", self.config.name, comp_id,
+                 n)
+        self._drain_outbox()
+
+    # -- APPLICATION MESSAGES --------------------------------------------------------------------
+    def _receive(self, cp: _Counterparty, m: FixMessage) -> None:
+        """Hand ``m`` to the exchange now, or ``latency_us`` from now (in arrival order)."""
+        if not self._latency_s:
+            self._handle(cp, m)
+            return
+        loop = asyncio.get_running_loop()
+        cp.inbox.append((loop.time() + self._latency_s, m))
+        if cp.timer is None:
+            cp.timer = loop.call_at(cp.inbox[0][0], self._inbox_due, cp)
+
+    def _inbox_due(self, cp: _Counterparty) -> None:
+        cp.timer = None
+        loop = asyncio.get_running_loop()
+        # the loop may run a timer up to its clock resolution early: the head is due anyway
+        self._handle(cp, cp.inbox.popleft()[1])
+        now = loop.time()
+        while cp.inbox and cp.inbox[0][0] <= now:
+            self._handle(cp, cp.inbox.popleft()[1])
+        if cp.inbox:
+            cp.timer = loop.call_at(cp.inbox[0][0], self._inbox_due, cp)
+        self._drain_outbox()
+
+    def _handle(self, cp: _Counterparty, m: FixMessage) -> None:
+        now = self.clock.wall_ns()
+        try:
+            self.exchange.on_message(cp.comp_id, m, now)
+        except Exception:
+            self.counters["errors"] += 1
+            log.exception("%s: could not handle 35=%s seq %d from %s", self.config.name,
+                          m.msg_type.decode("ascii", "replace"), m.seq, cp.comp_id)
+            self.exchange.business_reject(cp.comp_id, m, BIZ_OTHER,
+                                          "the venue failed to handle this message (see its log)",
+                                          now)
+
+    # -- MESSAGES OUT ----------------------------------------------------------------------------
+    def _drain_outbox(self) -> None:
+        """Send what the exchange answered; keep what a counterparty cannot receive now."""
+        out = self.exchange.outbox
+        if out:
+            batch = out[:]
+            out.clear()
+            now = self.clock.wall_ns()
+            for comp_id, msg_type, body in batch:
+                cp = self._cps[comp_id]
+                if cp.session.state is not SessionState.ACTIVE:
+                    self._keep(cp, msg_type, body)
+                    continue
+                try:
+                    cp.session.send(msg_type, body, now)
+                except Exception:  # a bad field of ours: lose this message, not the batch
+                    self.counters["errors"] += 1
+                    log.exception("%s: could not send 35=%s to %s: %r", self.config.name,
+                                  msg_type.decode(), comp_id, body)
+                    continue
+                self._dirty.add(cp)
+        for cp in self._dirty:
+            self._flush(cp)
+        self._dirty.clear()
+
+    def _keep(self, cp: _Counterparty, msg_type: bytes, body: list) -> None:
+        if len(cp.pending) >= MAX_PENDING:
+            cp.pending.popleft()
+            self.counters["pending_dropped"] += 1
+        cp.pending.append((msg_type, body))
+
+    def _flush(self, cp: _Counterparty) -> None:
+        data = cp.session.data_to_send()
+        if data and cp.writer is not None and not cp.writer.is_closing():
+            cp.writer.write(data)
+
+    # -- BACKGROUND FLOW -------------------------------------------------------------------------
+    async def _run_background(self) -> None:
+        hz = self.config.background_hz
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        done = 0
+        while True:
+            due = int((loop.time() - start) * hz)
+            try:
+                now = self.clock.wall_ns()
+                for _ in range(min(due - done, MAX_BACKGROUND_BATCH)):
+                    self.background.step(now)
+                self._drain_outbox()
+            except Exception:
+                self.counters["errors"] += 1
+                log.exception("%s: background flow step failed", self.config.name)
+            done = due
+            await asyncio.sleep(max(0.001, (done + 1) / hz - (loop.time() - start)))
+
+    # -- INSPECTION ------------------------------------------------------------------------------
+    def snapshot(self) -> dict:
+        """Counters, each instrument's best bid/ask and each session's state (tests, logs)."""
+        counters = dict(self.counters)
+        counters.update(self.exchange.counters)
+        counters["garbled"] = counters["session_rejects"] = 0
+        sessions = {}
+        for comp_id, cp in self._cps.items():
+            s = cp.session
+            counters["garbled"] += s.counters["garbled"]
+            counters["session_rejects"] += s.counters["rejects_sent"]
+            sessions[comp_id] = {
+                "state": s.state.value,
+                "next_sender_seq": s.store.next_sender_seq,
+                "next_target_seq": s.store.next_target_seq,
+                "live_orders": self.exchange.live_orders(comp_id),
+                "pending": len(cp.pending),
+            }
+        return {"counters": counters, "books": self.exchange.book_snapshot(),
+                "sessions": sessions}
+
+
+async def _first_message(
+        reader: asyncio.StreamReader) -> tuple[bytes, FixMessage | FixGarbled | str]:
+    """Read up to the first whole message (or well-framed invalid one); return every byte
+    read and that message, or why there is none (closed, silent, only garbage)."""
+    decoder = FixDecoder()
+    chunks: list[bytes] = []
+    size = 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + LOGON_TIMEOUT_S
+    while size < PRELOGON_BYTES:
+        try:
+            data = await asyncio.wait_for(reader.read(65536), max(0.0, deadline - loop.time()))
+        except asyncio.TimeoutError:
+            return b"".join(chunks), f"no message within {LOGON_TIMEOUT_S:g} s"
+        except (ConnectionError, OSError) as e:
+            return b"".join(chunks), f"connection error before a message: {e}"
+        if not data:
+            return b"".join(chunks), f"closed after {size} bytes and no message"
+        chunks.append(data)
+        size += len(data)
+        decoder.feed(data)
+        while (item := decoder.next()) is not None:
+            if isinstance(item, FixMessage) or item.should_reject:
+                return b"".join(chunks), item
+    return b"".join(chunks), f"{size} bytes and no message"
+
+
+def _open_db(url: str) -> Engine:
+    """The sessions' database. SQLite runs WAL (``SqlStore`` sets it) with synchronous=NORMAL:
+    a commit survives the process dying, not the machine; every message commits, and a full
+    sync each time would cost more than the rest of handling it."""
+    db = create_engine(url)
+    if db.dialect.name == "sqlite":
+        @event.listens_for(db, "connect")
+        def _pragmas(dbapi_conn, _record) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+    return db
+
+
+def _text(raw: bytes | None) -> str:
+    return "" if raw is None else raw.decode("ascii", "replace")
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    addr = writer.get_extra_info("peername")
+    return f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)
