@@ -1,1 +1,5 @@
-"""execution: arrives with a later issue (see DESIGN.md)."""
+"""Execution: the order state machine (OMS and smart order router come next)."""
+
+from engine.execution.orders import TRANSITIONS, ClOrdIds, Order, OrderEvent, OrdStatus
+
+__all__ = ["ClOrdIds", "Order", "OrderEvent", "OrdStatus", "TRANSITIONS"]
