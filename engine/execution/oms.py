@@ -1,0 +1,230 @@
+"""The order manager, sans-IO: order intents in, FIX application messages out; reports in,
+order updates out.
+
+``Oms`` knows orders, not sockets: it hands each outgoing message to ``send(venue, msg_type,
+body)`` (the engine's FIX sessions behind it; ``None`` back means the venue is not logged
+on), and it is fed every application message a venue session delivers
+(``on_message(venue, message)``). Every change to an order goes through its state machine
+(``engine.execution.orders``); whatever the machine refuses, or whatever cannot be matched to
+an order, is logged with the reason and counted, never raised. Fills apply once per ExecID.
+
+Still to come (issue 4): persistence through the store's writer process and rebuilding from
+it, reconciliation with OrderStatusRequest after a reconnect, cancel/replace requests, the
+smart order router.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+from engine.execution.orders import ClOrdIds, Order, OrderEvent, OrdStatus
+from engine.fix.codec import FixMessage, utc_timestamp
+
+__all__ = ["Oms", "OrderUpdate"]
+
+log = logging.getLogger("helmdesk.oms")
+
+Send = Callable[[str, bytes, list], "int | None"]
+
+_EXEC_EVENTS = {
+    b"0": OrderEvent.ACK_NEW,
+    b"4": OrderEvent.CANCELLED,
+    b"8": OrderEvent.REJECT,
+    b"C": OrderEvent.EXPIRED,
+}
+_TIF = {"day": b"0", "ioc": b"3", "fok": b"4"}
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """What changed, for the desk's blotter and the event ring."""
+
+    cl_ord_id: str
+    venue: str
+    symbol: str
+    status: OrdStatus
+    cum_qty: int
+    leaves_qty: int
+    last_qty: int = 0
+    last_px: float = 0.0
+    text: str = ""
+    unknown: bool = False  #: the venue's session dropped: state in doubt until reconciled
+
+
+class Oms:
+    def __init__(self, ids: ClOrdIds, send: Send) -> None:
+        self.ids = ids
+        self.send = send
+        self.orders: dict[str, Order] = {}
+        self._alias: dict[str, str] = {}  # ClOrdID of a cancel request -> the order's
+        self.unknown: set[str] = set()  # orders whose venue dropped while they were live
+        self.counters = dict.fromkeys(
+            ("orders", "rejected_locally", "fills", "duplicates", "unmatched", "refused"), 0)
+
+    # -- intents -----------------------------------------------------------------------------
+    def new_order(self, venue: str, symbol: str, side: int, qty: int, price: float | None,
+                  tif: str, now_ns: int) -> Order | str:
+        """Send a NewOrderSingle; return the order, or why it was not sent."""
+        why = _check_order(side, qty, price, tif)
+        if why is None:
+            cl = self.ids.next()
+            body = [(11, cl), (55, symbol), (54, str(side)), (60, utc_timestamp(now_ns)),
+                    (38, qty), (40, b"2" if price is not None else b"1")]
+            if price is not None:
+                body.append((44, repr(float(price))))
+            body.append((59, _TIF[tif]))
+            if self.send(venue, b"D", body) is None:
+                why = f"venue {venue} is not logged on"
+        if why is not None:
+            self.counters["rejected_locally"] += 1
+            log.warning("order %s %s %s@%s on %s NOT SENT: %s", symbol, side, qty, price, venue, why)
+            return why
+        o = Order(cl_ord_id=cl, symbol=symbol, side=side, qty=qty, price=price, venue=venue)
+        self.orders[cl] = o
+        self.counters["orders"] += 1
+        return o
+
+    def cancel(self, cl_ord_id: str, now_ns: int) -> str | None:
+        """Send an OrderCancelRequest; return why not, or None. A cancel is never blocked by
+        risk checks; only an order that is not live (or a venue that is down) stops it."""
+        o = self.orders.get(cl_ord_id)
+        if o is None:
+            return f"unknown order {cl_ord_id}"
+        why = o.apply(OrderEvent.CANCEL_REQUESTED)
+        if why is not None:
+            return why
+        req = self.ids.next()
+        body = [(41, o.cl_ord_id), (11, req), (55, o.symbol), (54, str(o.side)),
+                (60, utc_timestamp(now_ns))]
+        if o.venue_order_id:
+            body.insert(0, (37, o.venue_order_id))
+        if self.send(o.venue, b"F", body) is None:
+            o.apply(OrderEvent.CANCEL_REJECTED)  # nothing went out: back where it was
+            return f"venue {o.venue} is not logged on"
+        self._alias[req] = o.cl_ord_id
+        return None
+
+    def cancel_all(self, now_ns: int, venue: str | None = None, symbol: str | None = None) -> int:
+        """Cancel every live order in scope; return how many cancel requests went out."""
+        n = 0
+        for o in list(self.orders.values()):
+            if venue not in (None, o.venue) or symbol not in (None, o.symbol):
+                continue
+            if o.status in (OrdStatus.NEW, OrdStatus.PARTIALLY_FILLED, OrdStatus.PENDING_NEW):
+                n += self.cancel(o.cl_ord_id, now_ns) is None
+        return n
+
+    def live(self) -> list[Order]:
+        return [o for o in self.orders.values() if o.leaves_qty > 0]
+
+    # -- reports -----------------------------------------------------------------------------
+    def on_message(self, venue: str, m: FixMessage) -> list[OrderUpdate]:
+        """Apply one application message from ``venue``; return the updates it caused."""
+        if m.msg_type == b"8":
+            return self._on_execution_report(venue, m)
+        if m.msg_type == b"9":
+            return self._on_cancel_reject(venue, m)
+        self.counters["unmatched"] += 1
+        log.warning("%s sent 35=%s, which the OMS does not handle", venue, _s(m.msg_type))
+        return []
+
+    def _find(self, venue: str, m: FixMessage) -> Order | None:
+        for tag in (11, 41):
+            raw = m.get(tag)
+            if raw is None:
+                continue
+            cl = raw.decode("ascii", "replace")
+            cl = self._alias.get(cl, cl)
+            o = self.orders.get(cl)
+            if o is not None and o.venue == venue:
+                return o
+        self.counters["unmatched"] += 1
+        log.warning("%s: report for unknown order 11=%s 41=%s ignored", venue,
+                    _s(m.get(11)), _s(m.get(41)))
+        return None
+
+    def _on_execution_report(self, venue: str, m: FixMessage) -> list[OrderUpdate]:
+        o = self._find(venue, m)
+        if o is None:
+            return []
+        et = m.get(150)
+        text = _s(m.get(58, b""))
+        if m.get(37) and m.get(37) != b"NONE":
+            o.venue_order_id = m.get(37).decode("ascii", "replace")
+        last_qty, last_px = 0, 0.0
+        if et == b"F":
+            try:
+                last_qty, last_px = m.get_int(32), m.get_float(31)
+                exec_id = m.get(17).decode("ascii", "replace")
+            except (ValueError, AttributeError) as e:
+                return self._refuse(o, f"fill report without usable 17/31/32: {e}")
+            why = o.apply_fill(exec_id, last_qty, last_px)
+            if why is not None:
+                if "duplicate" in why:
+                    self.counters["duplicates"] += 1
+                    return []
+                return self._refuse(o, why)
+            self.counters["fills"] += 1
+        elif et == b"I":
+            return [self._update(o, text=text)]  # status answer: nothing changes here
+        else:
+            event = _EXEC_EVENTS.get(et)
+            if event is None:
+                return self._refuse(o, f"ExecType {_s(et)} is not handled")
+            why = o.apply(event)
+            if why is not None:
+                if event is OrderEvent.ACK_NEW and m.poss_dup:
+                    self.counters["duplicates"] += 1  # a resent ack of an order already moving
+                    return []
+                return self._refuse(o, why)
+        self.unknown.discard(o.cl_ord_id)
+        return [self._update(o, last_qty, last_px, text)]
+
+    def _on_cancel_reject(self, venue: str, m: FixMessage) -> list[OrderUpdate]:
+        o = self._find(venue, m)
+        if o is None:
+            return []
+        event = OrderEvent.REPLACE_REJECTED if m.get(434) == b"2" else OrderEvent.CANCEL_REJECTED
+        why = o.apply(event)
+        if why is not None:
+            return self._refuse(o, why)
+        return [self._update(o, text=f"cancel refused: {_s(m.get(58, b''))}")]
+
+    def _refuse(self, o: Order, why: str) -> list[OrderUpdate]:
+        self.counters["refused"] += 1
+        log.warning("%s", why)
+        return []
+
+    def _update(self, o: Order, last_qty: int = 0, last_px: float = 0.0, text: str = "") -> OrderUpdate:
+        return OrderUpdate(o.cl_ord_id, o.venue, o.symbol, o.status, o.cum_qty, o.leaves_qty,
+                           last_qty, last_px, text, o.cl_ord_id in self.unknown)
+
+    # -- venue sessions ----------------------------------------------------------------------
+    def on_venue_down(self, venue: str) -> list[OrderUpdate]:
+        """The venue's session dropped: its live orders are in doubt (the venue cancels on
+        disconnect, but that is its word, not ours) until a report says otherwise."""
+        out = []
+        for o in self.orders.values():
+            if o.venue == venue and o.leaves_qty > 0:
+                self.unknown.add(o.cl_ord_id)
+                out.append(self._update(o, text="venue disconnected: state unknown"))
+        return out
+
+
+def _check_order(side: int, qty: int, price: float | None, tif: str) -> str | None:
+    if side not in (1, 2):
+        return f"side must be 1 (buy) or 2 (sell), was {side!r}"
+    if isinstance(qty, bool) or not isinstance(qty, int) or qty <= 0:
+        return f"quantity must be a positive whole number, was {qty!r}"
+    if price is not None and (not math.isfinite(price) or price <= 0):
+        return f"price must be a positive number, was {price!r}"
+    if tif not in _TIF:
+        return f"time in force must be day, ioc or fok, was {tif!r}"
+    return None
+
+
+def _s(raw: bytes | None) -> str:
+    return "<missing>" if raw is None else raw.decode("ascii", "replace")
