@@ -1,6 +1,7 @@
 """Reusable desk widgets. Each takes plain data (numbers, numpy arrays) and imports neither
 ``app`` nor ``engine``."""
 
+from widgets.blotter import BlotterModel, BlotterWidget
 from widgets.eventlog import EventLog
 from widgets.killswitch import KillSwitchPanel
 from widgets.ladder import LadderModel, LadderView, LadderWidget
@@ -8,6 +9,8 @@ from widgets.pricechart import PriceChart
 from widgets.status import ConnectionStatus
 
 __all__ = [
+    "BlotterModel",
+    "BlotterWidget",
     "ConnectionStatus",
     "EventLog",
     "KillSwitchPanel",

@@ -109,3 +109,26 @@ def test_ladder_view_paints_the_model_live_and_stale(qtbot):
     stale = v.grab().toImage()
     assert _count(stale, "#3fb5ff") == 0 and _count(stale, "#ff6b6b") == 0
     assert _count(stale, "#6b6f76") > 100  # all greyed
+
+
+def test_blotter_inserts_new_orders_on_top_and_updates_rows_in_place(qtbot, qtmodeltester):
+    from widgets import BlotterModel
+
+    m = BlotterModel(max_rows=3)
+    m.update("c1", "SIMA", "AAPL", "buy", 300, 190.05, "New", 0, 300, 0.0)
+    m.update("c2", "SIMA", "AAPL", "sell", 100, None, "PendingNew", 0, 100, 0.0)
+    qtmodeltester.check(m)
+    assert [m.data(m.index(r, 0)) for r in range(2)] == ["c2", "c1"]
+    with qtbot.waitSignal(m.dataChanged) as sig:
+        m.update("c1", "SIMA", "AAPL", "buy", 300, 190.05, "PartiallyFilled", 100, 200, 190.05)
+    assert sig.args[0].row() == 1 and sig.args[1].row() == 1
+    assert m.row_of("c1") == ("c1", "SIMA", "AAPL", "buy", "300", "190.05", "PartiallyFilled",
+                              "100", "200", "190.05", "")
+    assert m.row_of("c2")[5] == "MKT"
+    m.update("c1", "SIMA", "AAPL", "buy", 300, 190.05, "PartiallyFilled", 100, 200, 190.05,
+             "venue disconnected: state unknown", unknown=True)
+    assert m.row_of("c1")[6] == "UNKNOWN"
+    assert m.data(m.index(1, 6), Qt.ForegroundRole).color().name() == "#f0c674"
+    for k in range(3, 6):  # keeps max_rows, dropping the oldest
+        m.update(f"c{k}", "SIMA", "AAPL", "buy", 1, 1.0, "New", 0, 1, 0.0)
+    assert m.rowCount() == 3 and m.row_of("c1") is None and m.row_of("c5") is not None
