@@ -161,11 +161,11 @@ class Oms:
                 exec_id = m.get(17).decode("ascii", "replace")
             except (ValueError, AttributeError) as e:
                 return self._refuse(o, f"fill report without usable 17/31/32: {e}")
+            if o.has_execution(exec_id):  # a resend or a replay after reconnect
+                self.counters["duplicates"] += 1
+                return []
             why = o.apply_fill(exec_id, last_qty, last_px)
             if why is not None:
-                if "duplicate" in why:
-                    self.counters["duplicates"] += 1
-                    return []
                 return self._refuse(o, why)
             self.counters["fills"] += 1
         elif et == b"I":

@@ -132,6 +132,10 @@ class Order:
             self._before_pending = None
         return None
 
+    def has_execution(self, exec_id: str) -> bool:
+        """True once the execution ``exec_id`` has been applied to this order."""
+        return exec_id in self._exec_ids
+
     def apply_fill(self, exec_id: str, last_qty: int, last_px: float) -> str | None:
         """Apply one execution once. Return why not (duplicate, overfill, impossible)."""
         if exec_id in self._exec_ids:
