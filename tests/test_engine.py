@@ -16,8 +16,9 @@ def test_engine_pins_itself_and_logs_to_the_data_dir(engine_factory, instance, d
     e = engine_factory(instance, extra="cores = [0]").start()
     assert os.sched_getaffinity(e.pid) == {0}
     log = data_dir / "logs" / f"engine-{instance}.log"
-    text = log.read_text()
-    assert "pinned to CPUs [0]" in text and f"engine {instance} running" in text
+    # Log records are written by a listener thread, so the file catches up a little later.
+    wait_until(lambda: f"engine {instance} running" in log.read_text(), 10, "the running line")
+    assert "pinned to CPUs [0]" in log.read_text()
 
 
 def test_engine_defaults_to_the_last_core(engine):

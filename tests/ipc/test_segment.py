@@ -45,8 +45,9 @@ def test_a_new_engine_takes_over_the_segment_of_a_sigkilled_one(engine, engine_f
     with EngineClient(engine.instance, commands=False) as c:
         assert c.pid == new.pid != old_pid
     log = (new.env["HELMDESK_DATA_DIR"] + f"/logs/engine-{engine.instance}.log")
-    text = open(log).read()
-    assert f"taking over stale shared memory /helmdesk.{engine.instance} left by pid {old_pid}" in text
+    line = f"taking over stale shared memory /helmdesk.{engine.instance} left by pid {old_pid}"
+    # Log records are written by a listener thread, so the file catches up a little later.
+    wait_until(lambda: line in open(log).read(), 10, "the takeover line")
     assert new.stop() == 0
     assert not os.path.exists(shm_path(engine.instance))
 
