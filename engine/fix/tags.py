@@ -22,6 +22,8 @@ __all__ = [
     "OrdStatus",
     "MDUpdateAction",
     "MDEntryType",
+    "MDReqRejReason",
+    "SubscriptionRequestType",
     "NUM_IN_GROUP_TAGS",
     "HEADER_TAGS",
     "RAW_DATA_TAGS",
@@ -74,6 +76,7 @@ class Tag:
     Text = 58
     TimeInForce = 59
     TransactTime = 60
+    RptSeq = 83
     Signature = 89
     SecureDataLen = 90
     SecureData = 91
@@ -278,6 +281,29 @@ class MDEntryType:
     Trade = b"2"
 
 
+class SubscriptionRequestType:
+    Snapshot = b"0"
+    SnapshotAndUpdates = b"1"
+    Unsubscribe = b"2"
+
+
+class MDReqRejReason:
+    """MDReqRejReason (281) of a MarketDataRequestReject (35=Y)."""
+
+    UnknownSymbol = b"0"
+    DuplicateMDReqID = b"1"
+    InsufficientBandwidth = b"2"
+    InsufficientPermissions = b"3"
+    UnsupportedSubscriptionRequestType = b"4"
+    UnsupportedMarketDepth = b"5"
+    UnsupportedMDUpdateType = b"6"
+    UnsupportedAggregatedBook = b"7"
+    UnsupportedMDEntryType = b"8"
+    #: Helmdesk's own value: no FIX 4.4 reason fits (a required field or group is missing or
+    #: malformed, an unsubscribe names no live request); Text (58) says which
+    Other = b"Z"
+
+
 #: NumInGroup tags of FIX 4.4 that Helmdesk may meet (the count field that opens a repeating
 #: group). A tag may appear more than once in a message only after one of these.
 NUM_IN_GROUP_TAGS = frozenset({
@@ -371,10 +397,11 @@ _INSTRUMENT = (55, 65, 48, 22, 454, 455, 456, 460, 461, 167, 762, 200, 541, 201,
 #: Member tags of the repeating groups Helmdesk reads (FIX 4.4 components), by NumInGroup tag:
 #: ``FixMessage.groups`` ends the last entry at the first field that is not one of them.
 GROUP_MEMBERS: dict[int, frozenset[int]] = {
-    Tag.NoMDEntries: frozenset((  # MDIncGrp and MDFullGrp
+    # MDIncGrp and MDFullGrp; MDPriceLevel (1023) and RptSeq (83) as in FIX 5.0's MDIncGrp
+    Tag.NoMDEntries: frozenset((
         279, 285, 269, 278, 280, *_INSTRUMENT, 291, 292, 270, 15, 271, 272, 273, 274, 275, 336,
         625, 326, 327, 276, 277, 282, 283, 284, 286, 59, 432, 126, 110, 18, 287, 37, 299, 288,
-        289, 346, 290, 546, 811, 451, 58, 354, 355, 387, 1023,
+        289, 346, 290, 546, 811, 451, 58, 354, 355, 387, 1023, 83,
     )),
     Tag.NoMDEntryTypes: frozenset((269,)),
     Tag.NoRelatedSym: frozenset(_INSTRUMENT),
