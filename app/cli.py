@@ -5,7 +5,7 @@
     helmdesk engine --profile P   the headless engine
     helmdesk desk --attach NAME   a desk attached to a running engine
     helmdesk venue --profile P    a simulated exchange (FIX acceptor, matching engine)
-    helmdesk ctl status|kill|rearm   commands for scripts and runbooks
+    helmdesk ctl status|kill|rearm|order|cancel|cancel-all   commands for scripts and runbooks
     helmdesk --version
 """
 
@@ -79,7 +79,42 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--instrument", metavar="SYMBOL")
     r.add_argument("--reason", required=True, help="why it is safe again (required)")
     csub.add_parser("ping", help="round trip through the command ring")
+    o = csub.add_parser("order", help="send a manual order (trader)")
+    o.add_argument("--venue", required=True, help="venue name from the engine's profile")
+    o.add_argument("--symbol", required=True)
+    o.add_argument("--side", required=True, type=str.lower, choices=("buy", "sell"))
+    o.add_argument("--qty", required=True, type=_positive_int, help="a whole number")
+    o.add_argument("--price", type=_positive_float, help="limit price (omit for a market order)")
+    o.add_argument("--tif", default="day", type=str.lower, choices=("day", "ioc", "fok"))
+    o.add_argument("--no-wait", action="store_true",
+                   help="return once the engine sent it, without waiting for the venue's answer")
+    x = csub.add_parser("cancel", help="cancel one order by its ClOrdID")
+    x.add_argument("order_id", metavar="ID")
+    a = csub.add_parser("cancel-all", help="cancel every live order (in scope)")
+    a.add_argument("--instrument", "--scope", dest="instrument", metavar="SYMBOL",
+                   help="only this instrument's orders")
+    a.add_argument("--venue", default="", help="only this venue's orders")
     return p
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, was {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, was {v}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, was {text!r}") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, was {text!r}")
+    return v
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,8 @@ import time
 from datetime import datetime
 
 from engine.ipc import CommandTimeout, EngineClient, IpcError, Scope, Verb
+from engine.ipc.commands import order_text
+from engine.ipc.events import decode_order, event_text
 
 __all__ = ["run"]
 
@@ -42,6 +44,8 @@ def _status(client: EngineClient) -> int:
     if s.instruments_killed:
         print(f"killed       {', '.join(s.instruments_killed)}")
     print(f"instruments  {', '.join(i.symbol for i in s.instruments)}")
+    if s.venues:
+        print(f"venues       {', '.join(f'{n} ' + ('up' if up else 'DOWN') for n, up in s.venues)}")
     print(f"commands     {s.commands_accepted} accepted, {s.commands_rejected} rejected")
     stale = s.heartbeat_age_ms > 1000 or s.state != "running"
     if stale:
@@ -65,14 +69,24 @@ def run(args: argparse.Namespace, instance: str) -> int:
                  f"heartbeat {s.heartbeat_age_ms:,.0f} ms old; {args.verb} not sent")
             return 3
         try:
-            scope, sid = _scope(client, getattr(args, "instrument", None))
+            scope, sid = _scope(client, getattr(args, "instrument", None) or
+                                getattr(args, "symbol", None))
         except ValueError as e:
             _err(str(e))
             return 2
-        verb = {"kill": Verb.KILL, "rearm": Verb.REARM, "ping": Verb.PING}[args.verb]
+        verb = _VERBS[args.verb]
+        arg0 = arg1 = 0.0
+        text = getattr(args, "reason", "") or ""
+        if verb is Verb.ORDER:
+            arg0, arg1 = float(args.qty), float(args.price or 0.0)
+            text = order_text(args.venue, args.side, args.tif)
+        elif verb is Verb.CANCEL:
+            text = args.order_id
+        elif verb is Verb.CANCEL_ALL:
+            text = args.venue
         t0 = time.perf_counter()
         try:
-            ack = client.request(verb, scope, sid, text=getattr(args, "reason", "") or "",
+            ack = client.request(verb, scope, sid, arg0=arg0, arg1=arg1, text=text,
                                  timeout=args.timeout)
         except CommandTimeout as e:
             _err(str(e))
@@ -81,10 +95,33 @@ def run(args: argparse.Namespace, instance: str) -> int:
             _err(str(e))
             return 3
         rtt_us = (time.perf_counter() - t0) * 1e6
-        if ack.accepted:
-            print(f"{verb.name} accepted: {ack.reason} ({rtt_us:.0f} µs)")
-            return 0
-        _err(f"{verb.name} REJECTED: {ack.reason}")
-        return 1
+        if not ack.accepted:
+            _err(f"{verb.name} REJECTED: {ack.reason}")
+            return 1
+        print(f"{verb.name} accepted: {ack.reason} ({rtt_us:.0f} µs)")
+        if verb is Verb.ORDER and not args.no_wait:
+            return _await_answer(client, ack.reason.split()[1], args.timeout)
+        return 0
     finally:
         client.close()
+
+
+_VERBS = {"kill": Verb.KILL, "rearm": Verb.REARM, "ping": Verb.PING, "order": Verb.ORDER,
+          "cancel": Verb.CANCEL, "cancel-all": Verb.CANCEL_ALL}
+
+
+def _await_answer(client: EngineClient, cl_ord_id: str, timeout: float) -> int:
+    """Show the order's events until the venue has answered (or ``timeout`` passes)."""
+    symbols = [i.symbol for i in client.instruments]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for rec in client.poll_events():
+            o = decode_order(rec, symbols)
+            if o is None or o.cl_ord_id != cl_ord_id or o.status == "PendingNew":
+                continue
+            print(event_text(rec, symbols))
+            return 1 if o.status == "Rejected" else 0
+        time.sleep(0.005)
+    _err(f"no answer from the venue about {cl_ord_id} within {timeout:g} s "
+         f"(it is still PendingNew; watch the desk's blotter)")
+    return 4

@@ -28,27 +28,47 @@ from dataclasses import dataclass
 
 from engine.core.clock import Clock, LiveClock
 from engine.core.paths import state_dir
-from engine.core.profile import Profile
+from engine.core.profile import Profile, VenueLinkConfig
 from engine.core.roles import Role
+from engine.execution.oms import OrderUpdate
+from engine.execution.orders import ClOrdIds, Order
+from engine.execution.trading import Trading
 from engine.feeds.sim import SimFeed
-from engine.ipc.commands import ROLE_MAY, Ack, AckStatus, Command, Scope, Verb, check_command
-from engine.ipc.layout import EngineState, H
+from engine.fix.store import MemoryStore, MessageStore, SqlStore
+from engine.ipc.commands import (
+    ROLE_MAY,
+    ROUTER,
+    Ack,
+    AckStatus,
+    Command,
+    Scope,
+    Verb,
+    check_command,
+    parse_order_text,
+)
+from engine.ipc.layout import (
+    EVENT_TEXT,
+    ORDER_EVENT_STRUCT,
+    ORDER_MARKET,
+    ORDER_STATUS_NAMES,
+    ORDER_UNKNOWN,
+    TIF_NAMES,
+    VENUE_DOWN,
+    VENUE_UP,
+    EngineState,
+    EventKind,
+    H,
+)
 from engine.ipc.publisher import EngineSegment
 from engine.risk.killswitch import KillSwitches
 
 __all__ = ["Engine", "EventKind", "pin_to_cores"]
 
+_STATUS_INDEX = {name: i for i, name in enumerate(ORDER_STATUS_NAMES)}
+_TIF_INDEX = {name: i for i, name in enumerate(TIF_NAMES)}
+_SIDE_NAMES = {1: "buy", 2: "sell"}
+
 log = logging.getLogger("helmdesk.engine")
-
-
-class EventKind:
-    """``kind`` of an event-ring record."""
-
-    LOG = 1
-    COMMAND = 2
-    KILL = 3
-    ALERT = 4
-    NAMES = {1: "log", 2: "command", 3: "kill", 4: "alert"}
 
 
 INFO, WARNING, ERROR = logging.INFO, logging.WARNING, logging.ERROR
@@ -95,15 +115,63 @@ class Engine:
             epoch_wall_ns=self.clock.wall_ns(),
             epoch_mono_ns=now_mono,
             log=log.warning,
+            venues=[v.name for v in profile.venues],
         )
         self._running = True  # stop() before or during run() wins: run() never sets it again
         self._published_kill = -1
         self.stats = _Stats()
+        self._index = {sym: i for i, sym in enumerate(self.symbols)}
+        self._sql_stores: list[SqlStore] = []
+        self.trading: Trading | None = None
+        if profile.venues:
+            self.trading = Trading(
+                profile.venues, profile.instruments, self._clordids(persist),
+                self._session_store if persist else (lambda _v: MemoryStore()),
+                on_order=self.publish_order, on_event=self._trading_event,
+            )
+
+    def _clordids(self, persist: bool) -> ClOrdIds:
+        """ClOrdIDs unique across restarts: each start must be later than the last one."""
+        start_ms = self.clock.wall_ns() // 1_000_000
+        if not persist:
+            return ClOrdIds(self.instance[:12], start_ms)
+        path = state_dir(self.instance) / "last-start-ms"
+        try:
+            last = int(path.read_text())
+        except (FileNotFoundError, ValueError):
+            last = 0
+        start_ms = max(start_ms, last + 1)  # the same millisecond as the last start: step on
+        ids = ClOrdIds(self.instance[:12], start_ms, last)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(str(start_ms))
+        os.replace(tmp, path)
+        return ids
+
+    def _session_store(self, v: VenueLinkConfig) -> MessageStore:
+        url = f"sqlite:///{state_dir(self.instance) / f'fix-{v.name}.db'}"
+        store = SqlStore(url, f"{v.sender}-{v.target}")
+        self._sql_stores.append(store)
+        return store
+
+    def _trading_event(self, level: int, text: str) -> None:
+        self.event(EventKind.ALERT if level >= WARNING else EventKind.LOG, level, text)
+
+    def publish_order(self, u: OrderUpdate, o: Order) -> None:
+        """One order changed: one ORDER record on the event ring."""
+        flags = (ORDER_UNKNOWN if u.unknown else 0) | (ORDER_MARKET if o.price is None else 0)
+        payload = ORDER_EVENT_STRUCT.pack(
+            o.cl_ord_id.encode()[:32], o.venue.encode()[:8], o.side, _STATUS_INDEX[o.status.value],
+            flags, _TIF_INDEX.get(o.tif, 0), o.qty, o.cum_qty, o.leaves_qty, u.last_qty,
+            o.price or 0.0, o.avg_px, u.last_px, _cut(u.text, 20),
+        )
+        level = WARNING if u.unknown or o.status.value == "Rejected" else INFO
+        self.shm.events.publish(self.clock.wall_ns(), EventKind.ORDER, level,
+                                self._index.get(o.symbol, -1), payload)
 
     # -- events ------------------------------------------------------------------------------------
     def event(self, kind: int, level: int, text: str, instrument: int = -1) -> None:
-        """Tell the desks (the event ring; 40 bytes of text). Callers log the full story."""
-        self.shm.events.publish(self.clock.wall_ns(), kind, level, instrument, text.encode()[:40])
+        """Tell the desks (the event ring; 104 bytes of text). Callers log the full story."""
+        self.shm.events.publish(self.clock.wall_ns(), kind, level, instrument, _cut(text, EVENT_TEXT))
 
     # -- commands ----------------------------------------------------------------------------------
     def handle_command(self, cmd: Command) -> Ack:
@@ -137,6 +205,27 @@ class Engine:
                 log.error("%s at %s: %s", text, cmd.workstation, why)
             else:
                 text = f"{name} kill switch was already tripped"
+            if self.trading is not None:  # tripped or not: nothing may stay working in scope
+                value = self._cancel_scope(cmd)
+                text += f"; {value} cancels sent"
+        elif verb in (Verb.ORDER, Verb.CANCEL, Verb.CANCEL_ALL):
+            if self.trading is None:
+                reason = "this engine has no venues ([[venues]] in its profile)"
+            elif verb is Verb.ORDER:
+                reason, text = self._order(cmd)
+            elif verb is Verb.CANCEL:
+                self.trading.set_now(now)
+                reason = self.trading.cancel(cmd.text.strip(), now)
+                text = f"cancel of {cmd.text.strip()} sent"
+            else:
+                value = self._cancel_scope(cmd)
+                text = f"{value} cancels sent"
+            if reason is not None:
+                log.warning("command %s %s from %s@%s REJECTED: %s",
+                            cmd.cmd_id, cmd.verb_name, cmd.user, cmd.workstation, reason)
+                self.event(EventKind.COMMAND, WARNING, f"{cmd.verb_name} rejected: {reason}")
+                return Ack(cmd.cmd_id, AckStatus.REJECTED, reason, self.kill.global_tripped, ts_ns=now)
+            log.info("%s from %s@%s: %s", cmd.verb_name, cmd.user, cmd.workstation, text)
         elif verb is Verb.REARM:
             name = self.kill.name(cmd.scope, cmd.scope_id)
             if not self.kill.is_tripped(cmd.scope, cmd.scope_id):
@@ -148,6 +237,33 @@ class Engine:
             log.warning("%s at %s: %s", text, cmd.workstation, cmd.text)
         self._publish_kill()  # the ack must never be ahead of the snapshot the desk reads
         return Ack(cmd.cmd_id, AckStatus.ACCEPTED, text, self.kill.global_tripped, value, now)
+
+    def _order(self, cmd: Command) -> tuple[str | None, str]:
+        """A manual order: (why not, or None; what was done)."""
+        venue, side, tif = parse_order_text(cmd.text)  # check_command read it already
+        symbol = self.symbols[cmd.scope_id]
+        if self.kill.global_tripped:
+            return "the global kill switch is tripped", ""
+        if self.kill.is_tripped(Scope.INSTRUMENT, cmd.scope_id):
+            return f"the {symbol} kill switch is tripped", ""
+        if venue == ROUTER:
+            return "the smart order router is not available yet; name a venue", ""
+        price = cmd.arg1 or None
+        now = self.clock.wall_ns()
+        self.trading.set_now(now)
+        o = self.trading.place(venue, symbol, side, int(cmd.arg0), price, tif, now)
+        if isinstance(o, str):
+            return o, ""
+        at = "market" if price is None else f"{price:g}"
+        return None, f"order {o.cl_ord_id} sent to {venue}: {_SIDE_NAMES[side]} {o.qty} {symbol} @ {at}"
+
+    def _cancel_scope(self, cmd: Command) -> int:
+        """Cancel every live order in the command's scope (text may name one venue)."""
+        now = self.clock.wall_ns()
+        self.trading.set_now(now)
+        symbol = self.symbols[cmd.scope_id] if cmd.scope == Scope.INSTRUMENT else None
+        venue = (cmd.text.strip() or None) if cmd.verb == Verb.CANCEL_ALL else None
+        return self.trading.cancel_all(now, venue, symbol)
 
     def _publish_kill(self) -> None:
         if self.kill.version != self._published_kill:
@@ -180,6 +296,8 @@ class Engine:
         scan_ns = 10_000_000
         hb_ns = 1_000_000
         changed: set[int] = set()
+        trading = self.trading
+        waitables: list = [bell]
 
         self._publish_kill()
         now = mono()
@@ -216,6 +334,8 @@ class Engine:
             if now >= feed.next_due_ns:
                 feed_events += feed.step(now, changed)
                 busy = True
+            if trading is not None and trading.poll(wall()):
+                busy = True
             if changed and now >= next_publish:
                 for i in changed:
                     b = books[i]
@@ -229,6 +349,9 @@ class Engine:
                 q[H.LOOP_TURNS // 8] = turns
                 q[H.FEED_EVENTS // 8] = feed_events
                 q[H.PUBLISHES // 8] = publishes
+                if trading is not None:
+                    for k, link in enumerate(trading.links.values()):
+                        shm.set_venue_state(k, VENUE_UP if link.conn.up else VENUE_DOWN)
                 next_hb = now + hb_ns
             if busy:
                 last_activity = now
@@ -242,10 +365,12 @@ class Engine:
             timeout = deadline - now
             if timeout <= 0:
                 continue
+            if trading is not None:
+                waitables = [bell, *trading.fds()]
             q[H.ASLEEP // 8] = 1
             if q[H.CMD_BELL // 8] == shm.last_bell:
-                r, _, _ = select.select((bell,), (), (), timeout / 1e9)
-                if r:
+                r, _, _ = select.select(waitables, (), (), timeout / 1e9)
+                if bell in r:
                     shm.drain_bell()
             q[H.ASLEEP // 8] = 0
             waits += 1
@@ -257,6 +382,10 @@ class Engine:
         try:
             self.shm.set_state(EngineState.STOPPING)
             self.event(EventKind.LOG, INFO, f"engine {self.instance} stopping")
+            if self.trading is not None:
+                self.trading.close(self.clock.wall_ns())
+                for store in self._sql_stores:
+                    store.close()
         finally:
             self.shm.close(unlink=True)
             self.kill.close()
@@ -264,8 +393,13 @@ class Engine:
 
 
 def _short(switch_name: str) -> str:
-    """'instrument AAPL' -> 'AAPL': event records have 40 bytes of text."""
+    """'instrument AAPL' -> 'AAPL': event records have little room for text."""
     return switch_name.removeprefix("instrument ")
+
+
+def _cut(text: str, n: int) -> bytes:
+    """At most ``n`` bytes of UTF-8, never half a character."""
+    return text.encode()[:n].decode("utf-8", "ignore").encode()
 
 
 def _instrument(cmd: Command) -> int:

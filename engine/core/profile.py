@@ -44,6 +44,21 @@ Schema (every later issue adds its own section here rather than a new format)::
     The venue trades the profile's [[instruments]] (symbol, tick, price: the background
     flow's starting mid).
 
+    [[venues]]               # the engine's FIX order sessions, one table per venue
+    name = "SIMA"            # 1-8 letters, digits, - and _ (names the venue everywhere)
+    host = "127.0.0.1"       # any FIX 4.4 acceptor
+    port = 9876
+    sender = "HELM"          # our SenderCompID
+    target = "SIMA"          # their CompID
+    heartbeat_s = 30
+    reset_on_logon = false   # true: ResetSeqNumFlag=Y on every Logon (else sequences resume)
+    fee_bps = 0.0            # taker fee, for the smart order router
+    latency_us = 0           # expected one-way latency, for the smart order router
+    symbols = ["ESZ6"]       # what the engine may route there (default: every instrument)
+
+    [database]               # where the engine's orders, fills and FIX sequences persist
+    url = "sqlite:///{data_dir}/engine-{instance}.db"   # the default; any SQLAlchemy URL
+
 Unknown sections and keys are errors, as are wrong types and out-of-range values.
 """
 
@@ -66,12 +81,14 @@ __all__ = [
     "FeedConfig",
     "InstrumentConfig",
     "VenueConfig",
+    "VenueLinkConfig",
     "Profile",
     "load_profile",
     "parse_profile",
 ]
 
 IDLE_MODES = ("spin", "hybrid", "sleep")
+DEFAULT_DATABASE_URL = "sqlite:///{data_dir}/engine-{instance}.db"
 _INSTANCE_RE = re.compile(r"^[A-Za-z0-9_-]{1,23}$")
 _SYMBOL_RE = re.compile(r"^[A-Za-z0-9_.:/-]{1,16}$")
 _COMP_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
@@ -130,6 +147,22 @@ class VenueConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class VenueLinkConfig:
+    """One FIX order session the engine keeps to a venue (``[[venues]]``)."""
+
+    name: str
+    host: str
+    port: int
+    sender: str
+    target: str
+    heartbeat_s: int = 30
+    reset_on_logon: bool = False
+    fee_bps: float = 0.0
+    latency_us: int = 0
+    symbols: tuple[str, ...] = ()  #: instruments routed there (every instrument by default)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Profile:
     path: Path
     engine: EngineConfig
@@ -138,6 +171,13 @@ class Profile:
     instruments: tuple[InstrumentConfig, ...]
     users: dict[str, Role] = field(default_factory=dict)
     venue: VenueConfig | None = None  #: only a venue's profile has one
+    venues: tuple[VenueLinkConfig, ...] = ()  #: the engine's order sessions
+    database_url: str = DEFAULT_DATABASE_URL
+
+    def database(self, data_dir: str) -> str:
+        """The database URL with ``{data_dir}`` and ``{instance}`` filled in."""
+        return self.database_url.replace("{data_dir}", data_dir).replace(
+            "{instance}", self.engine.instance)
 
     def role_of(self, user: str) -> Role:
         """The role the profile grants an OS user (``*`` for anyone unlisted, else viewer)."""
@@ -307,11 +347,60 @@ def parse_profile(data: dict, path: Path) -> Profile:
             u.fail(name, str(err))
     u.done()
     venue = _parse_venue(root.get("venue", dict, None), path)
+    venues = _parse_venue_links(root.get("venues", list, []), path, [i.symbol for i in instruments])
+    db = _Reader(path, "[database]", root.get("database", dict, {}))
+    database_url = db.get("url", str, DEFAULT_DATABASE_URL)
+    if "://" not in database_url:
+        db.fail("url", f"must be an SQLAlchemy URL such as sqlite:///path.db, was {database_url!r}")
+    db.done()
     root.done()
     return Profile(
         path=path, engine=engine, desk=desk, feed=feed, instruments=tuple(instruments), users=users,
-        venue=venue,
+        venue=venue, venues=venues, database_url=database_url,
     )
+
+
+_VENUE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,8}$")
+
+
+def _parse_venue_links(tables: list, path: Path, symbols: list[str]) -> tuple[VenueLinkConfig, ...]:
+    out: list[VenueLinkConfig] = []
+    for i, t in enumerate(tables):
+        v = _Reader(path, f"[[venues]][{i}]", t)
+        name = v.get("name", str)
+        if not _VENUE_NAME_RE.match(name):
+            v.fail("name", f"must be 1-8 letters, digits, '-' or '_', was {name!r}")
+        if any(o.name == name for o in out):
+            v.fail("name", f"{name!r} is listed twice")
+        host = v.get("host", str)
+        if not host or any(c.isspace() for c in host):
+            v.fail("host", f"must be a host name or address, was {host!r}")
+        ids = {}
+        for key in ("sender", "target"):
+            ids[key] = v.get(key, str)
+            if not _COMP_ID_RE.match(ids[key]):
+                v.fail(key, f"must be {_COMP_ID_RULE}, was {ids[key]!r}")
+        raw = v.get("symbols", list, None)
+        chosen: tuple[str, ...] = tuple(symbols)
+        if raw is not None:
+            for k, sym in enumerate(raw):
+                if sym not in symbols:
+                    v.fail(f"symbols[{k}]", f"{sym!r} is not one of the profile's instruments")
+            chosen = tuple(dict.fromkeys(raw))
+        out.append(VenueLinkConfig(
+            name=name,
+            host=host,
+            port=v.integer("port", lo=1, hi=65535),
+            sender=ids["sender"],
+            target=ids["target"],
+            heartbeat_s=v.integer("heartbeat_s", 30, lo=1, hi=3600),
+            reset_on_logon=v.get("reset_on_logon", bool, False),
+            fee_bps=float(v.number("fee_bps", 0.0, lo=-10_000.0, hi=10_000.0)),
+            latency_us=v.integer("latency_us", 0, lo=0, hi=10_000_000),
+            symbols=chosen,
+        ))
+        v.done()
+    return tuple(out)
 
 
 def _parse_venue(table: dict | None, path: Path) -> VenueConfig | None:

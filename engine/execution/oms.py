@@ -8,9 +8,13 @@ on), and it is fed every application message a venue session delivers
 (``engine.execution.orders``); whatever the machine refuses, or whatever cannot be matched to
 an order, is logged with the reason and counted, never raised. Fills apply once per ExecID.
 
-Still to come (issue 4): persistence through the store's writer process and rebuilding from
-it, reconciliation with OrderStatusRequest after a reconnect, cancel/replace requests, the
-smart order router.
+Doubt and reconciliation: when a venue's session drops, its live orders become *unknown*
+(``on_venue_down``); orders rebuilt after a restart (``restore``) start unknown too. Once the
+session is back, ``request_status`` sends an OrderStatusRequest (35=H) for each, and the
+venue's answer (ExecutionReport 150=I) settles it: fills the engine missed are applied (one
+synthetic execution for the difference in CumQty, at the price that makes AvgPx right), an
+order the venue reports cancelled, expired or does not know is closed. Until then the order
+stays unknown and the desk shows it so.
 """
 
 from __future__ import annotations
@@ -82,7 +86,8 @@ class Oms:
             self.counters["rejected_locally"] += 1
             log.warning("order %s %s %s@%s on %s NOT SENT: %s", symbol, side, qty, price, venue, why)
             return why
-        o = Order(cl_ord_id=cl, symbol=symbol, side=side, qty=qty, price=price, venue=venue)
+        o = Order(cl_ord_id=cl, symbol=symbol, side=side, qty=qty, price=price, venue=venue,
+                  tif=tif)
         self.orders[cl] = o
         self.counters["orders"] += 1
         return o
@@ -169,7 +174,7 @@ class Oms:
                 return self._refuse(o, why)
             self.counters["fills"] += 1
         elif et == b"I":
-            return [self._update(o, text=text)]  # status answer: nothing changes here
+            return self._on_status(o, m, text)
         else:
             event = _EXEC_EVENTS.get(et)
             if event is None:
@@ -180,6 +185,40 @@ class Oms:
                     self.counters["duplicates"] += 1  # a resent ack of an order already moving
                     return []
                 return self._refuse(o, why)
+        self.unknown.discard(o.cl_ord_id)
+        return [self._update(o, last_qty, last_px, text)]
+
+    def _on_status(self, o: Order, m: FixMessage, text: str) -> list[OrderUpdate]:
+        """An answer to OrderStatusRequest: make our order agree with the venue's."""
+        try:
+            cum = m.get_int(14) if 14 in m else o.cum_qty
+            avg = m.get_float(6) if 6 in m else 0.0
+        except ValueError as e:
+            return self._refuse(o, f"order {o.cl_ord_id}: status report unreadable: {e}")
+        last_qty, last_px = 0, 0.0
+        if cum > o.cum_qty:
+            last_qty = cum - o.cum_qty
+            last_px = (avg * cum - o.avg_px * o.cum_qty) / last_qty
+            exec_id = f"reconciled-{cum}"
+            why = o.apply_fill(exec_id, min(last_qty, o.qty - o.cum_qty), last_px)
+            if why is not None:
+                return self._refuse(o, why)
+            self.counters["fills"] += 1
+            log.warning("order %s: the venue reports %d filled, we had %d: applied the "
+                        "difference at %.8g", o.cl_ord_id, cum, cum - last_qty, last_px)
+            text = text or f"reconciled: {last_qty} filled while in doubt"
+        status = m.get(39)
+        event = None
+        if status in (b"4", b"8") and o.leaves_qty > 0:
+            event = OrderEvent.REJECT if o.status is OrdStatus.PENDING_NEW else OrderEvent.CANCELLED
+            text = text or "the venue reports it closed"
+        elif status == b"C" and o.leaves_qty > 0:
+            event = OrderEvent.EXPIRED
+        if event is not None:
+            why = o.apply(event)
+            if why is not None:
+                return self._refuse(o, why)
+            log.warning("order %s: reconciled to %s: %s", o.cl_ord_id, o.status.value, text)
         self.unknown.discard(o.cl_ord_id)
         return [self._update(o, last_qty, last_px, text)]
 
@@ -198,11 +237,41 @@ class Oms:
         log.warning("%s", why)
         return []
 
+    def last_update(self, o: Order, text: str = "") -> OrderUpdate:
+        """The order as it is now, as an update (after an intent changed it)."""
+        return self._update(o, text=text)
+
     def _update(self, o: Order, last_qty: int = 0, last_px: float = 0.0, text: str = "") -> OrderUpdate:
         return OrderUpdate(o.cl_ord_id, o.venue, o.symbol, o.status, o.cum_qty, o.leaves_qty,
                            last_qty, last_px, text, o.cl_ord_id in self.unknown)
 
     # -- venue sessions ----------------------------------------------------------------------
+    def request_status(self, venue: str, now_ns: int) -> int:
+        """The venue's session is back: ask about each of its orders in doubt (35=H)."""
+        n = 0
+        for cl in sorted(self.unknown):
+            o = self.orders[cl]
+            if o.venue != venue:
+                continue
+            body = [(11, cl), (55, o.symbol), (54, str(o.side))]
+            if o.venue_order_id:
+                body.insert(0, (37, o.venue_order_id))
+            if self.send(venue, b"H", body) is None:
+                break
+            n += 1
+        return n
+
+    def restore(self, orders: list[Order]) -> list[OrderUpdate]:
+        """Orders rebuilt from the store after a restart: live ones are in doubt until their
+        venue answers ``request_status``."""
+        out = []
+        for o in orders:
+            self.orders[o.cl_ord_id] = o
+            if o.leaves_qty > 0:
+                self.unknown.add(o.cl_ord_id)
+            out.append(self._update(o, text="restored"))
+        return out
+
     def on_venue_down(self, venue: str) -> list[OrderUpdate]:
         """The venue's session dropped: its live orders are in doubt (the venue cancels on
         disconnect, but that is its word, not ours) until a report says otherwise."""

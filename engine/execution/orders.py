@@ -102,6 +102,7 @@ class Order:
     qty: int
     price: float | None
     venue: str
+    tif: str = "day"
     status: OrdStatus = OrdStatus.PENDING_NEW
     cum_qty: int = 0
     avg_px: float = 0.0

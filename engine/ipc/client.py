@@ -22,6 +22,8 @@ from engine.ipc.layout import (
     COMMAND_STRUCT,
     INSTRUMENT_DTYPE,
     KILL_DTYPE,
+    MAX_VENUES,
+    VENUE_UP,
     SLOT_OWNER_PID,
     SLOT_CLAIMS,
     SLOT_USER,
@@ -72,6 +74,7 @@ class EngineStatus:
     feed_events: int
     publishes: int
     instruments_killed: tuple[str, ...]
+    venues: tuple[tuple[str, bool], ...] = ()  #: (name, session up) per order venue
 
 
 class EngineClient:
@@ -199,7 +202,19 @@ class EngineClient:
             feed_events=q[H.FEED_EVENTS // 8],
             publishes=q[H.PUBLISHES // 8],
             instruments_killed=tuple(killed),
+            venues=self.venues(),
         )
+
+    def venues(self) -> tuple[tuple[str, bool], ...]:
+        """The engine's order venues and whether each session is logged on."""
+        q, buf = self.seg.q, self.seg.buf
+        n = min(q[H.N_VENUES // 8], MAX_VENUES)
+        out = []
+        for k in range(n):
+            off = H.VENUES + 16 * k
+            name = bytes(buf[off : off + 8]).split(b"\0", 1)[0].decode(errors="replace")
+            out.append((name, q[(off + 8) // 8] == VENUE_UP))
+        return tuple(out)
 
     # -- snapshots ----------------------------------------------------------------------------------
     def read_book(self, i: int, out: np.ndarray | None = None) -> np.ndarray | None:

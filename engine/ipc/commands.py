@@ -23,6 +23,11 @@ __all__ = [
     "Ack",
     "ROLE_MAY",
     "check_command",
+    "order_text",
+    "parse_order_text",
+    "SIDES",
+    "TIFS",
+    "ROUTER",
 ]
 
 
@@ -30,6 +35,9 @@ class Verb(enum.IntEnum):
     PING = 1  #: no effect; proves the round trip
     KILL = 2  #: trip a kill switch in a scope
     REARM = 3  #: re-arm a tripped kill switch (risk manager only; needs a reason)
+    ORDER = 4  #: a manual order: see ``order_text``
+    CANCEL = 5  #: cancel one order; text is its ClOrdID
+    CANCEL_ALL = 6  #: cancel every live order in scope; text may name one venue
 
 
 class Scope(enum.IntEnum):
@@ -45,9 +53,36 @@ class AckStatus(enum.IntEnum):
 #: Which verbs each role may send. Enforced by the engine, not only by the desk.
 ROLE_MAY: dict[Role, frozenset[Verb]] = {
     Role.VIEWER: frozenset({Verb.PING}),
-    Role.TRADER: frozenset({Verb.PING, Verb.KILL}),
-    Role.RISK_MANAGER: frozenset({Verb.PING, Verb.KILL, Verb.REARM}),
+    Role.TRADER: frozenset({Verb.PING, Verb.KILL, Verb.ORDER, Verb.CANCEL, Verb.CANCEL_ALL}),
+    # A risk manager de-risks (cancels) but does not trade.
+    Role.RISK_MANAGER: frozenset({Verb.PING, Verb.KILL, Verb.REARM, Verb.CANCEL, Verb.CANCEL_ALL}),
 }
+
+#: An ORDER command: scope INSTRUMENT and the instrument's id, arg0 the quantity (a whole
+#: number), arg1 the limit price (0: a market order), text "VENUE SIDE [TIF]", for example
+#: "SIMA buy day"; VENUE "*" lets the smart order router choose.
+SIDES = {"buy": 1, "sell": 2}
+TIFS = ("day", "ioc", "fok")
+MAX_ORDER_QTY = 2**31 - 1
+ROUTER = "*"
+
+
+def order_text(venue: str, side: str, tif: str = "day") -> str:
+    return f"{venue} {side} {tif}"
+
+
+def parse_order_text(text: str) -> tuple[str, int, str] | str:
+    """``"SIMA buy day"`` -> ("SIMA", 1, "day"); a string is why it cannot be read."""
+    parts = text.split()
+    if len(parts) not in (2, 3):
+        return f"order text must be 'VENUE SIDE [TIF]', was {text!r}"
+    venue, side = parts[0], parts[1].lower()
+    tif = parts[2].lower() if len(parts) == 3 else "day"
+    if side not in SIDES:
+        return f"side must be buy or sell, was {parts[1]!r}"
+    if tif not in TIFS:
+        return f"time in force must be day, ioc or fok, was {parts[2]!r}"
+    return venue, SIDES[side], tif
 
 
 def _text(raw: bytes) -> str:
@@ -174,4 +209,16 @@ def check_command(cmd: Command, n_instruments: int) -> str | None:
             return f"argument {name} is {v} (must be a finite number)"
     if verb is Verb.REARM and not cmd.text.strip():
         return "REARM needs a reason"
+    if verb is Verb.ORDER:
+        if scope is not Scope.INSTRUMENT:
+            return "ORDER needs instrument scope"
+        if cmd.arg0 != int(cmd.arg0) or not 0 < cmd.arg0 <= MAX_ORDER_QTY:
+            return f"quantity must be a whole number 1..{MAX_ORDER_QTY}, was {cmd.arg0:g}"
+        if cmd.arg1 < 0:
+            return f"price must be positive (0 for a market order), was {cmd.arg1:g}"
+        parsed = parse_order_text(cmd.text)
+        if isinstance(parsed, str):
+            return parsed
+    if verb is Verb.CANCEL and not cmd.text.strip():
+        return "CANCEL needs the order's ClOrdID"
     return None

@@ -13,6 +13,7 @@ One segment per engine instance, ``/dev/shm/helmdesk.<instance>``, created by th
                      publishes, ack back-pressure)
              line 4  engine_asleep flag (informational; see engine/runtime.py on the doorbell)
              line 5  command bell: any desk writes its last command id here after a push
+             line 16 order venues: count · up to 16 × (name, session state)
     INSTRUMENTS   n × INSTRUMENT_DTYPE (static, written before the magic)
     BOOKS         n × seqlock block [seq u64 | pad | BOOK_DTYPE]
     KILL          1 × seqlock block [seq u64 | pad | (n + 1) × KILL_DTYPE]; row 0 is global
@@ -43,6 +44,9 @@ __all__ = [
     "HEADER_SIZE",
     "BOOK_DEPTH",
     "MAX_DESKS",
+    "MAX_VENUES",
+    "VENUE_DOWN",
+    "VENUE_UP",
     "H",
     "EngineState",
     "INSTRUMENT_DTYPE",
@@ -50,6 +54,13 @@ __all__ = [
     "KILL_DTYPE",
     "EVENT_DTYPE",
     "EVENT_STRUCT",
+    "EVENT_TEXT",
+    "EventKind",
+    "ORDER_EVENT_STRUCT",
+    "ORDER_STATUS_NAMES",
+    "TIF_NAMES",
+    "ORDER_UNKNOWN",
+    "ORDER_MARKET",
     "COMMAND_STRUCT",
     "ACK_STRUCT",
     "SEQLOCK_PREFIX",
@@ -60,11 +71,13 @@ __all__ = [
 ]
 
 MAGIC = int.from_bytes(b"HELMDESK", "little")
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2  # 2: 128-byte event records with order payloads
 CACHE_LINE = 64
 HEADER_SIZE = 4096
 BOOK_DEPTH = 10
 MAX_DESKS = 8
+MAX_VENUES = 16
+VENUE_DOWN, VENUE_UP = 0, 1
 SEQLOCK_PREFIX = CACHE_LINE  # the seq counter has a line to itself
 RING_CONTROL = 2 * CACHE_LINE  # [tail intent or head][pad][tail][pad]
 SLOT_HEADER = CACHE_LINE
@@ -108,6 +121,9 @@ class H:
     ASLEEP = 256
     # line 5
     CMD_BELL = 320
+    # lines 16-20: the engine's order venues (names static, states live)
+    N_VENUES = 1024
+    VENUES = 1032  # MAX_VENUES × [name 8 B, NUL padded | state u64: VENUE_DOWN / VENUE_UP]
 
 
 class EngineState:
@@ -153,8 +169,10 @@ KILL_DTYPE = np.dtype(
 )
 assert KILL_DTYPE.itemsize == 64
 
-# Event ring record: 64 bytes, one cache line.
-EVENT_STRUCT = struct.Struct("<QqHHi40s")
+# Event ring record: 128 bytes, two cache lines. ``text`` is UTF-8 for every kind but
+# ORDER, whose 104 bytes are an ORDER_EVENT_STRUCT.
+EVENT_TEXT = 104
+EVENT_STRUCT = struct.Struct(f"<QqHHi{EVENT_TEXT}s")
 EVENT_DTYPE = np.dtype(
     [
         ("seq", "<u8"),
@@ -162,10 +180,33 @@ EVENT_DTYPE = np.dtype(
         ("kind", "<u2"),
         ("level", "<u2"),
         ("instrument", "<i4"),
-        ("text", "S40"),
+        ("text", f"S{EVENT_TEXT}"),
     ]
 )
-assert EVENT_STRUCT.size == EVENT_DTYPE.itemsize == 64
+assert EVENT_STRUCT.size == EVENT_DTYPE.itemsize == 128
+
+
+class EventKind:
+    """``kind`` of an event-ring record."""
+
+    LOG = 1
+    COMMAND = 2
+    KILL = 3
+    ALERT = 4
+    ORDER = 5  #: an order changed; ``text`` is an ORDER_EVENT_STRUCT, ``instrument`` its symbol
+    NAMES = {1: "log", 2: "command", 3: "kill", 4: "alert", 5: "order"}
+
+
+# An order's state after a change: cl_ord_id, venue, side (1 buy, 2 sell), status (index in
+# ORDER_STATUS_NAMES), flags (ORDER_UNKNOWN, ORDER_MARKET), tif (index in TIF_NAMES), qty,
+# cum_qty, leaves_qty, last_qty (this change's fill, 0 if none), price, avg_px, last_px, text.
+ORDER_EVENT_STRUCT = struct.Struct("<32s8sBBBBiiiiddd20s")
+assert ORDER_EVENT_STRUCT.size == EVENT_TEXT
+ORDER_STATUS_NAMES = ("PendingNew", "New", "PartiallyFilled", "Filled", "PendingCancel",
+                      "Cancelled", "PendingReplace", "Replaced", "Rejected", "Expired")
+TIF_NAMES = ("day", "ioc", "fok")
+ORDER_UNKNOWN = 1  #: the venue's session dropped while the order was live: state in doubt
+ORDER_MARKET = 2  #: a market order (price is 0)
 
 # Command record, desk -> engine, 128 bytes:
 # cmd_id, ts_ns, verb, scope, scope_id, arg0, arg1, user, workstation, role, pad, text

@@ -18,6 +18,7 @@ from engine.ipc.layout import (
     BOOK_DTYPE,
     LAYOUT_VERSION,
     MAGIC,
+    MAX_VENUES,
     HEADER_SIZE,
     EngineState,
     Layout,
@@ -90,6 +91,7 @@ class EngineSegment:
         epoch_wall_ns: int = 0,
         epoch_mono_ns: int = 0,
         log: Callable[[str], None] = lambda _m: None,
+        venues: Sequence[str] = (),
     ) -> None:
         self.instance = instance
         self.layout = lay = Layout(
@@ -113,6 +115,12 @@ class EngineSegment:
         q[H.CMD_CAPACITY // 8] = lay.cmd_capacity
         name = instance.encode()[: H.INSTANCE_LEN]
         buf[H.INSTANCE : H.INSTANCE + len(name)] = name
+        if len(venues) > MAX_VENUES:
+            raise ValueError(f"at most {MAX_VENUES} venues, was {len(venues)}")
+        q[H.N_VENUES // 8] = len(venues)
+        for k, v in enumerate(venues):
+            raw = v.encode()[:8]
+            buf[H.VENUES + 16 * k : H.VENUES + 16 * k + len(raw)] = raw
         buf[H.HEADER_SIZE : H.HEADER_SIZE + 4] = HEADER_SIZE.to_bytes(4, "little")
 
         table = np.frombuffer(
@@ -152,6 +160,9 @@ class EngineSegment:
     # -- header -------------------------------------------------------------------------------
     def set_state(self, state: int) -> None:
         self.q[H.STATE // 8] = state
+
+    def set_venue_state(self, k: int, state: int) -> None:
+        self.q[(H.VENUES + 16 * k + 8) // 8] = state
 
     def heartbeat(self, mono_ns: int, wall_ns: int) -> None:
         q = self.q

@@ -26,6 +26,7 @@ __all__ = ["EventRingWriter", "EventRingReader", "SpscRing"]
 _TAIL_INTENT = 0
 _TAIL = CACHE_LINE // 8  # u64 index of the tail word
 _HEAD = 0
+_REC = EVENT_DTYPE.itemsize
 
 
 class _EventRing:
@@ -60,7 +61,7 @@ class EventRingWriter(_EventRing):
         ctl[_TAIL_INTENT] = nxt
         self._pack(
             self._buf,
-            self._rec_off + (seq & self.mask) * 64,
+            self._rec_off + (seq & self.mask) * _REC,
             seq,
             ts_ns,
             kind,
@@ -152,7 +153,7 @@ class EventRingReader(_EventRing):
         if tail - cursor > cap:
             self.lost += tail - cap - cursor
             cursor = tail - cap
-        rec = EVENT_STRUCT.unpack_from(self._buf, self._rec_off + (cursor & self.mask) * 64)
+        rec = EVENT_STRUCT.unpack_from(self._buf, self._rec_off + (cursor & self.mask) * _REC)
         if rec[0] != cursor or ctl[_TAIL_INTENT] - cap > cursor:
             self.lost += 1
             self.cursor = cursor + 1

@@ -17,7 +17,7 @@ from tests.conftest import PREFIX
 
 def make_ring(cap: int, tag: str):
     name = f"/helmdesk.{PREFIX}{tag}{os.getpid()}"
-    seg = Segment.create(name, RING_CONTROL + cap * 64 + 4096)
+    seg = Segment.create(name, RING_CONTROL + cap * EVENT_DTYPE.itemsize + 4096)
     return seg
 
 

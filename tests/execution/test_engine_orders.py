@@ -1,0 +1,201 @@
+"""Orders from the engine process: real engine, real venue processes, loopback FIX, commands and
+the event ring as a desk or ``helmdesk ctl`` sees them."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.ipc import EngineClient, Scope, Verb
+from engine.ipc.commands import order_text
+from engine.ipc.events import decode_order
+
+from tests.conftest import wait_until
+from tests.test_cli import helmdesk
+from tests.venue.test_server import INSTRUMENTS, venue_factory  # noqa: F401 (fixture)
+
+
+USERS = '"*" = "trader"\nrisk = "risk_manager"\nwatcher = "viewer"'
+
+
+def venues_section(*venues) -> str:
+    out = ""
+    for name, port in venues:
+        out += (f'\n[[venues]]\nname = "{name}"\nhost = "127.0.0.1"\nport = {port}\n'
+                f'sender = "HELM"\ntarget = "{name}"\nheartbeat_s = 5\n')
+    return out
+
+
+class Orders:
+    """What a desk's blotter would show: the last ORDER record of each order."""
+
+    def __init__(self, client: EngineClient) -> None:
+        self.client = client
+        self.symbols = [i.symbol for i in client.instruments]
+        self.last: dict[str, object] = {}
+        self.history: dict[str, list] = {}
+
+    def poll(self) -> dict:
+        for rec in self.client.poll_events():
+            o = decode_order(rec, self.symbols)
+            if o is not None:
+                self.last[o.cl_ord_id] = o
+                self.history.setdefault(o.cl_ord_id, []).append(o)
+        return self.last
+
+    def wait(self, cl: str, cond, what: str, timeout: float = 10.0):
+        return wait_until(lambda: cl in self.poll() and cond(self.last[cl]) and self.last[cl],
+                          timeout, what)
+
+
+def order(c: EngineClient, symbol: str, side: str, qty: int, price: float, venue="SIMA", tif="day"):
+    idx = [i.symbol for i in c.instruments].index(symbol)
+    return c.request(Verb.ORDER, Scope.INSTRUMENT, idx, arg0=qty, arg1=price,
+                     text=order_text(venue, side, tif))
+
+
+@pytest.fixture
+def trading(venue_factory, engine_factory, instance):  # noqa: F811
+    venue = venue_factory().start()
+    eng = engine_factory(instance, instruments=INSTRUMENTS, users=USERS,
+                         extra=venues_section(("SIMA", venue.port))).start()
+    with EngineClient(instance, user="tester") as c:
+        wait_until(lambda: c.venues() == (("SIMA", True),), 15, "the SIMA session to log on")
+    return venue, eng
+
+
+def test_order_is_acked_filled_and_shown_with_its_state(trading):
+    venue, eng = trading
+    with EngineClient(eng.instance, user="tester") as c:
+        orders = Orders(c)
+        ack = order(c, "AAA", "buy", 100, 99.5)
+        assert ack.accepted, ack.reason
+        assert ack.reason.startswith("order ") and "sent to SIMA: buy 100 AAA @ 99.5" in ack.reason
+        cl = ack.reason.split()[1]
+        o = orders.wait(cl, lambda o: o.status == "New", "the venue's ack")
+        assert (o.venue, o.symbol, o.side, o.qty, o.price, o.leaves_qty) == ("SIMA", "AAA", "buy", 100, 99.5, 100)
+        assert orders.history[cl][0].status == "PendingNew"
+        # a sell that crosses it fills both sides at the resting price
+        ack2 = order(c, "AAA", "sell", 40, 99.0, tif="ioc")
+        cl2 = ack2.reason.split()[1]
+        o2 = orders.wait(cl2, lambda o: o.status in ("Filled", "Cancelled"), "the sell's fill")
+        assert (o2.status, o2.cum_qty, o2.avg_px) == ("Filled", 40, 99.5)
+        o = orders.wait(cl, lambda o: o.status == "PartiallyFilled", "the buy's partial fill")
+        assert (o.cum_qty, o.leaves_qty, o.last_qty, o.last_px) == (40, 60, 40, 99.5)
+        # cancel the rest
+        ack3 = c.request(Verb.CANCEL, text=cl)
+        assert ack3.accepted and ack3.reason == f"cancel of {cl} sent"
+        o = orders.wait(cl, lambda o: o.status == "Cancelled", "the cancel")
+        assert (o.cum_qty, o.leaves_qty) == (40, 0)
+        # cancelling it again is refused with the reason
+        again = c.request(Verb.CANCEL, text=cl)
+        assert not again.accepted and "cancel requested is impossible in state Cancelled" in again.reason
+
+
+def test_bad_orders_are_refused_with_the_reason(trading):
+    _venue, eng = trading
+    with EngineClient(eng.instance, user="tester") as c:
+        def why(*a, **kw):
+            ack = order(c, *a, **kw)
+            assert not ack.accepted
+            return ack.reason
+
+        assert why("AAA", "buy", 10, 99.5, venue="NOPE") == "unknown venue 'NOPE' (venues: SIMA)"
+        assert why("AAA", "buy", 10, 99.503) == "price 99.503 is not on AAA's tick grid of 0.01"
+        assert why("AAA", "buy", 10, 99.5, venue="*").startswith("the smart order router")
+        r = c.request(Verb.ORDER, Scope.INSTRUMENT, 0, arg0=1.5, arg1=99.0, text="SIMA buy")
+        assert r.reason == "quantity must be a whole number 1..2147483647, was 1.5"
+        r = c.request(Verb.ORDER, Scope.INSTRUMENT, 0, arg0=10, arg1=99.0, text="SIMA hold")
+        assert r.reason == "side must be buy or sell, was 'hold'"
+        r = c.request(Verb.ORDER, Scope.GLOBAL, 0, arg0=10, arg1=99.0, text="SIMA buy")
+        assert r.reason == "ORDER needs instrument scope"
+        r = c.request(Verb.CANCEL, text="no-such-order")
+        assert r.reason == "unknown order no-such-order"
+    # a viewer may not trade; a risk manager cancels but does not trade
+    with EngineClient(eng.instance, user="watcher") as v:
+        assert order(v, "AAA", "buy", 10, 99.5).reason == "user 'watcher' is viewer here and may not ORDER"
+    with EngineClient(eng.instance, user="risk") as r:
+        assert order(r, "AAA", "buy", 10, 99.5).reason == "user 'risk' is risk_manager here and may not ORDER"
+        assert r.request(Verb.CANCEL_ALL).accepted
+
+
+def test_kill_cancels_every_live_order_and_blocks_new_ones(trading):
+    _venue, eng = trading
+    with EngineClient(eng.instance, user="tester") as c:
+        orders = Orders(c)
+        cls = []
+        for px in (98.0, 98.5, 99.0):
+            ack = order(c, "AAA", "buy", 10, px)
+            cls.append(ack.reason.split()[1])
+        for cl in cls:
+            orders.wait(cl, lambda o: o.status == "New", f"{cl} acked")
+        ack = c.request(Verb.KILL, text="test kill")
+        assert ack.accepted and ack.reason == "global kill switch TRIPPED by tester; 3 cancels sent"
+        for cl in cls:
+            o = orders.wait(cl, lambda o: o.status == "Cancelled", f"{cl} cancelled")
+            assert o.leaves_qty == 0
+        refused = order(c, "AAA", "buy", 10, 98.0)
+        assert not refused.accepted and refused.reason == "the global kill switch is tripped"
+        with EngineClient(eng.instance, user="risk") as r:
+            assert r.request(Verb.REARM, text="test over").accepted
+        assert order(c, "AAA", "buy", 10, 98.0).accepted
+
+
+def test_instrument_kill_cancels_only_that_instrument(trading):
+    _venue, eng = trading
+    with EngineClient(eng.instance, user="tester") as c:
+        orders = Orders(c)
+        a = order(c, "AAA", "buy", 10, 98.0).reason.split()[1]
+        b = order(c, "BBB", "buy", 10, 49.0).reason.split()[1]
+        orders.wait(a, lambda o: o.status == "New", "AAA acked")
+        orders.wait(b, lambda o: o.status == "New", "BBB acked")
+        ack = c.request(Verb.KILL, Scope.INSTRUMENT, 1, text="BBB only")
+        assert ack.reason.endswith("; 1 cancels sent")
+        orders.wait(b, lambda o: o.status == "Cancelled", "BBB cancelled")
+        assert orders.poll()[a].status == "New"
+        assert order(c, "BBB", "sell", 1, 51.0).reason == "the BBB kill switch is tripped"
+        # cancel-all for one venue through ctl
+        r = helmdesk("ctl", "--instance", eng.instance, "cancel-all", "--venue", "SIMA")
+        assert r.returncode == 0, r.stderr
+        assert "CANCEL_ALL accepted: 1 cancels sent" in r.stdout
+        orders.wait(a, lambda o: o.status == "Cancelled", "AAA cancelled")
+
+
+def test_ctl_order_waits_for_the_venue_and_cancel_by_id(trading):
+    _venue, eng = trading
+    r = helmdesk("ctl", "--instance", eng.instance, "order", "--venue", "SIMA", "--symbol", "AAA",
+                 "--side", "buy", "--qty", "25", "--price", "97.5")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("ORDER accepted: order ")
+    cl = lines[0].split()[3]
+    assert lines[1] == f"{cl} SIMA buy 25 AAA @ 97.5: New, 0 done, 25 left"
+    r = helmdesk("ctl", "--instance", eng.instance, "status")
+    assert "venues       SIMA up" in r.stdout
+    r = helmdesk("ctl", "--instance", eng.instance, "cancel", cl)
+    assert r.returncode == 0 and f"CANCEL accepted: cancel of {cl} sent" in r.stdout
+    r = helmdesk("ctl", "--instance", eng.instance, "order", "--venue", "SIMA", "--symbol", "AAA",
+                 "--side", "buy", "--qty", "0", "--price", "97.5")
+    assert r.returncode == 2 and "must be positive, was 0" in r.stderr
+    r = helmdesk("ctl", "--instance", eng.instance, "order", "--venue", "SIMA", "--symbol", "ZZZ",
+                 "--side", "buy", "--qty", "5")
+    assert r.returncode == 2 and "unknown instrument 'ZZZ'" in r.stderr
+
+
+def test_venue_drop_makes_orders_unknown_until_reconciled(trading):
+    venue, eng = trading
+    with EngineClient(eng.instance, user="tester") as c:
+        orders = Orders(c)
+        cl = order(c, "AAA", "buy", 10, 98.0).reason.split()[1]
+        orders.wait(cl, lambda o: o.status == "New", "acked")
+        port = venue.port
+        venue.stop()
+        o = orders.wait(cl, lambda o: o.unknown, "the order in doubt")
+        assert o.status == "New" and o.text == "venue disconnected: state unknow"[:20]
+        wait_until(lambda: c.venues() == (("SIMA", False),), 5, "the venue shown down")
+        refused = order(c, "AAA", "buy", 10, 98.0)
+        assert refused.reason == "venue SIMA is not logged on"
+        # the venue comes back (with empty books): the engine asks, the venue does not know it
+        venue.start(port)
+        o = orders.wait(cl, lambda o: not o.unknown, "reconciliation", timeout=20)
+        assert o.status == "Cancelled" and o.leaves_qty == 0
+        assert c.venues() == (("SIMA", True),)
