@@ -1,0 +1,216 @@
+"""The engine's database: SQLAlchemy 2.x Core tables on one ``MetaData``, and how to open it.
+
+SQLite by default (a file under the data directory, WAL, ``synchronous=NORMAL``: a commit
+survives the process dying, which is what an engine restart needs, not the machine losing
+power mid-checkpoint); any SQLAlchemy URL otherwise. Only Core constructs are used and the
+upserts are built per dialect (``insert … ON CONFLICT``), so SQLite and PostgreSQL both work;
+another dialect is refused with a clear message rather than half-supported.
+
+``fix_sessions``/``fix_messages`` have the columns of ``engine.fix.store.SqlStore``'s tables,
+so a database one of them wrote can be read by the other.
+
+Times are int ns (``*_ns``); quantities are integers; prices are floats; statuses and verbs
+are stored as the names a person reads (``PartiallyFilled``, ``KILL``), not as codes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine, make_url
+
+__all__ = [
+    "DIALECTS",
+    "commands",
+    "default_url",
+    "executions",
+    "fix_messages",
+    "fix_sessions",
+    "insert_ignore",
+    "kill_events",
+    "metadata",
+    "open_db",
+    "orders",
+    "positions",
+    "safe_url",
+    "upsert",
+]
+
+metadata = MetaData()
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("cl_ord_id", String(32), primary_key=True),
+    Column("venue", String(16), nullable=False),
+    Column("symbol", String(16), nullable=False),
+    Column("side", SmallInteger, nullable=False),  # 1 buy, 2 sell (FIX 54)
+    Column("qty", BigInteger, nullable=False),
+    Column("price", Float, nullable=True),  # None: a market order
+    Column("tif", String(8), nullable=False),
+    Column("status", String(16), nullable=False),  # OrdStatus value
+    Column("cum_qty", BigInteger, nullable=False),
+    Column("leaves_qty", BigInteger, nullable=False),
+    Column("avg_px", Float, nullable=False),
+    Column("venue_order_id", String(32), nullable=False),
+    Column("parent_id", String(32), nullable=True),
+    Column("created_ns", BigInteger, nullable=False),  # set by the first row, kept after
+    Column("updated_ns", BigInteger, nullable=False),
+)
+Index("ix_orders_status", orders.c.status)
+
+executions = Table(
+    "executions",
+    metadata,
+    Column("exec_id", String(48), primary_key=True),
+    Column("venue", String(16), primary_key=True),
+    Column("cl_ord_id", String(32), nullable=False),
+    Column("symbol", String(16), nullable=False),
+    Column("side", SmallInteger, nullable=False),
+    Column("qty", BigInteger, nullable=False),
+    Column("price", Float, nullable=False),
+    Column("ts_ns", BigInteger, nullable=False),
+)
+Index("ix_executions_cl_ord_id", executions.c.cl_ord_id)
+
+positions = Table(
+    "positions",
+    metadata,
+    Column("symbol", String(16), primary_key=True),
+    Column("qty", BigInteger, nullable=False),  # signed: > 0 long, < 0 short
+    Column("avg_px", Float, nullable=False),  # average cost of the open quantity
+    Column("realized", Float, nullable=False),  # price × quantity units (no multiplier)
+    Column("updated_ns", BigInteger, nullable=False),
+)
+
+kill_events = Table(
+    "kill_events",
+    metadata,
+    Column("ts_ns", BigInteger, primary_key=True),
+    Column("scope", SmallInteger, primary_key=True),  # engine.ipc.commands.Scope
+    Column("scope_id", Integer, primary_key=True),
+    Column("tripped", Boolean, primary_key=True),
+    Column("name", String(16), nullable=False),  # "global" or the instrument's symbol
+    Column("user", String(16), nullable=False),
+    Column("reason", String(96), nullable=False),
+)
+
+commands = Table(
+    "commands",
+    metadata,
+    Column("cmd_id", BigInteger, primary_key=True),
+    Column("ts_ns", BigInteger, primary_key=True),  # when the engine decided
+    Column("user", String(16), nullable=False),
+    Column("workstation", String(16), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("verb", String(16), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("scope_id", Integer, nullable=False),
+    Column("arg0", Float, nullable=False),
+    Column("arg1", Float, nullable=False),
+    Column("text", String(48), nullable=False),
+    Column("status", String(16), nullable=False),  # ACCEPTED / REJECTED
+    Column("reason", String(96), nullable=False),
+)
+
+fix_sessions = Table(
+    "fix_sessions",
+    metadata,
+    Column("session_id", String(128), primary_key=True),
+    Column("next_sender_seq", Integer, nullable=False),
+    Column("next_target_seq", Integer, nullable=False),
+)
+
+fix_messages = Table(
+    "fix_messages",
+    metadata,
+    Column("session_id", String(128), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("raw", LargeBinary, nullable=False),
+)
+
+DIALECTS = ("sqlite", "postgresql")
+
+
+def default_url(instance: str) -> str:
+    """The embedded default: ``<data dir>/state/<instance>/engine.db``."""
+    from engine.core.paths import state_dir
+
+    return f"sqlite:///{Path(state_dir(instance)) / 'engine.db'}"
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password masked, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not even a URL: it has no parts to hide
+        return url
+
+
+def open_db(url: str, *, create: bool = True) -> Engine:
+    """An ``Engine`` for ``url``; SQLite gets WAL and ``synchronous=NORMAL`` on every connection.
+
+    Raises ``ValueError`` for a dialect other than SQLite or PostgreSQL, and whatever
+    SQLAlchemy raises for a URL it cannot use (the caller words the message).
+    """
+    u = make_url(url)
+    if u.get_backend_name() not in DIALECTS:
+        raise ValueError(
+            f"database {safe_url(url)}: dialect {u.get_backend_name()!r} is not supported "
+            f"(the store speaks {', '.join(DIALECTS)})"
+        )
+    eng = create_engine(u)
+    if eng.dialect.name == "sqlite":
+
+        @event.listens_for(eng, "connect")
+        def _pragmas(dbapi_conn, _record):  # pragma: no cover - run by the driver
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=5000")
+            cur.close()
+
+    if create:
+        metadata.create_all(eng)
+    return eng
+
+
+def _insert_for(dialect_name: str):
+    if dialect_name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    elif dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        raise ValueError(f"no upsert for dialect {dialect_name!r} (the store speaks {DIALECTS})")
+    return insert
+
+
+def upsert(table: Table, dialect_name: str, *, keep: tuple[str, ...] = ()):
+    """``INSERT … ON CONFLICT (primary key) DO UPDATE`` every column but the key and ``keep``."""
+    ins = _insert_for(dialect_name)(table)
+    key = [c.name for c in table.primary_key.columns]
+    return ins.on_conflict_do_update(
+        index_elements=key,
+        set_={c.name: ins.excluded[c.name] for c in table.columns
+              if c.name not in key and c.name not in keep},
+    )
+
+
+def insert_ignore(table: Table, dialect_name: str):
+    """``INSERT … ON CONFLICT DO NOTHING``: a row that is already there stays as it is."""
+    return _insert_for(dialect_name)(table).on_conflict_do_nothing()
