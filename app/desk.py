@@ -27,9 +27,17 @@ from engine.core.profile import DeskConfig
 from engine.core.roles import Role
 from engine.core.ticks import tick_decimals
 from engine.ipc import IpcError, Scope, Verb
-from engine.ipc.layout import H
-from engine.runtime import EventKind
-from widgets import ConnectionStatus, EventLog, KillSwitchPanel, LadderWidget, PriceChart
+from engine.ipc.commands import order_text
+from engine.ipc.events import decode_order, event_text
+from engine.ipc.layout import H, EventKind
+from widgets import (
+    BlotterWidget,
+    ConnectionStatus,
+    EventLog,
+    KillSwitchPanel,
+    LadderWidget,
+    PriceChart,
+)
 
 __all__ = ["DeskWindow", "run_desk_window"]
 
@@ -56,6 +64,7 @@ class DeskWindow(QMainWindow):
         self.chart = PriceChart()
         self.killpanel = KillSwitchPanel()
         self.eventlog = EventLog()
+        self.blotter = BlotterWidget()
         self.status = ConnectionStatus()
         self.counters = QLabel("")
         self.counters.setObjectName("counters")
@@ -64,6 +73,9 @@ class DeskWindow(QMainWindow):
         self.ladder_dock = self._dock("Ladder", self.ladder, Qt.LeftDockWidgetArea)
         self.kill_dock = self._dock("Kill switches", self.killpanel, Qt.RightDockWidgetArea)
         self.events_dock = self._dock("Events", self.eventlog, Qt.BottomDockWidgetArea)
+        self.blotter_dock = self._dock("Orders", self.blotter, Qt.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.events_dock, self.blotter_dock)
+        self.blotter_dock.raise_()
 
         tb = QToolBar("Instrument")
         tb.setObjectName("mainToolbar")
@@ -93,6 +105,10 @@ class DeskWindow(QMainWindow):
         self.link.refused.connect(self._on_refused)
         self.killpanel.kill_clicked.connect(lambda: self._spawn(self.kill_global()))
         self.killpanel.rearm_requested.connect(lambda r: self._spawn(self.rearm_global(r)))
+        self.blotter.order_requested.connect(
+            lambda *a: self._spawn(self.send_order(*a)))
+        self.blotter.cancel_requested.connect(lambda cl: self._spawn(self.cancel_order(cl)))
+        self.blotter.cancel_all_requested.connect(lambda: self._spawn(self.cancel_all()))
         self._chart_timer = QTimer(self)
         self._chart_timer.setInterval(500)  # a glance chart: 2 Hz is plenty, and cheap
         self._chart_timer.timeout.connect(self.chart.redraw)
@@ -132,6 +148,7 @@ class DeskWindow(QMainWindow):
         ins = self._instruments[idx]
         self.link.select_instrument(idx)
         self.ladder.set_symbol(ins.symbol, tick_decimals(ins.tick))
+        self.blotter.set_instrument(ins.symbol, ins.tick, tick_decimals(ins.tick), ins.ref_price)
         self.chart.clear()
         self.chart.plot.setTitle(f"{ins.symbol} mid", color="#c8ccd2")
 
@@ -148,6 +165,9 @@ class DeskWindow(QMainWindow):
                     f"commands {c.counter(H.CMDS_ACCEPTED)} ok / {c.counter(H.CMDS_REJECTED)} rejected"
                     f" · feed events {c.counter(H.FEED_EVENTS):,}"
                 )
+        c = self.link.client
+        if c is not None:
+            self.blotter.set_venues(list(c.venues()))
         stale = h.state != "connected"
         why = h.text if stale else ""
         if stale != self.ladder.model.stale or (stale and self.ladder.banner.text() != f"STALE — {why}"):
@@ -176,17 +196,32 @@ class DeskWindow(QMainWindow):
 
     def _on_events(self, recs, lost: int) -> None:
         lines = []
+        symbols = [i.symbol for i in self._instruments]
+        model = self.blotter.model
         for r in recs:
+            kind = int(r["kind"])
+            if kind == EventKind.ORDER:
+                o = decode_order(r, symbols)
+                if o is None:
+                    continue
+                model.update(o.cl_ord_id, o.venue, o.symbol, o.side, o.qty, o.price, o.status,
+                             o.cum_qty, o.leaves_qty, o.avg_px, o.text, o.unknown)
+                # the log keeps what a trader must notice: fills, refusals, doubt
+                if not (o.last_qty or o.unknown or o.status in ("Rejected", "Expired")):
+                    continue
             t = datetime.fromtimestamp(r["ts_ns"] / 1e9).strftime("%H:%M:%S.%f")[:-3]
-            kind = EventKind.NAMES.get(int(r["kind"]), "?")
-            lines.append(f"{t}  {kind:<7} {r['text'].decode(errors='replace')}")
-        self.eventlog.append(lines)
+            name = EventKind.NAMES.get(kind, "?")
+            lines.append(f"{t}  {name:<7} {event_text(r, symbols)}")
+        if lines:
+            self.eventlog.append(lines)
         self.eventlog.set_lost(lost)
 
     def _on_role(self, role: Role) -> None:
         self.role = role
         self.role_label.setText(f"role: {role.label} ")
         self.killpanel.set_can_rearm(role is Role.RISK_MANAGER)
+        self.blotter.set_permissions(trade=role is Role.TRADER,
+                                     cancel=role in (Role.TRADER, Role.RISK_MANAGER))
 
     def _on_refused(self, msg: str) -> None:
         self.eventlog.append([f"{_now()}  REFUSED: {msg}"])
@@ -212,6 +247,37 @@ class DeskWindow(QMainWindow):
         else:
             self.killpanel.set_pending(False, f"{label}: REJECTED — {ack.reason}")
         self.link.poll()  # show the engine's state now, not at the next tick
+
+    async def _order_command(self, label: str, verb: Verb, scope: int = Scope.GLOBAL,
+                             scope_id: int = 0, **kw) -> None:
+        self.blotter.set_status(f"{label}: pending — waiting for the engine's ack")
+        try:
+            ack = await self.link.command(verb, scope, scope_id, **kw)
+        except asyncio.TimeoutError:
+            self.blotter.set_status(f"{label}: NO ACK within 2 s — engine not responding", True)
+            return
+        except IpcError as e:
+            self.blotter.set_status(f"{label}: not sent — {e}", True)
+            return
+        if ack.accepted:
+            self.blotter.set_status(f"{label}: {ack.reason}")
+        else:
+            self.blotter.set_status(f"{label}: REJECTED — {ack.reason}", True)
+        self.link.poll()
+
+    async def send_order(self, venue: str, side: str, qty: int, price: float, tif: str) -> None:
+        idx = self.instrument_box.currentIndex()
+        if not 0 <= idx < len(self._instruments):
+            self.blotter.set_status("no instrument selected", True)
+            return
+        await self._order_command("Order", Verb.ORDER, Scope.INSTRUMENT, idx,
+                                  text=order_text(venue, side, tif), arg0=qty, arg1=price)
+
+    async def cancel_order(self, cl_ord_id: str) -> None:
+        await self._order_command(f"Cancel {cl_ord_id}", Verb.CANCEL, text=cl_ord_id)
+
+    async def cancel_all(self) -> None:
+        await self._order_command("Cancel all", Verb.CANCEL_ALL)
 
     async def kill_global(self) -> None:
         await self._send("KILL", Verb.KILL, "KILL button on desk")

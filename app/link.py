@@ -173,11 +173,11 @@ class EngineLink(QObject):
 
     # -- commands ----------------------------------------------------------------------------------
     async def command(self, verb: int, scope: int = 0, scope_id: int = 0, *, text: str = "",
-                      timeout: float = 2.0) -> Ack:
+                      arg0: float = 0.0, arg1: float = 0.0, timeout: float = 2.0) -> Ack:
         """Send a command; resolve with its ack. Raises IpcError / asyncio.TimeoutError."""
         if self.client is None:
             raise IpcError(f"not attached to engine {self.instance!r}")
-        cmd_id = self.client.send(verb, scope, scope_id, text=text)
+        cmd_id = self.client.send(verb, scope, scope_id, text=text, arg0=arg0, arg1=arg1)
         fut = asyncio.get_running_loop().create_future()
         self._pending[cmd_id] = fut
         try:

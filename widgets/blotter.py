@@ -1,7 +1,12 @@
 """The blotter: one row per order, newest on top, updated in place.
 
 Fed plain data: ``update(order_id, venue, symbol, side, qty, price, status, cum, leaves,
-avg_px, text, unknown)``. A new order inserts one row (``beginInsertRows``); a known one
+avg_px, text, unknown)``.
+
+``BlotterWidget`` puts an order ticket (venue, side, quantity, price, time in force) and the
+cancel buttons above the table, with each venue's session state. It only asks: the signals
+``order_requested``, ``cancel_requested`` and ``cancel_all_requested`` go to whoever sends
+commands, and ``set_status`` shows the answer. A new order inserts one row (``beginInsertRows``); a known one
 changes only its own row (``dataChanged``), never a reset per report. Orders whose venue
 dropped are shown "UNKNOWN" in amber until a report settles them.
 """
@@ -10,9 +15,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import QHeaderView, QTableView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
 __all__ = ["BlotterModel", "BlotterWidget", "BlotterRow"]
 
@@ -119,9 +135,49 @@ class BlotterModel(QAbstractTableModel):
 
 
 class BlotterWidget(QWidget):
+    order_requested = Signal(str, str, int, float, str)  # venue, side, qty, price (0: market), tif
+    cancel_requested = Signal(str)  # order id
+    cancel_all_requested = Signal()
+
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.model = BlotterModel(parent=self)
+        self.venue_box = QComboBox()
+        self.venue_box.setMinimumWidth(90)
+        self.side_box = QComboBox()
+        self.side_box.addItems(["buy", "sell"])
+        self.qty = QSpinBox()
+        self.qty.setRange(1, 2_000_000_000)
+        self.qty.setValue(100)
+        self.qty.setGroupSeparatorShown(True)
+        self.price = QDoubleSpinBox()
+        self.price.setRange(0.0, 1e9)
+        self.price.setSpecialValueText("MKT")  # 0 is a market order
+        self.price.setMinimumWidth(110)
+        self.tif_box = QComboBox()
+        self.tif_box.addItems(["day", "ioc", "fok"])
+        self.send_button = QPushButton("Send")
+        self.send_button.setObjectName("sendOrder")
+        self.cancel_button = QPushButton("Cancel selected")
+        self.cancel_all_button = QPushButton("Cancel all")
+        self.cancel_all_button.setObjectName("cancelAll")
+        self.venues_label = QLabel("no venues")
+        self.venues_label.setObjectName("venuesLabel")
+        self.status = QLabel("")
+        self.status.setObjectName("blotterStatus")
+        ticket = QHBoxLayout()
+        for label, w in (("Venue", self.venue_box), ("Side", self.side_box), ("Qty", self.qty),
+                         ("Price", self.price), ("TIF", self.tif_box)):
+            ticket.addWidget(QLabel(label))
+            ticket.addWidget(w)
+        ticket.addWidget(self.send_button)
+        ticket.addStretch(1)
+        ticket.addWidget(self.venues_label)
+        ticket.addWidget(self.cancel_button)
+        ticket.addWidget(self.cancel_all_button)
+        self.send_button.clicked.connect(self._send)
+        self.cancel_button.clicked.connect(self._cancel)
+        self.cancel_all_button.clicked.connect(self.cancel_all_requested)
         self.view = QTableView()
         self.view.setModel(self.model)
         self.view.verticalHeader().hide()
@@ -131,4 +187,64 @@ class BlotterWidget(QWidget):
         self.view.setShowGrid(False)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
+        lay.addLayout(ticket)
+        lay.addWidget(self.status)
         lay.addWidget(self.view)
+        self.set_permissions(trade=False, cancel=False)
+
+    # -- inputs ------------------------------------------------------------------------------
+    def set_venues(self, venues: list[tuple[str, bool]]) -> None:
+        """The venues orders can go to, and whether each session is up."""
+        names = [n for n, _up in venues]
+        if names != [self.venue_box.itemText(i) for i in range(self.venue_box.count())]:
+            current = self.venue_box.currentText()
+            self.venue_box.clear()
+            self.venue_box.addItems(names)
+            if current in names:
+                self.venue_box.setCurrentText(current)
+        text = "  ".join(f"{n} {'up' if up else 'DOWN'}" for n, up in venues) or "no venues"
+        if text != self.venues_label.text():
+            self.venues_label.setText(text)
+            down = any(not up for _n, up in venues)
+            self.venues_label.setStyleSheet("color: #f0c674;" if down else "color: #8fe3ab;")
+
+    def set_instrument(self, symbol: str, tick: float, decimals: int, price: float) -> None:
+        """The instrument the ticket trades (the desk's current one)."""
+        self.symbol = symbol
+        self.price.setDecimals(decimals)
+        self.price.setSingleStep(tick)
+        self.price.setValue(price)
+        self.send_button.setText(f"Send {symbol}")
+
+    def set_permissions(self, *, trade: bool, cancel: bool) -> None:
+        for w in (self.venue_box, self.side_box, self.qty, self.price, self.tif_box,
+                  self.send_button):
+            w.setEnabled(trade)
+        self.cancel_button.setEnabled(cancel)
+        self.cancel_all_button.setEnabled(cancel)
+
+    def set_status(self, text: str, error: bool = False) -> None:
+        self.status.setText(text)
+        self.status.setStyleSheet("color: #ff6b6b;" if error else "")
+
+    def selected_order_id(self) -> str | None:
+        rows = self.view.selectionModel().selectedRows()
+        if not rows:
+            return None
+        return self.model.data(self.model.index(rows[0].row(), 0))
+
+    # -- actions -----------------------------------------------------------------------------
+    def _send(self) -> None:
+        venue = self.venue_box.currentText()
+        if not venue:
+            self.set_status("no venue to send to", error=True)
+            return
+        self.order_requested.emit(venue, self.side_box.currentText(), self.qty.value(),
+                                  self.price.value(), self.tif_box.currentText())
+
+    def _cancel(self) -> None:
+        cl = self.selected_order_id()
+        if cl is None:
+            self.set_status("select an order to cancel", error=True)
+            return
+        self.cancel_requested.emit(cl)

@@ -279,7 +279,7 @@ class Oms:
         for o in self.orders.values():
             if o.venue == venue and o.leaves_qty > 0:
                 self.unknown.add(o.cl_ord_id)
-                out.append(self._update(o, text="venue disconnected: state unknown"))
+                out.append(self._update(o, text="venue session down"))
         return out
 
 

@@ -190,7 +190,7 @@ def test_venue_drop_makes_orders_unknown_until_reconciled(trading):
         port = venue.port
         venue.stop()
         o = orders.wait(cl, lambda o: o.unknown, "the order in doubt")
-        assert o.status == "New" and o.text == "venue disconnected: state unknow"[:20]
+        assert o.status == "New" and o.text == "venue session down"
         wait_until(lambda: c.venues() == (("SIMA", False),), 5, "the venue shown down")
         refused = order(c, "AAA", "buy", 10, 98.0)
         assert refused.reason == "venue SIMA is not logged on"
