@@ -44,8 +44,10 @@ rejected will reject the same order again, and retrying the venue that just fail
 classic re-route loop. With no venue left the rest is given up and the parent says which
 venues failed and why. Re-plans are also capped per parent (``max_reroutes``). A child whose
 venue went down is *in doubt* (the venue cancels on disconnect, but that is its word): its
-rest is re-routed at once, and a fill that arrives for it later (reconciliation) still counts;
-if that makes the parent overfilled, the parent says by how much and where from.
+rest is re-routed at once. If it turns out live after all (a report about it that is not in
+doubt: the venue did not cancel it), the router cancels it; a fill it got still counts. Once a
+parent is filled in full, the router cancels whatever of it still works; if late fills made it
+overfilled anyway, the parent says by how much and where from.
 
 **Ending.** Placing is synchronous, so a parent ends when none of its children is working:
 ``DONE`` when its whole quantity is filled, otherwise ``PARTIAL`` with ``reason`` naming each
@@ -467,14 +469,9 @@ class SmartRouter:
             return f"parent {parent_id} is already {parent.status.value}"
         parent.halted = parent.halted or "cancelled on request"
         parent.history.append("cancel requested")
-        problems = []
-        for c in parent.children:
-            if c.working:
-                self._cancelling.add(c.cl_ord_id)
-                w = self.oms.cancel(c.cl_ord_id, now_ns)
-                if w is not None:
-                    problems.append(f"child {c.cl_ord_id} on {c.venue}: {w}")
-        return "; ".join(problems) or None
+        problems = [self._cancel_child(parent, c, now_ns, "") for c in parent.children
+                    if c.working]
+        return "; ".join(w for w in problems if w) or None
 
     def halt(self, reason: str, symbol: str | None = None) -> int:
         """Stop re-routing and sending children for the working parents (of ``symbol``, or
@@ -508,15 +505,25 @@ class SmartRouter:
         asked = u.cl_ord_id in self._cancelling
         if u.status in TERMINAL:
             self._cancelling.discard(u.cl_ord_id)
+        if parent.cum_qty >= parent.qty and parent.status is ParentStatus.WORKING:
+            # a child in doubt filled late: what still works would overfill the parent
+            parent.halted = parent.halted or "filled in full"
+            for c in parent.children:
+                if c.working and c.cl_ord_id not in self._cancelling:
+                    self._cancel_child(parent, c, now_ns, "the parent is filled in full")
+        text = u.text or "no text"
+        if child.in_doubt:  # its rest was re-routed when the venue went down
+            if u.status in TERMINAL and before not in TERMINAL:
+                child.end = f"in doubt, then {u.status.value} ({text})"
+            elif u.status not in TERMINAL and not u.unknown and not asked:
+                self._cancel_child(parent, child, now_ns, "it is live again after its venue "
+                                   "came back, and its rest was re-routed")
+            self._settle(parent, out)
+            return out
         if before in TERMINAL or u.status not in TERMINAL or u.status is OrdStatus.FILLED:
             self._settle(parent, out)
             return out
         rest = child.qty - child.cum_qty
-        text = u.text or "no text"
-        if child.in_doubt:  # its rest was re-routed when the venue went down
-            child.end = f"in doubt, then {u.status.value} ({text})"
-            self._settle(parent, out)
-            return out
         if u.status is OrdStatus.REJECTED:
             child.end = f"rejected: {text}"
             self._fail(parent, child.venue, f"rejected {child.cl_ord_id}: {text}", rest, now_ns,
@@ -524,7 +531,8 @@ class SmartRouter:
         elif u.status is OrdStatus.CANCELLED:
             if asked or parent.halted:
                 child.end = f"cancelled: {parent.halted or 'on request'}"
-                self._give_up(parent, rest, f"{parent.halted or 'cancelled on request'}")
+                if parent.cum_qty < parent.qty:
+                    self._give_up(parent, rest, parent.halted or "cancelled on request")
             elif child.tif == "ioc":
                 child.end = f"IOC remainder cancelled ({text})"
                 self._give_up(parent, rest, f"IOC child on {child.venue} left {rest} unfilled "
@@ -630,6 +638,19 @@ class SmartRouter:
         parent.history.append(f"re-route {parent.reroutes}: {qty} over {', '.join(sorted(up))}: "
                               f"{_show_plan(p)}")
         return p
+
+    def _cancel_child(self, parent: ParentOrder, c: ChildOrder, now_ns: int,
+                      why: str) -> str | None:
+        """Ask the Oms to cancel a child; its cancel is then final. Return why not."""
+        self._cancelling.add(c.cl_ord_id)
+        w = self.oms.cancel(c.cl_ord_id, now_ns)
+        if why:
+            parent.history.append(f"cancel child {c.cl_ord_id} on {c.venue}: {why}")
+        if w is None:
+            return None
+        self._cancelling.discard(c.cl_ord_id)
+        parent.history.append(f"cancel of child {c.cl_ord_id} on {c.venue} not sent: {w}")
+        return f"child {c.cl_ord_id} on {c.venue}: {w}"
 
     def _give_up(self, parent: ParentOrder, qty: int, why: str) -> None:
         if qty > 0:

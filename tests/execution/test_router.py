@@ -296,15 +296,25 @@ class Desk:
         self._deliver(link)
         self.pump()
 
-    def drop(self, venue: str) -> None:
-        """The venue's session drops; it cancels our orders on disconnect, as it says."""
+    def drop(self, venue: str, cancels: bool = True) -> None:
+        """The venue's session drops; it cancels our orders on disconnect, as it says (or,
+        ``cancels`` False, it does not)."""
         link = self.links[venue]
         link.up = False
         link.helm.connection_lost(T0)
-        link.exchange.cancel_all("HELM", T0)
+        link.venue.connection_lost(T0)
+        if cancels:
+            link.exchange.cancel_all("HELM", T0)
         link.exchange.outbox.clear()  # reports the venue holds until we reconnect
         self.apply(self.oms.on_venue_down(venue))
         self.parent_updates += self.router.on_venue_down(venue, T0)
+
+    def reconnect(self, venue: str) -> None:
+        link = self.links[venue]
+        link.venue.connect(T0)
+        link.helm.connect(T0)
+        link.up = True
+        self.pump()
 
     def sent_to(self, venue: str) -> int:
         """How many orders our Oms sent to ``venue``."""
@@ -429,6 +439,30 @@ def test_a_venue_going_down_moves_the_rest_to_the_other_one_never_back():
                              f"been re-routed ({parent.children[1].cl_ord_id} on SIMB)")
     assert [(u.last_qty, u.status) for u in late] == [(100, ParentStatus.DONE),
                                                       (0, ParentStatus.DONE)]
+
+
+def test_a_child_in_doubt_that_is_still_live_is_cancelled_and_its_fill_counted():
+    d = Desk({"SIMA": ("AAPL",), "SIMB": ("AAPL",)},
+             [VenueInfo("SIMA", 0.3, 100.0), VenueInfo("SIMB", 0.1, 200.0)])
+    parent = d.router.route("P1", "AAPL", BUY, 400, 99.0, "day", T0)
+    d.pump()
+    d.drop("SIMB", cancels=False)  # the venue does not cancel on disconnect after all
+    assert [(c.venue, c.qty, c.in_doubt) for c in parent.children] == [
+        ("SIMB", 400, True), ("SIMA", 400, False)]
+    d.reconnect("SIMB")
+    d.other("SIMB", 2, 100, 99.00)  # fills the child in doubt
+    doubt, moved = parent.children
+    assert (doubt.cum_qty, doubt.status) == (100, OrdStatus.CANCELLED)  # the router cancelled it
+    assert d.links["SIMB"].exchange.live_orders("HELM") == 0
+    assert (parent.cum_qty, parent.working_qty, parent.status) == (100, 400, ParentStatus.WORKING)
+    assert (f"cancel child {doubt.cl_ord_id} on SIMB: it is live again after its venue came "
+            f"back, and its rest was re-routed") in parent.explain()
+    # the re-routed child still works for 400: filling 300 of it fills the parent, and the
+    # router cancels the 100 left so the parent is not overfilled
+    d.other("SIMA", 2, 300, 99.00)
+    assert (moved.cum_qty, moved.status) == (300, OrdStatus.CANCELLED)
+    assert (parent.status, parent.cum_qty, parent.reason) == (ParentStatus.DONE, 400, "")
+    assert d.router.counters["overfills"] == 0
 
 
 def test_an_unsolicited_cancel_is_rerouted_a_requested_one_is_final():
