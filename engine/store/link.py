@@ -310,8 +310,9 @@ class StoreLink:
             self._too_long(session=session)
         nslots = 1 if n <= FIX_MSG_FIRST else fix_msg_slots(n)
         if n > MAX_FIX_MSG or nslots > self.capacity:
+            most = min(MAX_FIX_MSG, FIX_MSG_FIRST + (self.capacity - 1) * SLOT)
             raise ValueError(f"FIX message {msg_seq} of session {session} is {n} bytes: more "
-                             f"than the store takes ({min(MAX_FIX_MSG, self.capacity * SLOT)})")
+                             f"than the store takes ({most})")
         seq = self._seq + 1
         self._seq = seq
         tail = self._tail

@@ -1,0 +1,181 @@
+"""Every record kind through a real ring and a real writer process into a real SQLite file."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from sqlalchemy.dialects import postgresql, sqlite
+
+from engine.core.roles import Role
+from engine.execution.orders import OrdStatus
+from engine.ipc.commands import AckStatus, Scope, Verb
+from engine.ipc.segment import segment_exists
+from engine.store import Kind, models as m
+from engine.store.records import SLOT, fix_msg_slots, segment_name
+from engine.store.writer import apply_fill
+from tests.store._util import flushed
+
+FIX_2K = b"8=FIX.4.4\x019=2000\x0135=D\x01" + bytes(range(256)) * 7 + b"58=" + b"z" * 161 + b"\x01"
+
+
+def test_every_record_kind_round_trips(link, db):
+    seqs = [
+        link.put_order("HD-1", "SIMA", "ESZ6", 1, 10, 5000.25, "day", OrdStatus.NEW, 0, 10, 0.0,
+                       "V-77", "", 111, 111),
+        link.put_order("HD-2", "SIMA", "AAPL", 2, 5, None, "ioc", OrdStatus.PENDING_NEW, 0, 5,
+                       0.0, "", "HD-1", 112, 112),
+        link.put_execution("E-1", "SIMA", "HD-1", "ESZ6", 1, 4, 5000.0, 120),
+        link.put_command(9, "ana", "ws-3", Role.RISK_MANAGER, Verb.KILL, Scope.INSTRUMENT, 2, 1.5, -2.0,
+                         "fat finger ✓", AckStatus.ACCEPTED, "instrument AAPL kill switch TRIPPED",
+                         130),
+        link.put_kill("AAPL", Scope.INSTRUMENT, 2, True, "ana", "fat finger", 131),
+        link.put_fix_seq("HELM->SIMA", 7, 12),
+        link.put_fix_message("HELM->SIMA", 7, FIX_2K),
+        link.put_fix_message("HELM->SIMA", 8, b"8=FIX.4.4\x0135=F\x01"),
+    ]
+    assert seqs == list(range(1, 9))
+    assert not link.durable(8) or link.poll() >= 8  # durable only once written, never before
+    flushed(link)
+    assert all(link.durable(s) for s in seqs) and link.pending == 0
+    assert link.stats()["applied"] == 8 and link.stats()["bad"] == 0
+
+    o1, o2 = db.rows(m.orders, order_by=m.orders.c.cl_ord_id)
+    assert o1 == dict(cl_ord_id="HD-1", venue="SIMA", symbol="ESZ6", side=1, qty=10,
+                      price=5000.25, tif="day", status="New", cum_qty=0, leaves_qty=10,
+                      avg_px=0.0, venue_order_id="V-77", parent_id=None, created_ns=111,
+                      updated_ns=111)
+    assert o2["price"] is None and o2["parent_id"] == "HD-1" and o2["status"] == "PendingNew"
+    assert db.rows(m.executions) == [dict(exec_id="E-1", venue="SIMA", cl_ord_id="HD-1",
+                                          symbol="ESZ6", side=1, qty=4, price=5000.0, ts_ns=120)]
+    assert db.rows(m.positions) == [dict(symbol="ESZ6", qty=4, avg_px=5000.0, realized=0.0,
+                                         updated_ns=120)]
+    (cmd,) = db.rows(m.commands)
+    assert cmd == dict(cmd_id=9, ts_ns=130, user="ana", workstation="ws-3", role="RISK_MANAGER",
+                       verb="KILL", scope="INSTRUMENT", scope_id=2, arg0=1.5, arg1=-2.0,
+                       text="fat finger ✓", status="ACCEPTED",
+                       reason="instrument AAPL kill switch TRIPPED")
+    assert db.rows(m.kill_events) == [dict(ts_ns=131, scope=1, scope_id=2, tripped=True,
+                                           name="AAPL", user="ana", reason="fat finger")]
+    # the message moved the sender number on; the target number stayed
+    assert db.rows(m.fix_sessions) == [dict(session_id="HELM->SIMA", next_sender_seq=9,
+                                            next_target_seq=12)]
+    msgs = db.rows(m.fix_messages, order_by=m.fix_messages.c.seq)
+    assert [(r["seq"], bytes(r["raw"])) for r in msgs] == [
+        (7, FIX_2K), (8, b"8=FIX.4.4\x0135=F\x01")]
+    assert fix_msg_slots(len(FIX_2K)) > 2
+
+
+def test_order_upserts_keep_the_first_creation_time_and_the_last_state(link, db):
+    link.put_order("HD-1", "SIMA", "ESZ6", 1, 10, 100.0, "day", OrdStatus.PENDING_NEW, 0, 10,
+                   0.0, "", "", 5, 5)
+    flushed(link)
+    link.put_order("HD-1", "SIMA", "ESZ6", 1, 10, 100.0, "day", OrdStatus.NEW, 0, 10, 0.0,
+                   "V1", "", 0, 6)
+    link.put_order("HD-1", "SIMA", "ESZ6", 1, 10, 100.0, "day", OrdStatus.PARTIALLY_FILLED, 3,
+                   7, 99.5, "V1", "", 0, 7)  # same batch as the one before: the last wins
+    flushed(link)
+    (row,) = db.rows(m.orders)
+    assert (row["status"], row["cum_qty"], row["leaves_qty"], row["avg_px"]) == (
+        "PartiallyFilled", 3, 7, 99.5)
+    assert (row["created_ns"], row["updated_ns"], row["venue_order_id"]) == (5, 7, "V1")
+
+
+def test_positions_follow_executions_and_a_duplicate_moves_nothing(link, db):
+    link.put_execution("E1", "SIMA", "A", "ESZ6", 1, 10, 100.0, 1)
+    link.put_execution("E2", "SIMA", "A", "ESZ6", 2, 4, 110.0, 2)
+    link.put_execution("E2", "SIMA", "A", "ESZ6", 2, 4, 110.0, 2)  # a venue's resend
+    flushed(link)
+    link.put_execution("E1", "SIMA", "A", "ESZ6", 1, 10, 100.0, 1)  # again, a later batch
+    link.put_execution("E1", "SIMB", "B", "ESZ6", 2, 10, 90.0, 3)  # same ExecID, other venue
+    flushed(link)
+    assert db.count(m.executions) == 3
+    (pos,) = db.rows(m.positions)
+    # long 10 @100, sell 4 @110 (+40), sell 10 @90: closes 6 (-60), opens 4 short @90
+    assert (pos["qty"], pos["avg_px"], pos["realized"], pos["updated_ns"]) == (-4, 90.0, -20.0, 3)
+    assert link.stats()["duplicates"] == 2
+
+
+def test_apply_fill_average_cost():
+    p = (0, 0.0, 0.0)
+    p = apply_fill(p, 1, 10, 100.0)
+    p = apply_fill(p, 1, 10, 110.0)
+    assert p == (20, 105.0, 0.0)
+    p = apply_fill(p, 2, 5, 115.0)
+    assert p == (15, 105.0, 50.0)
+    p = apply_fill(p, 2, 15, 100.0)
+    assert p == (0, 0.0, -25.0)
+    p = apply_fill(p, 5, 3, 50.0)  # sell short opens a short
+    assert p == (-3, 50.0, -25.0)
+    p = apply_fill(p, 1, 3, 40.0)
+    assert p == (0, 0.0, 5.0)
+
+
+def test_identifiers_too_long_for_their_field_are_refused_and_take_no_number(link):
+    with pytest.raises(ValueError, match="cl_ord_id 'X{33}' \\(33 bytes, at most 32\\)"):
+        link.put_order("X" * 33, "SIMA", "ESZ6", 1, 1, 1.0, "day", OrdStatus.NEW, 0, 1, 0.0)
+    with pytest.raises(ValueError, match="exec_id"):
+        link.put_execution("E" * 49, "SIMA", "A", "ESZ6", 1, 1, 1.0, 0)
+    with pytest.raises(ValueError, match="session"):
+        link.put_fix_seq("S" * 65, 1, 1)
+    with pytest.raises(ValueError, match="more than the store takes"):
+        link.put_fix_message("S", 1, b"x" * (64 * 1024 + 1))
+    assert link.last_seq == 0
+    # free text is cut at its width, never through a character
+    seq = link.put_command(1, "u", "w", 1, Verb.PING, 0, 0, 0.0, 0.0, "é" * 40, 1, "r" * 200, 1)
+    assert seq == 1
+
+
+def test_free_text_is_cut_on_a_character_boundary(link, db):
+    link.put_command(1, "ünïcødé-üser-nàme", "w", 1, Verb.PING, 0, 0, math.inf, 0.0, "é" * 40,
+                     AckStatus.REJECTED, "r" * 200, 1)
+    link.put_command(2, "u", "w", 9, 99, 7, 0, 0.0, 0.0, "", 9, "", 2)  # unknown numbers kept
+    flushed(link)
+    a, b = db.rows(m.commands, order_by=m.commands.c.cmd_id)
+    assert a["text"] == "é" * 24 and a["reason"] == "r" * 96 and a["arg0"] == 0.0
+    assert len(a["user"].encode()) <= 16 and a["user"].startswith("ünïcødé")
+    assert (b["role"], b["verb"], b["scope"], b["status"]) == ("#9", "#99", "#7", "#9")
+
+
+def test_a_fix_message_wraps_round_the_end_of_the_ring(make_link, db):
+    link = make_link(capacity=16)
+    msgs = [(s, bytes([65 + s % 26]) * (300 + 97 * s)) for s in range(1, 37)]
+    for s, raw in msgs:
+        link.put_fix_message("W", s, raw)
+        link.poll()
+    flushed(link)
+    got = db.rows(m.fix_messages, order_by=m.fix_messages.c.seq)
+    assert [(r["seq"], bytes(r["raw"])) for r in got] == msgs
+    assert max(fix_msg_slots(len(r)) for _, r in msgs) * SLOT > 3000
+
+
+def test_close_flushes_stops_the_writer_and_leaves_nothing(make_link, instance, db):
+    link = make_link()
+    pid = link.writer_pid
+    for i in range(500):
+        link.put_kill("global", 0, 0, i % 2 == 0, "u", "r", i + 1)
+    assert link.close() == 0  # no explicit flush: close waits for every ack
+    assert db.count(m.kill_events) == 500
+    assert not segment_exists(segment_name(instance))
+    with pytest.raises(ProcessLookupError):
+        import os
+
+        os.kill(pid, 0)
+
+
+def test_upserts_compile_for_postgresql_and_sqlite():
+    for dialect, name in ((postgresql.dialect(), "postgresql"), (sqlite.dialect(), "sqlite")):
+        sql = str(m.upsert(m.orders, name, keep=("created_ns",)).compile(dialect=dialect))
+        assert "ON CONFLICT (cl_ord_id) DO UPDATE SET" in sql
+        assert "created_ns = excluded.created_ns" not in sql
+        assert "status = excluded.status" in sql
+        sql = str(m.insert_ignore(m.commands, name).compile(dialect=dialect))
+        assert "ON CONFLICT DO NOTHING" in sql
+    with pytest.raises(ValueError, match="dialect 'mysql' is not supported"):
+        m.open_db("mysql://u:secret@h/db")
+
+
+def test_record_kinds_are_stable_numbers():
+    # written into shared memory: a renumbering would need a new STORE_VERSION
+    assert {k.name: k.value for k in Kind} == dict(
+        ORDER=1, EXECUTION=2, COMMAND=3, KILL=4, FIX_SEQ=5, FIX_MSG=6, FIX_RESET=7)
