@@ -45,13 +45,19 @@ def _status(client: EngineClient) -> int:
         print(f"killed       {', '.join(s.instruments_killed)}")
     print(f"instruments  {', '.join(i.symbol for i in s.instruments)}")
     if s.venues:
-        print(f"venues       {', '.join(f'{n} ' + ('up' if up else 'DOWN') for n, up in s.venues)}")
+        print(f"venues       {', '.join(_venue_text(v) for v in s.venues)}")
     print(f"commands     {s.commands_accepted} accepted, {s.commands_rejected} rejected")
     stale = s.heartbeat_age_ms > 1000 or s.state != "running"
     if stale:
         _err(f"engine looks dead: state {s.state}, heartbeat {s.heartbeat_age_ms:.0f} ms old")
         return 3
     return 0
+
+
+def _venue_text(v) -> str:
+    if not v.up:
+        return f"{v.name} DOWN"
+    return f"{v.name} up" + ("" if v.books_ok else " (books not good)")
 
 
 def run(args: argparse.Namespace, instance: str) -> int:

@@ -205,8 +205,11 @@ class EngineProcess:
     """
 
     def __init__(self, instance: str, *, idle: str = "hybrid", cores: list[int] | None = None,
-                 update_hz: float = 50.0, n_instruments: int = 4) -> None:
+                 update_hz: float = 50.0, n_instruments: int = 4,
+                 users: str = '"*" = "risk_manager"', extra: str = "") -> None:
         self.instance = instance
+        self.users = users
+        self.extra = extra  # more profile text: [[venues]] tables, say
         self.idle = idle
         self.cores = cores
         self.update_hz = update_hz
@@ -239,7 +242,7 @@ class EngineProcess:
                 sym = f"{sym}{k}"
             lines += ["[[instruments]]", f'symbol = "{sym}"', f"tick = {tick}",
                       f"price = {price}", f"update_hz = {self.update_hz:g}", ""]
-        lines += ["[users]", '"*" = "risk_manager"', ""]
+        lines += ["[users]", self.users, "", self.extra]
         return "\n".join(lines)
 
     def start(self, timeout: float = 20.0) -> None:

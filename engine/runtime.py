@@ -24,6 +24,7 @@ import logging
 import os
 import select
 import signal
+import time
 from dataclasses import dataclass
 
 from engine.core.clock import Clock, LiveClock
@@ -53,8 +54,6 @@ from engine.ipc.layout import (
     ORDER_STATUS_NAMES,
     ORDER_UNKNOWN,
     TIF_NAMES,
-    VENUE_DOWN,
-    VENUE_UP,
     EngineState,
     EventKind,
     H,
@@ -128,6 +127,7 @@ class Engine:
                 profile.venues, profile.instruments, self._clordids(persist),
                 self._session_store if persist else (lambda _v: MemoryStore()),
                 on_order=self.publish_order, on_event=self._trading_event,
+                on_parent=self._parent_event, check=self._child_check,
             )
 
     def _clordids(self, persist: bool) -> ClOrdIds:
@@ -152,6 +152,23 @@ class Engine:
         store = SqlStore(url, f"{v.sender}-{v.target}")
         self._sql_stores.append(store)
         return store
+
+    def _child_check(self, venue: str, symbol: str, side: int, qty: int, price: float) -> str | None:
+        """Asked before the router sends each child: the kill switches still hold."""
+        if self.kill.global_tripped:
+            return "the global kill switch is tripped"
+        if self.kill.is_tripped(Scope.INSTRUMENT, self._index[symbol]):
+            return f"the {symbol} kill switch is tripped"
+        return None
+
+    def _parent_event(self, u) -> None:
+        """A router parent changed: one line for the desks, the whole story in the log."""
+        state = u.status.value
+        text = (f"SOR {u.parent_id} {u.symbol} {state} {u.cum_qty}/{u.qty}"
+                + (f" avg {u.avg_px:g}" if u.cum_qty else "") + (f": {u.text}" if u.text else ""))
+        level = INFO if state != "PartiallyDone" else WARNING
+        self.event(EventKind.LOG, level, text, self._index.get(u.symbol, -1))
+        log.log(level, "%s", text)
 
     def _trading_event(self, level: int, text: str) -> None:
         self.event(EventKind.ALERT if level >= WARNING else EventKind.LOG, level, text)
@@ -206,8 +223,11 @@ class Engine:
             else:
                 text = f"{name} kill switch was already tripped"
             if self.trading is not None:  # tripped or not: nothing may stay working in scope
+                t0 = time.perf_counter_ns()
                 value = self._cancel_scope(cmd)
                 text += f"; {value} cancels sent"
+                log.warning("%s: %d cancels written in %.0f µs", name, value,
+                            (time.perf_counter_ns() - t0) / 1e3)
         elif verb in (Verb.ORDER, Verb.CANCEL, Verb.CANCEL_ALL):
             if self.trading is None:
                 reason = "this engine has no venues ([[venues]] in its profile)"
@@ -246,11 +266,18 @@ class Engine:
             return "the global kill switch is tripped", ""
         if self.kill.is_tripped(Scope.INSTRUMENT, cmd.scope_id):
             return f"the {symbol} kill switch is tripped", ""
-        if venue == ROUTER:
-            return "the smart order router is not available yet; name a venue", ""
         price = cmd.arg1 or None
         now = self.clock.wall_ns()
         self.trading.set_now(now)
+        if venue == ROUTER:
+            p = self.trading.route(symbol, side, int(cmd.arg0), price, tif, now)
+            if isinstance(p, str):  # the parent's id means nothing to anyone: nothing went out
+                return "not routed: " + p.split(" NOT ROUTED: ", 1)[-1], ""
+            if not p.children or (p.status.value != "Working" and p.cum_qty == 0):
+                return f"parent {p.parent_id} not routed: {p.reason}", ""
+            where = ", ".join(f"{c.qty}@{c.venue}" for c in p.children)
+            log.info("SOR %s: %s", p.parent_id, p.explain())
+            return None, f"parent {p.parent_id} routed: {where}"
         o = self.trading.place(venue, symbol, side, int(cmd.arg0), price, tif, now)
         if isinstance(o, str):
             return o, ""
@@ -351,7 +378,7 @@ class Engine:
                 q[H.PUBLISHES // 8] = publishes
                 if trading is not None:
                     for k, link in enumerate(trading.links.values()):
-                        shm.set_venue_state(k, VENUE_UP if link.conn.up else VENUE_DOWN)
+                        shm.set_venue_state(k, link.state_word())
                 next_hb = now + hb_ns
             if busy:
                 last_activity = now

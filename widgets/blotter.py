@@ -134,6 +134,12 @@ class BlotterModel(QAbstractTableModel):
         return None
 
 
+def _venue_state(v: tuple) -> str:
+    if not v[1]:
+        return "DOWN"
+    return "up" if len(v) < 3 or v[2] else "up, no book"
+
+
 class BlotterWidget(QWidget):
     order_requested = Signal(str, str, int, float, str)  # venue, side, qty, price (0: market), tif
     cancel_requested = Signal(str)  # order id
@@ -193,19 +199,19 @@ class BlotterWidget(QWidget):
         self.set_permissions(trade=False, cancel=False)
 
     # -- inputs ------------------------------------------------------------------------------
-    def set_venues(self, venues: list[tuple[str, bool]]) -> None:
-        """The venues orders can go to, and whether each session is up."""
-        names = [n for n, _up in venues]
+    def set_venues(self, venues: list[tuple[str, bool, bool]]) -> None:
+        """The venues orders can go to: (name, session up, books good) each."""
+        names = [v[0] for v in venues]
         if names != [self.venue_box.itemText(i) for i in range(self.venue_box.count())]:
             current = self.venue_box.currentText()
             self.venue_box.clear()
             self.venue_box.addItems(names)
             if current in names:
                 self.venue_box.setCurrentText(current)
-        text = "  ".join(f"{n} {'up' if up else 'DOWN'}" for n, up in venues) or "no venues"
+        text = "  ".join(f"{v[0]} {_venue_state(v)}" for v in venues) or "no venues"
         if text != self.venues_label.text():
             self.venues_label.setText(text)
-            down = any(not up for _n, up in venues)
+            down = any(_venue_state(v) != "up" for v in venues)
             self.venues_label.setStyleSheet("color: #f0c674;" if down else "color: #8fe3ab;")
 
     def set_instrument(self, symbol: str, tick: float, decimals: int, price: float) -> None:

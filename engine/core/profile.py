@@ -55,6 +55,7 @@ Schema (every later issue adds its own section here rather than a new format)::
     fee_bps = 0.0            # taker fee, for the smart order router
     latency_us = 0           # expected one-way latency, for the smart order router
     symbols = ["ESZ6"]       # what the engine may route there (default: every instrument)
+    market_data = true       # subscribe to its books (35=V) on the session: the router needs them
 
     [database]               # where the engine's orders, fills and FIX sequences persist
     url = "sqlite:///{data_dir}/engine-{instance}.db"   # the default; any SQLAlchemy URL
@@ -160,6 +161,7 @@ class VenueLinkConfig:
     fee_bps: float = 0.0
     latency_us: int = 0
     symbols: tuple[str, ...] = ()  #: instruments routed there (every instrument by default)
+    market_data: bool = True  #: subscribe to its books over the order session
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -398,6 +400,7 @@ def _parse_venue_links(tables: list, path: Path, symbols: list[str]) -> tuple[Ve
             fee_bps=float(v.number("fee_bps", 0.0, lo=-10_000.0, hi=10_000.0)),
             latency_us=v.integer("latency_us", 0, lo=0, hi=10_000_000),
             symbols=chosen,
+            market_data=v.get("market_data", bool, True),
         ))
         v.done()
     return tuple(out)

@@ -59,9 +59,13 @@ class OrderUpdate:
 
 
 class Oms:
-    def __init__(self, ids: ClOrdIds, send: Send) -> None:
+    def __init__(self, ids: ClOrdIds, send: Send,
+                 on_intent: Callable[[OrderUpdate, Order], None] | None = None) -> None:
         self.ids = ids
         self.send = send
+        #: told of every order an intent changed (sent: PendingNew; cancel sent: PendingCancel),
+        #: whoever asked (the desk, the router, a kill switch)
+        self.on_intent = on_intent
         self.orders: dict[str, Order] = {}
         self._alias: dict[str, str] = {}  # ClOrdID of a cancel request -> the order's
         self.unknown: set[str] = set()  # orders whose venue dropped while they were live
@@ -90,6 +94,8 @@ class Oms:
                   tif=tif)
         self.orders[cl] = o
         self.counters["orders"] += 1
+        if self.on_intent is not None:
+            self.on_intent(self._update(o), o)
         return o
 
     def cancel(self, cl_ord_id: str, now_ns: int) -> str | None:
@@ -110,6 +116,8 @@ class Oms:
             o.apply(OrderEvent.CANCEL_REJECTED)  # nothing went out: back where it was
             return f"venue {o.venue} is not logged on"
         self._alias[req] = o.cl_ord_id
+        if self.on_intent is not None:
+            self.on_intent(self._update(o), o)
         return None
 
     def cancel_all(self, now_ns: int, venue: str | None = None, symbol: str | None = None) -> int:

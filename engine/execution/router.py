@@ -97,8 +97,9 @@ _MAX_FEE_BPS = 10_000.0  # a fee of 100% or more makes a sell's proceeds negativ
 #: ``books_fn(symbol)``: each venue's L2 book of the symbol (``ask_px``/``ask_sz``/``bid_px``/
 #: ``bid_sz`` lists, best first, an empty level has price 0).
 BooksFn = Callable[[str], Mapping[str, Any]]
-#: ``up_fn()``: the names of the venues whose sessions are logged on now.
-UpFn = Callable[[], Iterable[str]]
+#: ``up_fn(symbol)``: the names of the venues ``symbol`` may go to now (session logged on,
+#: and whatever else the caller requires, such as a good book there).
+UpFn = Callable[[str], Iterable[str]]
 #: ``check(venue, symbol, side, qty, price)``: why this child may not go out, or None.
 CheckFn = Callable[[str, str, int, int, float], "str | None"]
 
@@ -438,7 +439,7 @@ class SmartRouter:
         elif tif not in ("day", "ioc"):
             why = f"time in force must be day or ioc, was {tif!r}"
         p: Plan | str = ""
-        up = self._up()
+        up = self._up(symbol)
         if why is None:
             rests = tif == "day" and limit_px is not None
             p = plan(side, qty, limit_px, self.books_fn(symbol), self.venues, up, rest=rests)
@@ -623,7 +624,7 @@ class SmartRouter:
             self._give_up(parent, qty, f"not re-routed: already re-routed {parent.reroutes} "
                                        f"times (the cap)")
             return None
-        up = self._up() - parent.excluded.keys()
+        up = self._up(parent.symbol) - parent.excluded.keys()
         if not up & self.venues.keys():
             failed = "; ".join(f"{v} {w}" for v, w in parent.excluded.items())
             self._give_up(parent, qty, f"no venue left to re-route to ({failed})")
@@ -704,8 +705,8 @@ class SmartRouter:
                             parent.cum_qty, parent.avg_px, parent.working_qty, last_qty, last_px,
                             venue, text)
 
-    def _up(self) -> set[str]:
-        return set(self.up_fn())
+    def _up(self, symbol: str) -> set[str]:
+        return set(self.up_fn(symbol))
 
 
 def _overfill(parent: ParentOrder) -> str:

@@ -10,6 +10,7 @@ import itertools
 import os
 import socket
 import time
+from typing import NamedTuple
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,7 @@ from engine.ipc.layout import (
     INSTRUMENT_DTYPE,
     KILL_DTYPE,
     MAX_VENUES,
+    VENUE_BOOKS_OK,
     VENUE_UP,
     SLOT_OWNER_PID,
     SLOT_CLAIMS,
@@ -55,6 +57,12 @@ class Instrument:
     ref_price: float
 
 
+class VenueStatus(NamedTuple):
+    name: str
+    up: bool  #: the FIX session is logged on
+    books_ok: bool = False  #: its market data is subscribed and every book is good
+
+
 @dataclass(frozen=True, slots=True)
 class EngineStatus:
     instance: str
@@ -74,7 +82,7 @@ class EngineStatus:
     feed_events: int
     publishes: int
     instruments_killed: tuple[str, ...]
-    venues: tuple[tuple[str, bool], ...] = ()  #: (name, session up) per order venue
+    venues: tuple["VenueStatus", ...] = ()  #: per order venue
 
 
 class EngineClient:
@@ -205,15 +213,16 @@ class EngineClient:
             venues=self.venues(),
         )
 
-    def venues(self) -> tuple[tuple[str, bool], ...]:
-        """The engine's order venues and whether each session is logged on."""
+    def venues(self) -> tuple[VenueStatus, ...]:
+        """The engine's order venues: is each session logged on, are its books good?"""
         q, buf = self.seg.q, self.seg.buf
         n = min(q[H.N_VENUES // 8], MAX_VENUES)
         out = []
         for k in range(n):
             off = H.VENUES + 16 * k
             name = bytes(buf[off : off + 8]).split(b"\0", 1)[0].decode(errors="replace")
-            out.append((name, q[(off + 8) // 8] == VENUE_UP))
+            word = q[(off + 8) // 8]
+            out.append(VenueStatus(name, bool(word & VENUE_UP), bool(word & VENUE_BOOKS_OK)))
         return tuple(out)
 
     # -- snapshots ----------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ __all__ = [
     "MAX_VENUES",
     "VENUE_DOWN",
     "VENUE_UP",
+    "VENUE_BOOKS_OK",
     "H",
     "EngineState",
     "INSTRUMENT_DTYPE",
@@ -77,7 +78,8 @@ HEADER_SIZE = 4096
 BOOK_DEPTH = 10
 MAX_DESKS = 8
 MAX_VENUES = 16
-VENUE_DOWN, VENUE_UP = 0, 1
+VENUE_DOWN, VENUE_UP = 0, 1  # venue state word: bit 0 session logged on
+VENUE_BOOKS_OK = 2  # bit 1: every book it sends us is good (market data subscribed, no gap)
 SEQLOCK_PREFIX = CACHE_LINE  # the seq counter has a line to itself
 RING_CONTROL = 2 * CACHE_LINE  # [tail intent or head][pad][tail][pad]
 SLOT_HEADER = CACHE_LINE

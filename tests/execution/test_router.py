@@ -246,7 +246,7 @@ class Desk:
         except SessionNotActive:
             return None
 
-    def up(self) -> set[str]:
+    def up(self, _symbol: str = "") -> set[str]:
         return {n for n, link in self.links.items() if link.up}
 
     def books(self, symbol: str) -> dict[str, L2Book]:
@@ -621,7 +621,7 @@ def test_bad_router_configuration_is_refused_at_start():
                     ([A, A], "venue A is given twice"),
                     ({"X": A}, "each venue's key must be its name")):
         try:
-            SmartRouter(oms, vs, dict, set)
+            SmartRouter(oms, vs, dict, lambda _s: set())
         except ValueError as e:
             assert why in str(e)
         else:
