@@ -13,9 +13,10 @@ import pytest
 
 from engine.execution.orders import OrdStatus
 from engine.ipc.segment import segment_exists
-from engine.store import StoreInUse, StoreLink, StoreStartError, models as m
-from engine.store.records import HDR, ORDER, SLOT, Kind, W, segment_name
+from engine.store import StoreInUse, StoreLink, StoreStartError
+from engine.store import models as m
 from engine.store.link import _HEAD
+from engine.store.records import HDR, ORDER, SLOT, Kind, W, segment_name
 from tests.conftest import wait_until
 from tests.store._util import flushed
 
@@ -68,7 +69,8 @@ def test_a_writer_killed_mid_stream_is_restarted_and_nothing_is_lost(make_link, 
             link.poll()
     flushed(link, 15)
     assert link.restarts == 1 and link.alive and link.writer_pid != first
-    assert f"store writer pid {first}" in link.last_error and "exited with code -9" in link.last_error
+    assert f"store writer pid {first}" in link.last_error
+    assert "exited with code -9" in link.last_error
     check_mix(db, n)
 
 

