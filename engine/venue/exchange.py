@@ -1,9 +1,9 @@
-"""The simulated exchange's order handling, sans-IO: FIX application messages in, replies out.
+"""The simulated exchange's order handling and market data, sans-IO: FIX messages in, replies out.
 
-``Exchange.on_message(owner, message, now_ns)`` takes one decoded application message from a
-counterparty (``owner`` is its CompID) and appends what must be sent, as
-``(owner, msg_type, body)``, to ``outbox``; the caller (``engine.venue.server``) drains it into
-the FIX sessions. No sockets, no clock reads, no session state: the server owns those, which
+``Exchange.on_message(owner, message, now_ns)`` takes one decoded application message (an
+order request, or a market data request: see "Market data" below) from a counterparty
+(``owner`` is its CompID) and appends what must be sent, as ``(owner, msg_type, body)``, to
+``outbox``; the caller (``engine.venue.server``) drains it into the FIX sessions. No sockets, no clock reads, no session state: the server owns those, which
 keeps this part testable in memory and the same under any transport.
 
 Theory of operation
@@ -37,6 +37,65 @@ ExecutionReport fields (35=8)::
 ExecType: 0 New, F Trade, 4 Canceled, 5 Replaced, 8 Rejected, I Order status. OrdStatus is
 the order's status after the event: 0 New, 1 Partially filled, 2 Filled, 4 Canceled,
 8 Rejected (after a replace: 0 or 1).
+
+Market data
+-----------
+A counterparty asks with a MarketDataRequest (35=V)::
+
+    262 MDReqID (required; unique among its live subscriptions)
+    263 SubscriptionRequestType: 0 snapshot, 1 snapshot + updates, 2 unsubscribe (262 names
+        the subscription; nothing else is read, nothing is answered unless it is unknown)
+    264 MarketDepth: 0 every level, N the best N (1 to MAX_MARKET_DEPTH)
+    265 MDUpdateType: 1 incremental (the default; 0, full refresh, is refused)
+    266 AggregatedBook: Y or absent (levels are always aggregated)
+    267 NoMDEntryTypes, each 269 MDEntryType: 0 bid, 1 offer, 2 trade
+    146 NoRelatedSym, each 55 Symbol
+
+It is answered with one MarketDataSnapshotFullRefresh (35=W) per symbol, in the order named,
+at once (before any update)::
+
+    262 MDReqID  55 Symbol  83 RptSeq (subscriptions only: the last RptSeq the snapshot covers;
+    0 when it starts)  268 NoMDEntries, each  269 (0 bid / 1 offer)  270 MDEntryPx
+    271 MDEntrySize  1023 MDPriceLevel (1 = best)
+
+bids best first, then offers best first, each side cut to the depth; only the entry types
+asked for (an empty book, or only trades asked for, gives 268=0). No trade entry: a
+snapshot is the book, trades come as they happen.
+
+Then, for a subscription, each matching call that changes a book it watches (a client's
+order, cancel or replace, the background flow, a cancel on disconnect) sends it at most one
+MarketDataIncrementalRefresh (35=X) for that symbol, and only if something it watches
+changed::
+
+    262 MDReqID  268 NoMDEntries, each  279 MDUpdateAction  269 MDEntryType  55 Symbol
+    270 MDEntryPx  271 MDEntrySize  1023 MDPriceLevel (not on trades)  83 RptSeq
+
+Trades first (279=0 269=2, one per fill, at the resting price, in the order they happened),
+then per side the level changes that take the book the subscriber holds (cut to its depth)
+to the book as it now is (cut to its depth): deletes first (279=2, 271=0), top down, each
+numbered as the level is once the deletes above it are applied; then, top down, New (279=0:
+insert at the level, the ones below move down) and Change (279=1: the level's size; its price
+is unchanged), numbered as in the new book. A level that comes into view when one above goes
+arrives as a New at the bottom level. Applying the entries in order to the subscriber's levels
+gives exactly the venue's best ``depth`` levels.
+
+RptSeq rule: per subscription and symbol, RptSeq goes up by exactly one per entry, from the
+snapshot's 83 (the first entry after a snapshot with 83=n carries n+1). An entry whose RptSeq
+is not the last one seen + 1 means something was lost (a gap: take a new snapshot) or seen
+before (a duplicate: drop it). ``engine.feeds.fixmd.FixMdBooks`` is the receiver.
+
+A request that cannot be served is answered with a MarketDataRequestReject (35=Y): 262
+MDReqID (absent only when the request had none), 281 MDReqRejReason, 58 Text naming the
+field and why; nothing of it is served (every symbol must be known). MDReqRejReason: 0
+unknown symbol, 1 duplicate MDReqID, 2 too many subscriptions (MAX_MD_SUBSCRIPTIONS), 4
+SubscriptionRequestType, 5 MarketDepth, 6 MDUpdateType, 7 AggregatedBook, 8 MDEntryType,
+Z (ours: no FIX 4.4 value fits) a missing MDReqID, NoRelatedSym or NoMDEntryTypes, a broken
+group, an unsubscribe of no live subscription.
+
+Cost: a book nobody watches costs the order path one attribute test per matching call. A
+watched book is read (``book_depth`` to the deepest subscriber's depth) after each matching
+call and compared with what was last published; the level changes are worked out once per
+distinct depth. ``drop_subscriptions`` ends a counterparty's subscriptions when it goes.
 """
 
 from __future__ import annotations
@@ -49,7 +108,17 @@ from typing import Any, Sequence
 from engine.core.profile import InstrumentConfig
 from engine.core.ticks import tick_decimals
 from engine.fix.codec import FixFieldError, FixMessage, utc_timestamp
-from engine.fix.tags import ExecType, MsgType, OrdStatus, Tag, msg_type_name, tag_name
+from engine.fix.tags import (
+    ExecType,
+    MDReqRejReason,
+    MDUpdateAction,
+    MsgType,
+    OrdStatus,
+    SubscriptionRequestType,
+    Tag,
+    msg_type_name,
+    tag_name,
+)
 from engine.venue.matching import (
     CANCEL_REQUESTED,
     ExecKind,
@@ -59,7 +128,14 @@ from engine.venue.matching import (
     TimeInForce,
 )
 
-__all__ = ["BACKGROUND", "Exchange", "Outgoing"]
+__all__ = [
+    "BACKGROUND",
+    "MAX_MARKET_DEPTH",
+    "MAX_MD_SUBSCRIPTIONS",
+    "MD_MSG_TYPES",
+    "Exchange",
+    "Outgoing",
+]
 
 log = logging.getLogger("helmdesk.venue")
 
@@ -94,6 +170,20 @@ BIZ_OTHER, BIZ_UNSUPPORTED_TYPE, BIZ_FIELD_MISSING = b"0", b"3", b"5"
 
 _FILL_KINDS = (ExecKind.PARTIAL_FILL, ExecKind.FILL)
 
+#: The deepest MarketDepth (264) a subscription may ask for besides 0 (every level).
+MAX_MARKET_DEPTH = 100
+#: Live market data subscriptions per counterparty; more are refused (281=2).
+MAX_MD_SUBSCRIPTIONS = 1000
+#: The market data messages: never kept for a counterparty that is away (a stale book is
+#: worse than none: it gets a new snapshot when it subscribes again).
+MD_MSG_TYPES = frozenset({MsgType.MarketDataSnapshotFullRefresh,
+                          MsgType.MarketDataIncrementalRefresh,
+                          MsgType.MarketDataRequestReject})
+_FULL_DEPTH = 1 << 30  # MarketDepth 0: every level
+_ENTRY_TYPES = {b"0": "bid", b"1": "offer", b"2": "trade"}
+_NEW, _CHANGE, _DELETE = MDUpdateAction.New, MDUpdateAction.Change, MDUpdateAction.Delete
+_W, _X = MsgType.MarketDataSnapshotFullRefresh, MsgType.MarketDataIncrementalRefresh
+
 
 class _Rejected(Exception):
     """A request's field is bad; ``text`` names it and why, ``code`` is the FIX reason."""
@@ -105,9 +195,10 @@ class _Rejected(Exception):
 
 
 class _Book:
-    """One instrument: its matching engine and how its prices are written."""
+    """One instrument: its matching engine, how its prices are written, who watches it."""
 
-    __slots__ = ("symbol", "symbol_b", "tick", "decimals", "engine", "start_ticks")
+    __slots__ = ("decimals", "engine", "md_depth", "md_levels", "md_subs", "start_ticks",
+                 "symbol", "symbol_b", "tick")
 
     def __init__(self, inst: InstrumentConfig) -> None:
         self.symbol = inst.symbol
@@ -116,6 +207,10 @@ class _Book:
         self.decimals = tick_decimals(inst.tick)
         self.engine = MatchingEngine()
         self.start_ticks = max(1, round(inst.price / inst.tick))
+        self.md_subs: list[_MdSub] = []  # subscriptions with updates that name this book
+        self.md_depth = 0  # the deepest of theirs (_FULL_DEPTH for "every level"); 0: none
+        #: the levels as last published (book_depth(md_depth)); None while nobody watches
+        self.md_levels: tuple[list, list] | None = None
 
     def price(self, ticks: int) -> bytes:
         return b"%.*f" % (self.decimals, ticks * self.tick)
@@ -166,6 +261,26 @@ class _Order:
         return self.status not in _TERMINAL
 
 
+class _MdSub:
+    """A counterparty's market data subscription (MarketDataRequest 263=1) or, for the
+    moment of answering it, a snapshot request (263=0)."""
+
+    __slots__ = ("bids", "books", "depth", "offers", "owner", "req_id", "rpt_seq", "trades")
+
+    def __init__(self, owner: str, req_id: bytes, depth: int, types: set[bytes],
+                 books: list[_Book], updates: bool) -> None:
+        self.owner = owner
+        self.req_id = req_id
+        self.depth = depth
+        self.bids = b"0" in types
+        self.offers = b"1" in types
+        self.trades = b"2" in types
+        self.books = books
+        #: symbol -> RptSeq of the last entry sent (None: a snapshot request, no updates)
+        self.rpt_seq: dict[bytes, int] | None = (
+            {b.symbol_b: 0 for b in books} if updates else None)
+
+
 @dataclass(frozen=True, slots=True)
 class _Request:
     """The cancel/replace a batch of matching reports answers."""
@@ -188,17 +303,20 @@ class Exchange:
         self.outbox: list[Outgoing] = []
         self.counters = dict.fromkeys(
             ("orders", "fills", "cancels", "replaces", "rejects", "status_requests",
-             "background_orders", "background_fills"), 0)
+             "background_orders", "background_fills", "md_requests", "md_snapshots",
+             "md_incrementals", "md_entries"), 0)
         self._prefix = (id_prefix if id_prefix is not None else f"{name}-").encode()
         self._next_order_id = 0
         self._next_exec_id = 0
         self._live: dict[int, _Order] = {}  # client orders on a book, by venue order id
         self._cl_ord_ids: dict[str, dict[bytes, _Order]] = {}  # owner -> ClOrdID -> order
+        self._md_subs: dict[str, dict[bytes, _MdSub]] = {}  # owner -> MDReqID -> subscription
         self._handlers = {
             MsgType.NewOrderSingle: self._handle_new_order,
             MsgType.OrderCancelRequest: self._handle_cancel,
             MsgType.OrderCancelReplaceRequest: self._handle_replace,
             MsgType.OrderStatusRequest: self._handle_status,
+            MsgType.MarketDataRequest: self._handle_md_request,
         }
 
     # -- REQUESTS --------------------------------------------------------------------------------
@@ -209,7 +327,8 @@ class Exchange:
             self.business_reject(owner, m, BIZ_UNSUPPORTED_TYPE,
                                  f"unsupported message type {msg_type_name(m.msg_type)}: "
                                  f"{self.name} takes NewOrderSingle(D), OrderCancelRequest(F), "
-                                 f"OrderCancelReplaceRequest(G) and OrderStatusRequest(H)", now_ns)
+                                 f"OrderCancelReplaceRequest(G), OrderStatusRequest(H) and "
+                                 f"MarketDataRequest(V)", now_ns)
             return
         handler(owner, m, now_ns)
 
@@ -220,6 +339,15 @@ class Exchange:
             n += book.engine.cancel_all(owner, now_ns)
             self._drain(book, now_ns)
         return n
+
+    def drop_subscriptions(self, owner: str) -> int:
+        """End every market data subscription of ``owner`` (it disconnected); return how many."""
+        mine = self._md_subs.pop(owner, None)
+        if not mine:
+            return 0
+        for sub in mine.values():
+            self._md_unlink(sub)
+        return len(mine)
 
     def forget_finished(self, owner: str) -> int:
         """Let ``owner`` use the ClOrdIDs of its finished orders again (a new FIX session,
@@ -271,6 +399,19 @@ class Exchange:
 
     def live_orders(self, owner: str) -> int:
         return sum(1 for o in self._live.values() if o.owner == owner)
+
+    def book_levels(self, symbol: str, depth: int = 0) -> dict[str, list[tuple[float, int]]]:
+        """One instrument's aggregated levels, best first, as ``{"bids": [(price, qty)],
+        "offers": [...]}`` (the best ``depth``; 0: every level): what a subscriber's book
+        should hold."""
+        b = self._by_symbol[symbol.encode()]
+        bids, asks = b.engine.book_depth(depth or _FULL_DEPTH)
+        return {"bids": [(round(p * b.tick, b.decimals), q) for p, q, _ in bids],
+                "offers": [(round(p * b.tick, b.decimals), q) for p, q, _ in asks]}
+
+    def md_subscriptions(self, owner: str) -> int:
+        """How many market data subscriptions ``owner`` has live."""
+        return len(self._md_subs.get(owner, ()))
 
     # -- NEW ORDER SINGLE ------------------------------------------------------------------------
     def _handle_new_order(self, owner: str, m: FixMessage, now_ns: int) -> None:
@@ -460,7 +601,8 @@ class Exchange:
             self._on_report(o, r, now_ns, req)
             if not o.live:
                 del self._live[oid]
-        # Market data (35=W/X) would be published here: the book changed.
+        if book.md_subs:  # the only cost of market data to the order path when nobody watches
+            self._publish(book, batch)
 
     def _on_report(self, o: _Order, r: tuple, now_ns: int, req: _Request | None) -> None:
         kind = r[0]
@@ -491,6 +633,192 @@ class Exchange:
             self._reject_out(o.owner, MsgType.ExecutionReport,
                              self._report(o, ExecType.Rejected, now_ns, text=r[12]), r[12], None,
                              o.cl_ord_id)
+
+    # -- MARKET DATA REQUESTS --------------------------------------------------------------------
+    def _handle_md_request(self, owner: str, m: FixMessage, now_ns: int) -> None:
+        self.counters["md_requests"] += 1
+        req_id = m.get(Tag.MDReqID)
+        try:
+            if req_id is None:
+                raise _Rejected("MDReqID(262) is missing", MDReqRejReason.Other)
+            sub_type = m.get(Tag.SubscriptionRequestType)
+            if sub_type == SubscriptionRequestType.Unsubscribe:
+                self._unsubscribe(owner, req_id)
+                return
+            if sub_type not in (SubscriptionRequestType.Snapshot,
+                                SubscriptionRequestType.SnapshotAndUpdates):
+                raise _Rejected(f"SubscriptionRequestType(263) must be 0 (snapshot), 1 (snapshot "
+                                f"and updates) or 2 (unsubscribe), was {_show(sub_type)}",
+                                MDReqRejReason.UnsupportedSubscriptionRequestType)
+            updates = sub_type == SubscriptionRequestType.SnapshotAndUpdates
+            mine = self._md_subs.get(owner, {})
+            if req_id in mine:
+                raise _Rejected(f"MDReqID(262) {_show(req_id)} is already a live subscription",
+                                MDReqRejReason.DuplicateMDReqID)
+            depth = _read_depth(m)
+            update_type = m.get(Tag.MDUpdateType)
+            if updates and update_type is not None and update_type != b"1":
+                raise _Rejected(f"MDUpdateType(265) must be 1 (incremental), was "
+                                f"{_show(update_type)}", MDReqRejReason.UnsupportedMDUpdateType)
+            aggregated = m.get(Tag.AggregatedBook)
+            if aggregated is not None and aggregated != b"Y":
+                raise _Rejected(f"AggregatedBook(266) must be Y: {self.name} publishes price "
+                                f"levels, was {_show(aggregated)}",
+                                MDReqRejReason.UnsupportedAggregatedBook)
+            types = self._read_entry_types(m)
+            books = self._read_md_symbols(m)
+            if updates and len(mine) >= MAX_MD_SUBSCRIPTIONS:
+                raise _Rejected(f"{owner} already has {len(mine)} subscriptions, the most "
+                                f"{self.name} serves", MDReqRejReason.InsufficientBandwidth)
+        except _Rejected as r:
+            self._md_reject(owner, m, req_id, r)
+            return
+        sub = _MdSub(owner, req_id, depth, types, books, updates)
+        for book in books:
+            self._send_snapshot(sub, book)
+        if updates:
+            self._md_subs.setdefault(owner, {})[req_id] = sub
+            for book in books:
+                book.md_subs.append(sub)
+                self._md_watch(book)
+
+    def _read_entry_types(self, m: FixMessage) -> set[bytes]:
+        try:
+            entries = m.groups(Tag.NoMDEntryTypes)
+        except FixFieldError as e:
+            raise _Rejected(e.reason, MDReqRejReason.Other) from None
+        if not entries:
+            raise _Rejected("NoMDEntryTypes(267) is missing: name MDEntryType(269) 0 (bid), "
+                            "1 (offer) and/or 2 (trade)", MDReqRejReason.Other)
+        types = set()
+        for e in entries:
+            t = e.get(Tag.MDEntryType)
+            if t not in _ENTRY_TYPES:
+                raise _Rejected(f"MDEntryType(269) {_show(t)} is not published by {self.name}: "
+                                f"it publishes 0 (bid), 1 (offer) and 2 (trade)",
+                                MDReqRejReason.UnsupportedMDEntryType)
+            types.add(t)
+        return types
+
+    def _read_md_symbols(self, m: FixMessage) -> list[_Book]:
+        try:
+            entries = m.groups(Tag.NoRelatedSym)
+        except FixFieldError as e:
+            raise _Rejected(e.reason, MDReqRejReason.Other) from None
+        if not entries:
+            raise _Rejected("NoRelatedSym(146) is missing: name at least one Symbol(55)",
+                            MDReqRejReason.Other)
+        books: list[_Book] = []
+        for e in entries:
+            sym = e.get(Tag.Symbol)
+            if sym is None:
+                raise _Rejected("Symbol(55) is missing from a NoRelatedSym(146) entry",
+                                MDReqRejReason.Other)
+            book = self._by_symbol.get(sym)
+            if book is None:
+                raise _Rejected(f"Symbol(55) {_show(sym)} is not traded on {self.name} (it "
+                                f"trades {', '.join(b.symbol for b in self.books)})",
+                                MDReqRejReason.UnknownSymbol)
+            if book not in books:
+                books.append(book)
+        return books
+
+    def _unsubscribe(self, owner: str, req_id: bytes) -> None:
+        sub = self._md_subs.get(owner, {}).pop(req_id, None)
+        if sub is None:
+            raise _Rejected(f"MDReqID(262) {_show(req_id)} is not a live subscription: nothing "
+                            f"to unsubscribe", MDReqRejReason.Other)
+        self._md_unlink(sub)
+
+    def _md_unlink(self, sub: _MdSub) -> None:
+        for book in sub.books:
+            book.md_subs.remove(sub)
+            self._md_watch(book)
+
+    def _md_watch(self, book: _Book) -> None:
+        """Track ``book`` as deep as its deepest subscriber looks (or stop tracking it)."""
+        subs = book.md_subs
+        book.md_depth = max(s.depth for s in subs) if subs else 0
+        # every change so far was published: the book as it is now is what they all hold
+        book.md_levels = book.engine.book_depth(book.md_depth) if subs else None
+
+    def _md_reject(self, owner: str, m: FixMessage, req_id: bytes | None,
+                   r: _Rejected) -> None:
+        body: list = [(Tag.MDReqID, req_id)] if req_id is not None else []
+        body += [(Tag.MDReqRejReason, r.code), (Tag.Text, r.text)]
+        self._reject_out(owner, MsgType.MarketDataRequestReject, body, r.text, m)
+
+    # -- MARKET DATA OUT -------------------------------------------------------------------------
+    def _send_snapshot(self, sub: _MdSub, book: _Book) -> None:
+        """A MarketDataSnapshotFullRefresh (35=W) of ``book`` for ``sub`` (module docstring)."""
+        bids, asks = book.engine.book_depth(sub.depth)
+        entries: list = []
+        for wanted, levels, entry_type in ((sub.bids, bids, b"0"), (sub.offers, asks, b"1")):
+            if wanted:
+                for i, (px, qty, _) in enumerate(levels, 1):
+                    entries += [(Tag.MDEntryType, entry_type), (Tag.MDEntryPx, book.price(px)),
+                                (Tag.MDEntrySize, qty), (Tag.MDPriceLevel, i)]
+        body: list = [(Tag.MDReqID, sub.req_id), (Tag.Symbol, book.symbol_b)]
+        if sub.rpt_seq is not None:
+            body.append((Tag.RptSeq, sub.rpt_seq[book.symbol_b]))
+        body.append((Tag.NoMDEntries, len(entries) // 4))
+        self.counters["md_snapshots"] += 1
+        self.outbox.append((sub.owner, _W, body + entries))
+
+    def _publish(self, book: _Book, batch: list) -> None:
+        """Tell ``book``'s subscribers what one matching call changed: at most one
+        MarketDataIncrementalRefresh (35=X) each, trades first, then the levels that differ
+        from what they were last told, within each one's depth."""
+        trades = None
+        i, n = 0, len(batch)
+        while i < n:  # fills come in pairs, the aggressor's then the resting order's
+            r = batch[i]
+            if r[0] in _FILL_KINDS:
+                if trades is None:
+                    trades = []
+                trades.append((r[7], r[6]))
+                i += 2
+            else:
+                i += 1
+        new = book.engine.book_depth(book.md_depth)
+        old = book.md_levels
+        if new == old and trades is None:
+            return
+        book.md_levels = new
+        sym = book.symbol_b
+        price = book.price
+        diffs: dict[int, tuple[list, list]] = {}
+        for sub in book.md_subs:
+            d = sub.depth
+            ops = diffs.get(d)
+            if ops is None:
+                ops = diffs[d] = (_level_diff(old[0][:d], new[0][:d]),
+                                  _level_diff(old[1][:d], new[1][:d]))
+            seq = sub.rpt_seq[sym]
+            first = seq
+            entries: list = []
+            if trades is not None and sub.trades:
+                for px, qty in trades:
+                    seq += 1
+                    entries += [(Tag.MDUpdateAction, _NEW), (Tag.MDEntryType, b"2"),
+                                (Tag.Symbol, sym), (Tag.MDEntryPx, price(px)),
+                                (Tag.MDEntrySize, qty), (Tag.RptSeq, seq)]
+            for wanted, side_ops, entry_type in ((sub.bids, ops[0], b"0"),
+                                                 (sub.offers, ops[1], b"1")):
+                if wanted:
+                    for action, level, px, qty in side_ops:
+                        seq += 1
+                        entries += [(Tag.MDUpdateAction, action), (Tag.MDEntryType, entry_type),
+                                    (Tag.Symbol, sym), (Tag.MDEntryPx, price(px)),
+                                    (Tag.MDEntrySize, qty), (Tag.MDPriceLevel, level),
+                                    (Tag.RptSeq, seq)]
+            if seq == first:
+                continue
+            sub.rpt_seq[sym] = seq
+            self.counters["md_incrementals"] += 1
+            self.counters["md_entries"] += seq - first
+            self.outbox.append((sub.owner, _X, [(Tag.MDReqID, sub.req_id),
+                                                (Tag.NoMDEntries, seq - first), *entries]))
 
     # -- MESSAGES OUT ----------------------------------------------------------------------------
     def _emit(self, o: _Order, exec_type: bytes, now_ns: int, *,
@@ -558,6 +886,48 @@ def _read_qty(m: FixMessage) -> int:
         raise _Rejected(f"OrderQty(38) must be a whole number from 1 to {_MAX_QTY}, was "
                         f"{_show(raw)}", REJ_OTHER)
     return q
+
+
+def _read_depth(m: FixMessage) -> int:
+    """MarketDepth (264) as the number of levels to publish (``_FULL_DEPTH`` for 0)."""
+    raw = m.get(Tag.MarketDepth)
+    if raw is None:
+        raise _Rejected("MarketDepth(264) is missing: 0 for every level, N for the best N",
+                        MDReqRejReason.UnsupportedMarketDepth)
+    if not (raw.isdigit() and len(raw) <= 9 and int(raw) <= MAX_MARKET_DEPTH):
+        raise _Rejected(f"MarketDepth(264) must be 0 (every level) or 1 to {MAX_MARKET_DEPTH}, "
+                        f"was {_show(raw)}", MDReqRejReason.UnsupportedMarketDepth)
+    return int(raw) or _FULL_DEPTH
+
+
+def _level_diff(old: list, new: list) -> list[tuple[bytes, int, int, int]]:
+    """The MDUpdateActions that turn levels ``old`` into ``new`` (both ``(price, qty, count)``
+    best first, already cut to one depth), as ``(action, MDPriceLevel, price, qty)`` in the
+    order a receiver applies them.
+
+    Deletes first, top down, each level numbered as it is once the ones above are gone; then,
+    top down, a New for each price that is not there yet and a Change for each whose quantity
+    moved, numbered as in ``new``. Deleting first means no New ever pushes a level the
+    receiver still needs past its depth.
+    """
+    if old == new:
+        return []
+    ops: list[tuple[bytes, int, int, int]] = []
+    new_prices = {p for p, _, _ in new}
+    kept = 0
+    for p, _, _ in old:
+        if p in new_prices:
+            kept += 1
+        else:
+            ops.append((_DELETE, kept + 1, p, 0))
+    old_qty = {p: q for p, q, _ in old}
+    for i, (p, q, _) in enumerate(new, 1):
+        was = old_qty.get(p)
+        if was is None:
+            ops.append((_NEW, i, p, q))
+        elif was != q:
+            ops.append((_CHANGE, i, p, q))
+    return ops
 
 
 def _decimal(x: float, places: int) -> bytes:

@@ -29,6 +29,19 @@ messages it still had in the latency FIFO are handled (the session layer accepte
 every live order of that counterparty is cancelled.
 
 The background flow (``BackgroundFlow``) steps ``background_hz`` times a second on every book.
+
+Market data (``Exchange``'s docstring has the messages): a MarketDataRequest (35=V) takes the
+same latency FIFO as orders, so it is answered after every earlier message of that session;
+its snapshots (35=W) go out at once, and from then on every matching call that changes a
+watched book, whoever caused it, sends each subscriber at most one incremental (35=X) per
+symbol, written with the ExecutionReports of that call. Within one session everything keeps
+the order it was made in, so a snapshot asked for mid-stream shows exactly the book the
+incrementals before it built. Market data is live or nothing: it is never kept for a
+counterparty that is not logged on (counted in ``md_dropped``), and a counterparty's
+subscriptions end the moment its connection does (before its orders are cancelled, so it is
+not sent the cancels' book changes): after a reconnect it subscribes again and gets fresh
+snapshots. Resent messages (ResendRequest) carry their old RptSeq, so a receiver drops them
+as duplicates.
 """
 
 from __future__ import annotations
@@ -56,7 +69,7 @@ from engine.fix.session import (
 from engine.fix.store import SqlStore
 from engine.fix.transport import serve_connection
 from engine.venue.background import BackgroundFlow
-from engine.venue.exchange import BIZ_OTHER, Exchange
+from engine.venue.exchange import BIZ_OTHER, MD_MSG_TYPES, Exchange
 
 __all__ = ["Venue", "LOGON_TIMEOUT_S", "PRELOGON_BYTES", "RECONNECT_GRACE_S"]
 
@@ -139,7 +152,7 @@ class Venue:
                            if config.background_hz > 0 else None)
         self.counters = dict.fromkeys(
             ("connections", "refused", "sessions", "disconnects", "cancelled_on_disconnect",
-             "sent_late", "pending_dropped", "errors"), 0)
+             "sent_late", "pending_dropped", "md_dropped", "errors"), 0)
         self._db_url = db_url or f"sqlite:///{data_dir() / f'venue-{config.name}.db'}"
         self._db: Engine | None = None
         self._tick_s = tick_s
@@ -331,10 +344,11 @@ class Venue:
             cp.timer = None
         while cp.inbox:
             self._handle(cp, cp.inbox.popleft()[1])
+        subs = self.exchange.drop_subscriptions(comp_id)
         n = self.exchange.cancel_all(comp_id, self.clock.wall_ns())
         self.counters["cancelled_on_disconnect"] += n
-        log.info("%s: %s disconnected: cancelled its %d live orders", self.config.name, comp_id,
-                 n)
+        log.info("%s: %s disconnected: cancelled its %d live orders%s", self.config.name, comp_id,
+                 n, f", ended its {subs} market data subscriptions" if subs else "")
         self._drain_outbox()
 
     # -- APPLICATION MESSAGES --------------------------------------------------------------------
@@ -383,7 +397,10 @@ class Venue:
             for comp_id, msg_type, body in batch:
                 cp = self._cps[comp_id]
                 if cp.session.state is not SessionState.ACTIVE:
-                    self._keep(cp, msg_type, body)
+                    if msg_type in MD_MSG_TYPES:  # stale by the time it could be read
+                        self.counters["md_dropped"] += 1
+                    else:
+                        self._keep(cp, msg_type, body)
                     continue
                 try:
                     cp.session.send(msg_type, body, now)
@@ -443,6 +460,7 @@ class Venue:
                 "next_sender_seq": s.store.next_sender_seq,
                 "next_target_seq": s.store.next_target_seq,
                 "live_orders": self.exchange.live_orders(comp_id),
+                "md_subscriptions": self.exchange.md_subscriptions(comp_id),
                 "pending": len(cp.pending),
             }
         return {"counters": counters, "books": self.exchange.book_snapshot(),

@@ -549,10 +549,10 @@ def test_bad_orders_are_rejected_with_the_field_and_the_reason(venue):
 def test_an_unsupported_message_type_gets_a_business_reject(venue):
     async def main():
         c = await Client(venue.port).connect()
-        seq = c.send(b"V", (262, "md-1"), (263, 1), (264, 1))
+        seq = c.send(b"R", (131, "quote-1"), (146, 1), (55, "AAA"))  # QuoteRequest
         j = await c.wait("35=j", lambda m: m.msg_type == b"j")
-        assert fields(j, 372, 45, 380) == ("V", str(seq), "3")
-        assert "unsupported message type MarketDataRequest(V)" in j.get(58).decode()
+        assert fields(j, 372, 45, 380) == ("R", str(seq), "3")
+        assert "unsupported message type R:" in j.get(58).decode()
         c.order("next")
         await c.er("next", b"0")
 
