@@ -19,31 +19,37 @@ Theory of operation (DESIGN.md, "Persistence" and "One hot thread in CPython")::
   commits on the hot thread.
 """
 
-from engine.store.fixstore import WriteBehindFixStore
-from engine.store.link import StoreError, StoreInUse, StoreLink, StoreStartError
-from engine.store.models import default_url
-from engine.store.records import Kind
-from engine.store.recover import (
-    FixSessionState,
-    KillEvent,
-    Position,
-    Recovered,
-    StoredOrder,
-    load,
-)
+import importlib
 
-__all__ = [
-    "FixSessionState",
-    "KillEvent",
-    "Kind",
-    "Position",
-    "Recovered",
-    "StoreError",
-    "StoreInUse",
-    "StoreLink",
-    "StoreStartError",
-    "StoredOrder",
-    "WriteBehindFixStore",
-    "default_url",
-    "load",
-]
+#: public name -> the private module that defines it; imported on first use, so the writer
+#: process (which needs records, models and writer only) does not pay for the rest
+_HOME = {
+    "WriteBehindFixStore": "fixstore",
+    "StoreLink": "link",
+    "StoreError": "link",
+    "StoreStartError": "link",
+    "StoreInUse": "link",
+    "default_url": "models",
+    "Kind": "records",
+    "load": "recover",
+    "Recovered": "recover",
+    "StoredOrder": "recover",
+    "Position": "recover",
+    "KillEvent": "recover",
+    "FixSessionState": "recover",
+}
+
+__all__ = sorted(_HOME, key=lambda n: (n[0].islower(), n))
+
+
+def __getattr__(name: str):
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'engine.store' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"engine.store.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOME))

@@ -44,6 +44,7 @@ __all__ = [
     "insert_ignore",
     "kill_events",
     "metadata",
+    "check_url",
     "open_db",
     "orders",
     "positions",
@@ -160,6 +161,24 @@ def safe_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - not even a URL: it has no parts to hide
         return url
+
+
+def check_url(url: str) -> str | None:
+    """Why ``url`` cannot be the store's database, as far as can be told without connecting."""
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        u = make_url(url)
+    except ArgumentError as e:
+        return str(e)
+    if u.get_backend_name() not in DIALECTS:
+        return (f"dialect {u.get_backend_name()!r} is not supported (the store speaks "
+                f"{', '.join(DIALECTS)})")
+    try:
+        u.get_dialect()
+    except NoSuchModuleError as e:
+        return str(e)
+    return None
 
 
 def open_db(url: str, *, create: bool = True) -> Engine:

@@ -587,7 +587,7 @@ def _run(seg: Segment, args) -> int:
     try:
         writer = Writer(seg, url, batch=max(1, args.batch))
     except Exception as e:  # noqa: BLE001 - any reason: the engine quotes it to the user
-        _fail(seg, f"cannot open database {m.safe_url(url)}: {_short(e)}")
+        _fail(seg, f"cannot open the database: {_short(e)}")
         return 3
 
     def on_term(_sig, _frame) -> None:
@@ -610,4 +610,7 @@ def _run(seg: Segment, args) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # the database is closed and the log flushed: skip interpreter teardown
