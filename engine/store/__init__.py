@@ -39,7 +39,22 @@ _HOME = {
     "FixSessionState": "recover",
 }
 
-__all__ = sorted(_HOME, key=lambda n: (n[0].islower(), n))
+__all__ = [
+    "FixSessionState",
+    "KillEvent",
+    "Kind",
+    "Position",
+    "Recovered",
+    "StoreError",
+    "StoreInUse",
+    "StoreLink",
+    "StoreStartError",
+    "StoredOrder",
+    "WriteBehindFixStore",
+    "default_url",
+    "load",
+]
+assert sorted(__all__) == sorted(_HOME)
 
 
 def __getattr__(name: str):

@@ -36,6 +36,7 @@ from sqlalchemy.engine import Engine, make_url
 
 __all__ = [
     "DIALECTS",
+    "check_url",
     "commands",
     "default_url",
     "executions",
@@ -44,7 +45,6 @@ __all__ = [
     "insert_ignore",
     "kill_events",
     "metadata",
-    "check_url",
     "open_db",
     "orders",
     "positions",

@@ -145,8 +145,8 @@ def test_garbage_is_refused_counted_and_the_writer_goes_on(link, db, data_dir):
     ("no url at all", "cannot be used: Could not parse SQLAlchemy URL"),
     # only the writer can tell
     ("sqlite:////nonexistent-dir/deeper/engine.db",
-     "store writer for sqlite:////nonexistent-dir/deeper/engine.db failed to start: cannot "
-     "open the database: unable to open database file"),
+     ("store writer for sqlite:////nonexistent-dir/deeper/engine.db failed to start: cannot "
+     "open the database: unable to open database file")),
 ])
 def test_a_bad_url_gives_a_clear_error_and_leaves_nothing(instance, bad_url, reason):
     with pytest.raises(StoreStartError) as e:
