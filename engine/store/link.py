@@ -24,6 +24,8 @@ the packed strings, logs or makes a system call.
   already in the ring, unlinks the segment and exits. If both died, the next ``StoreLink`` for
   the instance finds the segment, writes what is left in it with a writer of its own, and only
   then starts afresh.
+- **CPUs.** The writer is moved off the CPUs the engine is pinned to (it would inherit them and
+  compete with the hot thread); an unpinned engine leaves it where it is.
 - **Close.** ``close()`` waits (with a deadline) until every record is durable, tells the
   writer to stop, and unlinks the segment.
 
@@ -153,7 +155,11 @@ class StoreLink:
         self._next_check = 0
 
         self._clear_stale()
-        seg = Segment.create(self.name, total_size(capacity))
+        try:
+            seg = Segment.create(self.name, total_size(capacity))
+        except FileExistsError:
+            raise StoreInUse(f"store ring {self.name} was created by another engine just now; "
+                             f"one engine per instance") from None
         self._seg = seg
         try:
             if not try_lock(seg.fd, ENGINE_LOCK):  # nobody else can have it open yet
@@ -617,11 +623,27 @@ def _spawn(instance: str, url: str, batch: int) -> subprocess.Popen:
     env = dict(os.environ)
     env["HELMDESK_STORE_URL"] = url  # not on the command line: a password would show in ps
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (_ROOT, env.get("PYTHONPATH"))))
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "engine.store.writer", "--instance", instance,
          "--batch", str(batch)],
         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, close_fds=True,
     )
+    _off_engine_cores(proc.pid)
+    return proc
+
+
+def _off_engine_cores(pid: int) -> None:
+    """Keep the writer off the CPUs the engine is pinned to (it inherited them).
+
+    An engine that is not pinned (every CPU allowed) leaves the writer where it is.
+    """
+    try:
+        engine_cpus = os.sched_getaffinity(0)
+        rest = set(range(os.cpu_count() or 1)) - engine_cpus
+        if rest:
+            os.sched_setaffinity(pid, rest)
+    except OSError:  # CPUs outside our cpuset, or the writer already gone: leave it
+        pass
 
 
 def _failure_text(buf: memoryview) -> str:

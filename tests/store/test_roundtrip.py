@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 from sqlalchemy.dialects import postgresql, sqlite
@@ -159,9 +160,7 @@ def test_close_flushes_stops_the_writer_and_leaves_nothing(make_link, instance, 
     assert link.close() == 0  # no explicit flush: close waits for every ack
     assert db.count(m.kill_events) == 500
     assert not segment_exists(segment_name(instance))
-    with pytest.raises(ProcessLookupError):
-        import os
-
+    with pytest.raises(ProcessLookupError):  # stopped and reaped
         os.kill(pid, 0)
 
 
@@ -182,3 +181,17 @@ def test_record_kinds_are_stable_numbers():
     assert {k.name: k.value for k in Kind} == {"ORDER": 1, "EXECUTION": 2, "COMMAND": 3,
                                                "KILL": 4, "FIX_SEQ": 5, "FIX_MSG": 6,
                                                "FIX_RESET": 7}
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_the_writer_keeps_off_the_cpus_the_engine_is_pinned_to(make_link):
+    before = os.sched_getaffinity(0)
+    hot = min(before)
+    os.sched_setaffinity(0, {hot})  # as the engine pins its hot thread
+    try:
+        link = make_link()
+    finally:
+        os.sched_setaffinity(0, before)
+    cpus = os.sched_getaffinity(link.writer_pid)
+    assert hot not in cpus and cpus
+    assert flushed(link)
