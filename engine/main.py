@@ -52,10 +52,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         log.info("engine %s starting, pid %d, profile %s", instance, os.getpid(), profile.path)
         cores = pin_to_cores(profile.engine.cores)
+        from engine.store import StoreError
+
         try:
             engine = Engine(profile)
-        except IpcError as e:
+        except (IpcError, StoreError) as e:
             log.error("%s", e)
+            print(f"helmdesk engine: {e}", file=sys.stderr)
             return 3
         engine.install_signal_handlers()
         print(

@@ -25,17 +25,18 @@ import os
 import select
 import signal
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from engine.core.clock import Clock, LiveClock
-from engine.core.paths import state_dir
+from engine.core.paths import data_dir, state_dir
 from engine.core.profile import Profile, VenueLinkConfig
 from engine.core.roles import Role
 from engine.execution.oms import OrderUpdate
 from engine.execution.orders import ClOrdIds, Order
 from engine.execution.trading import Trading
 from engine.feeds.sim import SimFeed
-from engine.fix.store import MemoryStore, MessageStore, SqlStore
+from engine.fix.store import MemoryStore, MessageStore
 from engine.ipc.commands import (
     ROLE_MAY,
     ROUTER,
@@ -120,16 +121,52 @@ class Engine:
         self._published_kill = -1
         self.stats = _Stats()
         self._index = {sym: i for i, sym in enumerate(self.symbols)}
-        self._sql_stores: list[SqlStore] = []
         self.trading: Trading | None = None
+        self.store = None  # engine.store.StoreLink: with venues, orders and fills persist
+        self._recovered = None
+        # ORDER records held until the store says what they report is durable (fills), and
+        # everything after them, so a desk never sees an order's changes out of order
+        self._held: deque = deque()
         if profile.venues:
+            if persist:
+                self._open_store()
             self.trading = Trading(
                 profile.venues, profile.instruments, self._clordids(persist),
                 self._session_store if persist else (lambda _v: MemoryStore()),
                 on_order=self.publish_order, on_event=self._trading_event,
                 on_parent=self._parent_event, check=self._child_check,
             )
+            if self._recovered is not None:
+                self._restore()
 
+    def _open_store(self) -> None:
+        from engine.store import StoreError, StoreLink, load
+
+        url = self.profile.database(str(data_dir()))
+        try:
+            self.store = StoreLink(self.instance, url)
+            self._recovered = load(url)
+        except (StoreError, OSError, ValueError) as e:
+            if self.store is not None:
+                self.store.close()
+            self.shm.close(unlink=True)
+            self.kill.close()
+            raise StoreError(f"engine {self.instance}: cannot open its store: {e}") from None
+
+    def _restore(self) -> None:
+        """Orders rebuilt from the store after a restart: shown, in doubt until reconciled."""
+        r = self._recovered
+        working = sorted(r.working.values(), key=lambda o: o.cl_ord_id)
+        for u in self.trading.oms.restore(working):
+            self.publish_order(u, self.trading.oms.orders[u.cl_ord_id])
+        pos = ", ".join(f"{s} {p.qty:+d}" for s, p in sorted(r.positions.items()) if p.qty) or "flat"
+        log.info("restored from %s: %d working orders (of %d), positions: %s%s",
+                 self.store.safe_url, len(working), len(r.orders), pos,
+                 f"; repaired from executions: {', '.join(r.repaired)}" if r.repaired else "")
+        if working:
+            self.event(EventKind.ALERT, WARNING,
+                       f"restored {len(working)} working orders: in doubt until their venues answer")
+        self._recovered = None
     def _clordids(self, persist: bool) -> ClOrdIds:
         """ClOrdIDs unique across restarts: each start must be later than the last one."""
         start_ms = self.clock.wall_ns() // 1_000_000
@@ -148,10 +185,9 @@ class Engine:
         return ids
 
     def _session_store(self, v: VenueLinkConfig) -> MessageStore:
-        url = f"sqlite:///{state_dir(self.instance) / f'fix-{v.name}.db'}"
-        store = SqlStore(url, f"{v.sender}-{v.target}")
-        self._sql_stores.append(store)
-        return store
+        from engine.store import WriteBehindFixStore
+
+        return WriteBehindFixStore(self.store, f"{v.sender}-{v.target}@{v.name}", self._recovered)
 
     def _child_check(self, venue: str, symbol: str, side: int, qty: int, price: float) -> str | None:
         """Asked before the router sends each child: the kill switches still hold."""
@@ -174,7 +210,8 @@ class Engine:
         self.event(EventKind.ALERT if level >= WARNING else EventKind.LOG, level, text)
 
     def publish_order(self, u: OrderUpdate, o: Order) -> None:
-        """One order changed: one ORDER record on the event ring."""
+        """One order changed: a row for the store, one ORDER record on the event ring. A fill
+        is shown only once the store has it (and what follows waits behind it)."""
         flags = (ORDER_UNKNOWN if u.unknown else 0) | (ORDER_MARKET if o.price is None else 0)
         payload = ORDER_EVENT_STRUCT.pack(
             o.cl_ord_id.encode()[:32], o.venue.encode()[:8], o.side, _STATUS_INDEX[o.status.value],
@@ -182,8 +219,28 @@ class Engine:
             o.price or 0.0, o.avg_px, u.last_px, _cut(u.text, 20),
         )
         level = WARNING if u.unknown or o.status.value == "Rejected" else INFO
-        self.shm.events.publish(self.clock.wall_ns(), EventKind.ORDER, level,
-                                self._index.get(o.symbol, -1), payload)
+        ts = self.clock.wall_ns()
+        inst = self._index.get(o.symbol, -1)
+        store = self.store
+        if store is not None:
+            seq = 0
+            if u.last_qty and u.exec_id:
+                seq = store.put_execution(u.exec_id, o.venue, o.cl_ord_id, o.symbol, o.side,
+                                          u.last_qty, u.last_px, ts)
+            store.put_order_state(o, ts)
+            if self._held or seq:
+                self._held.append((seq, ts, level, inst, payload))
+                return
+        self.shm.events.publish(ts, EventKind.ORDER, level, inst, payload)
+
+    def _release_held(self) -> None:
+        """Publish held ORDER records whose fills are durable now (in order)."""
+        held = self._held
+        store = self.store
+        store.poll()
+        while held and (held[0][0] == 0 or store.durable(held[0][0])):
+            _seq, ts, level, inst, payload = held.popleft()
+            self.shm.events.publish(ts, EventKind.ORDER, level, inst, payload)
 
     # -- events ------------------------------------------------------------------------------------
     def event(self, kind: int, level: int, text: str, instrument: int = -1) -> None:
@@ -192,6 +249,12 @@ class Engine:
 
     # -- commands ----------------------------------------------------------------------------------
     def handle_command(self, cmd: Command) -> Ack:
+        ack = self._handle_command(cmd)
+        if self.store is not None:  # the audit trail: who, what, from where, the answer
+            self.store.put_command_ack(cmd, ack)
+        return ack
+
+    def _handle_command(self, cmd: Command) -> Ack:
         now = self.clock.wall_ns()
         reason = check_command(cmd, len(self.symbols))
         if reason is None:
@@ -217,6 +280,7 @@ class Engine:
             name = self.kill.name(cmd.scope, cmd.scope_id)
             why = cmd.text or "manual kill"
             if self.kill.set(cmd.scope, cmd.scope_id, True, cmd.user, why, now):
+                self._audit_kill(cmd, True, why, now)
                 text = f"{name} kill switch TRIPPED by {cmd.user}"
                 self.event(EventKind.KILL, ERROR, f"{_short(name)} TRIPPED by {cmd.user}", _instrument(cmd))
                 log.error("%s at %s: %s", text, cmd.workstation, why)
@@ -252,6 +316,7 @@ class Engine:
                 reason = f"{name} kill switch is not tripped"
                 return Ack(cmd.cmd_id, AckStatus.REJECTED, reason, self.kill.global_tripped, ts_ns=now)
             self.kill.set(cmd.scope, cmd.scope_id, False, cmd.user, cmd.text, now)
+            self._audit_kill(cmd, False, cmd.text, now)
             text = f"{name} kill switch re-armed by {cmd.user}"
             self.event(EventKind.KILL, WARNING, f"{_short(name)} re-armed by {cmd.user}", _instrument(cmd))
             log.warning("%s at %s: %s", text, cmd.workstation, cmd.text)
@@ -291,6 +356,11 @@ class Engine:
         symbol = self.symbols[cmd.scope_id] if cmd.scope == Scope.INSTRUMENT else None
         venue = (cmd.text.strip() or None) if cmd.verb == Verb.CANCEL_ALL else None
         return self.trading.cancel_all(now, venue, symbol)
+
+    def _audit_kill(self, cmd: Command, tripped: bool, why: str, now: int) -> None:
+        if self.store is not None:
+            name = "global" if cmd.scope == Scope.GLOBAL else self.symbols[cmd.scope_id]
+            self.store.put_kill(name, cmd.scope, cmd.scope_id, tripped, cmd.user, why, now)
 
     def _publish_kill(self) -> None:
         if self.kill.version != self._published_kill:
@@ -363,6 +433,8 @@ class Engine:
                 busy = True
             if trading is not None and trading.poll(wall()):
                 busy = True
+            if self._held:
+                self._release_held()
             if changed and now >= next_publish:
                 for i in changed:
                     b = books[i]
@@ -379,6 +451,8 @@ class Engine:
                 if trading is not None:
                     for k, link in enumerate(trading.links.values()):
                         shm.set_venue_state(k, link.state_word())
+                    if self.store is not None:
+                        self.store.poll()  # drains overflow, notices a dead writer
                 next_hb = now + hb_ns
             if busy:
                 last_activity = now
@@ -411,8 +485,13 @@ class Engine:
             self.event(EventKind.LOG, INFO, f"engine {self.instance} stopping")
             if self.trading is not None:
                 self.trading.close(self.clock.wall_ns())
-                for store in self._sql_stores:
-                    store.close()
+            if self.store is not None:
+                left = self.store.close()
+                if left:
+                    log.error("store: %d records were not written to %s", left,
+                              self.store.safe_url)
+            for _seq, ts, level, inst, payload in self._held:  # the last word, if undurable
+                self.shm.events.publish(ts, EventKind.ORDER, level, inst, payload)
         finally:
             self.shm.close(unlink=True)
             self.kill.close()

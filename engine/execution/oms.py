@@ -56,6 +56,7 @@ class OrderUpdate:
     last_px: float = 0.0
     text: str = ""
     unknown: bool = False  #: the venue's session dropped: state in doubt until reconciled
+    exec_id: str = ""  #: the execution applied by this update (last_qty > 0)
 
 
 class Oms:
@@ -194,7 +195,7 @@ class Oms:
                     return []
                 return self._refuse(o, why)
         self.unknown.discard(o.cl_ord_id)
-        return [self._update(o, last_qty, last_px, text)]
+        return [self._update(o, last_qty, last_px, text, exec_id if et == b"F" else "")]
 
     def _on_status(self, o: Order, m: FixMessage, text: str) -> list[OrderUpdate]:
         """An answer to OrderStatusRequest: make our order agree with the venue's."""
@@ -203,7 +204,7 @@ class Oms:
             avg = m.get_float(6) if 6 in m else 0.0
         except ValueError as e:
             return self._refuse(o, f"order {o.cl_ord_id}: status report unreadable: {e}")
-        last_qty, last_px = 0, 0.0
+        last_qty, last_px, exec_id = 0, 0.0, ""
         if cum > o.cum_qty:
             last_qty = cum - o.cum_qty
             last_px = (avg * cum - o.avg_px * o.cum_qty) / last_qty
@@ -228,7 +229,7 @@ class Oms:
                 return self._refuse(o, why)
             log.warning("order %s: reconciled to %s: %s", o.cl_ord_id, o.status.value, text)
         self.unknown.discard(o.cl_ord_id)
-        return [self._update(o, last_qty, last_px, text)]
+        return [self._update(o, last_qty, last_px, text, exec_id)]
 
     def _on_cancel_reject(self, venue: str, m: FixMessage) -> list[OrderUpdate]:
         o = self._find(venue, m)
@@ -249,9 +250,10 @@ class Oms:
         """The order as it is now, as an update (after an intent changed it)."""
         return self._update(o, text=text)
 
-    def _update(self, o: Order, last_qty: int = 0, last_px: float = 0.0, text: str = "") -> OrderUpdate:
+    def _update(self, o: Order, last_qty: int = 0, last_px: float = 0.0, text: str = "",
+                exec_id: str = "") -> OrderUpdate:
         return OrderUpdate(o.cl_ord_id, o.venue, o.symbol, o.status, o.cum_qty, o.leaves_qty,
-                           last_qty, last_px, text, o.cl_ord_id in self.unknown)
+                           last_qty, last_px, text, o.cl_ord_id in self.unknown, exec_id)
 
     # -- venue sessions ----------------------------------------------------------------------
     def request_status(self, venue: str, now_ns: int) -> int:

@@ -204,3 +204,49 @@ def test_venue_drop_makes_orders_unknown_until_reconciled(trading):
         o = orders.wait(cl, lambda o: not o.unknown, "reconciliation", timeout=20)
         assert o.status == "Cancelled" and o.leaves_qty == 0
         wait_until(lambda: c.venues() == (("SIMA", True, True),), 5, "the venue shown up again")
+
+
+def test_a_restarted_engine_rebuilds_its_orders_and_resumes_its_session(trading, engine_factory,
+                                                                         data_dir):
+    import sqlite3
+
+    venue, eng = trading
+    with EngineClient(eng.instance, user="tester") as c:
+        orders = Orders(c)
+        cl = order(c, "AAA", "buy", 100, 99.5).reason.split()[1]
+        orders.wait(cl, lambda o: o.status == "New", "acked")
+        order(c, "AAA", "sell", 40, 99.0, tif="ioc")  # crosses our own bid: 40 filled
+        orders.wait(cl, lambda o: o.cum_qty == 40, "the partial fill")
+        # a kill and a re-arm, for the audit trail
+        c.request(Verb.KILL, Scope.INSTRUMENT, 1, text="audit me")
+    assert eng.stop() == 0  # the venue cancels the rest of our orders when the session drops
+    db = data_dir / f"engine-{eng.instance}.db"
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("select status, cum_qty, leaves_qty from orders where cl_ord_id = ?",
+                           (cl,)).fetchone() == ("PartiallyFilled", 40, 60)
+        assert con.execute("select count(*), sum(qty) from executions").fetchone() == (2, 80)
+        assert con.execute("select qty from positions where symbol = 'AAA'").fetchone() == (0,)
+        verbs = [r[0] for r in con.execute("select verb from commands order by ts_ns")]
+        assert verbs[:3] == ["ORDER", "ORDER", "KILL"]
+        assert con.execute("select name, tripped, user, reason from kill_events").fetchall() == [
+            ("BBB", 1, "tester", "audit me")]
+    finally:
+        con.close()
+
+    again = engine_factory(eng.instance, instruments=INSTRUMENTS, users=USERS,
+                           extra=venues_section(("SIMA", venue.port))).start()
+    with EngineClient(again.instance, user="tester") as c:
+        orders = Orders(c)
+        o = orders.wait(cl, lambda o: o.status == "Cancelled", "the restored order reconciled")
+        first = orders.history[cl][0]
+        assert (first.status, first.cum_qty, first.unknown, first.text) == (
+            "PartiallyFilled", 40, True, "restored")
+        assert (o.cum_qty, o.leaves_qty, o.avg_px, o.unknown) == (40, 0, 99.5, False)
+        up = wait_until(lambda: next((t for t in orders.texts if "SIMA session up" in t), None) or
+                        orders.poll() and None, 10, "the logon event")
+        # the sequence numbers came back from the store: no reset
+        assert up == "SIMA session up (resumed); 1 orders in doubt asked about"
+        # and the new ClOrdIDs differ from the last run's
+        cl2 = order(c, "AAA", "buy", 1, 98.0).reason.split()[1]
+        assert cl2.rsplit("-", 1)[0] != cl.rsplit("-", 1)[0]
