@@ -34,9 +34,10 @@ Market data (``Exchange``'s docstring has the messages): a MarketDataRequest (35
 same latency FIFO as orders, so it is answered after every earlier message of that session;
 its snapshots (35=W) go out at once, and from then on every matching call that changes a
 watched book, whoever caused it, sends each subscriber at most one incremental (35=X) per
-symbol, written with the ExecutionReports of that call. Within one session everything keeps
-the order it was made in, so a snapshot asked for mid-stream shows exactly the book the
-incrementals before it built. Market data is live or nothing: it is never kept for a
+symbol. A batch's ExecutionReports are written to the sockets before its market data (so an
+order's round trip does not pay for the book updates it caused); market data keeps the order
+it was made in, so a snapshot asked for mid-stream shows exactly the book the incrementals
+before it built. Market data is live or nothing: it is never kept for a
 counterparty that is not logged on (counted in ``md_dropped``), and a counterparty's
 subscriptions end the moment its connection does (before its orders are cancelled, so it is
 not sent the cancels' book changes): after a reconnect it subscribes again and gets fresh
@@ -388,31 +389,52 @@ class Venue:
 
     # -- MESSAGES OUT ----------------------------------------------------------------------------
     def _drain_outbox(self) -> None:
-        """Send what the exchange answered; keep what a counterparty cannot receive now."""
+        """Send what the exchange answered; keep what a counterparty cannot receive now.
+
+        Order messages go out (are written to the socket) before the batch's market data:
+        each message sent costs its encoding and its store's commit, and an ExecutionReport
+        must not wait for the book updates its order caused. Market data keeps its own order.
+        """
         out = self.exchange.outbox
         if out:
             batch = out[:]
             out.clear()
             now = self.clock.wall_ns()
-            for comp_id, msg_type, body in batch:
-                cp = self._cps[comp_id]
-                if cp.session.state is not SessionState.ACTIVE:
-                    if msg_type in MD_MSG_TYPES:  # stale by the time it could be read
-                        self.counters["md_dropped"] += 1
-                    else:
-                        self._keep(cp, msg_type, body)
-                    continue
-                try:
-                    cp.session.send(msg_type, body, now)
-                except Exception:  # a bad field of ours: lose this message, not the batch
-                    self.counters["errors"] += 1
-                    log.exception("%s: could not send 35=%s to %s: %r", self.config.name,
-                                  msg_type.decode(), comp_id, body)
-                    continue
-                self._dirty.add(cp)
+            md = None
+            for item in batch:
+                if item[1] in MD_MSG_TYPES:
+                    if md is None:
+                        md = []
+                    md.append(item)
+                else:
+                    self._send(item, now)
+            if md is not None:
+                for cp in self._dirty:
+                    self._flush(cp)
+                self._dirty.clear()
+                for item in md:
+                    self._send(item, now)
         for cp in self._dirty:
             self._flush(cp)
         self._dirty.clear()
+
+    def _send(self, item: tuple, now: int) -> None:
+        comp_id, msg_type, body = item
+        cp = self._cps[comp_id]
+        if cp.session.state is not SessionState.ACTIVE:
+            if msg_type in MD_MSG_TYPES:  # stale by the time it could be read
+                self.counters["md_dropped"] += 1
+            else:
+                self._keep(cp, msg_type, body)
+            return
+        try:
+            cp.session.send(msg_type, body, now)
+        except Exception:  # a bad field of ours: lose this message, not the batch
+            self.counters["errors"] += 1
+            log.exception("%s: could not send 35=%s to %s: %r", self.config.name,
+                          msg_type.decode(), comp_id, body)
+            return
+        self._dirty.add(cp)
 
     def _keep(self, cp: _Counterparty, msg_type: bytes, body: list) -> None:
         if len(cp.pending) >= MAX_PENDING:
