@@ -2,8 +2,11 @@
 
 ``MemoryStore`` for tests and throw-away sessions; ``SqlStore`` persists through SQLAlchemy
 (SQLite or PostgreSQL), so a restarted process resumes the session instead of resetting it.
-``SqlStore`` writes synchronously: fine for the venue and for tests. The engine's hot thread
-will hand its rows to the store's writer process instead (DESIGN.md, Persistence).
+``SqlStore`` commits each change at once, or, ``deferred``, keeps changes until ``flush()``
+commits them in one transaction: the venue flushes right after it has written its replies to
+the socket, so no reply waits for a commit (a crash between the two loses the last numbers,
+and the counterparty's next logon sorts that out with a reset or a logout). The engine's
+sessions use ``engine.store.WriteBehindFixStore`` (the store's writer process).
 """
 
 from __future__ import annotations
@@ -98,7 +101,8 @@ class SqlStore:
     restart needs), not the machine losing power mid-write.
     """
 
-    def __init__(self, url_or_engine: str | Engine, session_id: str) -> None:
+    def __init__(self, url_or_engine: str | Engine, session_id: str, *, deferred: bool = False,
+                 on_dirty=None) -> None:
         self.engine = (
             create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
         )
@@ -130,19 +134,38 @@ class SqlStore:
             (_messages.c.session_id == session_id) & (_messages.c.seq == bindparam("q"))
         )
         self._ins_msg = _messages.insert()
+        self.deferred = deferred
+        self._on_dirty = on_dirty  # called when a deferred store first has something to flush
+        self._dirty = False
+        self._sender_dirty = self._target_dirty = False
+        self._pending: list[dict] = []  # sent messages not yet written (deferred)
 
     def set_next_sender_seq(self, seq: int) -> None:
         self.next_sender_seq = seq
+        if self.deferred:
+            self._sender_dirty = True
+            self._mark()
+            return
         self._conn.execute(self._upd_sender, {"n": seq})
         self._conn.commit()
 
     def set_next_target_seq(self, seq: int) -> None:
         self.next_target_seq = seq
+        if self.deferred:
+            self._target_dirty = True
+            self._mark()
+            return
         self._conn.execute(self._upd_target, {"n": seq})
         self._conn.commit()
 
     def record_sent(self, seq: int, raw: bytes | None) -> None:
         self.next_sender_seq = seq + 1
+        if self.deferred:
+            if raw is not None:
+                self._pending.append({"session_id": self.session_id, "seq": seq, "raw": raw})
+            self._sender_dirty = True
+            self._mark()
+            return
         c = self._conn  # one transaction: the message and the new number
         if raw is not None:
             c.execute(self._del_msg, {"q": seq})
@@ -150,7 +173,30 @@ class SqlStore:
         c.execute(self._upd_sender, {"n": seq + 1})
         c.commit()
 
+    def _mark(self) -> None:
+        if not self._dirty:
+            self._dirty = True
+            if self._on_dirty is not None:
+                self._on_dirty(self)
+
+    def flush(self) -> None:
+        """Deferred: commit everything since the last flush in one transaction."""
+        if not self._dirty:
+            return
+        c = self._conn
+        if self._pending:
+            c.execute(self._del_msg, [{"q": r["seq"]} for r in self._pending])
+            c.execute(self._ins_msg, self._pending)
+            self._pending = []
+        if self._sender_dirty:
+            c.execute(self._upd_sender, {"n": self.next_sender_seq})
+        if self._target_dirty:
+            c.execute(self._upd_target, {"n": self.next_target_seq})
+        c.commit()
+        self._dirty = self._sender_dirty = self._target_dirty = False
+
     def sent_range(self, begin: int, end: int) -> list[tuple[int, bytes]]:
+        self.flush()
         rows = self._conn.execute(
             select(_messages.c.seq, _messages.c.raw)
             .where(
@@ -164,6 +210,8 @@ class SqlStore:
         return [(int(s), bytes(r)) for s, r in rows]
 
     def reset(self) -> None:
+        self._pending = []
+        self._dirty = self._sender_dirty = self._target_dirty = False
         self.next_sender_seq = self.next_target_seq = 1
         c = self._conn
         c.execute(delete(_messages).where(_messages.c.session_id == self.session_id))
@@ -171,5 +219,6 @@ class SqlStore:
         c.commit()
 
     def close(self) -> None:
+        self.flush()
         self._conn.close()
         self.engine.dispose()

@@ -164,6 +164,7 @@ class Venue:
         self._tasks: set[asyncio.Task] = set()
         self._background_task: asyncio.Task | None = None
         self._dirty: set[_Counterparty] = set()
+        self._stores_to_flush: list[SqlStore] = []
 
     # -- LIFE CYCLE ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -173,7 +174,8 @@ class Venue:
         for comp_id in cfg.counterparties:
             session_cfg = SessionConfig(sender=cfg.sender, target=comp_id, initiator=False,
                                         heartbeat_s=cfg.heartbeat_s)
-            store = SqlStore(self._db, f"{cfg.sender}->{comp_id}")
+            store = SqlStore(self._db, f"{cfg.sender}->{comp_id}", deferred=True,
+                             on_dirty=self._store_dirty)
             session = _AcceptorSession(session_cfg, store,
                                        lambda c=comp_id: self._connection_lost(c))
             self._cps[comp_id] = _Counterparty(comp_id, session)
@@ -211,9 +213,28 @@ class Venue:
             await asyncio.gather(*late, return_exceptions=True)
         await self._server.wait_closed()
         self._server = None
+        self._flush_stores()
         if self._db is not None:
             self._db.dispose()
         log.info("venue %s stopped: %s", self.config.name, self.snapshot()["counters"])
+
+    # -- THE SESSIONS' STORE ---------------------------------------------------------------------
+    def _store_dirty(self, store: SqlStore) -> None:
+        """A session's store has changes: commit them once this turn of the event loop has
+        written its replies (no reply waits for a commit; see engine/fix/store.py)."""
+        if not self._stores_to_flush:
+            asyncio.get_running_loop().call_soon(self._flush_stores)
+        self._stores_to_flush.append(store)
+
+    def _flush_stores(self) -> None:
+        stores, self._stores_to_flush = self._stores_to_flush, []
+        for store in stores:
+            try:
+                store.flush()
+            except Exception:
+                self.counters["errors"] += 1
+                log.exception("%s: could not write session %s to its store", self.config.name,
+                              store.session_id)
 
     # -- CONNECTIONS -----------------------------------------------------------------------------
     async def _on_connection(self, reader: asyncio.StreamReader,
@@ -239,6 +260,13 @@ class Venue:
                                          clock=self.clock.wall_ns, tick_s=self._tick_s)
             log.info("%s: session with %s (%s) ended: %s", self.config.name, cp.comp_id, peer,
                      why)
+        except asyncio.CancelledError:
+            # stop() gave up waiting for this counterparty's Logout. Ending quietly matters:
+            # on Python 3.11 a cancelled connection task makes asyncio's stream callback log
+            # a traceback ("Exception in callback ... CancelledError").
+            log.warning("%s: connection from %s closed at shutdown without a Logout reply",
+                        self.config.name, peer)
+            writer.close()
         except Exception:
             self.counters["errors"] += 1
             log.exception("%s: connection from %s failed", self.config.name, peer)

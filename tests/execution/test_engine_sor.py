@@ -121,8 +121,7 @@ def test_a_dropped_venue_is_never_routed_to_and_its_rest_is_rerouted(two_venues)
         first = ack.reason.split()[1]
         wait_until(lambda: len(orders.poll()) == 1 and
                    next(iter(orders.last.values())).status == "New", 10, "the child resting")
-        makers[0].close()  # (a maker that stops reading would hold the venue's stop 5 s)
-        a.stop()
+        a.stop()  # (the maker does not answer the venue's Logout: the venue gives up on it)
         # its child is in doubt, and the rest goes to SIMB
         wait_until(lambda: any(o.venue == "SIMB" and o.status == "New" for o in orders.poll().values()),
                    15, "the rest re-routed to SIMB")
