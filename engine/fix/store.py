@@ -135,6 +135,10 @@ class SqlStore:
         )
         self._ins_msg = _messages.insert()
         self.deferred = deferred
+        # SQLite: flush through the DBAPI connection with plain SQL. SQLAlchemy's execute path
+        # cost ~40 µs of a flush's ~60 (measured in the venue under cProfile).
+        self._raw = (self._conn.connection.dbapi_connection
+                     if self.engine.dialect.name == "sqlite" else None)
         self._on_dirty = on_dirty  # called when a deferred store first has something to flush
         self._dirty = False
         self._sender_dirty = self._target_dirty = False
@@ -182,6 +186,20 @@ class SqlStore:
     def flush(self) -> None:
         """Deferred: commit everything since the last flush in one transaction."""
         if not self._dirty:
+            return
+        raw = self._raw
+        if raw is not None:
+            cur = raw.cursor()
+            if self._pending:
+                cur.executemany("INSERT OR REPLACE INTO fix_messages (session_id, seq, raw) "
+                                "VALUES (?, ?, ?)",
+                                [(r["session_id"], r["seq"], r["raw"]) for r in self._pending])
+                self._pending = []
+            cur.execute("UPDATE fix_sessions SET next_sender_seq = ?, next_target_seq = ? "
+                        "WHERE session_id = ?",
+                        (self.next_sender_seq, self.next_target_seq, self.session_id))
+            raw.commit()
+            self._dirty = self._sender_dirty = self._target_dirty = False
             return
         c = self._conn
         if self._pending:
