@@ -279,19 +279,26 @@ class Engine:
         elif verb is Verb.KILL:
             name = self.kill.name(cmd.scope, cmd.scope_id)
             why = cmd.text or "manual kill"
-            if self.kill.set(cmd.scope, cmd.scope_id, True, cmd.user, why, now):
+            # The switch flips in memory first; the cancels go out next, before anything wakes
+            # another thread (the kill-persist writer, the log listener): a woken thread takes
+            # the GIL at the cancels' socket writes and the hot thread waits for it.
+            t0 = time.perf_counter_ns()
+            tripped = self.kill.set(cmd.scope, cmd.scope_id, True, cmd.user, why, now, persist=False)
+            if self.trading is not None:  # tripped or not: nothing may stay working in scope
+                value = self._cancel_scope(cmd)
+            took_us = (time.perf_counter_ns() - t0) / 1e3
+            if tripped:
+                self.kill.persist()
                 self._audit_kill(cmd, True, why, now)
                 text = f"{name} kill switch TRIPPED by {cmd.user}"
                 self.event(EventKind.KILL, ERROR, f"{_short(name)} TRIPPED by {cmd.user}", _instrument(cmd))
                 log.error("%s at %s: %s", text, cmd.workstation, why)
             else:
                 text = f"{name} kill switch was already tripped"
-            if self.trading is not None:  # tripped or not: nothing may stay working in scope
-                t0 = time.perf_counter_ns()
-                value = self._cancel_scope(cmd)
+            if self.trading is not None:
                 text += f"; {value} cancels sent"
-                log.warning("%s: %d cancels written in %.0f µs", name, value,
-                            (time.perf_counter_ns() - t0) / 1e3)
+                log.warning("%s: %d cancels written %.0f µs after the command was read", name,
+                            value, took_us)
         elif verb in (Verb.ORDER, Verb.CANCEL, Verb.CANCEL_ALL):
             if self.trading is None:
                 reason = "this engine has no venues ([[venues]] in its profile)"

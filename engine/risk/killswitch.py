@@ -51,8 +51,11 @@ class KillSwitches:
     def name(self, scope: int, scope_id: int = 0) -> str:
         return "global" if scope == Scope.GLOBAL else f"instrument {self.symbols[scope_id]}"
 
-    def set(self, scope: int, scope_id: int, tripped: bool, user: str, reason: str, ts_ns: int) -> bool:
-        """Set a switch; return False if it already was in that state."""
+    def set(self, scope: int, scope_id: int, tripped: bool, user: str, reason: str, ts_ns: int,
+            *, persist: bool = True) -> bool:
+        """Set a switch; return False if it already was in that state. ``persist=False``: the
+        caller calls ``persist()`` itself, later (after the cancels a kill sends: handing the
+        rows over wakes the writer thread, which then competes for the GIL)."""
         r = self._row(scope, scope_id)
         if bool(self.rows["tripped"][r]) == tripped:
             return False
@@ -64,9 +67,14 @@ class KillSwitches:
         if r == 0:
             self.global_tripped = tripped
         self.version += 1
-        if self._q is not None:
-            self._q.put(self.rows.copy())  # JSON is built on the writer thread
+        if persist:
+            self.persist()
         return True
+
+    def persist(self) -> None:
+        """Hand the current rows to the writer thread (JSON is built there)."""
+        if self._q is not None:
+            self._q.put(self.rows.copy())
 
     # -- persistence -----------------------------------------------------------------------------
     def _to_json(self, rows: np.ndarray) -> str:
