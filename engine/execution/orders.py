@@ -28,6 +28,10 @@ __all__ = [
 
 
 class OrdStatus(enum.Enum):
+    # Members are singletons compared by identity: hash them by identity too (Enum's own
+    # __hash__ is Python code; the transition table and TERMINAL hash on every report).
+    __hash__ = object.__hash__
+
     PENDING_NEW = "PendingNew"  #: sent, no answer yet
     NEW = "New"
     PARTIALLY_FILLED = "PartiallyFilled"
@@ -41,6 +45,8 @@ class OrdStatus(enum.Enum):
 
 
 class OrderEvent(enum.Enum):
+    __hash__ = object.__hash__  # as OrdStatus
+
     ACK_NEW = "ack new"  #: ER 150=0
     PARTIAL_FILL = "partial fill"  #: ER 150=F, leaves > 0
     FULL_FILL = "full fill"  #: ER 150=F, leaves == 0

@@ -580,6 +580,11 @@ class FixDecoder:
         """Bytes fed but not yet returned as an event."""
         return len(self._buf) - self._pos
 
+    @property
+    def drained(self) -> bool:
+        """Every byte fed has been returned as an event (``next()`` would say None)."""
+        return self._pos >= len(self._buf) and self._bad is None
+
     def feed(self, data: bytes) -> None:
         """Append bytes read from the transport."""
         if not data:

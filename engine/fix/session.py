@@ -294,9 +294,12 @@ class FixSession:
     # -- inbound -----------------------------------------------------------------------------
     def receive_data(self, data: bytes, now_ns: int) -> list:
         """Feed bytes from the connection; return what they caused."""
-        self._decoder.feed(data)
+        decoder = self._decoder
+        decoder.feed(data)
         while self.state is not SessionState.DISCONNECTED:
-            item = self._decoder.next()
+            if decoder.drained:
+                break  # all consumed (the usual end of a read): no need to ask again
+            item = decoder.next()
             if item is None:
                 break
             if isinstance(item, FixGarbled):
