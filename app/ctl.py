@@ -106,7 +106,10 @@ def run(args: argparse.Namespace, instance: str) -> int:
             return 1
         print(f"{verb.name} accepted: {ack.reason} ({rtt_us:.0f} µs)")
         if verb is Verb.ORDER and not args.no_wait:
-            return _await_answer(client, ack.reason.split()[1], args.timeout)
+            kind, ident = ack.reason.split()[:2]
+            if kind == "parent":
+                return _await_parent(client, ident, args.timeout)
+            return _await_answer(client, ident, args.timeout)
         return 0
     finally:
         client.close()
@@ -114,6 +117,23 @@ def run(args: argparse.Namespace, instance: str) -> int:
 
 _VERBS = {"kill": Verb.KILL, "rearm": Verb.REARM, "ping": Verb.PING, "order": Verb.ORDER,
           "cancel": Verb.CANCEL, "cancel-all": Verb.CANCEL_ALL}
+
+
+def _await_parent(client: EngineClient, parent_id: str, timeout: float) -> int:
+    """Show a router parent's progress until it is done (or ``timeout`` passes)."""
+    symbols = [i.symbol for i in client.instruments]
+    deadline = time.monotonic() + timeout
+    head = f"SOR {parent_id} "
+    while time.monotonic() < deadline:
+        for rec in client.poll_events():
+            text = event_text(rec, symbols)
+            if text.startswith(head):
+                print(text, flush=True)
+                if " Working " not in text:
+                    return 0
+        time.sleep(0.005)
+    print(f"{parent_id} still working after {timeout:g} s (watch the desk's blotter)")
+    return 0
 
 
 def _await_answer(client: EngineClient, cl_ord_id: str, timeout: float) -> int:
@@ -125,7 +145,7 @@ def _await_answer(client: EngineClient, cl_ord_id: str, timeout: float) -> int:
             o = decode_order(rec, symbols)
             if o is None or o.cl_ord_id != cl_ord_id or o.status == "PendingNew":
                 continue
-            print(event_text(rec, symbols))
+            print(event_text(rec, symbols), flush=True)
             return 1 if o.status == "Rejected" else 0
         time.sleep(0.005)
     _err(f"no answer from the venue about {cl_ord_id} within {timeout:g} s "

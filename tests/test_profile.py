@@ -135,3 +135,14 @@ def test_venue_errors_name_file_key_and_reason(tmp_path, text, where, reason):
     msg = str(e.value)
     assert msg.startswith(f"{path}: {where}: "), msg
     assert reason in msg
+
+
+def test_every_bundled_profile_loads():
+    from engine.core.paths import resources_dir
+
+    paths = sorted((resources_dir() / "profiles").glob("*.toml"))
+    assert {p.stem for p in paths} >= {"demo", "sima", "simb", "trading"}
+    for p in paths:
+        load_profile(p)  # raises with the file, key and reason if one rots
+    trading = load_profile(resources_dir() / "profiles" / "trading.toml")
+    assert [(v.name, v.port) for v in trading.venues] == [("SIMA", 9876), ("SIMB", 9877)]
