@@ -6,6 +6,7 @@
     helmdesk desk --attach NAME   a desk attached to a running engine
     helmdesk venue --profile P    a simulated exchange (FIX acceptor, matching engine)
     helmdesk ctl status|kill|rearm|order|cancel|cancel-all   commands for scripts and runbooks
+    helmdesk import-ticks FILE.csv  quotes and trades into the tick store; ticks info: what is there
     helmdesk --version
 """
 
@@ -94,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--instrument", "--scope", dest="instrument", metavar="SYMBOL",
                    help="only this instrument's orders")
     a.add_argument("--venue", default="", help="only this venue's orders")
+
+    from app.ticks import add_parsers as ticks_parsers  # import-ticks, ticks info
+
+    ticks_parsers(sub)
     return p
 
 
@@ -131,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         from app.ctl import run as ctl_run
 
         return ctl_run(args, args.instance or _default_instance())
+    if args.command in ("import-ticks", "ticks"):
+        from app.ticks import run as ticks_run
+
+        return ticks_run(args)
     if args.command == "desk":
         from app.launch import run_desk
 
