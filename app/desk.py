@@ -34,6 +34,7 @@ from widgets import (
     BlotterWidget,
     ConnectionStatus,
     EventLog,
+    FeedHealth,
     KillSwitchPanel,
     LadderWidget,
     PriceChart,
@@ -66,6 +67,7 @@ class DeskWindow(QMainWindow):
         self.eventlog = EventLog()
         self.blotter = BlotterWidget()
         self.status = ConnectionStatus()
+        self.feeds = FeedHealth()
         self.counters = QLabel("")
         self.counters.setObjectName("counters")
 
@@ -93,6 +95,7 @@ class DeskWindow(QMainWindow):
         tb.addWidget(self.role_label)
         self.addToolBar(tb)
         self.statusBar().addPermanentWidget(self.status, 1)
+        self.statusBar().addPermanentWidget(self.feeds)
         self.statusBar().addPermanentWidget(self.counters)
 
         # wiring
@@ -161,6 +164,12 @@ class DeskWindow(QMainWindow):
             self.status.set_health(h.state, h.text)
             c = self.link.client
             if c is not None:
+                rows = c.read_feed()
+                if rows is not None:
+                    self.feeds.set_feeds([
+                        (r["venue"].decode(errors="replace"), float(r["rate_hz"]), int(r["gaps"]),
+                         int(r["duplicates"]), int(r["rejects"]), bool(r["stale"]),
+                         int(r["stale_books"])) for r in rows])
                 self.counters.setText(
                     f"commands {c.counter(H.CMDS_ACCEPTED)} ok / {c.counter(H.CMDS_REJECTED)} rejected"
                     f" · feed events {c.counter(H.FEED_EVENTS):,}"

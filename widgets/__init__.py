@@ -3,6 +3,7 @@
 
 from widgets.blotter import BlotterModel, BlotterWidget
 from widgets.eventlog import EventLog
+from widgets.feedhealth import FeedHealth
 from widgets.killswitch import KillSwitchPanel
 from widgets.ladder import LadderModel, LadderView, LadderWidget
 from widgets.pricechart import PriceChart
@@ -13,6 +14,7 @@ __all__ = [
     "BlotterWidget",
     "ConnectionStatus",
     "EventLog",
+    "FeedHealth",
     "KillSwitchPanel",
     "LadderModel",
     "LadderView",

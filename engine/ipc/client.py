@@ -23,6 +23,7 @@ from engine.ipc.layout import (
     COMMAND_STRUCT,
     INSTRUMENT_DTYPE,
     KILL_DTYPE,
+    FEED_DTYPE,
     MAX_VENUES,
     VENUE_BOOKS_OK,
     VENUE_UP,
@@ -130,6 +131,7 @@ class EngineClient:
             SeqlockBlock(seg.buf, lay.book_off(i), BOOK_DTYPE) for i in range(lay.n_instruments)
         ]
         self.kill = SeqlockBlock(seg.buf, lay.kill_off, KILL_DTYPE, lay.kill_rows)
+        self.feed = SeqlockBlock(seg.buf, lay.feed_off, FEED_DTYPE, MAX_VENUES)
         self.events = EventRingReader(seg.buf, lay.events_off, lay.event_capacity, from_start=True)
         self.slot: int | None = None
         self._cmd: SpscRing | None = None
@@ -231,6 +233,12 @@ class EngineClient:
 
     def read_kill(self, out: np.ndarray | None = None) -> np.ndarray | None:
         return self.kill.read(out)
+
+    def read_feed(self) -> np.ndarray | None:
+        """Market data health per feed venue (FEED_DTYPE rows with a venue name), or None
+        if the engine was writing it (try again)."""
+        rows = self.feed.read()
+        return None if rows is None else rows[rows["venue"] != b""]
 
     def poll_events(self, max_records: int = 4096) -> np.ndarray:
         return self.events.poll(max_records)

@@ -17,6 +17,8 @@ One segment per engine instance, ``/dev/shm/helmdesk.<instance>``, created by th
     INSTRUMENTS   n × INSTRUMENT_DTYPE (static, written before the magic)
     BOOKS         n × seqlock block [seq u64 | pad | BOOK_DTYPE]
     KILL          1 × seqlock block [seq u64 | pad | (n + 1) × KILL_DTYPE]; row 0 is global
+    FEED          1 × seqlock block [seq u64 | pad | MAX_VENUES × FEED_DTYPE]: market data
+                  health per feed venue (rows 0..n_feed_venues-1 in use)
     EVENTS        event ring control (tail intent, tail: own lines) + capacity × EVENT_DTYPE
     DESKS         max_desks × desk slot:
                     slot header (owner pid, claim count, user) ·
@@ -53,6 +55,7 @@ __all__ = [
     "INSTRUMENT_DTYPE",
     "BOOK_DTYPE",
     "KILL_DTYPE",
+    "FEED_DTYPE",
     "EVENT_DTYPE",
     "EVENT_STRUCT",
     "EVENT_TEXT",
@@ -72,7 +75,7 @@ __all__ = [
 ]
 
 MAGIC = int.from_bytes(b"HELMDESK", "little")
-LAYOUT_VERSION = 2  # 2: 128-byte event records with order payloads
+LAYOUT_VERSION = 3  # 2: 128-byte event records with order payloads; 3: feed health
 CACHE_LINE = 64
 HEADER_SIZE = 4096
 BOOK_DEPTH = 10
@@ -170,6 +173,26 @@ KILL_DTYPE = np.dtype(
     ]
 )
 assert KILL_DTYPE.itemsize == 64
+
+# Market data health of one feed venue (issue 5): what the desk's status shows.
+FEED_DTYPE = np.dtype(
+    [
+        ("venue", "S8"),
+        ("stale", "u1"),  # 1: silent past the limit, or a book in a gap waiting for a snapshot
+        ("pad", "V3"),
+        ("rate_hz", "<f4"),  # events per second over the last second
+        ("events", "<u8"),
+        ("gaps", "<u4"),
+        ("duplicates", "<u4"),  # and out-of-order: dropped
+        ("rejects", "<u4"),  # bad price/size, unknown instrument, garbled input
+        ("stale_books", "<u4"),  # instruments of this venue whose book is stale now
+        ("silences", "<u4"),  # times the venue went silent past the limit
+        ("pad2", "V4"),
+        ("last_recv_ns", "<i8"),
+        ("pad3", "V8"),
+    ]
+)
+assert FEED_DTYPE.itemsize == 64
 
 # Event ring record: 128 bytes, two cache lines. ``text`` is UTF-8 for every kind but
 # ORDER, whose 104 bytes are an ORDER_EVENT_STRUCT.
@@ -269,8 +292,12 @@ class Layout:
         return self.n_instruments + 1
 
     @property
-    def events_off(self) -> int:
+    def feed_off(self) -> int:
         return _align(self.kill_off + SEQLOCK_PREFIX + self.kill_rows * KILL_DTYPE.itemsize)
+
+    @property
+    def events_off(self) -> int:
+        return _align(self.feed_off + SEQLOCK_PREFIX + MAX_VENUES * FEED_DTYPE.itemsize)
 
     @property
     def desks_off(self) -> int:

@@ -15,6 +15,7 @@ from engine.ipc.layout import (
     H,
     INSTRUMENT_DTYPE,
     KILL_DTYPE,
+    FEED_DTYPE,
     BOOK_DTYPE,
     LAYOUT_VERSION,
     MAGIC,
@@ -137,6 +138,7 @@ class EngineSegment:
         # so readers never spin through eight field writes
         self._book_scratch = np.zeros(1, dtype=BOOK_DTYPE)
         self.kill = SeqlockBlock(buf, lay.kill_off, KILL_DTYPE, lay.kill_rows)
+        self.feed = SeqlockBlock(buf, lay.feed_off, FEED_DTYPE, MAX_VENUES)
         self.events = EventRingWriter(buf, lay.events_off, lay.event_capacity)
         self.cmd_rings = [
             SpscRing(buf, lay.cmd_ring_off(k), lay.cmd_capacity, COMMAND_STRUCT)
@@ -204,6 +206,10 @@ class EngineSegment:
 
     def publish_kill(self, rows: np.ndarray) -> None:
         self.kill.write(rows)
+
+    def publish_feed(self, rows: np.ndarray) -> None:
+        """Feed health, FEED_DTYPE rows (at most MAX_VENUES; the rest stay empty)."""
+        self.feed.write(rows)
 
     # -- commands -------------------------------------------------------------------------------
     def serve_commands(self, handle: Callable[[Command], Ack]) -> int:

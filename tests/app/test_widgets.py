@@ -132,3 +132,15 @@ def test_blotter_inserts_new_orders_on_top_and_updates_rows_in_place(qtbot, qtmo
     for k in range(3, 6):  # keeps max_rows, dropping the oldest
         m.update(f"c{k}", "SIMA", "AAPL", "buy", 1, 1.0, "New", 0, 1, 0.0)
     assert m.rowCount() == 3 and m.row_of("c1") is None and m.row_of("c5") is not None
+
+
+def test_feed_health_spells_out_problems(qtbot):
+    from widgets import FeedHealth
+
+    w = FeedHealth()
+    qtbot.addWidget(w)
+    w.set_feeds([("SIMA", 1234.0, 0, 0, 0, False, 0), ("SIMB", 0.0, 3, 1, 12, True, 2)])
+    assert w.text() == "SIMA 1.2k/s  ·  SIMB STALE 2 books stale gaps 3 dups 1 rejects 12"
+    assert w.stale and "f0c674" in w.styleSheet()
+    w.set_feeds([("SIMA", 999.0, 0, 0, 0, False, 0)])
+    assert w.text() == "SIMA 999/s" and not w.stale
