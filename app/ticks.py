@@ -225,9 +225,11 @@ def measure(quick: bool = True) -> dict[str, float]:
 
     ``quick``: 1M records per venue and 200k CSV rows (a few seconds); else 5M and 1M.
     Each figure is the best of three runs in a temporary directory (page cache, not disk).
-    Keys: tickstore_write_events_per_s, tickstore_replay_events_per_s, csv_import_rows_per_s,
-    tickstore_record_call_us_p50 / _p99 (``TickRecorder.record`` of a 64-record batch, on the
-    caller's side).
+    Keys: tickstore_write_events_per_s (``TickWriter.append`` of 256-record batches, through
+    close), tickstore_replay_events_per_s (two venues' files to one merged array, a fresh one),
+    tickstore_replay_reuse_events_per_s (the same into a reused array: no page faults),
+    csv_import_rows_per_s, tickstore_record_call_us_p50 / _p99 (``TickRecorder.record`` of a
+    64-record batch, on the caller's side).
     """
     import os
     import tempfile
@@ -259,7 +261,9 @@ def measure(quick: bool = True) -> dict[str, float]:
     streams = [stream(0), stream(1)]
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="helmdesk-ticks-") as tmp:
-        best_w = best_r = 0.0
+        best_w = best_r = best_reuse = 0.0
+        reuse = np.empty(2 * n, dtype=MD_EVENT)
+        reuse.view(np.uint8)[:] = 0
         for k in range(3):
             root = os.path.join(tmp, f"w{k}")
             start = time.perf_counter()
@@ -272,8 +276,12 @@ def measure(quick: bool = True) -> dict[str, float]:
             merged = replay(root, day_of(t0))
             best_r = max(best_r, len(merged) / (time.perf_counter() - start))
             del merged
+            start = time.perf_counter()
+            merged = replay(root, day_of(t0), out=reuse)
+            best_reuse = max(best_reuse, len(merged) / (time.perf_counter() - start))
         out["tickstore_write_events_per_s"] = best_w
         out["tickstore_replay_events_per_s"] = best_r
+        out["tickstore_replay_reuse_events_per_s"] = best_reuse
 
         rec = TickRecorder(os.path.join(tmp, "rec"), ["SIMA", "SIMB"], instruments)
         small = streams[0][:64].copy()

@@ -359,3 +359,15 @@ def test_recorder_writes_per_venue_batches_straight_from_its_ring(tmp_path):
         got = np.concatenate([TickReader(tmp_path / d / f"{venue}.ticks").records
                               for d in (DAY, "2026-11-19")])
         assert np.array_equal(got, stream)  # split at midnight, nothing lost or reordered
+
+
+def test_replay_into_a_reused_array(tmp_path):
+    a, b = events(300, 0, seed=27), events(200, 1, seed=28)
+    write(tmp_path, "SIMA", a)
+    write(tmp_path, "SIMB", b)
+    buf = np.zeros(1000, dtype=MD_EVENT)
+    got = replay(tmp_path, DAY, out=buf)
+    assert len(got) == 500 and np.shares_memory(got, buf)
+    assert np.array_equal(got, merged_reference(a, b))
+    with pytest.raises(ValueError, match="at least 500 records"):
+        replay(tmp_path, DAY, out=buf[:499])
