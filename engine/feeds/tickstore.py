@@ -34,10 +34,12 @@ a reader ignores a tail shorter than a record (``torn_bytes``), and a writer reo
 cuts it off before appending.
 
 Writing (``TickWriter``) copies each batch into a buffer per file and writes whole buffers with
-``os.write``: one system call per ~1 MiB, never one per record. A new file gets its header
+``os.write``: one system call per ~1 MiB, never one per record (a batch of 4096 records or
+more, with nothing buffered before it, is written as it is). A new file gets its header
 written and fsynced under a temporary name, then linked into place, so a file under its real
 name always has a whole header. Each open file is held with ``flock``: a second writer of the
-same venue and day (another process) moves on to the next segment instead of interleaving.
+same venue and day (another process, or another writer in this one) moves on to the next
+segment instead of interleaving.
 
 Segments: a writer appends to ``<venue>.ticks`` when its header matches (venue, MD_EVENT
 version and dtype, instrument table). If it does not (the engine restarted mid-day with another
@@ -69,7 +71,6 @@ every file of the day has the same instrument table); nothing else is touched.
 
 from __future__ import annotations
 
-import collections
 import fcntl
 import json
 import math
@@ -683,7 +684,11 @@ class TickRecorder:
                 tail = self._tail
                 pos = tail % cap
                 end = min(cap, pos + head - tail, pos + _SLICE_RECORDS)
-                self._drain(pos, end)
+                try:
+                    self._drain(pos, end)
+                except Exception as e:  # the thread must outlive any one slice (a full disk...)
+                    self.failed_records += end - pos
+                    self._error(e)
                 self._tail = tail + (end - pos)
             now = time.monotonic()
             if want > self._flush_done or stop or now - last_flush >= self.flush_s:
