@@ -8,6 +8,9 @@ across venues. MD_EVENT records (``engine.core.events``) are the only input::
     apply_batch(books, records)           # replay, a feed's batch: compiled, tens of M events/s
     if apply_one(books, buf.rec, k) > 0:  # live, one event, < 1 µs; > 0: the BBO changed
         strategy.on_book(instrument)
+    apply = books.bind(buf.rec)           # live, cheapest: bound once to a feed's buffer
+    if apply(k) > 0:                      # the same as apply_one(books, buf.rec, k)
+        strategy.on_book(instrument)
     if books.bbo_ok(i):
         bid, ask = books.bbo["bid_px"][i], books.bbo["ask_px"][i]
 
@@ -91,12 +94,15 @@ venue state change), rescans the instrument's BBO across venues (n_venues ≤ 16
 The consolidated top-N depth is not kept per event: ``consolidated_depth(i, n)`` merges it on
 demand (a desk at screen rate, a router before it slices an order). ``apply_one`` is one
 Python → numba call with the caller's MD_EVENT array and an index (no slicing, no field reads
-in Python): numba unboxing the call's seven arguments is most of its cost (``bench/ingest.py``
-measures both). ``apply_reference`` is the
-plain-Python statement of the same rules, for the tests and for reading; it is ~1000× slower.
+in Python): numba's type dispatch and unboxing of the call's seven arguments are most of its
+cost; ``BookSet.bind(buffer)`` looks the compiled entry point up once for a feed's reused
+buffer and halves it (``bench/ingest.py`` measures each). ``apply_reference`` is the
+plain-Python statement of the same rules, for the tests and for reading; it is ~500× slower.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -286,6 +292,31 @@ class BookSet:
     def reject_counts(self) -> dict[str, int]:
         """Bad records so far, by reason name (``REJECT_NAMES``)."""
         return {name: int(n) for name, n in zip(REJECT_NAMES, self.rejects)}
+
+    def bind(self, records: np.ndarray) -> Callable[[int], int]:
+        """``apply(k)``: the live path's cheapest call, ``apply_one(self, records, k)`` at about
+        half the cost. The kernel's compiled entry point for this array's type is looked up
+        here, once, so each call skips numba's type dispatch (the larger part of a call's
+        cost: ``bench/ingest.py``). Meant for a feed's preallocated buffer (an EventBuffer's
+        ``rec``): the returned function keeps applying records of that same array object,
+        which is why checking its type once is enough."""
+        records = np.asarray(records)  # a memmap: its plain ndarray view
+        if records.dtype != MD_EVENT or records.ndim != 1:
+            raise TypeError(f"records must be a 1-d MD_EVENT array, was {records.dtype} "
+                            f"{records.shape}")
+        book, venue, bbo, rejects = self.book, self.venue, self.bbo, self.rejects
+        args = (records, 0, 0, book, venue, bbo, rejects)
+        try:  # Dispatcher.compile(types) gives the compiled entry point (loading the cache)
+            entry = _apply_range.compile(tuple(_apply_range.typeof_pyval(a) for a in args))
+        except Exception:  # a numba without it: the dispatcher itself, checked per call
+            entry = _apply_range
+        if not callable(entry):
+            entry = _apply_range
+
+        def apply(k: int) -> int:
+            return entry(records, k, k + 1, book, venue, bbo, rejects)
+
+        return apply
 
     def consolidated_depth(self, i: int, n: int | None = None,
                            out: np.ndarray | None = None) -> np.ndarray:

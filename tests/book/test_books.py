@@ -312,6 +312,21 @@ def test_caller_bugs_raise():
         apply_batch(b, np.zeros(3, dtype=np.int64))
 
 
+def test_bind_applies_like_apply_one_and_checks_the_buffer_once():
+    b, ref = fresh(), fresh()
+    buf = records(*snapshot(0, [(100, 1)], [(101, 2)]), q(1, BID, NEW, 0, 100, 3), dict(kind=0))
+    apply = b.bind(buf)
+    assert [apply(k) for k in range(len(buf))] == [apply_one(ref, buf, k) for k in range(len(buf))]
+    for name in ("book", "venue", "bbo", "rejects"):
+        assert np.array_equal(getattr(b, name), getattr(ref, name))
+    buf[0] = records(q(2, ASK, NEW, 0, 99, 1))[0]  # the buffer is refilled in place
+    assert apply(0) == 1 and b.bbo[0]["flags"] == BBO_CROSSED
+    with pytest.raises(IndexError):
+        apply(len(buf))
+    with pytest.raises(TypeError, match="MD_EVENT"):
+        b.bind(np.zeros(4, dtype=np.int64))
+
+
 def test_replay_from_a_read_only_memmap(tmp_path):
     rows = records(*snapshot(0, [(100, 1)], [(101, 2)]), q(1, BID, NEW, 0, 100, 3))
     path = tmp_path / "md.bin"

@@ -96,17 +96,19 @@ def test_kernel_batch_equals_the_reference(case):
 @given(streams(), st.integers(1, 20))
 def test_one_at_a_time_keeps_the_bbo_right_after_every_event(case, depth_n):
     shape, recs = case
-    one, batch = BookSet(*shape[:3], start_stale=shape[3]), BookSet(*shape[:3],
-                                                                    start_stale=shape[3])
+    one, batch, bound = (BookSet(*shape[:3], start_stale=shape[3]) for _ in range(3))
+    apply = bound.bind(recs)
     for k in range(len(recs)):
         changes = one.bbo["changes"].copy()
         out = apply_one(one, recs, k)
+        assert apply(k) == out
         changed = np.flatnonzero(one.bbo["changes"] != changes)
         assert len(changed) == (out == 1)  # 1 exactly when its instrument's BBO changed
         for i in range(one.n_instruments):
             assert stored_bbo(one, i) == brute_bbo(one, i), (k, i)
     apply_batch(batch, recs)
     assert_same(one, batch)
+    assert_same(one, bound)
     for i in range(one.n_instruments):
         assert np.array_equal(one.consolidated_depth(i, depth_n),
                               consolidated_depth_reference(one, i, depth_n))
