@@ -62,9 +62,10 @@ Per venue and instrument, ``state`` holds:
 - ST_STALE: set by STATUS_STALE or STATUS_GAP (the feed lost records: the book may not be the
   venue's) and, unless ``start_stale=False``, at the start (a book built from incrementals
   alone misses what came before). Cleared when a snapshot completes that CLEARed both sides
-  after the status: at its last record (flag F_LAST), or at the first record for that venue and
-  instrument without F_SNAPSHOT (a feed that does not flag its snapshots). STATUS_OK does not
-  clear it: only a snapshot makes the book right again.
+  after the status: at its last record (flag F_LAST), or at the first QUOTE or TRADE record for
+  that venue and instrument without F_SNAPSHOT (a feed that does not flag its snapshots; a
+  STATUS record never ends a snapshot). STATUS_OK does not clear it: only a snapshot makes the
+  book right again.
 - ST_REBUILDING: set by every CLEAR, cleared at the end of the snapshot as above. A book being
   rebuilt is half-built between the CLEAR and its last NEW; a reader between two ``apply_one``
   calls must not see that as the venue's quote.

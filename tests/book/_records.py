@@ -69,7 +69,8 @@ def brute_bbo(books: BookSet, i: int) -> dict:
         out[f"{name}_px"] = best
         out[f"{name}_sz"] = sum(quotes[v][1] for v in at_best)
         out[f"{name}_venues"] = sum(1 << v for v in at_best)
-    flags = (BBO_NO_BID if not out["bid_venues"] else 0) | (BBO_NO_ASK if not out["ask_venues"] else 0)
+    flags = BBO_NO_BID if not out["bid_venues"] else 0
+    flags |= BBO_NO_ASK if not out["ask_venues"] else 0
     if out["bid_venues"] and out["ask_venues"]:
         if out["bid_px"] > out["ask_px"]:
             flags |= BBO_CROSSED

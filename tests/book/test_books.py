@@ -45,7 +45,6 @@ from engine.core.events import (
     F_LAST,
     MD_EVENT,
     NEW,
-    QUOTE,
     STATUS,
     STATUS_GAP,
     STATUS_HALTED,
