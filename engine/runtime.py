@@ -26,6 +26,8 @@ import select
 import signal
 import time
 from collections import deque
+
+import numpy as np
 from dataclasses import dataclass
 
 from engine.core.clock import Clock, LiveClock
@@ -127,17 +129,66 @@ class Engine:
         # ORDER records held until the store says what they report is durable (fills), and
         # everything after them, so a desk never sees an order's changes out of order
         self._held: deque = deque()
+        self.md = None  # engine.feeds.marketdata.MarketData: [feed] kind venues or replay
+        self._replay_records = None
+        if profile.feed.kind != "sim":
+            self._open_market_data()
         if profile.venues:
             if persist:
                 self._open_store()
+            if self.md is not None and profile.feed.kind == "venues":
+                self.md.liveness = self._venue_liveness
             self.trading = Trading(
                 profile.venues, profile.instruments, self._clordids(persist),
                 self._session_store if persist else (lambda _v: MemoryStore()),
                 on_order=self.publish_order, on_event=self._trading_event,
                 on_parent=self._parent_event, check=self._child_check,
+                on_md=self.md.on_fix if self.md is not None and profile.feed.kind == "venues"
+                else None,
             )
             if self._recovered is not None:
                 self._restore()
+
+    def _venue_liveness(self, k: int) -> int:
+        link = self.trading.links[self.md.venues[k]]
+        return link.session.last_received_ns if link.conn.up else 0
+
+    def _open_market_data(self) -> None:
+        """[feed] kind venues (the [[venues]]' FIX books) or replay (a tick-store day)."""
+        from engine.feeds.marketdata import MarketData
+        from engine.feeds.tickstore import TickRecorder, default_root, open_day
+
+        feed = self.profile.feed
+        root = feed.ticks_dir or default_root()
+        instruments = self.profile.instruments
+        if feed.kind == "venues":
+            names = [v.name for v in self.profile.venues]
+            recorder = TickRecorder(root, names, instruments) if feed.record else None
+            self.md = MarketData(names, instruments, silence_ns=feed.silence_ms * 1_000_000,
+                                 recorder=recorder)
+            if recorder is not None:
+                log.info("recording market data to %s", root)
+            return
+        day = open_day(root, feed.day)
+        try:
+            records = day.merge()
+            ids = np.full(len(day.instruments), -1, dtype=np.int64)
+            for k, ins in enumerate(day.instruments):
+                ids[k] = self._index.get(ins.symbol, -1)
+            mapped = ids[records["instrument"]]
+            keep = mapped >= 0
+            if not keep.all():
+                log.warning("replay %s: %d records of instruments this engine does not trade "
+                            "dropped", feed.day, int((~keep).sum()))
+            records = records[keep]
+            records["instrument"] = mapped[keep]
+            self._replay_records = records
+            self.md = MarketData(list(day.venues), instruments,
+                                 silence_ns=feed.silence_ms * 1_000_000)
+            log.info("replaying %s from %s: %d records of %s at %gx", feed.day, root,
+                     len(records), ", ".join(day.venues), feed.speed)
+        finally:
+            day.close()
 
     def _open_store(self) -> None:
         from engine.store import StoreError, StoreLink, load
@@ -232,6 +283,16 @@ class Engine:
                 self._held.append((seq, ts, level, inst, payload))
                 return
         self.shm.events.publish(ts, EventKind.ORDER, level, inst, payload)
+
+    def _publish_consolidated(self, changed: set[int], ts: int) -> None:
+        """The consolidated book of each changed instrument, as the desks' ladder reads it."""
+        md = self.md
+        updates = md.books.bbo["updates"]
+        for i in changed:
+            bid_px, bid_sz, ask_px, ask_sz = md.consolidated(i)
+            last_px, last_sz = md.last_trade(i)
+            self.shm.publish_book(i, ts, int(updates[i]), bid_px, bid_sz, ask_px, ask_sz,
+                                  last_px, last_sz)
 
     def _release_held(self) -> None:
         """Publish held ORDER records whose fills are durable now (in order)."""
@@ -401,7 +462,10 @@ class Engine:
         hb_ns = 1_000_000
         changed: set[int] = set()
         trading = self.trading
+        md = self.md
+        sim = md is None  # the single-book simulated feed; else books come from md
         waitables: list = [bell]
+        next_health = 0
 
         self._publish_kill()
         now = mono()
@@ -417,6 +481,9 @@ class Engine:
         gc.freeze()  # start-up objects never need scanning again
         now = mono()
         shm.heartbeat(now, wall())
+        if md is not None and self._replay_records is not None:
+            md.start_replay(self._replay_records, wall(), self.profile.feed.speed)
+            self._replay_records = None
         shm.set_state(EngineState.RUNNING)
 
         last_activity = now
@@ -435,18 +502,28 @@ class Engine:
                 next_scan = now + scan_ns
                 if shm.serve_commands(self.handle_command):
                     busy = True
-            if now >= feed.next_due_ns:
+            if sim and now >= feed.next_due_ns:
                 feed_events += feed.step(now, changed)
                 busy = True
             if trading is not None and trading.poll(wall()):
                 busy = True
+            if md is not None:
+                n = md.step(wall()) + md.flush()
+                if n:
+                    feed_events += n
+                    changed.update(md.changed)
+                    md.changed.clear()
+                    busy = True
             if self._held:
                 self._release_held()
             if changed and now >= next_publish:
-                for i in changed:
-                    b = books[i]
-                    shm.publish_book(i, wall(), b.updates, b.bid_px, b.bid_sz, b.ask_px, b.ask_sz,
-                                     b.last_px, b.last_sz)
+                if sim:
+                    for i in changed:
+                        b = books[i]
+                        shm.publish_book(i, wall(), b.updates, b.bid_px, b.bid_sz, b.ask_px,
+                                         b.ask_sz, b.last_px, b.last_sz)
+                else:
+                    self._publish_consolidated(changed, wall())
                 publishes += len(changed)
                 changed.clear()
                 next_publish = now + publish_ns
@@ -460,6 +537,9 @@ class Engine:
                         shm.set_venue_state(k, link.state_word())
                     if self.store is not None:
                         self.store.poll()  # drains overflow, notices a dead writer
+                if md is not None and now >= next_health:
+                    shm.publish_feed(md.update_health(wall()))
+                    next_health = now + 100_000_000
                 next_hb = now + hb_ns
             if busy:
                 last_activity = now
@@ -467,7 +547,8 @@ class Engine:
             if spin or (not sleep_always and now - last_activity < spin_ns):
                 continue
             # wait: until the next thing due, at most max_sleep
-            deadline = min(feed.next_due_ns, now + max_sleep_ns, next_hb + hb_ns)
+            deadline = min(feed.next_due_ns if sim else now + max_sleep_ns, now + max_sleep_ns,
+                           next_hb + hb_ns)
             if changed:
                 deadline = min(deadline, next_publish)
             timeout = deadline - now
@@ -497,6 +578,8 @@ class Engine:
                 if left:
                     log.error("store: %d records were not written to %s", left,
                               self.store.safe_url)
+            if self.md is not None:
+                self.md.close()
             for _seq, ts, level, inst, payload in self._held:  # the last word, if undurable
                 self.shm.events.publish(ts, EventKind.ORDER, level, inst, payload)
         finally:

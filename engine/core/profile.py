@@ -16,8 +16,15 @@ Schema (every later issue adds its own section here rather than a new format)::
     stale_ms = 300           # heartbeat age at which the desk shows STALE
 
     [feed]
-    kind = "sim"             # the seeded simulated feed
+    kind = "sim"             # sim: the seeded simulated feed, one book per instrument;
+                             # venues: the [[venues]]' own books over FIX market data,
+                             #   per venue and consolidated; replay: a recorded day
     seed = 42
+    record = false           # write every normalized event to the tick store (venues)
+    silence_ms = 2000        # a venue with no market data this long is stale
+    day = "2026-11-23"       # replay: the day to play (UTC), from the tick store
+    speed = 1.0              # replay: 2.0 plays twice as fast
+    ticks_dir = ""           # tick store root (default: <data dir>/ticks)
 
     [[instruments]]          # one table per instrument
     symbol = "ESZ6"
@@ -89,6 +96,7 @@ __all__ = [
 ]
 
 IDLE_MODES = ("spin", "hybrid", "sleep")
+FEED_KINDS = ("sim", "venues", "replay")
 DEFAULT_DATABASE_URL = "sqlite:///{data_dir}/engine-{instance}.db"
 _INSTANCE_RE = re.compile(r"^[A-Za-z0-9_-]{1,23}$")
 _SYMBOL_RE = re.compile(r"^[A-Za-z0-9_.:/-]{1,16}$")
@@ -121,6 +129,11 @@ class DeskConfig:
 class FeedConfig:
     kind: str = "sim"
     seed: int = 42
+    record: bool = False
+    silence_ms: int = 2000
+    day: str = ""
+    speed: float = 1.0
+    ticks_dir: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -305,9 +318,19 @@ def parse_profile(data: dict, path: Path) -> Profile:
 
     f = _Reader(path, "[feed]", root.get("feed", dict, {}))
     kind = f.get("kind", str, "sim")
-    if kind != "sim":
-        f.fail("kind", f"must be 'sim' (the only feed so far), was {kind!r}")
-    feed = FeedConfig(kind=kind, seed=int(f.number("seed", 42, lo=0, hi=2**63 - 1)))
+    if kind not in FEED_KINDS:
+        f.fail("kind", f"must be one of {', '.join(FEED_KINDS)}, was {kind!r}")
+    feed = FeedConfig(
+        kind=kind,
+        seed=int(f.number("seed", 42, lo=0, hi=2**63 - 1)),
+        record=f.get("record", bool, False),
+        silence_ms=f.integer("silence_ms", 2000, lo=10, hi=3_600_000),
+        day=f.get("day", str, ""),
+        speed=float(f.number("speed", 1.0, lo=0.001, hi=1e6)),
+        ticks_dir=f.get("ticks_dir", str, ""),
+    )
+    if kind == "replay" and not re.match(r"^\d{4}-\d{2}-\d{2}$", feed.day):
+        f.fail("day", f"replay needs the day to play as YYYY-MM-DD, was {feed.day!r}")
     f.done()
 
     raw_instruments = root.get("instruments", list)
@@ -350,6 +373,8 @@ def parse_profile(data: dict, path: Path) -> Profile:
     u.done()
     venue = _parse_venue(root.get("venue", dict, None), path)
     venues = _parse_venue_links(root.get("venues", list, []), path, [i.symbol for i in instruments])
+    if feed.kind == "venues" and not venues:
+        f.fail("kind", "'venues' takes the books of the [[venues]] sessions, and there are none")
     db = _Reader(path, "[database]", root.get("database", dict, {}))
     database_url = db.get("url", str, DEFAULT_DATABASE_URL)
     if "://" not in database_url:

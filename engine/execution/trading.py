@@ -97,7 +97,8 @@ class Trading:
     def __init__(self, venues: tuple[VenueLinkConfig, ...], instruments: tuple[InstrumentConfig, ...],
                  ids: ClOrdIds, stores: Callable[[VenueLinkConfig], MessageStore], *,
                  on_order: OnOrder, on_event: OnEvent, on_parent: OnParent | None = None,
-                 check: CheckFn | None = None, backoff: Callable[[], Backoff] = Backoff) -> None:
+                 check: CheckFn | None = None, on_md=None,
+                 backoff: Callable[[], Backoff] = Backoff) -> None:
         self.links = {v.name: VenueLink(v, stores(v), backoff()) for v in venues}
         self.ticks = {i.symbol: i.tick for i in instruments}
         self.oms = Oms(ids, self._send, on_intent=on_order)
@@ -107,6 +108,9 @@ class Trading:
         self.on_order = on_order
         self.on_event = on_event
         self.on_parent = on_parent or (lambda _u: None)
+        #: every market data message a session delivers, after its FixMdBooks took it:
+        #: on_md(venue, message, now_ns, fixmd) (the engine's MarketData)
+        self.on_md = on_md
         self._now = 0
         self.counters = dict.fromkeys(("app_messages", "ignored", "session_rejects", "drops"), 0)
 
@@ -140,6 +144,8 @@ class Trading:
                             self.on_parent(pu)
                 elif mt in _MD_TYPES and link.md is not None:
                     link.md.on_message(e.message, now_ns)
+                    if self.on_md is not None:
+                        self.on_md(name, e.message, now_ns, link.md)
                     for msg_type, body in link.md.take_requests():
                         link.conn.send(msg_type, body, now_ns)
                 else:
@@ -162,6 +168,8 @@ class Trading:
                 was_up, link.was_up = link.was_up, False
                 if link.md is not None:
                     link.md.connection_lost()
+                    if self.on_md is not None:
+                        self.on_md(name, None, now_ns, link.md)  # its books are stale now
                 updates = oms.on_venue_down(name)
                 for u in updates:
                     self.on_order(u, oms.orders[u.cl_ord_id])

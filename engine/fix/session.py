@@ -250,6 +250,11 @@ class FixSession:
             )
         return self._send(msg_type, body, now_ns)
 
+    @property
+    def last_received_ns(self) -> int:
+        """When the peer last sent us anything (heartbeats too); 0 before the first."""
+        return self._last_recv
+
     def data_to_send(self) -> bytes:
         out = b"".join(self._out)
         self._out.clear()
