@@ -29,7 +29,7 @@ from engine.core.ticks import tick_decimals
 from engine.ipc import IpcError, Scope, Verb
 from engine.ipc.commands import order_text
 from engine.ipc.events import decode_order, event_text
-from engine.ipc.layout import H, EventKind
+from engine.ipc.layout import BOOK_CROSSED, BOOK_LOCKED, H, EventKind
 from widgets import (
     BlotterWidget,
     ConnectionStatus,
@@ -187,10 +187,13 @@ class DeskWindow(QMainWindow):
     def _on_book(self, i: int, rec) -> None:
         if i != self.link.instrument:
             return
+        flags = int(rec["flags"])
+        warning = ("CROSSED across venues" if flags & BOOK_CROSSED else
+                   "LOCKED across venues" if flags & BOOK_LOCKED else "")
         self.ladder.set_book(rec["bid_px"], rec["bid_sz"], rec["ask_px"], rec["ask_sz"],
-                             float(rec["last_px"]), float(rec["last_sz"]))
+                             float(rec["last_px"]), float(rec["last_sz"]), warning)
         b, a = float(rec["bid_px"][0]), float(rec["ask_px"][0])
-        if b and a:
+        if b and a and not flags:  # a crossed or locked book has no usable mid
             self.chart.append(rec["ts_event_ns"] / 1e9, (a + b) / 2)
 
     def _on_kill(self, rows) -> None:

@@ -50,7 +50,10 @@ from engine.ipc.commands import (
     check_command,
     parse_order_text,
 )
+from engine.book.books import BBO_CROSSED, BBO_LOCKED
 from engine.ipc.layout import (
+    BOOK_CROSSED,
+    BOOK_LOCKED,
     EVENT_TEXT,
     ORDER_EVENT_STRUCT,
     ORDER_MARKET,
@@ -288,11 +291,14 @@ class Engine:
         """The consolidated book of each changed instrument, as the desks' ladder reads it."""
         md = self.md
         updates = md.books.bbo["updates"]
+        bbo_flags = md.books.bbo["flags"]
         for i in changed:
             bid_px, bid_sz, ask_px, ask_sz = md.consolidated(i)
             last_px, last_sz = md.last_trade(i)
+            f = int(bbo_flags[i])
+            flags = (BOOK_CROSSED if f & BBO_CROSSED else 0) | (BOOK_LOCKED if f & BBO_LOCKED else 0)
             self.shm.publish_book(i, ts, int(updates[i]), bid_px, bid_sz, ask_px, ask_sz,
-                                  last_px, last_sz)
+                                  last_px, last_sz, flags)
 
     def _release_held(self) -> None:
         """Publish held ORDER records whose fills are durable now (in order)."""

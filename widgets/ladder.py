@@ -237,6 +237,7 @@ class LadderWidget(QWidget):
         lay.addWidget(self.view)
         lay.addStretch(1)
         self._symbol = ""
+        self._warning = ""
         self.set_stale(True, "no engine")
 
     def set_symbol(self, symbol: str, decimals: int) -> None:
@@ -246,16 +247,24 @@ class LadderWidget(QWidget):
         self.model.clear()
         self.title.setText(symbol)
 
-    def set_book(self, bid_px, bid_sz, ask_px, ask_sz, last_px: float = 0.0, last_sz: float = 0.0):
+    def set_book(self, bid_px, bid_sz, ask_px, ask_sz, last_px: float = 0.0, last_sz: float = 0.0,
+                 warning: str = ""):
+        """``warning``: what is wrong with this book ("CROSSED", "LOCKED"), shown in amber."""
         self.model.set_book(bid_px, bid_sz, ask_px, ask_sz)
         b, a = float(bid_px[0]), float(ask_px[0])
         d = self.model._decimals
         text = f"{self._symbol}   {b:,.{d}f} / {a:,.{d}f}"
         if b and a:
             text += f"   spread {a - b:,.{d}f}"
+        if warning:
+            text += f"   {warning}"
         if last_px:
             text += f"   last {last_sz:,.0f} @ {last_px:,.{d}f}"
-        self.title.setText(text)
+        if text != self.title.text():
+            self.title.setText(text)
+        if warning != self._warning:
+            self._warning = warning
+            self.title.setStyleSheet("color: #f0c674;" if warning else "")
 
     def set_stale(self, stale: bool, why: str = "") -> None:
         self.model.set_stale(stale)

@@ -56,6 +56,8 @@ __all__ = [
     "BOOK_DTYPE",
     "KILL_DTYPE",
     "FEED_DTYPE",
+    "BOOK_CROSSED",
+    "BOOK_LOCKED",
     "EVENT_DTYPE",
     "EVENT_STRUCT",
     "EVENT_TEXT",
@@ -75,7 +77,8 @@ __all__ = [
 ]
 
 MAGIC = int.from_bytes(b"HELMDESK", "little")
-LAYOUT_VERSION = 3  # 2: 128-byte event records with order payloads; 3: feed health
+LAYOUT_VERSION = 4  # 2: 128-byte event records with order payloads; 3: feed health;
+#                    4: book flags (crossed / locked consolidated books)
 CACHE_LINE = 64
 HEADER_SIZE = 4096
 BOOK_DEPTH = 10
@@ -156,10 +159,13 @@ BOOK_DTYPE = np.dtype(
         ("ask_sz", "<f8", (BOOK_DEPTH,)),
         ("last_px", "<f8"),
         ("last_sz", "<f8"),
-        ("pad", "V32"),
+        ("flags", "<u4"),  # BOOK_CROSSED / BOOK_LOCKED: a consolidated book not to be trusted
+        ("pad", "V28"),
     ]
 )
 assert BOOK_DTYPE.itemsize % CACHE_LINE == 0
+BOOK_CROSSED = 1  #: best bid above best ask (across venues): shown, flagged, never used as is
+BOOK_LOCKED = 2  #: best bid equal to best ask
 
 KILL_DTYPE = np.dtype(
     [

@@ -191,9 +191,11 @@ class EngineSegment:
         ask_sz: list,
         last_px: float,
         last_sz: float,
+        flags: int = 0,
     ) -> None:
         rec = self._book_scratch
         r = rec[0]
+        r["flags"] = flags
         r["bid_px"] = bid_px
         r["bid_sz"] = bid_sz
         r["ask_px"] = ask_px

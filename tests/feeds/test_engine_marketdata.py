@@ -95,3 +95,20 @@ def test_recorded_market_data_replays_into_the_same_book(md_engine, engine_facto
                                              [(100.0, 300.0), (100.01, 500.0)]), 15,
                    "the replayed book")
         assert set(health(c)) == {"SIMA", "SIMB"}
+
+
+def test_a_crossed_consolidated_book_is_flagged_not_hidden(md_engine):
+    from engine.ipc.layout import BOOK_CROSSED, BOOK_LOCKED
+
+    _a, _b, eng, makers = md_engine
+    with EngineClient(eng.instance, commands=False) as c:
+        wait_until(lambda: book_of(c, 0)[1] == [(100.0, 300.0), (100.01, 500.0)], 15, "both books")
+        assert c.read_book(0)[0]["flags"] == 0
+        # BBB: SIMB offers at 50.00, SIMA bids 50.00 (locked), then 50.25 (crossed); neither
+        # venue can match them: each sees one side only
+        makers[1].rest("B6", 2, 10, "50.00", symbol="BBB")
+        makers[0].rest("A6", 1, 10, "50.00", symbol="BBB")
+        wait_until(lambda: c.read_book(1)[0]["flags"] == BOOK_LOCKED, 10, "the locked flag")
+        makers[0].rest("A7", 1, 5, "50.25", symbol="BBB")
+        wait_until(lambda: c.read_book(1)[0]["flags"] == BOOK_CROSSED, 10, "the crossed flag")
+        assert book_of(c, 1) == ([(50.25, 5.0), (50.0, 10.0)], [(50.0, 10.0)])  # shown as is
