@@ -57,8 +57,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             engine = Engine(profile)
         except (IpcError, StoreError) as e:
-            log.error("%s", e)
-            print(f"helmdesk engine: {e}", file=sys.stderr)
+            log.error("%s", e)  # warnings and errors reach stderr too
             return 3
         engine.install_signal_handlers()
         print(

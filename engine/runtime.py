@@ -164,6 +164,9 @@ class Engine:
         feed = self.profile.feed
         root = feed.ticks_dir or default_root()
         instruments = self.profile.instruments
+        if feed.kind == "simvenues":
+            self._open_sim_venues(root)
+            return
         if feed.kind == "venues":
             names = [v.name for v in self.profile.venues]
             recorder = TickRecorder(root, names, instruments) if feed.record else None
@@ -192,6 +195,30 @@ class Engine:
                      len(records), ", ".join(day.venues), feed.speed)
         finally:
             day.close()
+
+    def _open_sim_venues(self, root) -> None:
+        from engine.feeds.integrity import FeedIntegrity
+        from engine.feeds.marketdata import MarketData
+        from engine.feeds.simvenues import SimVenues
+        from engine.feeds.tickstore import TickRecorder
+
+        feed = self.profile.feed
+        instruments = self.profile.instruments
+        names = list(feed.venues)
+        recorder = TickRecorder(root, names, instruments) if feed.record else None
+        self.md = MarketData(names, instruments, silence_ns=feed.silence_ms * 1_000_000,
+                             recorder=recorder)
+        # venues quote the same efficient price with their own noise, two ticks wide, each
+        # 50 µs further away than the one before
+        venues = [(name, 0.0, 50.0 * (k + 1), 20.0, 0.3, 2) for k, name in enumerate(names)]
+        pairs = [(self._index[a], self._index[b], 1.0, 30.0, 0.5) for a, b in feed.pairs]
+        self._sim = SimVenues([(i.symbol, i.tick, i.price) for i in instruments], venues, pairs,
+                              seed=feed.seed, rate_hz=[max(i.update_hz, 0.001) for i in instruments],
+                              start_ns=self.clock.wall_ns())
+        self._sim_integrity = FeedIntegrity(len(names), len(instruments),
+                                            feed.silence_ms * 1_000_000, venue_names=names)
+        log.info("simulated venues %s: %d instruments, pairs %s", ", ".join(names),
+                 len(instruments), ", ".join(f"{a}/{b}" for a, b in feed.pairs) or "none")
 
     def _open_store(self) -> None:
         from engine.store import StoreError, StoreLink, load
@@ -487,6 +514,8 @@ class Engine:
         gc.freeze()  # start-up objects never need scanning again
         now = mono()
         shm.heartbeat(now, wall())
+        if md is not None and getattr(self, "_sim", None) is not None:
+            md.start_sim(self._sim, self._sim_integrity, wall())
         if md is not None and self._replay_records is not None:
             md.start_replay(self._replay_records, wall(), self.profile.feed.speed)
             self._replay_records = None

@@ -20,7 +20,11 @@ Schema (every later issue adds its own section here rather than a new format)::
                              # venues: the [[venues]]' own books over FIX market data,
                              #   per venue and consolidated; replay: a recorded day
     seed = 42
-    record = false           # write every normalized event to the tick store (venues)
+                             # simvenues: several simulated venues quoting the instruments
+                             #   (each at its update_hz), with cointegrated pairs
+    venues = ["SIMA", "SIMB"]  # simvenues: the simulated venues' names (1-8 characters)
+    pairs = [["ESZ6", "NQZ6"]] # simvenues: cointegrated instrument pairs
+    record = false           # write every normalized event to the tick store
     silence_ms = 2000        # a venue with no market data this long is stale
     day = "2026-11-23"       # replay: the day to play (UTC), from the tick store
     speed = 1.0              # replay: 2.0 plays twice as fast
@@ -96,7 +100,7 @@ __all__ = [
 ]
 
 IDLE_MODES = ("spin", "hybrid", "sleep")
-FEED_KINDS = ("sim", "venues", "replay")
+FEED_KINDS = ("sim", "simvenues", "venues", "replay")
 DEFAULT_DATABASE_URL = "sqlite:///{data_dir}/engine-{instance}.db"
 _INSTANCE_RE = re.compile(r"^[A-Za-z0-9_-]{1,23}$")
 _SYMBOL_RE = re.compile(r"^[A-Za-z0-9_.:/-]{1,16}$")
@@ -134,6 +138,8 @@ class FeedConfig:
     day: str = ""
     speed: float = 1.0
     ticks_dir: str = ""
+    venues: tuple[str, ...] = ("SIMA", "SIMB")
+    pairs: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -316,23 +322,6 @@ def parse_profile(data: dict, path: Path) -> Profile:
     )
     d.done()
 
-    f = _Reader(path, "[feed]", root.get("feed", dict, {}))
-    kind = f.get("kind", str, "sim")
-    if kind not in FEED_KINDS:
-        f.fail("kind", f"must be one of {', '.join(FEED_KINDS)}, was {kind!r}")
-    feed = FeedConfig(
-        kind=kind,
-        seed=int(f.number("seed", 42, lo=0, hi=2**63 - 1)),
-        record=f.get("record", bool, False),
-        silence_ms=f.integer("silence_ms", 2000, lo=10, hi=3_600_000),
-        day=f.get("day", str, ""),
-        speed=float(f.number("speed", 1.0, lo=0.001, hi=1e6)),
-        ticks_dir=f.get("ticks_dir", str, ""),
-    )
-    if kind == "replay" and not re.match(r"^\d{4}-\d{2}-\d{2}$", feed.day):
-        f.fail("day", f"replay needs the day to play as YYYY-MM-DD, was {feed.day!r}")
-    f.done()
-
     raw_instruments = root.get("instruments", list)
     if not raw_instruments:
         root.fail("instruments", "must list at least one [[instruments]] table")
@@ -362,6 +351,25 @@ def parse_profile(data: dict, path: Path) -> Profile:
     if len(instruments) > 4096:
         root.fail("instruments", f"at most 4096 instruments, was {len(instruments)}")
 
+    f = _Reader(path, "[feed]", root.get("feed", dict, {}))
+    kind = f.get("kind", str, "sim")
+    if kind not in FEED_KINDS:
+        f.fail("kind", f"must be one of {', '.join(FEED_KINDS)}, was {kind!r}")
+    feed = FeedConfig(
+        kind=kind,
+        seed=int(f.number("seed", 42, lo=0, hi=2**63 - 1)),
+        record=f.get("record", bool, False),
+        silence_ms=f.integer("silence_ms", 2000, lo=10, hi=3_600_000),
+        day=f.get("day", str, ""),
+        speed=float(f.number("speed", 1.0, lo=0.001, hi=1e6)),
+        ticks_dir=f.get("ticks_dir", str, ""),
+        venues=_feed_venues(f),
+        pairs=_feed_pairs(f, seen),
+    )
+    if kind == "replay" and not re.match(r"^\d{4}-\d{2}-\d{2}$", feed.day):
+        f.fail("day", f"replay needs the day to play as YYYY-MM-DD, was {feed.day!r}")
+    f.done()
+
     u = _Reader(path, "[users]", root.get("users", dict, {}))
     users = {}
     for name in list(u.table):
@@ -385,6 +393,32 @@ def parse_profile(data: dict, path: Path) -> Profile:
         path=path, engine=engine, desk=desk, feed=feed, instruments=tuple(instruments), users=users,
         venue=venue, venues=venues, database_url=database_url,
     )
+
+
+def _feed_venues(f: "_Reader") -> tuple[str, ...]:
+    raw = f.get("venues", list, ["SIMA", "SIMB"])
+    if not 1 <= len(raw) <= 16:
+        f.fail("venues", f"must name 1 to 16 simulated venues, was {len(raw)}")
+    for k, v in enumerate(raw):
+        if not isinstance(v, str) or not _VENUE_NAME_RE.match(v):
+            f.fail(f"venues[{k}]", f"must be 1-8 letters, digits, '-' or '_', was {v!r}")
+    if len(set(raw)) != len(raw):
+        f.fail("venues", "lists a venue twice")
+    return tuple(raw)
+
+
+def _feed_pairs(f: "_Reader", symbols: set[str]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for k, p in enumerate(f.get("pairs", list, [])):
+        if not (isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p)):
+            f.fail(f"pairs[{k}]", f"must be two symbols like [\"A\", \"B\"], was {p!r}")
+        for x in p:
+            if x not in symbols:
+                f.fail(f"pairs[{k}]", f"{x!r} is not one of the profile's instruments")
+        if p[0] == p[1]:
+            f.fail(f"pairs[{k}]", f"pairs {p[0]!r} with itself")
+        out.append((p[0], p[1]))
+    return tuple(out)
 
 
 _VENUE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,8}$")

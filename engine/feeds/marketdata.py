@@ -13,6 +13,10 @@ Sources (``[feed] kind`` in the profile):
   session's ``FixMdBooks`` (``engine.feeds.fixmd``) keeps the subscriptions and finds gaps
   (RptSeq), and a gap it finds becomes a STATUS_GAP record here, so the venue's book of that
   instrument leaves the consolidated book until the fresh snapshot has rebuilt it.
+- ``simvenues``: ``engine.feeds.simvenues.SimVenues``, several simulated venues quoting the
+  instruments with cointegrated pairs, stepped on the clock; its batches pass through
+  ``FeedIntegrity`` (sequence gaps → STATUS_GAP and a fresh snapshot of that book,
+  duplicates and bad records dropped and counted) before the books.
 - ``replay``: a recorded day of the tick store, played at its recorded pace (``speed``).
 
 Health per venue (``health``, the shared-memory FEED rows): events and the rate over the
@@ -77,6 +81,8 @@ class MarketData:
             self.health["venue"][k] = name.encode()[:8]
         self._depth_out = np.zeros((2, 3, self.books.depth), dtype=np.int64)
         self.replay: _Replay | None = None
+        self.sim = None  # SimVenues
+        self.integrity = None  # FeedIntegrity, for the simulated venues
         #: liveness(k) -> when venue k last sent anything (heartbeats too), 0 if unknown:
         #: a quiet book is not a silent venue
         self.liveness = liveness
@@ -120,8 +126,40 @@ class MarketData:
         at their recorded pace times ``speed``, starting now (``start_ns``, wall clock)."""
         self.replay = _Replay(records, start_ns, speed)
 
+    def start_sim(self, sim, integrity, now_ns: int) -> None:
+        """Simulated venues (``SimVenues``) through ``integrity`` (``FeedIntegrity``): their
+        books start from a snapshot of every venue's book."""
+        self.sim = sim
+        self.integrity = integrity
+        self._apply(integrity.filter(sim.snapshot(now_ns), now_ns))
+
+    def _step_sim(self, now_ns: int) -> int:
+        sim = self.sim
+        if now_ns < sim.next_due_ns:
+            return 0
+        buf = self.buf
+        total = 0
+        while True:
+            buf.clear()
+            n = sim.step(now_ns, buf)
+            if not n:
+                break
+            total += n
+            self._apply(self.integrity.filter(buf.view(), now_ns))
+            if not buf.full:
+                break
+        buf.clear()
+        gaps = self.integrity.take_gaps()
+        if gaps:  # a lost record: that book leaves the consolidated one until its snapshot
+            keys = sorted({(v, i) for v, _c, i in gaps})
+            self._apply(self.integrity.filter(sim.snapshot(now_ns, keys), now_ns))
+        return total
+
     def step(self, now_ns: int) -> int:
-        """Sources that run on the clock (replay): add what is due. Return records added."""
+        """Sources that run on the clock (simulated venues, replay): add what is due. Return
+        records added."""
+        if self.sim is not None:
+            return self._step_sim(now_ns)
         rp = self.replay
         if rp is None:
             return 0
@@ -179,6 +217,12 @@ class MarketData:
                             (now_ns - last) / 1e9)
             self.silent[k] = silent
             c = self.normalizers[k].counters
+            if self.integrity is not None:
+                ic = self.integrity.health[k]
+                c = dict(c, rejects=int(ic["rej_price"] + ic["rej_size"] + ic["rej_instrument"]
+                                        + ic["rej_channel"] + ic["rej_field"]))
+                self.gaps[k] = int(ic["gaps"])
+                self.duplicates[k] = int(ic["duplicates"] + ic["out_of_order"])
             row = h[k]
             row["stale"] = 1 if silent or stale_books[k] else 0
             row["rate_hz"] = self._rate[k]

@@ -112,3 +112,22 @@ def test_a_crossed_consolidated_book_is_flagged_not_hidden(md_engine):
         makers[0].rest("A7", 1, 5, "50.25", symbol="BBB")
         wait_until(lambda: c.read_book(1)[0]["flags"] == BOOK_CROSSED, 10, "the crossed flag")
         assert book_of(c, 1) == ([(50.25, 5.0), (50.0, 10.0)], [(50.0, 10.0)])  # shown as is
+
+
+def test_simulated_venues_feed_the_consolidated_books(engine_factory, instance):
+    eng = engine_factory(instance, extra='[feed]\nkind = "simvenues"\nvenues = ["SIMA", "SIMB"]\n'
+                                         'pairs = [["ESZ6", "AAPL"]]\nsilence_ms = 2000\n')
+    eng.profile.write_text(eng.profile.read_text().replace("[feed]\nseed = 7\n", ""))
+    eng.start()
+    with EngineClient(instance, commands=False) as c:
+        h = wait_until(lambda: (r := health(c)) and all(x["events"] > 50 for x in r.values()) and r,
+                       20, "both simulated venues quoting")
+        assert set(h) == {"SIMA", "SIMB"} and all(x["gaps"] == 0 for x in h.values())
+        for i, ins in enumerate(c.instruments):
+            if ins.symbol == "FROZEN":  # update_hz 0: quoted once, then still
+                continue
+            wait_until(lambda: book_of(c, i)[0] and book_of(c, i)[1], 10, f"{ins.symbol} two-sided")
+            bids, asks = book_of(c, i)
+            assert abs(bids[0][0] - ins.ref_price) < ins.ref_price * 0.05
+            assert [p for p, _ in bids] == sorted((p for p, _ in bids), reverse=True)
+            assert [p for p, _ in asks] == sorted(p for p, _ in asks)
