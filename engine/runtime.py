@@ -151,6 +151,8 @@ class Engine:
             )
             if self._recovered is not None:
                 self._restore()
+        if self.md is not None:
+            self.md.warm_up()
 
     def _venue_liveness(self, k: int) -> int:
         link = self.trading.links[self.md.venues[k]]
@@ -172,6 +174,10 @@ class Engine:
             recorder = TickRecorder(root, names, instruments) if feed.record else None
             self.md = MarketData(names, instruments, silence_ns=feed.silence_ms * 1_000_000,
                                  recorder=recorder)
+            from engine.feeds.integrity import FeedIntegrity
+
+            self.md.integrity = FeedIntegrity(len(names), len(instruments),
+                                              feed.silence_ms * 1_000_000, venue_names=names)
             if recorder is not None:
                 log.info("recording market data to %s", root)
             return

@@ -87,6 +87,14 @@ class MarketData:
         #: a quiet book is not a silent venue
         self.liveness = liveness
 
+    def warm_up(self) -> None:
+        """Compile (or load from numba's cache) the kernels now, at start-up: a first call in
+        the loop would stall it for seconds on a fresh install."""
+        empty = np.zeros(0, dtype=MD_EVENT)
+        apply_batch(self.books, empty)
+        if self.integrity is not None:
+            self.integrity.filter(empty, 0)
+
     # -- sources ----------------------------------------------------------------------------
     def on_fix(self, venue: str, m, recv_ns: int, fixmd=None) -> None:
         """One market data message (35=W/X/Y) from ``venue``'s session. ``fixmd``: that
@@ -132,6 +140,7 @@ class MarketData:
         self.sim = sim
         self.integrity = integrity
         self._apply(integrity.filter(sim.snapshot(now_ns), now_ns))
+        self._step_sim(now_ns)  # its first step compiles its kernels: not in the loop
 
     def _step_sim(self, now_ns: int) -> int:
         sim = self.sim
@@ -174,12 +183,20 @@ class MarketData:
 
     # -- the batch ----------------------------------------------------------------------------
     def flush(self) -> int:
-        """Apply what the buffer holds; return how many records."""
+        """Apply what the buffer holds; return how many records. With ``integrity`` (FIX
+        venues and simulated ones), records first pass its sequence checks: duplicates and
+        out-of-order records are dropped and counted, a gap becomes a STATUS_GAP record (the
+        venue's FixMdBooks asks the venue for a fresh snapshot) and that book's records are
+        dropped until the snapshot comes."""
         buf = self.buf
         n = buf.n
         if not n:
             return 0
-        self._apply(buf.view())
+        recs = buf.view()
+        if self.integrity is not None:
+            recs = self.integrity.filter(recs, int(recs["recv_ns"][-1]))
+            self.integrity.take_gaps()  # FixMdBooks re-subscribes; nothing more to ask here
+        self._apply(recs)
         buf.clear()
         return n
 
