@@ -141,6 +141,8 @@ class DeskWindow(QMainWindow):
         self.instrument_box.setCurrentIndex(idx)
         self.instrument_box.blockSignals(False)
         self._select(idx)
+        # an engine that trades shows its orders first; one that does not, its events
+        (self.blotter_dock if self.link.client.venues() else self.events_dock).raise_()
         # after the engine's own earlier events, which this same poll is about to drain
         line = f"{_now()}  attached to engine {self.instance!r} (pid {self.link.client.pid})"
         QTimer.singleShot(0, lambda: self.eventlog.append([line]))
