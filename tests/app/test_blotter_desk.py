@@ -27,7 +27,9 @@ def test_blotter_ticket_sends_orders_and_shows_their_life(venue_factory, engine_
     qtbot.waitUntil(lambda: b.model.rowCount() == 1 and b.model._cells[0][6] == "New", timeout=10_000)
     cells = b.model._cells[0]
     assert cells[1:9] == ("SIMA", "AAA", "buy", "200", "99.5", "New", "0", "200")
-    assert b.status.text().startswith("Order: order ") and "sent to SIMA: buy 200 AAA @ 99.5" in b.status.text()
+    # the ack's coroutine may resume a moment after the row arrived on the event ring
+    qtbot.waitUntil(lambda: b.status.text().startswith("Order: order "), timeout=5_000)
+    assert "sent to SIMA: buy 200 AAA @ 99.5" in b.status.text()
     # an off-grid price is refused by the engine and the ticket says why
     b.price.setValue(99.5)
     b.price.setDecimals(3)
