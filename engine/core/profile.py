@@ -50,6 +50,8 @@ Schema (every later issue adds its own section here rather than a new format)::
     latency_us = 0           # each inbound application message is handled this much later
     background_hz = 0.0      # orders/s per instrument from other (simulated) participants
     seed = 1                 # seeds the background flow
+    reference_seed = 7       # optional: the background mid follows a wall-clock reference
+                             #   price; venues with the same one quote around the same price
     fee_bps = 0.0            # charged per fill: Commission(12), CommType(13)=3 absolute
 
     The venue trades the profile's [[instruments]] (symbol, tick, price: the background
@@ -164,6 +166,7 @@ class VenueConfig:
     background_hz: float = 0.0  #: per instrument
     seed: int = 1
     fee_bps: float = 0.0
+    reference_seed: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -505,6 +508,7 @@ def _parse_venue(table: dict | None, path: Path) -> VenueConfig | None:
         latency_us=v.integer("latency_us", 0, lo=0, hi=10_000_000),
         background_hz=float(v.number("background_hz", 0.0, lo=0.0, hi=100_000.0)),
         seed=v.integer("seed", 1, lo=0, hi=2**63 - 1),
+        reference_seed=v.integer("reference_seed", None, lo=0, hi=2**32 - 1),
         fee_bps=float(v.number("fee_bps", 0.0, lo=0.0, hi=10_000.0)),
     )
     v.done()

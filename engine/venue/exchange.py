@@ -371,12 +371,12 @@ class Exchange:
 
     # -- BACKGROUND FLOW -------------------------------------------------------------------------
     def submit_background(self, book: _Book, side: Side, qty: int, price: int,
-                          now_ns: int) -> int:
-        """Enter another participant's limit DAY order; return its venue order id."""
+                          now_ns: int, tif: TimeInForce = TimeInForce.DAY) -> int:
+        """Enter another participant's limit order (DAY unless ``tif``); return its venue
+        order id."""
         oid = self._new_order_id()
         self.counters["background_orders"] += 1
-        book.engine.submit(oid, BACKGROUND, side, qty, price, OrdType.LIMIT, TimeInForce.DAY,
-                           now_ns)
+        book.engine.submit(oid, BACKGROUND, side, qty, price, OrdType.LIMIT, tif, now_ns)
         self._drain(book, now_ns)
         return oid
 

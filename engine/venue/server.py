@@ -149,7 +149,8 @@ class Venue:
         boot = format(self.clock.wall_ns() // 1_000_000, "x")
         self.exchange = Exchange(config.name, instruments, fee_bps=config.fee_bps,
                                  id_prefix=f"{config.name}-{boot}-")
-        self.background = (BackgroundFlow(self.exchange, seed=config.seed)
+        self.background = (BackgroundFlow(self.exchange, seed=config.seed,
+                                          reference_seed=config.reference_seed)
                            if config.background_hz > 0 else None)
         self.counters = dict.fromkeys(
             ("connections", "refused", "sessions", "disconnects", "cancelled_on_disconnect",

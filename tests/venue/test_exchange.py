@@ -46,6 +46,48 @@ def test_same_seed_same_books_and_the_cap_holds():
     assert books[0] == books[1] and books[0][0] and books[0][1]
 
 
+def test_venues_with_one_reference_seed_quote_around_one_price():
+    """Different seeds, rates and start times; the same reference: the same mid at any time."""
+    day = 1_795_400_000_000_000_000  # some wall-clock time, ns
+    a, b = Exchange("SIMA", [AAA]), Exchange("SIMB", [AAA])
+    fa = BackgroundFlow(a, seed=1, reference_seed=7)
+    fb = BackgroundFlow(b, seed=2, reference_seed=7)
+    mids_a, mids_b, moved = [], [], set()
+    for k in range(600):  # 60 s: a steps every 100 ms, b twice as often, starting 3.05 s later
+        t = day + k * 100_000_000
+        fa.step(t)
+        mids_a.append(fa.mid(0))
+        moved.add(fa.mid(0))
+        if k >= 31:
+            fb.step(t - 50_000_000)
+            fb.step(t)
+            mids_b.append(fb.mid(0))
+    assert mids_a[31:] == mids_b  # the same path
+    assert len(moved) > 3  # and it does move
+
+
+def test_venues_on_one_reference_rarely_cross_each_other():
+    """Crossing orders are IOC under a reference: each touch stays near the shared mid, so the
+    two venues' merged book crosses only when the mid trends past stale passive orders."""
+    t0 = 1_795_400_000_000_000_000
+    a, b = Exchange("SIMA", [AAA]), Exchange("SIMB", [AAA])
+    fa = BackgroundFlow(a, seed=1, reference_seed=7)
+    fb = BackgroundFlow(b, seed=2, reference_seed=7)
+    crossed = 0
+    n = 3000
+    for k in range(n):
+        t = t0 + k * 20_000_000
+        fa.step(t)
+        fb.step(t)
+        ba, bb = a.books[0].engine.book_depth(1), b.books[0].engine.book_depth(1)
+        bids = [x[0][0] for x in (ba[0], bb[0]) if x]
+        asks = [x[0][0] for x in (ba[1], bb[1]) if x]
+        if bids and asks and max(bids) > min(asks):
+            crossed += 1
+    assert crossed < n * 0.05, f"crossed {crossed} times in {n}"
+    assert a.books[0].engine.check() is None and b.books[0].engine.check() is None
+
+
 def test_a_background_order_fills_a_client_and_only_the_client_hears():
     x = Exchange("SIMA", [AAA], fee_bps=1.0)
     x.on_message("HELM", msg(b"D", (11, "c1"), (55, "AAA"), (54, 2), (38, 5), (40, 2),
