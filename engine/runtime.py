@@ -172,8 +172,11 @@ class Engine:
         if feed.kind == "venues":
             names = [v.name for v in self.profile.venues]
             recorder = TickRecorder(root, names, instruments) if feed.record else None
-            self.md = MarketData(names, instruments, silence_ns=feed.silence_ms * 1_000_000,
-                                 recorder=recorder)
+            # a quiet book on a live session is not silence: the session's heartbeats count,
+            # so a venue is silent only past its heartbeat interval (with grace) at least
+            silence = [max(feed.silence_ms * 1_000_000, int(v.heartbeat_s * 1.5e9))
+                       for v in self.profile.venues]
+            self.md = MarketData(names, instruments, silence_ns=silence, recorder=recorder)
             from engine.feeds.integrity import FeedIntegrity
 
             self.md.integrity = FeedIntegrity(len(names), len(instruments),

@@ -25,7 +25,8 @@ Schema (every later issue adds its own section here rather than a new format)::
     venues = ["SIMA", "SIMB"]  # simvenues: the simulated venues' names (1-8 characters)
     pairs = [["ESZ6", "NQZ6"]] # simvenues: cointegrated instrument pairs
     record = false           # write every normalized event to the tick store
-    silence_ms = 2000        # a venue with no market data this long is stale
+    silence_ms = 2000        # a venue silent this long is stale (a FIX venue: at least 1.5 ×
+                             #   its heartbeat, since its heartbeats count as traffic)
     day = "2026-11-23"       # replay: the day to play (UTC), from the tick store
     speed = 1.0              # replay: 2.0 plays twice as fast
     ticks_dir = ""           # tick store root (default: <data dir>/ticks)

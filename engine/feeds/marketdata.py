@@ -21,7 +21,8 @@ Sources (``[feed] kind`` in the profile):
 
 Health per venue (``health``, the shared-memory FEED rows): events and the rate over the
 last second, gaps, duplicates, rejects (the handler's and the books'), how many of its books
-are stale, and silences (no record for ``silence_ns`` marks the venue stale).
+are stale, and silences (no record for ``silence_ns`` marks the venue stale; ``silence_ns`` may
+be one figure or one per venue).
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ _PROBLEMS = ("garbled", "invalid", "unknown_symbol", "missing_field", "bad_actio
 
 class MarketData:
     def __init__(self, venues: Sequence[str], instruments: Sequence[InstrumentConfig], *,
-                 silence_ns: int = 2_000_000_000, recorder=None, capacity: int = 8192,
+                 silence_ns: int | Sequence[int] = 2_000_000_000, recorder=None,
+                 capacity: int = 8192,
                  liveness=None) -> None:
         if not venues:
             raise ValueError("market data needs at least one venue")
@@ -62,7 +64,8 @@ class MarketData:
         self.books = BookSet(len(venues), len(instruments))
         self.buf = EventBuffer(capacity)
         self.recorder = recorder
-        self.silence_ns = silence_ns
+        self.silence_ns = (list(silence_ns) if isinstance(silence_ns, (list, tuple))
+                           else [silence_ns] * len(venues))
         table = {ins.symbol: (i, ins.tick) for i, ins in enumerate(instruments)}
         self.normalizers = [FixMdNormalizer(k, name, table) for k, name in enumerate(venues)]
         self.changed: set[int] = set()
@@ -227,7 +230,7 @@ class MarketData:
             last = int(self.last_recv_ns[k])
             if self.liveness is not None:
                 last = max(last, self.liveness(k))
-            silent = last == 0 or now_ns - last > self.silence_ns
+            silent = last == 0 or now_ns - last > self.silence_ns[k]
             if silent and not self.silent[k] and last:
                 self.silences[k] += 1
                 log.warning("%s: no market data for %.1f s: marked stale", self.venues[k],

@@ -68,13 +68,17 @@ def test_a_dropped_venue_leaves_the_consolidated_book(md_engine):
     _a, b, eng, makers = md_engine
     with EngineClient(eng.instance, commands=False) as c:
         wait_until(lambda: book_of(c, 0)[1] == [(100.0, 300.0), (100.01, 500.0)], 15, "both books")
+        # health is published every 100 ms: see both venues healthy before one goes
+        wait_until(lambda: (r := health(c)) and all(not x["stale"] and x["events"]
+                                                    for x in r.values()), 10, "healthy feeds")
         makers[1].close()
         b.stop()
         # SIMB's books are stale: only SIMA's levels remain, and the desk sees why
         wait_until(lambda: book_of(c, 0) == ([(99.0, 100.0)], [(100.0, 300.0)]), 10,
                    "SIMB out of the consolidated book")
         h = wait_until(lambda: (r := health(c)) and r["SIMB"]["stale"] and r, 10, "SIMB stale")
-        assert h["SIMB"]["stale_books"] == 2 and not h["SIMA"]["stale"]
+        assert h["SIMB"]["stale_books"] == 2 and not h["SIMA"]["stale"], h
+        assert h["SIMA"]["events"] > 0
 
 
 def test_recorded_market_data_replays_into_the_same_book(md_engine, engine_factory, data_dir):
