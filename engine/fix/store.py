@@ -11,7 +11,8 @@ sessions use ``engine.store.WriteBehindFixStore`` (the store's writer process).
 
 from __future__ import annotations
 
-from typing import Iterable, Protocol
+from collections.abc import Iterable
+from typing import Protocol
 
 from sqlalchemy import (
     Column,
@@ -28,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
-__all__ = ["MessageStore", "MemoryStore", "SqlStore"]
+__all__ = ["FIX_MESSAGES", "FIX_SESSIONS", "MemoryStore", "MessageStore", "SqlStore"]
 
 
 class MessageStore(Protocol):
@@ -75,15 +76,17 @@ class MemoryStore:
         self._sent.clear()
 
 
+# The session tables, defined once: the engine's store (engine/store/models.py) copies them
+# into its own schema, so a session's rows look the same in the venue's and the engine's DB.
 _meta = MetaData()
-_sessions = Table(
+FIX_SESSIONS = Table(
     "fix_sessions",
     _meta,
     Column("session_id", String(128), primary_key=True),
     Column("next_sender_seq", Integer, nullable=False),
     Column("next_target_seq", Integer, nullable=False),
 )
-_messages = Table(
+FIX_MESSAGES = Table(
     "fix_messages",
     _meta,
     Column("session_id", String(128), primary_key=True),
@@ -115,25 +118,25 @@ class SqlStore:
         self.session_id = session_id
         c = self._conn
         row = c.execute(
-            select(_sessions.c.next_sender_seq, _sessions.c.next_target_seq).where(
-                _sessions.c.session_id == session_id
+            select(FIX_SESSIONS.c.next_sender_seq, FIX_SESSIONS.c.next_target_seq).where(
+                FIX_SESSIONS.c.session_id == session_id
             )
         ).first()
         if row is None:
             c.execute(
-                _sessions.insert().values(session_id=session_id, next_sender_seq=1, next_target_seq=1)
+                FIX_SESSIONS.insert().values(session_id=session_id, next_sender_seq=1, next_target_seq=1)
             )
             row = (1, 1)
         c.commit()
         self.next_sender_seq, self.next_target_seq = row
-        self._mine = _sessions.c.session_id == session_id
+        self._mine = FIX_SESSIONS.c.session_id == session_id
         # statements built once: building them per call cost more than running them
-        self._upd_sender = update(_sessions).where(self._mine).values(next_sender_seq=bindparam("n"))
-        self._upd_target = update(_sessions).where(self._mine).values(next_target_seq=bindparam("n"))
-        self._del_msg = delete(_messages).where(
-            (_messages.c.session_id == session_id) & (_messages.c.seq == bindparam("q"))
+        self._upd_sender = update(FIX_SESSIONS).where(self._mine).values(next_sender_seq=bindparam("n"))
+        self._upd_target = update(FIX_SESSIONS).where(self._mine).values(next_target_seq=bindparam("n"))
+        self._del_msg = delete(FIX_MESSAGES).where(
+            (FIX_MESSAGES.c.session_id == session_id) & (FIX_MESSAGES.c.seq == bindparam("q"))
         )
-        self._ins_msg = _messages.insert()
+        self._ins_msg = FIX_MESSAGES.insert()
         self.deferred = deferred
         # SQLite: flush through the DBAPI connection with plain SQL. SQLAlchemy's execute path
         # cost ~40 µs of a flush's ~60 (measured in the venue under cProfile).
@@ -216,13 +219,13 @@ class SqlStore:
     def sent_range(self, begin: int, end: int) -> list[tuple[int, bytes]]:
         self.flush()
         rows = self._conn.execute(
-            select(_messages.c.seq, _messages.c.raw)
+            select(FIX_MESSAGES.c.seq, FIX_MESSAGES.c.raw)
             .where(
-                (_messages.c.session_id == self.session_id)
-                & (_messages.c.seq >= begin)
-                & (_messages.c.seq <= end)
+                (FIX_MESSAGES.c.session_id == self.session_id)
+                & (FIX_MESSAGES.c.seq >= begin)
+                & (FIX_MESSAGES.c.seq <= end)
             )
-            .order_by(_messages.c.seq)
+            .order_by(FIX_MESSAGES.c.seq)
         ).all()
         self._conn.commit()
         return [(int(s), bytes(r)) for s, r in rows]
@@ -232,8 +235,8 @@ class SqlStore:
         self._dirty = self._sender_dirty = self._target_dirty = False
         self.next_sender_seq = self.next_target_seq = 1
         c = self._conn
-        c.execute(delete(_messages).where(_messages.c.session_id == self.session_id))
-        c.execute(update(_sessions).where(self._mine).values(next_sender_seq=1, next_target_seq=1))
+        c.execute(delete(FIX_MESSAGES).where(FIX_MESSAGES.c.session_id == self.session_id))
+        c.execute(update(FIX_SESSIONS).where(self._mine).values(next_sender_seq=1, next_target_seq=1))
         c.commit()
 
     def close(self) -> None:

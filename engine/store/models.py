@@ -24,7 +24,6 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
-    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -33,6 +32,8 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Engine, make_url
+
+from engine.fix.store import FIX_MESSAGES, FIX_SESSIONS
 
 __all__ = [
     "DIALECTS",
@@ -129,21 +130,8 @@ commands = Table(
     Column("reason", String(96), nullable=False),
 )
 
-fix_sessions = Table(
-    "fix_sessions",
-    metadata,
-    Column("session_id", String(128), primary_key=True),
-    Column("next_sender_seq", Integer, nullable=False),
-    Column("next_target_seq", Integer, nullable=False),
-)
-
-fix_messages = Table(
-    "fix_messages",
-    metadata,
-    Column("session_id", String(128), primary_key=True),
-    Column("seq", Integer, primary_key=True),
-    Column("raw", LargeBinary, nullable=False),
-)
+fix_sessions = FIX_SESSIONS.to_metadata(metadata)  # one definition: engine/fix/store.py
+fix_messages = FIX_MESSAGES.to_metadata(metadata)
 
 DIALECTS = ("sqlite", "postgresql")
 
