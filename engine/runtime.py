@@ -176,11 +176,10 @@ class Engine:
             # so a venue is silent only past its heartbeat interval (with grace) at least
             silence = [max(feed.silence_ms * 1_000_000, int(v.heartbeat_s * 1.5e9))
                        for v in self.profile.venues]
+            # The sessions' FixMdBooks check the sequence per subscription (a refresh starts a
+            # new one, whose RptSeq starts again); MarketData turns what they find into STATUS
+            # records. A FeedIntegrity here would see each refresh as a gap of its own.
             self.md = MarketData(names, instruments, silence_ns=silence, recorder=recorder)
-            from engine.feeds.integrity import FeedIntegrity
-
-            self.md.integrity = FeedIntegrity(len(names), len(instruments),
-                                              feed.silence_ms * 1_000_000, venue_names=names)
             if recorder is not None:
                 log.info("recording market data to %s", root)
             return

@@ -186,20 +186,12 @@ class MarketData:
 
     # -- the batch ----------------------------------------------------------------------------
     def flush(self) -> int:
-        """Apply what the buffer holds; return how many records. With ``integrity`` (FIX
-        venues and simulated ones), records first pass its sequence checks: duplicates and
-        out-of-order records are dropped and counted, a gap becomes a STATUS_GAP record (the
-        venue's FixMdBooks asks the venue for a fresh snapshot) and that book's records are
-        dropped until the snapshot comes."""
+        """Apply what the buffer holds; return how many records."""
         buf = self.buf
         n = buf.n
         if not n:
             return 0
-        recs = buf.view()
-        if self.integrity is not None:
-            recs = self.integrity.filter(recs, int(recs["recv_ns"][-1]))
-            self.integrity.take_gaps()  # FixMdBooks re-subscribes; nothing more to ask here
-        self._apply(recs)
+        self._apply(buf.view())
         buf.clear()
         return n
 
