@@ -133,7 +133,6 @@ class Engine:
         # everything after them, so a desk never sees an order's changes out of order
         self._held: deque = deque()
         self.md = None  # engine.feeds.marketdata.MarketData: [feed] kind venues or replay
-        self._replay_records = None
         if profile.feed.kind != "sim":
             self._open_market_data()
         if profile.venues:
@@ -196,9 +195,9 @@ class Engine:
                             "dropped", feed.day, int((~keep).sum()))
             records = records[keep]
             records["instrument"] = mapped[keep]
-            self._replay_records = records
             self.md = MarketData(list(day.venues), instruments,
                                  silence_ns=feed.silence_ms * 1_000_000)
+            self.md.use_replay(records, feed.speed)
             log.info("replaying %s from %s: %d records of %s at %gx", feed.day, root,
                      len(records), ", ".join(day.venues), feed.speed)
         finally:
@@ -220,11 +219,11 @@ class Engine:
         # 50 µs further away than the one before
         venues = [(name, 0.0, 50.0 * (k + 1), 20.0, 0.3, 2) for k, name in enumerate(names)]
         pairs = [(self._index[a], self._index[b], 1.0, 30.0, 0.5) for a, b in feed.pairs]
-        self._sim = SimVenues([(i.symbol, i.tick, i.price) for i in instruments], venues, pairs,
-                              seed=feed.seed, rate_hz=[max(i.update_hz, 0.001) for i in instruments],
-                              start_ns=self.clock.wall_ns())
-        self._sim_integrity = FeedIntegrity(len(names), len(instruments),
-                                            feed.silence_ms * 1_000_000, venue_names=names)
+        sim = SimVenues([(i.symbol, i.tick, i.price) for i in instruments], venues, pairs,
+                        seed=feed.seed, rate_hz=[max(i.update_hz, 0.001) for i in instruments],
+                        start_ns=self.clock.wall_ns())
+        self.md.use_sim(sim, FeedIntegrity(len(names), len(instruments),
+                                           feed.silence_ms * 1_000_000, venue_names=names))
         log.info("simulated venues %s: %d instruments, pairs %s", ", ".join(names),
                  len(instruments), ", ".join(f"{a}/{b}" for a, b in feed.pairs) or "none")
 
@@ -522,11 +521,8 @@ class Engine:
         gc.freeze()  # start-up objects never need scanning again
         now = mono()
         shm.heartbeat(now, wall())
-        if md is not None and getattr(self, "_sim", None) is not None:
-            md.start_sim(self._sim, self._sim_integrity, wall())
-        if md is not None and self._replay_records is not None:
-            md.start_replay(self._replay_records, wall(), self.profile.feed.speed)
-            self._replay_records = None
+        if md is not None:
+            md.start(wall())
         shm.set_state(EngineState.RUNNING)
 
         last_activity = now

@@ -84,6 +84,7 @@ class MarketData:
             self.health["venue"][k] = name.encode()[:8]
         self._depth_out = np.zeros((2, 3, self.books.depth), dtype=np.int64)
         self.replay: _Replay | None = None
+        self._replay_source: tuple[np.ndarray, float] | None = None
         self.sim = None  # SimVenues
         self.integrity = None  # FeedIntegrity, for the simulated venues
         #: liveness(k) -> when venue k last sent anything (heartbeats too), 0 if unknown:
@@ -132,18 +133,28 @@ class MarketData:
         r["side"] = r["level"] = 0
         buf.n += 1
 
-    def start_replay(self, records: np.ndarray, start_ns: int, speed: float = 1.0) -> None:
-        """Play ``records`` (a merged tick-store day, this engine's venue and instrument ids)
-        at their recorded pace times ``speed``, starting now (``start_ns``, wall clock)."""
-        self.replay = _Replay(records, start_ns, speed)
-
-    def start_sim(self, sim, integrity, now_ns: int) -> None:
-        """Simulated venues (``SimVenues``) through ``integrity`` (``FeedIntegrity``): their
-        books start from a snapshot of every venue's book."""
+    def use_sim(self, sim, integrity) -> None:
+        """Simulated venues (``SimVenues``) through ``integrity`` (``FeedIntegrity``), from
+        ``start`` on."""
         self.sim = sim
         self.integrity = integrity
-        self._apply(integrity.filter(sim.snapshot(now_ns), now_ns))
-        self._step_sim(now_ns)  # its first step compiles its kernels: not in the loop
+
+    def use_replay(self, records: np.ndarray, speed: float = 1.0) -> None:
+        """Play ``records`` (a merged tick-store day, this engine's venue and instrument ids)
+        at their recorded pace times ``speed``, from ``start`` on."""
+        self._replay_source = (records, speed)
+
+    def start(self, now_ns: int) -> None:
+        """The clock-driven sources begin now: the simulated venues' books from a snapshot of
+        each (and a first step, which compiles their kernels outside the loop), a replay's
+        clock."""
+        if self.sim is not None:
+            self._apply(self.integrity.filter(self.sim.snapshot(now_ns), now_ns))
+            self._step_sim(now_ns)
+        if self._replay_source is not None:
+            records, speed = self._replay_source
+            self.replay = _Replay(records, now_ns, speed)
+            self._replay_source = None
 
     def _step_sim(self, now_ns: int) -> int:
         sim = self.sim
