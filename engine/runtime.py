@@ -26,10 +26,11 @@ import select
 import signal
 import time
 from collections import deque
-
-import numpy as np
 from dataclasses import dataclass
 
+import numpy as np
+
+from engine.book.books import BBO_CROSSED, BBO_LOCKED
 from engine.core.clock import Clock, LiveClock
 from engine.core.paths import data_dir, state_dir
 from engine.core.profile import Profile, VenueLinkConfig
@@ -50,7 +51,6 @@ from engine.ipc.commands import (
     check_command,
     parse_order_text,
 )
-from engine.book.books import BBO_CROSSED, BBO_LOCKED
 from engine.ipc.layout import (
     BOOK_CROSSED,
     BOOK_LOCKED,

@@ -28,12 +28,19 @@ be one figure or one per venue).
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from engine.book.books import ST_EXCLUDED, BookSet, apply_batch
-from engine.core.events import F_LAST, MD_EVENT, STATUS, STATUS_GAP, STATUS_STALE, EventBuffer
+from engine.core.events import (
+    F_LAST,
+    MD_EVENT,
+    STATUS,
+    STATUS_GAP,
+    STATUS_STALE,
+    EventBuffer,
+)
 from engine.core.profile import InstrumentConfig
 from engine.feeds.normalize import FixMdNormalizer
 from engine.ipc.layout import FEED_DTYPE, MAX_VENUES
