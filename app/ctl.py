@@ -119,19 +119,24 @@ _VERBS = {"kill": Verb.KILL, "rearm": Verb.REARM, "ping": Verb.PING, "order": Ve
           "cancel": Verb.CANCEL, "cancel-all": Verb.CANCEL_ALL}
 
 
+def _events_until(client: EngineClient, timeout: float):
+    """Yield each event record as it arrives, until ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        yield from client.poll_events()
+        time.sleep(0.005)
+
+
 def _await_parent(client: EngineClient, parent_id: str, timeout: float) -> int:
     """Show a router parent's progress until it is done (or ``timeout`` passes)."""
     symbols = [i.symbol for i in client.instruments]
-    deadline = time.monotonic() + timeout
     head = f"SOR {parent_id} "
-    while time.monotonic() < deadline:
-        for rec in client.poll_events():
-            text = event_text(rec, symbols)
-            if text.startswith(head):
-                print(text, flush=True)
-                if " Working " not in text:
-                    return 0
-        time.sleep(0.005)
+    for rec in _events_until(client, timeout):
+        text = event_text(rec, symbols)
+        if text.startswith(head):
+            print(text, flush=True)
+            if " Working " not in text:
+                return 0
     print(f"{parent_id} still working after {timeout:g} s (watch the desk's blotter)")
     return 0
 
@@ -139,15 +144,11 @@ def _await_parent(client: EngineClient, parent_id: str, timeout: float) -> int:
 def _await_answer(client: EngineClient, cl_ord_id: str, timeout: float) -> int:
     """Show the order's events until the venue has answered (or ``timeout`` passes)."""
     symbols = [i.symbol for i in client.instruments]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for rec in client.poll_events():
-            o = decode_order(rec, symbols)
-            if o is None or o.cl_ord_id != cl_ord_id or o.status == "PendingNew":
-                continue
+    for rec in _events_until(client, timeout):
+        o = decode_order(rec, symbols)
+        if o is not None and o.cl_ord_id == cl_ord_id and o.status != "PendingNew":
             print(event_text(rec, symbols), flush=True)
             return 1 if o.status == "Rejected" else 0
-        time.sleep(0.005)
     _err(f"no answer from the venue about {cl_ord_id} within {timeout:g} s "
          f"(it is still PendingNew; watch the desk's blotter)")
     return 4
