@@ -218,11 +218,11 @@ class MarketData:
         if self.recorder is not None:
             self.recorder.record(recs)
         venues = recs["venue"]
-        counts = np.bincount(venues, minlength=len(self.venues))[: len(self.venues)]
+        ours = venues < len(self.venues)  # the books count (and reject) the others
+        counts = np.bincount(venues[ours], minlength=len(self.venues))
         self.events += counts
         self._window_events += counts
-        np.maximum.at(self.last_recv_ns, venues[venues < len(self.venues)],
-                      recs["recv_ns"][venues < len(self.venues)])
+        np.maximum.at(self.last_recv_ns, venues[ours], recs["recv_ns"][ours])
         self.changed.update(np.unique(recs["instrument"]).tolist())
 
     # -- health ------------------------------------------------------------------------------
