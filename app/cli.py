@@ -5,6 +5,7 @@
     helmdesk engine --profile P   the headless engine
     helmdesk desk --attach NAME   a desk attached to a running engine
     helmdesk venue --profile P    a simulated exchange (FIX acceptor, matching engine)
+    helmdesk backtest --profile P --day D   the engine over a recorded day, simulated venues
     helmdesk ctl status|kill|rearm|order|cancel|cancel-all   commands for scripts and runbooks
     helmdesk import-ticks FILE.csv  quotes and trades into the tick store; ticks info: what is there
     helmdesk --version
@@ -67,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("venue", help="run a simulated exchange (FIX 4.4 acceptor)")
     venue_arguments(v)
 
+    from engine.backtest.main import add_arguments as backtest_arguments
+
+    b = sub.add_parser("backtest", help="run the engine over a recorded day, simulated venues")
+    backtest_arguments(b)
+
     c = sub.add_parser("ctl", help="send a command to a running engine")
     c.add_argument("--instance", default=None,
                    help="engine instance (default: $HELMDESK_INSTANCE or demo)")
@@ -128,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         from engine.main import run
 
         return run(args)
+    if args.command == "backtest":
+        from engine.backtest.main import run as backtest_run
+
+        return backtest_run(args)
     if args.command == "venue":
         from engine.venue.main import run as venue_run
 

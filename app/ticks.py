@@ -3,6 +3,7 @@
     helmdesk import-ticks FILE.csv [--venue NAME] [--root DIR] [--profile P.toml]
                           [--tick SYMBOL=TICK ...] [--show-rejects N] [--progress-every ROWS]
     helmdesk ticks info [--root DIR] [DAY]
+    helmdesk ticks simulate --profile P --day D [--seconds S] [--root DIR]
 
 import-ticks exit codes: 0 every row was imported; 1 some rows were rejected (the others were
 imported; the summary shows the first reasons); 2 nothing was imported: a bad option, profile
@@ -73,12 +74,53 @@ def add_parsers(sub) -> None:
     info = tsub.add_parser("info", help="days, venues and record counts")
     info.add_argument("day", nargs="?", metavar="DAY", help="one day (YYYY-MM-DD)")
     info.add_argument("--root", help="tick store directory (default: <data dir>/ticks)")
+    sim = tsub.add_parser("simulate", help="record a made-up day of the profile's simulated "
+                          "venues (to try backtests)")
+    sim.add_argument("--profile", required=True, help="profile: [[instruments]], [feed] venues,"
+                     " pairs and seed")
+    sim.add_argument("--day", required=True, help="the day to write (YYYY-MM-DD)")
+    sim.add_argument("--seconds", type=float, default=60.0, help="market time (default 60)")
+    sim.add_argument("--root", help="tick store directory (default: <data dir>/ticks)")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "import-ticks":
         return _import(args)
+    if args.ticks_verb == "simulate":
+        return _simulate(args)
     return _info(args)
+
+
+def _simulate(args) -> int:
+    import datetime as dt
+
+    from engine.backtest.synth import simulate_day
+    from engine.core.profile import ProfileError, load_profile
+
+    try:
+        profile = load_profile(args.profile)
+        dt.date.fromisoformat(args.day)
+    except ProfileError as e:
+        _err("ticks simulate", str(e))
+        return 2
+    except ValueError:
+        _err("ticks simulate", f"--day must be YYYY-MM-DD, was {args.day!r}")
+        return 2
+    if not 0 < args.seconds <= 86_400:
+        _err("ticks simulate", f"--seconds must be in (0, 86400], was {args.seconds:g}")
+        return 2
+    root = _root(args)
+    tty = sys.stderr.isatty()
+
+    def show(frac: float) -> None:
+        if tty:
+            sys.stderr.write(f"\r[{'#' * int(30 * frac):<30}] {100 * frac:5.1f}%")
+
+    n = simulate_day(profile, root, args.day, args.seconds, progress=show)
+    if tty:
+        sys.stderr.write("\n")
+    print(f"{args.day}: {n:,} records of {', '.join(profile.feed.venues)} written to {root}")
+    return 0
 
 
 def _root(args) -> Path:

@@ -5,8 +5,8 @@
 Issue 4's targets: encode NewOrderSingle ≥ 300,000/s, decode ExecutionReport ≥ 150,000/s
 (validated), matching ≥ 500,000 orders/s, order round trip over loopback p50 ≤ 150 µs /
 p99 ≤ 500 µs. The order round trip is measured against a real ``helmdesk venue`` process over loopback TCP
-from the engine's own trading code (``engine.execution.trading``: OMS on a polled
-non-blocking socket, driven in a spinning loop as the engine drives it), then, for
+through the live node (``engine.node.LiveNode``: the kernel, its store writer and desk
+publisher, the loop in each idle mode; a strategy submits through the kernel's door), then, for
 comparison, from a bare ``FixSession`` on a blocking socket and on asyncio streams. Each
 order is a DAY limit far from the market (NewOrderSingle → ExecutionReport New), then
 cancelled (OrderCancelRequest → ExecutionReport Cancelled), both timed.
@@ -248,83 +248,80 @@ def rtt_asyncio(port: int, n: int) -> list[int]:
     return asyncio.run(main())
 
 
-def rtt_engine(port: int, n: int, store: str, tmp: Path, wait: str = "select"
-               ) -> tuple[list[int], list[int]]:
-    """The engine's own order path: ``Trading`` (the OMS on a ``PolledConnection``) polled in a
-    spinning loop as the engine's loop polls it; round trip from ``place`` to the OMS applying
-    the venue's ExecutionReport. ``store``: the session store: "memory", "writebehind" (as the
-    engine runs: ``WriteBehindFixStore`` on the store's writer process, and every order change
-    handed to it too) or "sql" (a synchronous ``SqlStore``, what the venue uses)."""
-    from engine.core.profile import InstrumentConfig, VenueLinkConfig
-    from engine.execution.orders import ClOrdIds, OrdStatus
-    from engine.execution.trading import Trading
-    from engine.fix.store import MemoryStore, SqlStore
+def rtt_node(port: int, n: int, tmp: Path, idle: str = "hybrid", warm: int = 100
+             ) -> tuple[list[int], list[int]]:
+    """The engine's order path through the live node (``engine.node.LiveNode``, as
+    ``helmdesk engine`` runs it: kernel, shared-memory segment, store writer process, the
+    loop's idle mode): a strategy submits through the kernel's door, the round trip ends when
+    the ExecutionReport New reaches the strategy's ``on_order`` (after the journal and the desk
+    publisher had it); then it cancels, timed to the Cancelled report."""
+    from engine.core.intents import BUY, OrderIntent
+    from engine.core.profile import parse_profile
+    from engine.node import LiveNode
+    from engine.strategy.api import NEVER, Strategy
 
-    cfg = VenueLinkConfig(name="BENCHV", host="127.0.0.1", port=port, sender="HELM",
-                          target="BENCHV", heartbeat_s=30, reset_on_logon=True, symbols=("AAPL",),
-                          market_data=False)  # order round trips only
-    inst = InstrumentConfig(symbol="AAPL", tick=0.01, price=190.0)
-    stores = []
-    store_link = None
-    on_order = lambda u, o: None  # noqa: E731
-    if store == "writebehind":
-        from engine.store import StoreLink, WriteBehindFixStore
-
-        store_link = StoreLink(f"benchoms{os.getpid()}", f"sqlite:///{tmp / 'engine.db'}")
-        on_order = lambda u, o: store_link.put_order_state(o, time.time_ns())  # noqa: E731
-
-    def make_store(_cfg):
-        if store == "memory":
-            st = MemoryStore()
-        elif store == "writebehind":
-            st = WriteBehindFixStore(store_link, f"bench-{time.time_ns()}", None)
-        else:
-            st = SqlStore(f"sqlite:///{tmp / 'fix.db'}", "b")
-        stores.append(st)
-        return st
-
-    t = Trading((cfg,), (inst,), ClOrdIds(f"E{store[0]}", time.time_ns() // 1_000_000),
-                make_store, on_order=on_order, on_event=lambda lvl, text: None)
-    link = t.links["BENCHV"]
-    deadline = time.monotonic() + 10
-    while not link.up:
-        t.poll(time.time_ns())
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"no logon: {link.conn.last_reason}")
     clock = time.perf_counter_ns
-    wall = time.time_ns
-    if wait == "spin":
-        poll = t.poll
-    else:  # as the engine's loop waits when idle: select on its sockets (≤ 1 ms), then poll
-        sock = link.conn.sock
 
-        def poll(now: int) -> None:
-            select.select((sock,), (), (), 0.001)
-            t.poll(wall())
-    orders, cancels = [], []
-    pending, cancelled = OrdStatus.PENDING_NEW, OrdStatus.CANCELLED
+    class RoundTrips(Strategy):
+        name = "bench"
+
+        def __init__(self) -> None:
+            self.orders: list[int] = []
+            self.cancels: list[int] = []
+            self.due = 0
+            self.cl = ""
+            self.t0 = 0
+            self.phase = 0
+            self.stop = lambda: None
+
+        def next_timer_ns(self) -> int:
+            return self.due
+
+        def on_timer(self, ctx, now_ns: int) -> None:
+            self.due = NEVER
+            self.t0 = clock()
+            r = ctx.submit(OrderIntent(symbol="AAPL", side=BUY, qty=100, price=100.0,
+                                       venue="BENCHV", source="bench"), now_ns)
+            if isinstance(r, str):  # not logged on yet
+                self.due = now_ns + 1_000_000
+                return
+            self.cl, self.phase = r.cl_ord_id, 1
+
+        def on_order(self, ctx, u, o) -> None:
+            if o.cl_ord_id != self.cl:
+                return
+            st = u.status.value
+            if self.phase == 1 and st == "New":
+                self.orders.append(clock() - self.t0)
+                self.phase, self.t0 = 2, clock()
+                ctx.cancel(self.cl, ctx.now_ns)
+            elif self.phase == 2 and st == "Cancelled":
+                self.cancels.append(clock() - self.t0)
+                self.phase = 0
+                if len(self.orders) >= n + warm:
+                    self.stop()
+                else:
+                    self.due = ctx.now_ns
+
+    data = tmp / f"data-{idle}"
+    os.environ["HELMDESK_DATA_DIR"] = str(data)
+    profile = parse_profile({
+        "engine": {"instance": f"benchrtt{os.getpid() % 100000}{idle[0]}", "idle": idle},
+        "feed": {"kind": "sim"},
+        "instruments": [{"symbol": "AAPL", "tick": 0.01, "price": 190.0, "update_hz": 1}],
+        "venues": [{"name": "BENCHV", "host": "127.0.0.1", "port": port, "sender": "HELM",
+                    "target": "BENCHV", "heartbeat_s": 30, "reset_on_logon": True,
+                    "market_data": False}],
+        "users": {"*": "trader"},
+    }, tmp / "bench-node.toml")
+    bench = RoundTrips()
+    node = LiveNode(profile, strategies=[bench])
+    bench.stop = node.stop
     try:
-        for _ in range(n):
-            t0 = clock()
-            o = t.place("BENCHV", "AAPL", 1, 100, 100.0, "day", wall())
-            while o.status is pending:
-                poll(wall())
-            orders.append(clock() - t0)
-            t0 = clock()
-            t.cancel(o.cl_ord_id, wall())
-            while o.status is not cancelled:
-                poll(wall())
-            cancels.append(clock() - t0)
-            if store_link is not None:
-                store_link.poll()  # as the engine's loop does every millisecond
+        node.run()
     finally:
-        t.close(wall())
-        for st in stores:
-            if hasattr(st, "close"):
-                st.close()
-        if store_link is not None:
-            store_link.close()
-    return orders, cancels
+        node.close()
+    return bench.orders[warm:], bench.cancels[warm:]
 
 
 def bench_order_rtt(quick: bool, f: dict) -> None:
@@ -332,30 +329,31 @@ def bench_order_rtt(quick: bool, f: dict) -> None:
     if len(os.sched_getaffinity(0)) > 1:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     venue = VenueProcess()
+    data = os.environ.get("HELMDESK_DATA_DIR")
     try:
         with tempfile.TemporaryDirectory(prefix="helmdesk-bench-oms-") as tmp:
-            rtt_engine(venue.port, 100, "memory", Path(tmp))  # warm up both ends
-            orders, cancels = rtt_engine(venue.port, n, "writebehind", Path(tmp))
+            orders, cancels = rtt_node(venue.port, n, Path(tmp))
             po, pc = percentiles_us(orders), percentiles_us(cancels)
             f["order_rtt_p50_us"], f["order_rtt_p99_us"] = round(po["p50"], 1), round(po["p99"], 1)
             f["cancel_rtt_p50_us"], f["cancel_rtt_p99_us"] = round(pc["p50"], 1), round(pc["p99"], 1)
-            pm = percentiles_us(rtt_engine(venue.port, n, "memory", Path(tmp))[0])
-            f["order_rtt_p50_us_memorystore"] = round(pm["p50"], 1)
-            f["order_rtt_p99_us_memorystore"] = round(pm["p99"], 1)
-            pp = percentiles_us(rtt_engine(venue.port, n, "writebehind", Path(tmp), "spin")[0])
-            f["order_rtt_p50_us_spin"] = round(pp["p50"], 1)
-            f["order_rtt_p99_us_spin"] = round(pp["p99"], 1)
-            ps = percentiles_us(rtt_engine(venue.port, n, "sql", Path(tmp))[0])
-            f["order_rtt_p50_us_sqlstore"] = round(ps["p50"], 1)
-            f["order_rtt_p99_us_sqlstore"] = round(ps["p99"], 1)
+            for idle in ("spin", "sleep"):
+                p = percentiles_us(rtt_node(venue.port, n, Path(tmp), idle)[0])
+                f[f"order_rtt_p50_us_{idle}"] = round(p["p50"], 1)
+                f[f"order_rtt_p99_us_{idle}"] = round(p["p99"], 1)
         pb = percentiles_us(rtt_blocking(venue.port, n)[0])
         f["order_rtt_p50_us_blocking"] = round(pb["p50"], 1)
         f["order_rtt_p99_us_blocking"] = round(pb["p99"], 1)
         pa = percentiles_us(rtt_asyncio(venue.port, n))
         f["order_rtt_p50_us_asyncio"] = round(pa["p50"], 1)
         f["order_rtt_p99_us_asyncio"] = round(pa["p99"], 1)
+        f["order_rtt_node_vs_blocking_ratio"] = round(
+            f["order_rtt_p50_us"] / f["order_rtt_p50_us_blocking"], 3)
     finally:
         venue.close()
+        if data is None:
+            os.environ.pop("HELMDESK_DATA_DIR", None)
+        else:
+            os.environ["HELMDESK_DATA_DIR"] = data
 
 
 def bench_kill_to_cancels(quick: bool, f: dict) -> None:
@@ -491,17 +489,18 @@ def main(argv: list[str] | None = None) -> int:
     t.section("order round trip → venue process → ExecutionReport (loopback TCP)")
     if "order_rtt_p99_us" in f:
         ok = f["order_rtt_p50_us"] <= 150 and f["order_rtt_p99_us"] <= 500
-        t.add("engine trading code, polled socket + select, write-behind store: NOS → ER New",
+        t.add("live node (hybrid idle, store writer, desk publisher): submit → ER New",
               f"{f['order_rtt_p50_us']:,.1f} / {f['order_rtt_p99_us']:,.1f} µs", "≤ 150 / ≤ 500 µs",
               "ok" if ok else "MISS")
-        t.add("engine OMS: OrderCancelRequest → ER Cancelled applied (p50 / p99)",
+        ratio = f["order_rtt_node_vs_blocking_ratio"]
+        t.add("live node p50 / bare blocking-socket p50 (order_rtt_node_vs_blocking_ratio)",
+              f"{ratio:.2f}×", "≤ 1.25×", "ok" if ratio <= 1.25 else "MISS")
+        t.add("live node: OrderCancelRequest → ER Cancelled applied (p50 / p99)",
               f"{f['cancel_rtt_p50_us']:,.1f} / {f['cancel_rtt_p99_us']:,.1f} µs")
-        t.add("same, spinning on the socket instead of select (p50 / p99)",
+        t.add("live node, idle spin (p50 / p99)",
               f"{f['order_rtt_p50_us_spin']:,.1f} / {f['order_rtt_p99_us_spin']:,.1f} µs")
-        t.add("same, session state in memory only (p50 / p99)",
-              f"{f['order_rtt_p50_us_memorystore']:,.1f} / {f['order_rtt_p99_us_memorystore']:,.1f} µs")
-        t.add("same, a synchronous SqlStore session store (p50 / p99)",
-              f"{f['order_rtt_p50_us_sqlstore']:,.1f} / {f['order_rtt_p99_us_sqlstore']:,.1f} µs")
+        t.add("live node, idle sleep (p50 / p99)",
+              f"{f['order_rtt_p50_us_sleep']:,.1f} / {f['order_rtt_p99_us_sleep']:,.1f} µs")
         t.add("bare FixSession, blocking socket (p50 / p99)",
               f"{f['order_rtt_p50_us_blocking']:,.1f} / {f['order_rtt_p99_us_blocking']:,.1f} µs")
         t.add("bare FixSession, asyncio streams (p50 / p99)",

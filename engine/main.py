@@ -20,11 +20,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", required=True, help="engine profile (TOML)")
     p.add_argument("--instance", help="override the profile's [engine].instance")
     p.add_argument("--idle", choices=("spin", "hybrid", "sleep"), help="override [engine].idle")
+    p.add_argument("--intents", metavar="CSV", help="scripted orders to send (paper trading: "
+                   "the backtest's intents file format)")
+    p.add_argument("--report", metavar="DIR", help="at the end, write every order, execution "
+                   "and position to DIR as a backtest does")
 
 
 def run(args: argparse.Namespace) -> int:
     from engine.logs import setup_logging
-    from engine.runtime import Engine, pin_to_cores
+    from engine.node import LiveNode, pin_to_cores
 
     try:
         profile = load_profile(args.profile)
@@ -54,8 +58,22 @@ def run(args: argparse.Namespace) -> int:
         cores = pin_to_cores(profile.engine.cores)
         from engine.store import StoreError
 
+        strategies, report = [], None
+        if args.intents:
+            from engine.strategy.scripted import IntentsError, ScriptedIntents, load_intents
+
+            try:
+                strategies.append(ScriptedIntents(load_intents(
+                    args.intents, {i.symbol for i in profile.instruments})))
+            except IntentsError as e:
+                print(f"helmdesk engine: {e}", file=sys.stderr)
+                return 2
+        if args.report:
+            from engine.backtest.report import ReportJournal
+
+            report = ReportJournal()
         try:
-            engine = Engine(profile)
+            engine = LiveNode(profile, strategies=strategies, journal_extra=report)
         except (IpcError, StoreError) as e:
             log.error("%s", e)  # warnings and errors reach stderr too
             return 3
@@ -70,6 +88,14 @@ def run(args: argparse.Namespace) -> int:
             engine.run()
         finally:
             engine.close()
+            if report is not None:
+                from pathlib import Path
+
+                from engine.backtest.report import marks
+
+                report.write(Path(args.report),
+                             marks(engine.kernel.market, profile.instruments),
+                             {"instance": instance, "records_applied": engine.kernel.market.applied})
             # Done: a late SIGTERM (a launcher stopping us after Ctrl-C reached the whole
             # process group) must not kill the exit half-way. Python puts signals it handled
             # back to their default at shutdown, but leaves ignored ones ignored.

@@ -1,5 +1,5 @@
-"""Order books: per-venue L2 books (and, later, the consolidated book)."""
+"""Order books: one L2 book per venue and instrument and the consolidated book (``BookSet``)."""
 
-from engine.book.l2 import L2Book
+from engine.book.books import BookSet, apply_batch
 
-__all__ = ["L2Book"]
+__all__ = ["BookSet", "apply_batch"]

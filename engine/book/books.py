@@ -150,6 +150,7 @@ from engine.core.events import (
     STATUS_STALE,
     TRADE,
 )
+from engine.core.records import MAX_VENUES
 
 __all__ = [
     "BBO",
@@ -187,7 +188,6 @@ __all__ = [
 ]
 
 #: the venue bitmasks are u2: bit v is venue index v
-MAX_VENUES = 16
 
 #: names of the REJECT_* codes, by code
 REJECT_NAMES = ("kind", "venue", "instrument", "side", "action", "level", "size", "price")

@@ -16,12 +16,12 @@ Schema (every later issue adds its own section here rather than a new format)::
     stale_ms = 300           # heartbeat age at which the desk shows STALE
 
     [feed]
-    kind = "sim"             # sim: the seeded simulated feed, one book per instrument;
-                             # venues: the [[venues]]' own books over FIX market data,
-                             #   per venue and consolidated; replay: a recorded day
+    kind = "sim"             # sim: one simulated venue, SIM, quoting every instrument (a
+                             #   preset of simvenues); simvenues: several simulated venues
+                             #   quoting the instruments (each at its update_hz), with
+                             #   cointegrated pairs; venues: the [[venues]]' own books over
+                             #   FIX market data; replay: a recorded day
     seed = 42
-                             # simvenues: several simulated venues quoting the instruments
-                             #   (each at its update_hz), with cointegrated pairs
     venues = ["SIMA", "SIMB"]  # simvenues: the simulated venues' names (1-8 characters)
     pairs = [["ESZ6", "NQZ6"]] # simvenues: cointegrated instrument pairs
     record = false           # write every normalized event to the tick store
@@ -58,18 +58,23 @@ Schema (every later issue adds its own section here rather than a new format)::
     The venue trades the profile's [[instruments]] (symbol, tick, price: the background
     flow's starting mid).
 
-    [[venues]]               # the engine's FIX order sessions, one table per venue
+    [[venues]]               # the venues the engine trades on, one table per venue
     name = "SIMA"            # 1-8 letters, digits, - and _ (names the venue everywhere)
-    host = "127.0.0.1"       # any FIX 4.4 acceptor
+    kind = "fix"             # fix: a FIX 4.4 order session over TCP (host, port, CompIDs);
+                             # sim: a simulated venue inside the engine (paper trading: its
+                             #   other participants are the feed's book of the venue of the
+                             #   same name; FIX still encoded and decoded, in memory)
+    host = "127.0.0.1"       # fix: any FIX 4.4 acceptor
     port = 9876
     sender = "HELM"          # our SenderCompID
     target = "SIMA"          # their CompID
     heartbeat_s = 30
     reset_on_logon = false   # true: ResetSeqNumFlag=Y on every Logon (else sequences resume)
     fee_bps = 0.0            # taker fee, for the smart order router
-    latency_us = 0           # expected one-way latency, for the smart order router
+    latency_us = 0           # expected one-way latency, for the smart order router (and a
+                             #   sim venue's own latency each way)
     symbols = ["ESZ6"]       # what the engine may route there (default: every instrument)
-    market_data = true       # subscribe to its books (35=V) on the session: the router needs them
+    market_data = true       # fix: subscribe to its books (35=V) on the session
 
     [database]               # where the engine's orders, fills and FIX sequences persist
     url = "sqlite:///{data_dir}/engine-{instance}.db"   # the default; any SQLAlchemy URL
@@ -104,6 +109,7 @@ __all__ = [
 
 IDLE_MODES = ("spin", "hybrid", "sleep")
 FEED_KINDS = ("sim", "simvenues", "venues", "replay")
+VENUE_KINDS = ("fix", "sim")
 DEFAULT_DATABASE_URL = "sqlite:///{data_dir}/engine-{instance}.db"
 _INSTANCE_RE = re.compile(r"^[A-Za-z0-9_-]{1,23}$")
 _SYMBOL_RE = re.compile(r"^[A-Za-z0-9_.:/-]{1,16}$")
@@ -172,13 +178,15 @@ class VenueConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VenueLinkConfig:
-    """One FIX order session the engine keeps to a venue (``[[venues]]``)."""
+    """One venue the engine trades on (``[[venues]]``): a FIX order session, or a simulated
+    venue inside the engine (``kind = "sim"``)."""
 
     name: str
-    host: str
-    port: int
-    sender: str
-    target: str
+    kind: str = "fix"
+    host: str = ""
+    port: int = 0
+    sender: str = "HELM"
+    target: str = ""
     heartbeat_s: int = 30
     reset_on_logon: bool = False
     fee_bps: float = 0.0
@@ -385,8 +393,15 @@ def parse_profile(data: dict, path: Path) -> Profile:
     u.done()
     venue = _parse_venue(root.get("venue", dict, None), path)
     venues = _parse_venue_links(root.get("venues", list, []), path, [i.symbol for i in instruments])
-    if feed.kind == "venues" and not venues:
-        f.fail("kind", "'venues' takes the books of the [[venues]] sessions, and there are none")
+    feed_venues = {"sim": ("SIM",), "simvenues": feed.venues}.get(feed.kind, ())
+    for k, v in enumerate(venues):
+        if v.kind == "fix" and v.market_data and v.name in feed_venues:
+            root.fail(f"venues[{k}].name", f"{v.name!r} is also a simulated [feed] venue: each "
+                                           f"venue has one book, rename one (or market_data = "
+                                           f"false)")
+    if feed.kind == "venues" and not any(v.kind == "fix" and v.market_data for v in venues):
+        f.fail("kind", "'venues' takes the books of the [[venues]] FIX sessions (market_data), "
+                       "and there are none")
     db = _Reader(path, "[database]", root.get("database", dict, {}))
     database_url = db.get("url", str, DEFAULT_DATABASE_URL)
     if "://" not in database_url:
@@ -437,12 +452,16 @@ def _parse_venue_links(tables: list, path: Path, symbols: list[str]) -> tuple[Ve
             v.fail("name", f"must be 1-8 letters, digits, '-' or '_', was {name!r}")
         if any(o.name == name for o in out):
             v.fail("name", f"{name!r} is listed twice")
-        host = v.get("host", str)
-        if not host or any(c.isspace() for c in host):
+        kind = v.get("kind", str, "fix")
+        if kind not in VENUE_KINDS:
+            v.fail("kind", f"must be one of {', '.join(VENUE_KINDS)}, was {kind!r}")
+        fix = kind == "fix"
+        host = v.get("host", str) if fix else v.get("host", str, "")
+        if fix and (not host or any(c.isspace() for c in host)):
             v.fail("host", f"must be a host name or address, was {host!r}")
         ids = {}
-        for key in ("sender", "target"):
-            ids[key] = v.get(key, str)
+        for key, default in (("sender", "HELM"), ("target", name)):
+            ids[key] = v.get(key, str) if fix else v.get(key, str, default)
             if not _COMP_ID_RE.match(ids[key]):
                 v.fail(key, f"must be {_COMP_ID_RULE}, was {ids[key]!r}")
         raw = v.get("symbols", list, None)
@@ -454,8 +473,9 @@ def _parse_venue_links(tables: list, path: Path, symbols: list[str]) -> tuple[Ve
             chosen = tuple(dict.fromkeys(raw))
         out.append(VenueLinkConfig(
             name=name,
+            kind=kind,
             host=host,
-            port=v.integer("port", lo=1, hi=65535),
+            port=v.integer("port", lo=1, hi=65535) if fix else v.integer("port", 0, lo=0, hi=0),
             sender=ids["sender"],
             target=ids["target"],
             heartbeat_s=v.integer("heartbeat_s", 30, lo=1, hi=3600),

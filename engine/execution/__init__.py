@@ -1,4 +1,5 @@
-"""Execution: the order state machine and the order manager (the router comes next)."""
+"""Execution: the order state machine, the order manager, the smart order router, the venue
+clients, and the kernel's execution stage (``ExecutionEngine``)."""
 
 from engine.execution.oms import Oms, OrderUpdate
 from engine.execution.orders import TRANSITIONS, ClOrdIds, Order, OrderEvent, OrdStatus

@@ -1,5 +1,2 @@
-"""Feed handlers: the simulated feed (more to come: replay, FIX market data)."""
-
-from engine.feeds.sim import SimFeed
-
-__all__ = ["SimFeed"]
+"""Market data: sources (simulated venues, FIX market data, tick-store replay), normalization,
+integrity checks, the tick store, and the kernel's market-data stage (``MarketData``)."""

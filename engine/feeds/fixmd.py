@@ -1,16 +1,20 @@
-"""FIX 4.4 market data from one venue session into that venue's L2 books, sans-IO.
+"""FIX 4.4 market data subscriptions of one venue session and their RptSeq checks, sans-IO.
 
-``FixMdBooks`` builds the MarketDataRequests (35=V) to send and turns the snapshots (35=W),
-incrementals (35=X) and rejects (35=Y) the venue answers with into one ``L2Book`` per symbol.
-It owns no socket, no session and no clock: the caller sends what it returns through the
-venue's ``FixSession`` and feeds it every application message that session delivers::
+``FixMdSubscriptions`` builds the MarketDataRequests (35=V) to send and checks the sequence of
+the snapshots (35=W), incrementals (35=X) and rejects (35=Y) the venue answers with: which
+symbol is in sequence (good) and which is stale, and which needs a new snapshot. It keeps no
+book: the engine's one book per venue and instrument is ``engine.book.books.BookSet``, built
+from the same messages by ``engine.feeds.normalize.FixMdNormalizer`` (see
+``engine.feeds.sources.FixMdSource``). It owns no socket, no session and no clock: the caller
+sends what it returns through the venue's ``FixSession`` and feeds it every market data message
+that session delivers::
 
-    md = FixMdBooks("SIMA", ["AAA", "BBB"], depth=10)
+    md = FixMdSubscriptions("SIMA", ["AAA", "BBB"], depth=10)
     # on LoggedOn:
     for msg_type, body in md.subscribe():
         session.send(msg_type, body, now_ns)
     # on each AppMessage m:
-    changed = md.on_message(m, now_ns)       # symbols whose book (or staleness) changed
+    changed = md.on_message(m, now_ns)       # symbols it applied entries of, or made stale/good
     for msg_type, body in md.take_requests():  # re-subscriptions after a gap
         session.send(msg_type, body, now_ns)
     # on the connection's end (the venue ends our subscriptions with it):
@@ -26,16 +30,24 @@ then be refreshed without touching the others. The venue numbers the entries of 
 subscription's symbol with RptSeq (83): the snapshot says which RptSeq it covers, and every
 incremental entry after it carries the next number. So, per symbol:
 
-- a snapshot of the live request replaces the book and sets the expected RptSeq;
-- an entry with the expected RptSeq is applied (New inserts at MDPriceLevel and moves the
-  levels below down, Change sets a level's size, Delete removes a level and moves the ones
-  below up; a trade sets ``last_px``/``last_sz``);
+- a snapshot of the live request sets the expected RptSeq and makes the symbol good;
+- an entry with the expected RptSeq is applied: checked against the book's shape (below);
 - an entry with an RptSeq already seen is a duplicate (a resend, say): dropped, counted;
-- an entry with a higher RptSeq means entries were lost: a *gap*. The book is marked stale
-  and a refresh is queued (``take_requests``): an unsubscribe of the request and a new
-  subscription, whose snapshot makes the book good again. Until then the symbol's updates are
-  dropped (and counted): its snapshot covers them.
+- an entry with a higher RptSeq means entries were lost: a *gap*. The symbol goes stale and
+  a refresh is queued (``take_requests``): an unsubscribe of the request and a new
+  subscription, whose snapshot makes the symbol good again. Until then the symbol's updates
+  are dropped (and counted): its snapshot covers them.
 - a message of a request that was ended (an old MDReqID) is dropped and counted.
+
+What is kept to check an entry
+------------------------------
+Levels are positional (MDPriceLevel, 1 = best), so an entry is only right if it fits the book
+the venue is describing: a Change or Delete must name a level we hold, at the price we hold
+there; a New must go at most one below the last level and between its neighbours' prices. For
+that, each symbol keeps the *prices* of the levels it holds on each side, best first, at most
+``depth`` of them (their count is the level count); no sizes, no trade: those are checked as
+numbers and left to the book. An entry at a level deeper than ``depth`` concerns a level we
+do not hold: once its numbers are sane, it is accepted with nothing more to check.
 
 Input that cannot be applied is never raised: a price or size that is not a finite positive
 number, an unknown symbol, a missing RptSeq or MDPriceLevel, a level that does not fit the
@@ -46,9 +58,9 @@ row without a good snapshot, so a venue sending nonsense cannot make us loop; th
 stays stale until the caller subscribes again. A reject (35=Y) ends the request: the symbol
 stays stale, its reason in ``reason(symbol)``.
 
-``books[symbol]`` is updated in place (fixed-size lists; level 0 is the best, an empty level
-has price 0.0); ``stale(symbol)`` is True until its first snapshot, after a gap or bad entry
-until the next one, after a reject and after ``connection_lost``.
+``stale(symbol)`` is True until its first snapshot, after a gap or bad entry until the next
+one, after a reject, an unsubscribe and ``connection_lost``: then the venue's book of that
+symbol may not be what the messages built.
 """
 
 from __future__ import annotations
@@ -56,11 +68,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from itertools import pairwise
 
-from engine.book.l2 import L2Book
 from engine.fix.codec import FixFieldError, FixMessage
 from engine.fix.tags import MDUpdateAction, MsgType, Tag
 
-__all__ = ["MAX_AUTO_REFRESH", "FixMdBooks", "MdRequest"]
+__all__ = ["MAX_AUTO_REFRESH", "MD_DOWN", "MD_MESSAGE", "MD_STALE", "FixMdSubscriptions",
+           "MdRequest"]
+
+#: What a venue session hands the market-data stage, as (kind, payload, recv_ns): a message its
+#: subscriptions accepted (to normalize into the books), the symbols whose books lost
+#: something (stale until their fresh snapshot), or the session dropping (payload None).
+MD_MESSAGE, MD_STALE, MD_DOWN = 0, 1, 2
 
 #: ``(MsgType, body)``: a message for the caller to hand to ``FixSession.send``.
 MdRequest = tuple[bytes, list]
@@ -80,14 +97,14 @@ _COUNTERS = ("snapshots", "incrementals", "entries", "gaps", "duplicates", "stal
 class _Symbol:
     """What we know of one symbol's stream."""
 
-    __slots__ = ("auto_refreshes", "awaiting", "book", "n", "reason", "req_id", "rpt_seq",
-                 "stale", "symbol", "symbol_b")
+    __slots__ = ("auto_refreshes", "awaiting", "levels", "reason", "req_id", "rpt_seq", "stale",
+                 "symbol", "symbol_b")
 
-    def __init__(self, symbol: str, depth: int) -> None:
+    def __init__(self, symbol: str) -> None:
         self.symbol = symbol
         self.symbol_b = symbol.encode()
-        self.book = L2Book(depth)
-        self.n = [0, 0]  # levels held: bids, offers
+        #: the prices of the levels held, best first, at most ``depth``: bids, offers
+        self.levels: tuple[list[float], list[float]] = ([], [])
         self.req_id: bytes | None = None  # the live request (None: not subscribed)
         self.awaiting = False  # its snapshot has not come yet
         self.stale = True
@@ -96,8 +113,9 @@ class _Symbol:
         self.reason: str | None = "not subscribed"
 
 
-class FixMdBooks:
-    """One venue session's market data as one ``L2Book`` per symbol (module docstring)."""
+class FixMdSubscriptions:
+    """One venue session's market data subscriptions and their RptSeq checks (module
+    docstring)."""
 
     def __init__(self, venue: str, symbols: Iterable[str], *, depth: int = 10,
                  trades: bool = True, req_prefix: str = "md") -> None:
@@ -107,13 +125,13 @@ class FixMdBooks:
         self.depth = depth
         self.trades = trades
         self._prefix = f"{req_prefix}.{venue}."
-        self._syms = {s: _Symbol(s, depth) for s in symbols}
+        self._syms = {s: _Symbol(s) for s in symbols}
         self._by_symbol_b = {s.symbol_b: s for s in self._syms.values()}
         self._by_req: dict[bytes, _Symbol] = {}  # live MDReqID -> its symbol
         self._next_req = 0
         self._requests: list[MdRequest] = []
-        #: ``symbol -> L2Book``, updated in place
-        self.books: dict[str, L2Book] = {s: x.book for s, x in self._syms.items()}
+        #: the feed's symbols, in the order given: what ``subscribe()`` asks for
+        self.symbols: tuple[str, ...] = tuple(self._syms)
         self.counters: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
         #: the reason of the last input that was dropped or could not be applied
         self.last_problem: str | None = None
@@ -121,7 +139,7 @@ class FixMdBooks:
     # -- REQUESTS --------------------------------------------------------------------------------
     def subscribe(self, symbols: Iterable[str] | None = None) -> list[MdRequest]:
         """MarketDataRequests (263=1) for ``symbols`` (default: all), one per symbol; a symbol
-        already subscribed is unsubscribed first. Its book is stale until the snapshot."""
+        already subscribed is unsubscribed first. It is stale until the snapshot."""
         out: list[MdRequest] = []
         for s in self._pick(symbols):
             s.auto_refreshes = 0
@@ -145,7 +163,7 @@ class FixMdBooks:
 
     def connection_lost(self) -> None:
         """The session's connection ended: the venue ended our subscriptions with it. Every
-        book is stale until ``subscribe`` (after the next Logon) brings new snapshots."""
+        symbol is stale until ``subscribe`` (after the next Logon) brings new snapshots."""
         self._by_req.clear()
         self._requests.clear()
         for s in self._syms.values():
@@ -154,9 +172,17 @@ class FixMdBooks:
             s.auto_refreshes = 0
             self._go_stale(s, "connection lost")
 
+    def refresh(self, symbol: str, why: str) -> list[str]:
+        """Take a fresh snapshot of ``symbol`` (the caller could not use what came): stale
+        until it arrives; counted and capped as the automatic refreshes are."""
+        s = self._syms.get(symbol)
+        return [] if s is None else self._lost(s, why)
+
     # -- STATE -----------------------------------------------------------------------------------
     def stale(self, symbol: str) -> bool:
-        """True when ``books[symbol]`` may not be the venue's book (or ``symbol`` is not ours)."""
+        """True when the venue's book of ``symbol`` may not be what its messages built (no
+        snapshot yet, entries lost or unusable since, rejected, ended), or ``symbol`` is not
+        ours."""
         s = self._syms.get(symbol)
         return True if s is None else s.stale
 
@@ -167,23 +193,24 @@ class FixMdBooks:
 
     # -- MESSAGES IN -----------------------------------------------------------------------------
     def on_message(self, m: FixMessage, ts_ns: int = 0) -> list[str]:
-        """Apply one application message of the venue session; return the symbols whose book
-        or staleness it changed. Other message types are ignored (counted). Never raises on
-        bad input: see the module docstring."""
+        """Check one application message of the venue session; return the symbols it applied
+        entries of or whose staleness it changed. Other message types are ignored (counted).
+        Never raises on bad input: see the module docstring. ``ts_ns`` (the receive time) is
+        accepted for the callers' sake; nothing here depends on time."""
         if not isinstance(m, FixMessage):
             self._problem("bad_messages", f"not a FixMessage: {type(m).__name__}")
             return []
         mt = m.msg_type
         if mt == _X:
-            return self._on_incremental(m, ts_ns)
+            return self._on_incremental(m)
         if mt == _W:
-            return self._on_snapshot(m, ts_ns)
+            return self._on_snapshot(m)
         if mt == _Y:
             return self._on_reject(m)
         self.counters["ignored"] += 1
         return []
 
-    def _on_snapshot(self, m: FixMessage, ts_ns: int) -> list[str]:
+    def _on_snapshot(self, m: FixMessage) -> list[str]:
         req_id = m.get(Tag.MDReqID)
         s = self._by_req.get(req_id) if req_id is not None else None
         if s is None:
@@ -205,7 +232,6 @@ class FixMdBooks:
         except FixFieldError as e:
             return self._bad_snapshot(s, "bad_messages", f"snapshot: {e.reason}")
         sides: tuple[list, list] = ([], [])
-        trade = None
         for e in entries:
             t = e.get(Tag.MDEntryType)
             if t not in (_BID, _OFFER, _TRADE):
@@ -217,46 +243,30 @@ class FixMdBooks:
                 return self._bad_snapshot(s, "bad_entries", f"snapshot entry {_entry(e)}: "
                                           f"{_field(e, bad)} is not a positive number")
             if t == _TRADE:
-                trade = (px, sz)
                 continue
             raw_level = e.get(Tag.MDPriceLevel)
             level = 0 if raw_level is None else _count(raw_level)
-            sides[t == _OFFER].append((-1 if level is None else level, px, sz))
+            sides[t == _OFFER].append((-1 if level is None else level, px))
         for side, levels in enumerate(sides):
             levels.sort(key=lambda x: x[0])  # stable: no MDPriceLevel keeps wire order
-            if any(lv != i for i, (lv, _, _) in enumerate(levels, 1)) and \
-                    any(lv for lv, _, _ in levels):
+            if any(lv != i for i, (lv, _) in enumerate(levels, 1)) and \
+                    any(lv for lv, _ in levels):
                 return self._bad_snapshot(s, "bad_entries", f"snapshot's {_SIDE[side]} levels "
                                           f"are not 1..{len(levels)}")
-            pxs = [px for _, px, _ in levels]
+            pxs = [px for _, px in levels]
             if any((b - a) * (1 if side else -1) <= 0 for a, b in pairwise(pxs)):
                 return self._bad_snapshot(s, "bad_entries", f"snapshot's {_SIDE[side]} prices "
                                           f"are out of order: {pxs[:8]}")
-        book = s.book
-        depth = book.depth
-        for side, (px_l, sz_l) in enumerate(((book.bid_px, book.bid_sz),
-                                             (book.ask_px, book.ask_sz))):
-            levels = sides[side][:depth]
-            for i in range(depth):
-                if i < len(levels):
-                    px_l[i] = levels[i][1]
-                    sz_l[i] = levels[i][2]
-                else:
-                    px_l[i] = sz_l[i] = 0.0
-            s.n[side] = len(levels)
-        if trade is not None:
-            book.last_px, book.last_sz = trade
+        for side, levels in enumerate(sides):
+            s.levels[side][:] = [px for _, px in levels[:self.depth]]
         s.rpt_seq = rpt
         s.awaiting = s.stale = False
         s.reason = None
         s.auto_refreshes = 0
-        book.updates += 1
-        if ts_ns:
-            book.ts_event_ns = ts_ns
         self.counters["snapshots"] += 1
         return [s.symbol]
 
-    def _on_incremental(self, m: FixMessage, ts_ns: int) -> list[str]:
+    def _on_incremental(self, m: FixMessage) -> list[str]:
         req_id = m.get(Tag.MDReqID)
         of_req = None
         if req_id is not None:
@@ -273,7 +283,6 @@ class FixMdBooks:
                 return self._lost(of_req, f"unreadable incremental: {e.reason}")
             return []
         changed: list[str] = []
-        applied: list[_Symbol] = []
         for e in entries:
             sym_b = e.get(Tag.Symbol)
             s = of_req if sym_b is None else self._by_symbol_b.get(sym_b)
@@ -306,32 +315,24 @@ class FixMdBooks:
                 _add(changed, self._lost(s, f"entry {_entry(e)}: {why}"))
                 continue
             self.counters["entries"] += 1
-            if s not in applied:
-                applied.append(s)
-        for s in applied:  # one update of the book per message, however many entries
-            if not s.stale:
-                s.book.updates += 1
-                if ts_ns:
-                    s.book.ts_event_ns = ts_ns
             if s.symbol not in changed:
                 changed.append(s.symbol)
         return changed
 
     def _apply(self, s: _Symbol, e: dict[int, bytes]) -> str | None:
-        """Apply one in-sequence entry to ``s``'s book, or say why it cannot be."""
+        """Check one in-sequence entry against ``s``'s levels and apply it to their prices, or
+        say why it does not fit."""
         t = e.get(Tag.MDEntryType)
-        book = s.book
         if t == _TRADE:
             px, sz = _positive(e.get(Tag.MDEntryPx)), _positive(e.get(Tag.MDEntrySize))
             if px is None or sz is None:
                 return f"{_field(e, Tag.MDEntryPx if px is None else Tag.MDEntrySize)} " \
                        f"is not a positive number"
-            book.last_px, book.last_sz = px, sz
             return None
         if t == _BID:
-            side, px_l, sz_l, better = 0, book.bid_px, book.bid_sz, 1.0
+            px_l, better = s.levels[0], 1.0
         elif t == _OFFER:
-            side, px_l, sz_l, better = 1, book.ask_px, book.ask_sz, -1.0
+            px_l, better = s.levels[1], -1.0
         else:  # an entry type we did not ask for: it took its RptSeq, nothing else
             self.counters["ignored"] += 1
             return None
@@ -346,12 +347,11 @@ class FixMdBooks:
         px = _positive(raw_px)
         if px is None and (raw_px is not None or action != _DELETE):
             return f"{_field(e, Tag.MDEntryPx)} is not a positive number"
-        n = s.n[side]
-        depth = book.depth
+        n = len(px_l)
+        depth = self.depth
         i = level - 1
         if action == _NEW:
-            sz = _positive(e.get(Tag.MDEntrySize))
-            if sz is None:
+            if _positive(e.get(Tag.MDEntrySize)) is None:
                 return f"{_field(e, Tag.MDEntrySize)} is not a positive number"
             if level > depth:
                 return None  # below what we hold
@@ -360,10 +360,8 @@ class FixMdBooks:
             if (i and (px_l[i - 1] - px) * better <= 0) or (i < n and (px - px_l[i]) * better <= 0):
                 return f"New at level {level} price {px:g} is out of price order"
             px_l.insert(i, px)
-            px_l.pop()
-            sz_l.insert(i, sz)
-            sz_l.pop()
-            s.n[side] = min(n + 1, depth)
+            if n == depth:
+                px_l.pop()  # the last level falls off
             return None
         if level > n:
             return None if level > depth else \
@@ -371,16 +369,10 @@ class FixMdBooks:
         if px is not None and px != px_l[i]:
             return f"level {level} is at {px_l[i]:g}, the entry says {px:g}"
         if action == _CHANGE:
-            sz = _positive(e.get(Tag.MDEntrySize))
-            if sz is None:
+            if _positive(e.get(Tag.MDEntrySize)) is None:
                 return f"{_field(e, Tag.MDEntrySize)} is not a positive number"
-            sz_l[i] = sz
             return None
         del px_l[i]  # a delete
-        px_l.append(0.0)
-        del sz_l[i]
-        sz_l.append(0.0)
-        s.n[side] = n - 1
         return None
 
     def _on_reject(self, m: FixMessage) -> list[str]:
@@ -438,7 +430,7 @@ class FixMdBooks:
         return body
 
     def _lost(self, s: _Symbol, why: str) -> list[str]:
-        """``s``'s book missed something the venue sent: stale, and refresh it (capped)."""
+        """``s``'s stream missed something the venue sent: stale, and refresh it (capped)."""
         self.last_problem = f"{self.venue} {s.symbol}: {why}"
         changed = self._go_stale(s, why)
         if s.awaiting or s.req_id is None:
@@ -466,6 +458,7 @@ class FixMdBooks:
     def _problem(self, counter: str, why: str) -> None:
         self.counters[counter] += 1
         self.last_problem = f"{self.venue}: {why}"
+
 
 
 _SIDE = ("bid", "offer")

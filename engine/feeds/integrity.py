@@ -65,6 +65,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from engine.core.records import FEED_HEALTH
 from engine.core.events import (
     ASK,
     CLEAR,
@@ -78,37 +79,8 @@ from engine.core.events import (
     TRADE,
 )
 
-__all__ = ["FEED_HEALTH", "FEED_HEALTH_VERSION", "LIVE", "STALE", "UNSYNCED", "FeedIntegrity"]
+__all__ = ["FEED_HEALTH", "LIVE", "STALE", "UNSYNCED", "FeedIntegrity"]
 
-#: bumped whenever FEED_HEALTH changes (it is published in shared memory)
-FEED_HEALTH_VERSION = 1
-
-#: One row per venue (row index = MD_EVENT ``venue``); fixed-size fields only, 160 bytes,
-#: every 8-byte field 8-aligned. Counters only go up.
-FEED_HEALTH = np.dtype([
-    ("name", "S16"),             # the venue's name, ASCII, NUL-padded
-    ("events", "<u8"),           # records kept
-    ("snapshots", "<u8"),        # snapshots started (QUOTE CLEAR BID, F_SNAPSHOT, kept)
-    ("gaps", "<u8"),             # sequence gaps (a stream went STALE)
-    ("duplicates", "<u8"),       # seq == last: dropped
-    ("out_of_order", "<u8"),     # seq < last, or a snapshot record without its CLEAR: dropped
-    ("stale_dropped", "<u8"),    # records of a STALE (or unsynced) stream: dropped
-    ("rej_price", "<u8"),        # price <= 0 (NEW/CHANGE/TRADE) or < 0 (DELETE)
-    ("rej_size", "<u8"),         # size <= 0 (NEW/CHANGE/TRADE) or < 0 (DELETE)
-    ("rej_instrument", "<u8"),   # instrument id >= n_instruments
-    ("rej_channel", "<u8"),      # channel >= n_channels
-    ("rej_field", "<u8"),        # kind, side or action out of MD_EVENT's ranges
-    ("silences", "<u8"),         # times the venue fell silent for silence_ns
-    ("last_recv_ns", "<i8"),     # latest recv_ns of any record from it (0: none yet)
-    ("last_exch_ns", "<i8"),     # latest exch_ns of a kept record
-    ("window_start_ns", "<i8"),  # start of the current rate window (-1: not started)
-    ("window_events", "<u8"),    # records kept in the current window
-    ("rate_hz", "<f8"),          # records kept per second over the last complete window
-    ("stale_streams", "<u4"),    # its streams now STALE (awaiting a snapshot)
-    ("stale", "u1"),             # 1: silent for silence_ns, or nothing heard yet
-    ("pad", "u1", (3,)),
-])
-assert FEED_HEALTH.itemsize == 160
 
 #: Stream states (``FeedIntegrity.state``).
 UNSYNCED, LIVE, STALE = 0, 1, 2
@@ -300,7 +272,7 @@ class FeedIntegrity:
             if len(venue_names) != n_venues:
                 raise ValueError(f"venue_names has {len(venue_names)} names for {n_venues} "
                                  f"venues")
-            self.health["name"] = [n.encode("ascii", "replace")[:16] for n in venue_names]
+            self.health["venue"] = [n.encode("ascii", "replace")[:16] for n in venue_names]
         n_streams = n_venues * n_channels * n_instruments
         #: per stream: UNSYNCED / LIVE / STALE, and the last sequence number applied
         self.state = np.zeros(n_streams, dtype=np.int8)
@@ -392,7 +364,7 @@ class FeedIntegrity:
     def counters(self, venue: int) -> dict[str, int]:
         """One venue's FEED_HEALTH row as a dict (for logs and tests)."""
         row = self.health[venue]
-        return {name: (row[name].decode("ascii", "replace") if name == "name"
+        return {name: (row[name].decode("ascii", "replace") if name == "venue"
                        else row[name].item())
                 for name in FEED_HEALTH.names if name != "pad"}
 

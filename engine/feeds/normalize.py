@@ -8,7 +8,7 @@
     n = norm.on_message(m, recv_ns, out)          # one decoded FixMessage (from a FixSession)
     n = norm.feed_bytes(data, recv_ns, out)       # or raw socket bytes (FixDecoder inside)
 
-It owns no socket, no clock and no subscription: ``engine.feeds.fixmd.FixMdBooks`` (or the
+It owns no socket, no clock and no subscription: ``engine.feeds.fixmd.FixMdSubscriptions`` (or the
 caller) asks for the data; ``engine.feeds.integrity.FeedIntegrity`` checks the sequence of what
 comes out (gaps, duplicates) and says when to ask for a new snapshot.
 

@@ -12,6 +12,7 @@ import enum
 import math
 from dataclasses import dataclass
 
+from engine.core.records import Scope
 from engine.core.roles import Role
 
 __all__ = [
@@ -38,11 +39,6 @@ class Verb(enum.IntEnum):
     ORDER = 4  #: a manual order: see ``order_text``
     CANCEL = 5  #: cancel one order; text is its ClOrdID
     CANCEL_ALL = 6  #: cancel every live order in scope; text may name one venue
-
-
-class Scope(enum.IntEnum):
-    GLOBAL = 0  #: the whole engine; scope_id must be 0
-    INSTRUMENT = 1  #: one instrument; scope_id is its index in the engine's instrument table
 
 
 class AckStatus(enum.IntEnum):

@@ -11,7 +11,7 @@ One segment per engine instance, ``/dev/shm/helmdesk.<instance>``, created by th
              line 2  heartbeat: count · monotonic ns · wall ns
              line 3  engine counters (commands accepted/rejected, loop turns, feed events,
                      publishes, ack back-pressure)
-             line 4  engine_asleep flag (informational; see engine/runtime.py on the doorbell)
+             line 4  engine_asleep flag (informational; see engine/node.py on the doorbell)
              line 5  command bell: any desk writes its last command id here after a push
              line 16 order venues: count · up to 16 × (name, session state)
     INSTRUMENTS   n × INSTRUMENT_DTYPE (static, written before the magic)
@@ -38,6 +38,16 @@ import struct
 from dataclasses import dataclass
 
 import numpy as np
+
+from engine.core.records import (  # the records every stage shares; the segment embeds them
+    FEED_HEALTH,
+    KILL_ROW,
+    MAX_VENUES,
+    VENUE_BOOKS_OK,
+    VENUE_DOWN,
+    VENUE_UP,
+    Notice,
+)
 
 __all__ = [
     "MAGIC",
@@ -83,9 +93,6 @@ CACHE_LINE = 64
 HEADER_SIZE = 4096
 BOOK_DEPTH = 10
 MAX_DESKS = 8
-MAX_VENUES = 16
-VENUE_DOWN, VENUE_UP = 0, 1  # venue state word: bit 0 session logged on
-VENUE_BOOKS_OK = 2  # bit 1: every book it sends us is good (market data subscribed, no gap)
 SEQLOCK_PREFIX = CACHE_LINE  # the seq counter has a line to itself
 RING_CONTROL = 2 * CACHE_LINE  # [tail intent or head][pad][tail][pad]
 SLOT_HEADER = CACHE_LINE
@@ -167,38 +174,9 @@ assert BOOK_DTYPE.itemsize % CACHE_LINE == 0
 BOOK_CROSSED = 1  #: best bid above best ask (across venues): shown, flagged, never used as is
 BOOK_LOCKED = 2  #: best bid equal to best ask
 
-KILL_DTYPE = np.dtype(
-    [
-        ("tripped", "u1"),
-        ("scope", "u1"),  # Scope value (commands.py)
-        ("pad0", "V2"),
-        ("scope_id", "<i4"),
-        ("ts_ns", "<i8"),  # wall clock of the last change
-        ("user", "S16"),
-        ("reason", "S32"),
-    ]
-)
-assert KILL_DTYPE.itemsize == 64
+KILL_DTYPE = KILL_ROW  # engine.core.records: the kill switches keep their state in it
 
-# Market data health of one feed venue (issue 5): what the desk's status shows.
-FEED_DTYPE = np.dtype(
-    [
-        ("venue", "S8"),
-        ("stale", "u1"),  # 1: silent past the limit, or a book in a gap waiting for a snapshot
-        ("pad", "V3"),
-        ("rate_hz", "<f4"),  # events per second over the last second
-        ("events", "<u8"),
-        ("gaps", "<u4"),
-        ("duplicates", "<u4"),  # and out-of-order: dropped
-        ("rejects", "<u4"),  # bad price/size, unknown instrument, garbled input
-        ("stale_books", "<u4"),  # instruments of this venue whose book is stale now
-        ("silences", "<u4"),  # times the venue went silent past the limit
-        ("pad2", "V4"),
-        ("last_recv_ns", "<i8"),
-        ("pad3", "V8"),
-    ]
-)
-assert FEED_DTYPE.itemsize == 64
+FEED_DTYPE = FEED_HEALTH  # engine.core.records: market data keeps its health in it
 
 # Event ring record: 128 bytes, two cache lines. ``text`` is UTF-8 for every kind but
 # ORDER, whose 104 bytes are an ORDER_EVENT_STRUCT.
@@ -218,13 +196,13 @@ assert EVENT_STRUCT.size == EVENT_DTYPE.itemsize == 128
 
 
 class EventKind:
-    """``kind`` of an event-ring record."""
+    """``kind`` of an event-ring record: the engine's ``Notice`` codes."""
 
-    LOG = 1
-    COMMAND = 2
-    KILL = 3
-    ALERT = 4
-    ORDER = 5  #: an order changed; ``text`` is an ORDER_EVENT_STRUCT, ``instrument`` its symbol
+    LOG = int(Notice.LOG)
+    COMMAND = int(Notice.COMMAND)
+    KILL = int(Notice.KILL)
+    ALERT = int(Notice.ALERT)
+    ORDER = int(Notice.ORDER)  #: an order changed; ``text`` is an ORDER_EVENT_STRUCT
     NAMES = {1: "log", 2: "command", 3: "kill", 4: "alert", 5: "order"}
 
 

@@ -1,5 +1,6 @@
-"""Risk: kill switches (pre-trade checks, P&L, VaR and de-risking come with later issues)."""
+"""Risk: the kernel's risk stage (the guard of the door into execution) and kill switches."""
 
-from engine.risk.killswitch import KillSwitches
+from engine.risk.engine import RiskConfig, RiskEngine
+from engine.risk.killswitch import KillStateFile, KillSwitches
 
-__all__ = ["KillSwitches"]
+__all__ = ["KillStateFile", "KillSwitches", "RiskConfig", "RiskEngine"]

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, select
 from sqlalchemy import exc as sa_exc
 
+from engine.core.positions import apply_fill
 from engine.ipc.layout import RING_CONTROL
 from engine.ipc.segment import IpcError, Segment, try_lock, unlink_segment
 from engine.store import models as m
@@ -180,25 +181,6 @@ def _fix_seq_no(n: int, what: str) -> int:
     if not 1 <= n < 2**31:
         raise BadRecord(f"{what} {n} is out of range")
     return n
-
-
-# -- positions ----------------------------------------------------------------------------------
-def apply_fill(pos: tuple[int, float, float], side: int, qty: int,
-               px: float) -> tuple[int, float, float]:
-    """(qty, avg_px, realized) after a fill: average cost, realized P&L on what closes."""
-    q, avg, realized = pos
-    d = qty if side == 1 else -qty
-    if q == 0 or (q > 0) == (d > 0):  # opens or adds
-        new = q + d
-        return new, (avg * abs(q) + px * abs(d)) / abs(new), realized
-    closing = min(abs(d), abs(q))
-    realized += (px - avg) * closing * (1 if q > 0 else -1)
-    new = q + d
-    if new == 0:
-        return 0, 0.0, realized
-    if (new > 0) != (q > 0):  # flipped through zero: the rest opens at this price
-        return new, px, realized
-    return new, avg, realized
 
 
 # -- a batch ------------------------------------------------------------------------------------

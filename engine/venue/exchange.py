@@ -82,7 +82,7 @@ gives exactly the venue's best ``depth`` levels.
 RptSeq rule: per subscription and symbol, RptSeq goes up by exactly one per entry, from the
 snapshot's 83 (the first entry after a snapshot with 83=n carries n+1). An entry whose RptSeq
 is not the last one seen + 1 means something was lost (a gap: take a new snapshot) or seen
-before (a duplicate: drop it). ``engine.feeds.fixmd.FixMdBooks`` is the receiver.
+before (a duplicate: drop it). ``engine.feeds.fixmd.FixMdSubscriptions`` is the receiver.
 
 A request that cannot be served is answered with a MarketDataRequestReject (35=Y): 262
 MDReqID (absent only when the request had none), 281 MDReqRejReason, 58 Text naming the

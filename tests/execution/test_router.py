@@ -9,7 +9,6 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.book.l2 import L2Book
 from engine.core.profile import InstrumentConfig
 from engine.execution.oms import Oms, OrderUpdate
 from engine.execution.orders import ClOrdIds, OrdStatus
@@ -29,8 +28,21 @@ from engine.venue.exchange import Exchange
 T0 = 1_795_000_000_000_000_000
 
 
-def book(asks=(), bids=()) -> L2Book:
-    b = L2Book(max(5, len(asks), len(bids)))
+class Book:
+    """A venue's L2 book as the router reads it: price and size lists, best first; an empty
+    level has price 0."""
+
+    __slots__ = ("ask_px", "ask_sz", "bid_px", "bid_sz")
+
+    def __init__(self, depth: int) -> None:
+        self.bid_px = [0.0] * depth
+        self.bid_sz = [0.0] * depth
+        self.ask_px = [0.0] * depth
+        self.ask_sz = [0.0] * depth
+
+
+def book(asks=(), bids=()) -> Book:
+    b = Book(max(5, len(asks), len(bids)))
     for i, (px, sz) in enumerate(asks):
         b.ask_px[i], b.ask_sz[i] = px, sz
     for i, (px, sz) in enumerate(bids):
@@ -133,7 +145,7 @@ def test_bad_input_gets_a_reason_not_an_exception():
 
 
 # -- PLANNING: A BRUTE-FORCE REFERENCE ----------------------------------------------------------
-def units(b: L2Book, side: int, fee_bps: float, limit: float | None) -> list[tuple[float, float]]:
+def units(b: Book, side: int, fee_bps: float, limit: float | None) -> list[tuple[float, float]]:
     """The venue's visible units within the limit, best first: (quoted price, effective)."""
     pxs, szs = (b.ask_px, b.ask_sz) if side == BUY else (b.bid_px, b.bid_sz)
     k = 1 + fee_bps / 1e4 if side == BUY else 1 - fee_bps / 1e4
@@ -234,7 +246,7 @@ class Desk:
         self.oms = Oms(ClOrdIds("HELM", 1_795_000_000_000), self._send)
         self.router = SmartRouter(self.oms, infos_, self.books, self.up,
                                   max_reroutes=max_reroutes, check=check)
-        self.stale: dict[str, L2Book] = {}  # a venue whose feed lags: this is what we see
+        self.stale: dict[str, Book] = {}  # a venue whose feed lags: this is what we see
         self.updates: list[OrderUpdate] = []
         self.parent_updates: list = []
         self._other = itertools.count(1)
@@ -249,7 +261,7 @@ class Desk:
     def up(self, _symbol: str = "") -> set[str]:
         return {n for n, link in self.links.items() if link.up}
 
-    def books(self, symbol: str) -> dict[str, L2Book]:
+    def books(self, symbol: str) -> dict[str, Book]:
         out = {}
         for n, link in self.links.items():
             out[n] = self.stale.get(n) or l2_of(link.exchange, symbol)
@@ -321,9 +333,9 @@ class Desk:
         return sum(1 for o in self.oms.orders.values() if o.venue == venue)
 
 
-def l2_of(ex: Exchange, symbol: str) -> L2Book:
+def l2_of(ex: Exchange, symbol: str) -> Book:
     """What the venue's market data would show: its book's real depth."""
-    out = L2Book(10)
+    out = Book(10)
     for b in ex.books:
         if b.symbol == symbol:
             bids, asks = b.engine.book_depth(10)

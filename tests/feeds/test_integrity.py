@@ -209,7 +209,7 @@ def test_a_silent_venue_goes_stale_once_and_comes_back_with_its_next_record():
     assert fi.silence(13 * S) == [0]
     c0, c1 = fi.counters(0), fi.counters(1)
     assert (c0["stale"], c0["silences"], c1["stale"], c1["silences"]) == (1, 1, 1, 1)
-    assert c0["name"] == "SIMA" and c1["name"] == "SIMB"
+    assert c0["venue"] == "SIMA" and c1["venue"] == "SIMB"
     assert fi.is_stale(0, 0)
     fi.check(recs(upd(3, recv_ns=14 * S)), 14 * S)
     assert fi.counters(0)["stale"] == 0 and fi.counters(0)["last_recv_ns"] == 14 * S
@@ -232,7 +232,7 @@ def test_rate_over_the_last_second():
 
 # -- FEED_HEALTH -------------------------------------------------------------------------------
 def test_feed_health_is_flat_and_aligned():
-    assert FEED_HEALTH.itemsize == 160 and not FEED_HEALTH.hasobject
+    assert FEED_HEALTH.itemsize == 176 and not FEED_HEALTH.hasobject
     for name in FEED_HEALTH.names:
         dt, off = FEED_HEALTH.fields[name][:2]
         assert dt.itemsize < 8 or off % 8 == 0, name

@@ -27,7 +27,7 @@ from engine.core.events import (
 )
 from engine.core.profile import InstrumentConfig
 from engine.feeds import normalize as nz
-from engine.feeds.fixmd import FixMdBooks
+from engine.feeds.fixmd import FixMdSubscriptions
 from engine.feeds.integrity import FeedIntegrity
 from engine.feeds.normalize import REASONS, FixMdNormalizer
 from engine.fix.codec import FixMessage, decode, encode
@@ -421,7 +421,7 @@ BBB = InstrumentConfig(symbol="BBB", tick=0.25, price=50.0)
 
 def _venue_run(seed: int, depth: int, steps: int) -> None:
     x = Exchange("SIMA", [AAA, BBB])
-    md = FixMdBooks("SIMA", ["AAA", "BBB"], depth=depth)
+    md = FixMdSubscriptions("SIMA", ["AAA", "BBB"], depth=depth)
     n = FixMdNormalizer(0, "SIMA", {"AAA": (0, 0.01), "BBB": (1, 0.25)})
     integ = FeedIntegrity(1, 2, 10**9)
     books = PyBooks(depth)

@@ -1,6 +1,7 @@
 """The venue's market data: in memory against ``Exchange`` (exact messages), and end to end
-against a real ``helmdesk venue`` process over loopback TCP, decoded by the engine's
-``FixMdBooks``."""
+against a real ``helmdesk venue`` process over loopback TCP, checked by the engine's
+``FixMdSubscriptions`` and built into its book (``CheckedBook``: FixMdNormalizer →
+FeedIntegrity → BookSet)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.core.profile import InstrumentConfig
-from engine.feeds.fixmd import FixMdBooks
+from engine.feeds.fixmd import FixMdSubscriptions
 from engine.fix.codec import FixDecoder, FixMessage, decode, encode
 from engine.venue.background import BackgroundFlow
 from engine.venue.exchange import MAX_MARKET_DEPTH, Exchange
 from tests.conftest import wait_until
+from tests.feeds.test_fixmd import CheckedBook
 from tests.venue.test_server import (
     Client,
     VenueProc,
@@ -77,11 +79,14 @@ def snapshot_levels(m: FixMessage) -> dict[str, list[tuple[float, int]]]:
     return out
 
 
-def md_levels(md: FixMdBooks, symbol: str) -> dict[str, list[tuple[float, int]]]:
-    """What a FixMdBooks book holds, in the same shape."""
-    b = md.books[symbol]
-    return {"bids": [(p, int(s)) for p, s in zip(b.bid_px, b.bid_sz) if p],
-            "offers": [(p, int(s)) for p, s in zip(b.ask_px, b.ask_sz) if p]}
+def book_levels(book: CheckedBook, symbol: str) -> dict[str, list[tuple[float, int]]]:
+    """What the engine's book of ``symbol`` holds, in the same shape."""
+    return dict(zip(("bids", "offers"), book.levels(symbol)))
+
+
+def venue_book(depth: int) -> CheckedBook:
+    """The engine's books of AAA and BBB as a subscriber of ``depth`` levels builds them."""
+    return CheckedBook({"AAA": AAA.tick, "BBB": BBB.tick}, depth)
 
 
 def order(cl: str, side: int, qty: int, price: str, symbol: str = "AAA", tif: int = 0):
@@ -247,8 +252,9 @@ def _fresh_snapshot(x: Exchange) -> FixMessage:
 
 @pytest.mark.parametrize("depth", [1, 3, 10])
 def test_a_receiver_applying_the_incrementals_always_holds_the_venues_book(depth):
-    """Random client orders, cancels and background flow; after every step FixMdBooks (fed the
-    wire messages) holds exactly the venue's best ``depth`` levels and the last trade."""
+    """Random client orders, cancels and background flow; after every step the engine's book
+    (fed the wire messages) holds exactly the venue's best ``depth`` levels and the last trade,
+    and FixMdSubscriptions found every entry in sequence and fitting."""
     action = st.tuples(st.sampled_from("bbbcrx"), st.integers(1, 2), st.integers(1, 9),
                        st.integers(-6, 6), st.integers(0, 30))
 
@@ -259,7 +265,8 @@ def test_a_receiver_applying_the_incrementals_always_holds_the_venues_book(depth
         flow = BackgroundFlow(x, seed=seed, max_live=30)
         for i in range(20):
             flow.step(i)
-        md = FixMdBooks("SIMA", ["AAA"], depth=depth)
+        md = FixMdSubscriptions("SIMA", ["AAA"], depth=depth)
+        book = venue_book(depth)
         [(mt, body)] = md.subscribe()
         x.on_message("HELM", decode(encode(mt, body, sender=b"HELM", target=b"SIMA", seq=1,
                                            sending_time_ns=0)), 20)
@@ -284,14 +291,15 @@ def test_a_receiver_applying_the_incrementals_always_holds_the_venues_book(depth
             for owner, m in sent(x):
                 if m.msg_type in (b"W", b"X"):
                     md.on_message(m)
+                    book.on_message(m)
                     last = [e for e in m.groups(268) if e.get(269) == b"2"] or last
             assert not md.stale("AAA"), md.last_problem
-            assert md_levels(md, "AAA") == x.book_levels("AAA", depth)
+            assert book.good("AAA")
+            assert book_levels(book, "AAA") == x.book_levels("AAA", depth)
             if last:
-                assert (md.books["AAA"].last_px, md.books["AAA"].last_sz) == (
-                    float(last[-1][270]), float(last[-1][271]))
+                assert book.last_trade("AAA") == (float(last[-1][270]), int(last[-1][271]))
         assert md.counters["gaps"] == md.counters["bad_entries"] == 0
-        assert md.books["AAA"].check() is None
+        assert book.books.rejects.sum() == 0 and book.normalizer.last_problem is None
 
     run()
 
@@ -343,17 +351,19 @@ def test_a_bad_request_gets_a_market_data_request_reject(make, code, text):
     assert X.get(262) == b"live"
 
 
-# -- end to end: a venue process, loopback TCP, FixMdBooks -------------------------------------
+# -- end to end: a venue process, loopback TCP, FixMdSubscriptions and the engine's book --------
 class MdClient(Client):
-    """A FIX client feeding every message to a FixMdBooks as it arrives, in order.
+    """A FIX client feeding every market data message to a FixMdSubscriptions and to the
+    engine's book (``book``) as it arrives, in order.
 
     A snapshot request ``probe*`` (263=0) is answered after every incremental the venue made
     before it (one session, one order): at that instant the subscriber's book must equal it.
     """
 
-    def __init__(self, port: int, md: FixMdBooks, **kw) -> None:
+    def __init__(self, port: int, md: FixMdSubscriptions, **kw) -> None:
         super().__init__(port, **kw)
         self.md = md
+        self.book = venue_book(md.depth)
         self.probes: list[tuple[str, dict, dict, bool]] = []  # (symbol, venue's, ours, stale)
         self.drop_next_x_of: str | None = None  # lose one incremental of this symbol
         self.lost: list[FixMessage] = []
@@ -366,14 +376,16 @@ class MdClient(Client):
                 continue
             if m.msg_type == b"W" and m.get(262, b"").startswith(b"probe"):
                 sym = m.get(55).decode()
-                self.probes.append((sym, snapshot_levels(m), md_levels(self.md, sym),
-                                    self.md.stale(sym)))
+                self.probes.append((sym, snapshot_levels(m), book_levels(self.book, sym),
+                                    self.md.stale(sym) or not self.book.good(sym)))
                 continue
             if (m.msg_type == b"X" and self.drop_next_x_of
                     and m.groups(268)[0].get(55) == self.drop_next_x_of.encode()):
                 self.drop_next_x_of = None
                 self.lost.append(m)
                 continue
+            if m.msg_type in (b"W", b"X", b"Y"):
+                self.book.on_message(m)
             self.md.on_message(m, time.time_ns())
             self.send_all(self.md.take_requests())
 
@@ -405,7 +417,7 @@ def md_venue(tmp_path):
 
 
 def test_a_subscriber_holds_the_venues_book_while_background_flow_runs(md_venue):
-    md = FixMdBooks("SIMA", ["AAA", "BBB"], depth=100)
+    md = FixMdSubscriptions("SIMA", ["AAA", "BBB"], depth=100)
 
     async def main():
         c = await MdClient(md_venue.port, md).connect()
@@ -426,7 +438,7 @@ def test_a_subscriber_holds_the_venues_book_while_background_flow_runs(md_venue)
         venue, ours, _ = await c.probed("AAA")
         assert (99.0, 7) not in ours["bids"] and ours == venue
         # a client's trade: its fill, then an incremental with that trade
-        ask = md.books["AAA"].best_ask()
+        ask = c.book.levels("AAA")[1][0][0]  # the best offer
         c.order("take", side=1, qty="1", price=f"{ask + 0.5:.2f}", tif=3)
         fill = await c.er("take", b"F")
         since = c.msgs.index(fill)
@@ -437,7 +449,7 @@ def test_a_subscriber_holds_the_venues_book_while_background_flow_runs(md_venue)
                 (e[269], e[55], e[270], e[271]) == ours for e in m.groups(268))), None)
 
         await until(the_trade, "the client's trade in an incremental")
-        assert md.books["AAA"].last_sz > 0
+        assert c.book.last_trade("AAA")[1] > 0
         assert md.counters["gaps"] == md.counters["bad_entries"] == 0
         assert md.counters["duplicates"] == md.counters["unknown_symbols"] == 0
         await c.logout()
@@ -446,7 +458,7 @@ def test_a_subscriber_holds_the_venues_book_while_background_flow_runs(md_venue)
 
 
 def test_a_lost_incremental_makes_the_book_stale_until_a_new_snapshot(md_venue):
-    md = FixMdBooks("SIMA", ["AAA", "BBB"], depth=10)
+    md = FixMdSubscriptions("SIMA", ["AAA", "BBB"], depth=10)
 
     async def main():
         c = await MdClient(md_venue.port, md).connect()
@@ -469,7 +481,7 @@ def test_a_lost_incremental_makes_the_book_stale_until_a_new_snapshot(md_venue):
 
 
 def test_a_disconnect_ends_the_subscriptions(md_venue):
-    md = FixMdBooks("SIMA", ["AAA"], depth=5)
+    md = FixMdSubscriptions("SIMA", ["AAA"], depth=5)
 
     async def main():
         c = await MdClient(md_venue.port, md).connect()

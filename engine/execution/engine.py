@@ -1,0 +1,324 @@
+"""The kernel's execution stage: the order manager and the smart order router over the venues.
+
+``ExecutionEngine`` is owned by the kernel. Intents come in through ``submit`` (the kernel's one
+door, behind the risk engine: manual orders from a desk or ``helmdesk ctl``, strategies, scripted
+intents), cancels through ``cancel`` / ``cancel_all``, which no check ever blocks. Each step the
+kernel calls ``poll(now_ns)``, which drives every venue client (``engine.execution.venues``)
+and hands each ExecutionReport and OrderCancelReject to the OMS.
+
+Every change to an order — an intent's (PendingNew, PendingCancel) or a venue's report — goes
+to every subscriber (``subscribe``: the journal, the desk publisher, strategies, a backtest's
+report), in the order they subscribed; a router parent's progress goes to ``subscribe_parents``.
+
+Venue sessions: a session that drops marks that venue's live orders *unknown* (the venue
+cancels on disconnect, but that is its word, not ours); when it logs on again, every order in
+doubt is asked about with an OrderStatusRequest and settled by the answer. The router reads
+each venue's book from the market-data stage's ``BookSet`` (the same books the desk and the
+strategies read) and uses a venue for a symbol only while its session is up and that book is
+good.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from engine.core.intents import ROUTER, OrderIntent
+from engine.core.profile import InstrumentConfig, Profile, VenueLinkConfig
+from engine.core.records import VENUE_BOOKS_OK, VENUE_DOWN, VENUE_UP
+from engine.execution.oms import Oms, OrderUpdate
+from engine.execution.orders import ClOrdIds, Order
+from engine.execution.router import CheckFn, ParentOrder, ParentUpdate, SmartRouter, VenueInfo
+from engine.fix.session import (
+    AppMessage,
+    Disconnect,
+    Garbled,
+    LoggedOn,
+    LoggedOut,
+    PeerReject,
+    RejectSent,
+)
+
+__all__ = ["ExecutionConfig", "ExecutionEngine"]
+
+log = logging.getLogger("helmdesk.execution")
+
+OnOrder = Callable[[OrderUpdate, Order], None]
+OnParent = Callable[[ParentUpdate], None]
+#: notify(logging level, text, instrument index or -1): a line for the desks
+Notify = Callable[[int, str, int], None]
+_NEVER = 1 << 62
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutionConfig:
+    """The execution stage's settings: the profile's ``[[venues]]`` and instruments."""
+
+    venues: tuple[VenueLinkConfig, ...]
+    instruments: tuple[InstrumentConfig, ...]
+
+    @classmethod
+    def from_profile(cls, profile: Profile) -> ExecutionConfig:
+        return cls(venues=profile.venues, instruments=profile.instruments)
+
+
+class _BookView:
+    """One venue's book of one symbol, as the router reads it (prices, best first)."""
+
+    __slots__ = ("bid_px", "bid_sz", "ask_px", "ask_sz")
+
+    def __init__(self, levels: tuple[list, list, list, list]) -> None:
+        self.bid_px, self.bid_sz, self.ask_px, self.ask_sz = levels
+
+
+class ExecutionEngine:
+    def __init__(self, config: ExecutionConfig, clients: Sequence, ids: ClOrdIds, *,
+                 market=None, notify: Notify | None = None, check: CheckFn | None = None
+                 ) -> None:
+        """``clients``: the venue clients, in ``config.venues`` order; ``market``: the
+        market-data stage (its books and venue table); ``check``: asked before each router
+        child goes out (the risk engine)."""
+        self.config = config
+        self.clients = {c.name: c for c in clients}
+        self._clients = list(self.clients.values())
+        self._market_clients = [c for c in self._clients if hasattr(c, "on_market")]
+        self.ticks = {i.symbol: i.tick for i in config.instruments}
+        self.index = {i.symbol: k for k, i in enumerate(config.instruments)}
+        self.market = market
+        #: venue name -> its row in the market-data stage's BookSet (absent: no book)
+        self.book_row = ({} if market is None else
+                         {name: market.venue_ids[name] for name in self.clients
+                          if name in market.venue_ids})
+        for c in self._market_clients:  # a simulated venue's other participants: its book
+            row = self.book_row.get(c.name)
+            c.books = market.books if row is not None else None
+            c.venue_index = row or 0
+        self.notify = notify or (lambda _level, _text, _inst: None)
+        self._subscribers: list[OnOrder] = []
+        #: ClOrdIDs of the orders working now (leaves > 0)
+        self.working: set[str] = set()
+        self._parent_subscribers: list[OnParent] = []
+        self.oms = Oms(ids, self._send, on_intent=self._publish)
+        self.router = SmartRouter(
+            self.oms, [VenueInfo(v.name, v.fee_bps, v.latency_us) for v in config.venues],
+            self._books, self._routable, check=check)
+        self._now = 0
+        self.sent = 0  #: messages handed to the venue clients (a live loop spins after one)
+        self._was_up: set[str] = set()  # venues logged on since their last drop
+        self._md_seen = None if market is None else market.new_seen()
+        self._md_applied = -1
+        self.counters = dict.fromkeys(("app_messages", "ignored", "session_rejects", "drops"), 0)
+
+    # -- subscribers -----------------------------------------------------------------------------
+    def subscribe(self, fn: OnOrder) -> None:
+        """``fn(update, order)`` for every change to every order, from now on."""
+        self._subscribers.append(fn)
+
+    def subscribe_parents(self, fn: OnParent) -> None:
+        """``fn(parent_update)`` for every change to a router parent."""
+        self._parent_subscribers.append(fn)
+
+    def _publish(self, u: OrderUpdate, o: Order) -> None:
+        if u.leaves_qty > 0:
+            self.working.add(u.cl_ord_id)
+        else:
+            self.working.discard(u.cl_ord_id)
+        for fn in self._subscribers:
+            fn(u, o)
+
+    def _publish_parent(self, pu: ParentUpdate) -> None:
+        for fn in self._parent_subscribers:
+            fn(pu)
+
+    # -- the kernel's side -----------------------------------------------------------------------
+    def fds(self) -> list[int]:
+        """Sockets a live loop's wait should include (connected or connecting)."""
+        return [fd for c in self._clients if (fd := c.fileno()) >= 0]
+
+    def next_due_ns(self) -> int:
+        nxt = _NEVER
+        for c in self._clients:
+            t = c.next_due_ns()
+            if t < nxt:
+                nxt = t
+        return nxt
+
+    def poll(self, now_ns: int) -> bool:
+        """Drive every venue client once; True if anything arrived."""
+        self._now = now_ns
+        busy = False
+        for c in self._clients:
+            events = c.poll(now_ns)
+            if events:
+                busy = True
+                self._on_events(c, events, now_ns)
+        return busy
+
+    def on_market(self, now_ns: int) -> None:
+        """The books moved: simulated venues whose other participants are those books see it
+        (a resting order the market now reaches fills)."""
+        if not self._market_clients or self.market is None:
+            return
+        applied = self.market.applied
+        if applied == self._md_applied:
+            return
+        self._md_applied = applied
+        changed = self.market.changed(self._md_seen)
+        if len(changed):
+            for c in self._market_clients:
+                c.on_market(changed, now_ns)
+
+    def _on_events(self, client, events: list, now_ns: int) -> None:
+        oms = self.oms
+        router = self.router
+        name = client.name
+        for e in events:
+            if type(e) is AppMessage:
+                self.counters["app_messages"] += 1
+                mt = e.message.msg_type
+                if mt in (b"8", b"9"):
+                    for u in oms.on_message(name, e.message):
+                        self._publish(u, oms.orders[u.cl_ord_id])
+                        for pu in router.on_update(u, now_ns):
+                            self._publish_parent(pu)
+                else:
+                    self.counters["ignored"] += 1
+                    log.info("%s: 35=%s not handled by the engine", name,
+                             mt.decode("ascii", "replace"))
+            elif isinstance(e, LoggedOn):
+                self._was_up.add(name)
+                n = oms.request_status(name, now_ns)
+                how = "reset" if e.reset else "resumed"
+                self.notify(logging.INFO, f"{name} session up ({how}); "
+                                          f"{n} orders in doubt asked about", -1)
+                log.info("%s: logged on (%s sequence numbers); %d status requests sent",
+                         name, how, n)
+            elif isinstance(e, Disconnect):
+                self.counters["drops"] += 1
+                updates = oms.on_venue_down(name)
+                for u in updates:
+                    self._publish(u, oms.orders[u.cl_ord_id])
+                for pu in router.on_venue_down(name, now_ns):
+                    self._publish_parent(pu)
+                if name in self._was_up:
+                    self._was_up.discard(name)
+                    self.notify(logging.ERROR, f"{name} session DOWN: {e.reason}; "
+                                               f"{len(updates)} orders unknown", -1)
+                    log.error("%s: session down (%s); %d live orders now unknown", name,
+                              e.reason, len(updates))
+            elif isinstance(e, LoggedOut):
+                log.warning("%s: logged out: %s", name, e.text)
+            elif isinstance(e, (PeerReject, RejectSent, Garbled)):
+                self.counters["session_rejects"] += 1
+                log.warning("%s: %s", name, e)
+
+    def close(self, now_ns: int) -> None:
+        for c in self._clients:
+            c.close(now_ns)
+
+    # -- intents ---------------------------------------------------------------------------------
+    def submit(self, intent: OrderIntent, now_ns: int) -> Order | ParentOrder | str:
+        """Send an intent: to its venue, or to the router (venue ``*``). Return the order or
+        the router's parent, or why nothing was sent. Risk checks are the kernel's, before."""
+        self._now = now_ns
+        symbol = intent.symbol
+        if symbol not in self.ticks:
+            return f"unknown instrument {symbol!r}"
+        if intent.venue == ROUTER:
+            if not self.clients:
+                return "no venues configured"
+            return self.router.route(self.oms.ids.next(), symbol, intent.side, intent.qty,
+                                     intent.price, intent.tif, now_ns)
+        venue = intent.venue
+        client = self.clients.get(venue)
+        if client is None:
+            known = ", ".join(self.clients) or "none configured"
+            return f"unknown venue {venue!r} (venues: {known})"
+        if symbol not in client.symbols:
+            return f"venue {venue} does not trade {symbol}"
+        price = intent.price
+        if price is not None:
+            tick = self.ticks[symbol]
+            steps = price / tick
+            if not math.isfinite(steps) or abs(steps - round(steps)) > 1e-6:
+                return f"price {price:g} is not on {symbol}'s tick grid of {tick:g}"
+        return self.oms.new_order(venue, symbol, intent.side, intent.qty, price, intent.tif,
+                                  now_ns)
+
+    def cancel(self, cl_ord_id: str, now_ns: int) -> str | None:
+        """Cancel one order. A router parent's id, or one of its children's, cancels the whole
+        parent: a child cancelled alone would only be re-routed."""
+        self._now = now_ns
+        parent = (cl_ord_id if cl_ord_id in self.router.parents
+                  else self.router.parent_of(cl_ord_id))
+        if parent is not None:
+            return self.router.cancel(parent, now_ns)
+        return self.oms.cancel(cl_ord_id, now_ns)
+
+    def cancel_all(self, now_ns: int, venue: str | None = None, symbol: str | None = None,
+                   reason: str = "cancel all") -> int:
+        """Cancel every live order in scope; return how many cancel requests went out. The
+        router's parents in scope are halted first, so their children are not re-routed."""
+        self._now = now_ns
+        self.router.halt(reason, symbol)
+        return self.oms.cancel_all(now_ns, venue, symbol)
+
+    def restore(self, orders: list[Order]) -> None:
+        """Orders rebuilt from the store after a restart: shown, in doubt until reconciled."""
+        for u in self.oms.restore(orders):
+            self._publish(u, self.oms.orders[u.cl_ord_id])
+
+    # -- venues ----------------------------------------------------------------------------------
+    def venue_states(self) -> list[int]:
+        """Each venue's state word (VENUE_UP | VENUE_BOOKS_OK), in configuration order."""
+        out = []
+        for c in self._clients:
+            if not c.up:
+                out.append(VENUE_DOWN)
+                continue
+            md = getattr(c, "md", None)
+            if md is not None:
+                ok = c.books_ok()
+            else:
+                row = self.book_row.get(c.name)
+                ok = row is not None and not any(
+                    self.market.books.excluded(row, self.index[s]) for s in c.symbols)
+            out.append(VENUE_UP | (VENUE_BOOKS_OK if ok else 0))
+        return out
+
+    def _books(self, symbol: str) -> dict:
+        """Each usable venue's book of ``symbol``, for the router."""
+        market = self.market
+        if market is None:
+            return {}
+        i = self.index[symbol]
+        out = {}
+        for name, c in self.clients.items():
+            row = self.book_row.get(name)
+            if (row is not None and symbol in c.symbols and c.up
+                    and not market.books.excluded(row, i)):
+                out[name] = _BookView(market.venue_book(row, i))
+        return out
+
+    def _routable(self, symbol: str) -> list[str]:
+        """Venues the router may send ``symbol`` to: logged on, trade it, and (with a book
+        there) that book is good."""
+        out = []
+        i = self.index.get(symbol)
+        for name, c in self.clients.items():
+            if not c.up or symbol not in c.symbols:
+                continue
+            row = self.book_row.get(name)
+            if row is not None and self.market.books.excluded(row, i):
+                continue
+            out.append(name)
+        return out
+
+    def _send(self, venue: str, msg_type: bytes, body: list) -> int | None:
+        c = self.clients.get(venue)
+        if c is None:
+            return None
+        self.sent += 1
+        return c.send(msg_type, body, self._now)

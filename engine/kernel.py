@@ -1,0 +1,271 @@
+"""The kernel: one engine core that runs live, in paper trading and in backtests.
+
+As NautilusTrader's kernel, it is built the same way whatever runs it — from a profile, the
+market-data sources, the venue clients and (optionally) a publisher for the desks, a journal
+for the database and a command source — and differs between modes only in those adapters and
+in who calls ``step`` with which time:
+
+- the **live node** (``engine.node``) adds the shared-memory segment, the idle modes and the
+  doorbell, the heartbeat, signals and pinning, and calls ``step(clock.wall_ns())`` every turn;
+- the **backtest node** (``engine.backtest``) adds a simulated clock, tick-store replay and
+  in-process simulated venues, and calls ``step`` at the next time anything is due, as fast as
+  the CPU allows.
+
+``step(now_ns)`` runs one turn, always in this order, and returns when it next has work due::
+
+    commands     each command from the command source, through its verb's handler
+    venues       every venue client polled: order reports to the OMS (market data queued)
+    market data  every source's due records, one batch, into the books
+    strategies   on_book for the instruments that changed, due timers
+    risk         the guard of ``submit``, the one door into execution (strategies, manual
+                 orders, scripted intents, each router child)
+    execution    simulated venues see the moved market (resting orders may fill)
+    publish      changed books (at most ``publish_hz``), kill switches, health: to the desks
+
+Nothing in here reads a clock, waits, touches shared memory, installs signals or starts a
+thread: time is the ``now_ns`` the caller passes (UTC nanoseconds on the caller's clock), and
+everything outside the process is behind an adapter. Every stage is a named part with its own
+config class (``MarketData`` + ``MarketDataConfig``, ``RiskEngine`` + ``RiskConfig``,
+``ExecutionEngine`` + ``ExecutionConfig``, ``Strategies``, ``CommandHandlers``), all built here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from engine.commands import CommandHandlers
+from engine.core.intents import OrderIntent
+from engine.core.profile import Profile
+from engine.core.records import Notice
+from engine.execution.engine import ExecutionConfig, ExecutionEngine
+from engine.execution.oms import OrderUpdate
+from engine.execution.orders import ClOrdIds, Order
+from engine.execution.router import ParentUpdate
+from engine.feeds.marketdata import MarketData, MarketDataConfig
+from engine.feeds.sources import NEVER, MarketDataSource
+from engine.risk.engine import RiskConfig, RiskEngine
+from engine.strategy.api import Strategy
+from engine.strategy.host import Strategies
+
+__all__ = ["CommandSource", "Journal", "Kernel", "KernelConfig", "Publisher"]
+
+log = logging.getLogger("helmdesk.engine")
+
+INFO, WARNING, ERROR = logging.INFO, logging.WARNING, logging.ERROR
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KernelConfig:
+    """The kernel's own settings (the profile's ``[engine]``)."""
+
+    instance: str
+    publish_hz: int = 1000
+    health_ms: int = 100
+
+    @classmethod
+    def from_profile(cls, profile: Profile) -> KernelConfig:
+        return cls(instance=profile.engine.instance, publish_hz=profile.engine.publish_hz)
+
+
+class Publisher:
+    """Where the kernel tells the desks what changed. The live node's converts to shared
+    memory; this base does nothing (a backtest has no desk)."""
+
+    live = False  #: False: the kernel skips working out what only a desk would read
+
+    def order(self, update: OrderUpdate, order: Order, ts_ns: int) -> None:
+        """An order changed (every update, in order)."""
+
+    def notice(self, kind: Notice, level: int, text: str, instrument: int, ts_ns: int) -> None:
+        """A line for the desks' event log."""
+
+    def books(self, market: MarketData, instruments, ts_ns: int) -> None:
+        """These instruments' consolidated books changed."""
+
+    def kill(self, rows) -> None:
+        """The kill switches changed (KILL_ROW rows)."""
+
+    def health(self, feed_rows, venue_states: list[int], ts_ns: int) -> None:
+        """Market data health (FEED_HEALTH rows) and the venue sessions' state words."""
+
+
+class Journal:
+    """Where the kernel writes what must be kept: the database (live), a report (backtest)."""
+
+    def order(self, update: OrderUpdate, order: Order, ts_ns: int) -> None:
+        """An order changed; a fill in ``update`` is an execution."""
+
+    def command(self, cmd, ack) -> None:
+        """A command and its answer (the audit trail)."""
+
+    def kill(self, name: str, scope: int, scope_id: int, tripped: bool, user: str, why: str,
+             ts_ns: int) -> None:
+        """A kill switch changed."""
+
+
+class CommandSource:
+    """Where commands come from (the live node's command rings)."""
+
+    def serve(self, now_ns: int, handle: Callable) -> int:  # pragma: no cover - protocol
+        """Answer every pending command with ``handle(cmd) -> Ack``; return how many."""
+        raise NotImplementedError
+
+
+class Kernel:
+    def __init__(self, profile: Profile, *, market_venues: Sequence[str],
+                 sources: Sequence[MarketDataSource], venues: Sequence, ids: ClOrdIds,
+                 publisher: Publisher | None = None, journal: Journal | None = None,
+                 commands: CommandSource | None = None, strategies: Sequence[Strategy] = (),
+                 kill_state=None, recorder=None) -> None:
+        """``market_venues``: the engine's venue table for market data (ids in MD_EVENT);
+        ``sources``: market-data sources writing those ids; ``venues``: the venue clients
+        (``engine.execution.venues``), in the profile's ``[[venues]]`` order; ``kill_state``:
+        where kill switches persist (None: memory only); ``recorder``: the tick recorder."""
+        self.profile = profile
+        self.config = KernelConfig.from_profile(profile)
+        self.symbols = [i.symbol for i in profile.instruments]
+        self.index = {s: i for i, s in enumerate(self.symbols)}
+        self.publisher = publisher or Publisher()
+        self.journal = journal
+        self.command_source = commands
+        self.now = 0
+        self.busy = False  #: the last step did something (the live node's idle logic)
+
+        self.market = MarketData(MarketDataConfig.from_profile(profile, market_venues),
+                                 profile.instruments, sources, recorder=recorder)
+        self.risk = RiskEngine(RiskConfig.from_profile(profile), kill_state)
+        self.execution = ExecutionEngine(ExecutionConfig.from_profile(profile), venues, ids,
+                                         market=self.market, notify=self.notify,
+                                         check=self.risk.check_child)
+        self.strategies = Strategies(strategies, self.market, self.submit,
+                                     self.execution.cancel, self.notify, lambda: self.now)
+        self.commands = CommandHandlers(profile, self)
+
+        # every order change, to every subscriber, in this order
+        if journal is not None:
+            self.execution.subscribe(self._journal_order)
+        self.execution.subscribe(self._publish_order)
+        if len(self.strategies):
+            self.execution.subscribe(self.strategies.on_order)
+        self.execution.subscribe_parents(self._on_parent)
+
+        self._publish_ns = 1_000_000_000 // self.config.publish_hz
+        self._health_ns = self.config.health_ms * 1_000_000
+        self._next_publish = 0
+        self._next_health = 0
+        self._published_applied = -1
+        self._published_kill = -1
+        self._book_seen = self.market.new_seen()
+
+    # -- the door ------------------------------------------------------------------------------
+    def submit(self, intent: OrderIntent, now_ns: int):
+        """The one door into execution: the risk engine's checks, then execution. Returns the
+        order (or router parent), or why it was refused."""
+        why = self.risk.check_intent(intent)
+        if why is not None:
+            log.warning("%s %s %s %d @ %s REFUSED: %s", intent.source, intent.symbol,
+                        intent.side, intent.qty, intent.price, why)
+            return why
+        return self.execution.submit(intent, now_ns)
+
+    # -- the turn ------------------------------------------------------------------------------
+    def start(self, now_ns: int) -> None:
+        """Compile kernels, take the first snapshots, start strategies, publish everything."""
+        self.now = now_ns
+        self.market.warm_up()
+        self.market.start(now_ns)
+        self.strategies.start(now_ns)
+        self.publish_kill()
+        if self.publisher.live:
+            self.publisher.books(self.market, range(len(self.symbols)), now_ns)
+            self._book_seen = self.market.new_seen()
+        self._published_applied = self.market.applied
+
+    def step(self, now_ns: int) -> int:
+        """One turn (module docstring); return when the kernel next has work due."""
+        self.now = now_ns
+        execution = self.execution
+        sent = execution.sent
+        busy = False
+        if self.command_source is not None and self.command_source.serve(now_ns, self._handle):
+            busy = True
+        if execution.poll(now_ns):
+            busy = True
+        market = self.market
+        if market.step(now_ns):
+            busy = True
+        strategies = self.strategies
+        if strategies.strategies:
+            strategies.step(now_ns)
+        execution.on_market(now_ns)
+        nxt = market.next_due_ns
+        t = execution.next_due_ns()
+        if t < nxt:
+            nxt = t
+        if strategies.next_due_ns < nxt:
+            nxt = strategies.next_due_ns
+        if self.publisher.live:
+            nxt = min(nxt, self._publish(now_ns))
+        self.busy = busy or execution.sent != sent  # an answer may come at once: be there
+        return nxt
+
+    def _handle(self, cmd):
+        return self.commands.handle(cmd, self.now)
+
+    def stop(self, now_ns: int) -> None:
+        """Strategies stop, venue sessions log out, sources and recorder close."""
+        self.now = now_ns
+        try:
+            self.strategies.stop(now_ns)
+            self.execution.close(now_ns)
+            self.market.close()
+        finally:
+            self.risk.close()
+
+    # -- publish -------------------------------------------------------------------------------
+    def _publish(self, now_ns: int) -> int:
+        """Changed books (at most publish_hz), health (every health_ms); when next due."""
+        market = self.market
+        pending = market.applied != self._published_applied
+        if pending and now_ns >= self._next_publish:
+            self._published_applied = market.applied
+            changed = market.changed(self._book_seen)
+            if len(changed):
+                self.publisher.books(market, changed, now_ns)
+            self._next_publish = now_ns + self._publish_ns
+            pending = False
+        if now_ns >= self._next_health:
+            self.publisher.health(market.update_health(now_ns),
+                                  self.execution.venue_states(), now_ns)
+            self._next_health = now_ns + self._health_ns
+        return min(self._next_publish if pending else NEVER, self._next_health)
+
+    def publish_kill(self) -> None:
+        kill = self.risk.kill
+        if kill.version != self._published_kill:
+            self.publisher.kill(kill.rows)
+            self._published_kill = kill.version
+
+    def notify(self, level: int, text: str, instrument: int = -1,
+               kind: Notice | None = None) -> None:
+        """Tell the desks (callers log the full story)."""
+        if kind is None:
+            kind = Notice.ALERT if level >= WARNING else Notice.LOG
+        self.publisher.notice(kind, level, text, instrument, self.now)
+
+    def _journal_order(self, u: OrderUpdate, o: Order) -> None:
+        self.journal.order(u, o, self.now)
+
+    def _publish_order(self, u: OrderUpdate, o: Order) -> None:
+        self.publisher.order(u, o, self.now)
+
+    def _on_parent(self, u: ParentUpdate) -> None:
+        """A router parent changed: one line for the desks, the whole story in the log."""
+        state = u.status.value
+        text = (f"SOR {u.parent_id} {u.symbol} {state} {u.cum_qty}/{u.qty}"
+                + (f" avg {u.avg_px:g}" if u.cum_qty else "") + (f": {u.text}" if u.text else ""))
+        level = INFO if state != "PartiallyDone" else WARNING
+        self.notify(level, text, self.index.get(u.symbol, -1), Notice.LOG)
+        log.log(level, "%s", text)

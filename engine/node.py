@@ -1,0 +1,509 @@
+"""The live node: the process ``helmdesk engine`` runs — the kernel plus everything live.
+
+``LiveNode`` builds the kernel (``engine.kernel``) from a profile with the live adapters —
+market-data sources by ``[feed] kind``, venue clients by ``[[venues]] kind``, the shared-memory
+segment's publisher and command rings, the store's writer process as the journal, the kill
+switches' state file — and runs it: each loop turn calls ``kernel.step(wall clock)``, releases
+ORDER records whose fills the store has made durable, beats the heartbeat (every millisecond),
+then idles as the profile says:
+
+- ``spin``: go round again at once (lowest latency, one core at 100 %);
+- ``hybrid``: spin for ``spin_us`` after the last activity, then wait;
+- ``sleep``: wait whenever nothing is due.
+
+Waiting is ``select`` on the doorbell socket and the venue sessions' sockets, with a timeout
+that ends when the kernel next has work due or after ``max_sleep_us`` (≤ 1 ms), whichever is
+first. A desk rings the bell (one datagram) after every command it pushes unless the engine
+spins; ringing only when the header's asleep flag is up would need a store-load fence that
+Python cannot issue. The flag is still kept, for anyone who wants to see whether the engine
+sleeps, and the timeout bounds any lost wake-up.
+
+SIGTERM/SIGINT stop the loop; ``close`` stops the kernel, the store writer and removes the
+segment. The node pins itself to the profile's cores (``pin_to_cores``).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import select
+import signal
+from collections import deque
+
+import numpy as np
+
+from engine.book.books import BBO_CROSSED, BBO_LOCKED
+from engine.core.clock import Clock, LiveClock
+from engine.core.paths import data_dir, state_dir
+from engine.core.profile import Profile, VenueLinkConfig
+from engine.core.records import Notice
+from engine.execution.oms import OrderUpdate
+from engine.execution.orders import ClOrdIds, Order
+from engine.execution.venues import FixVenueClient
+from engine.fix.store import MemoryStore, MessageStore
+from engine.ipc.layout import BOOK_CROSSED, BOOK_LOCKED, EVENT_TEXT, EngineState, EventKind, H
+from engine.ipc.orders import encode_order
+from engine.ipc.publisher import EngineSegment
+from engine.kernel import CommandSource, Journal, Kernel, Publisher
+from engine.risk.killswitch import KillStateFile
+
+__all__ = ["LiveNode", "pin_to_cores"]
+
+log = logging.getLogger("helmdesk.engine")
+
+INFO, WARNING, ERROR = logging.INFO, logging.WARNING, logging.ERROR
+SIM_VENUE = "SIM"  #: the one venue of [feed] kind = "sim"
+
+
+def pin_to_cores(cores: tuple[int, ...] | None) -> set[int]:
+    """Pin this process (default: to the last allowed CPU); return the CPUs it got."""
+    allowed = sorted(os.sched_getaffinity(0))
+    want = set(cores) if cores else {allowed[-1]}
+    try:
+        os.sched_setaffinity(0, want)
+    except OSError as e:
+        log.warning("could not pin to CPUs %s (%s); running on %s", sorted(want), e, allowed)
+    got = os.sched_getaffinity(0)
+    log.info("pinned to CPUs %s", sorted(got))
+    return got
+
+
+def _cut(text: str, n: int) -> bytes:
+    """At most ``n`` bytes of UTF-8, never half a character."""
+    return text.encode()[:n].decode("utf-8", "ignore").encode()
+
+
+# -- adapters ------------------------------------------------------------------------------------
+class StoreJournal(Journal):
+    """The journal on the store's writer process (``engine.store.StoreLink``): orders,
+    executions, the audit trail and kill switch changes go on its ring."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        #: the store sequence number of the last execution put and not yet taken
+        self.fill_seq = 0
+
+    def order(self, u: OrderUpdate, o: Order, ts_ns: int) -> None:
+        store = self.store
+        if u.last_qty and u.exec_id:
+            self.fill_seq = store.put_execution(u.exec_id, o.venue, o.cl_ord_id, o.symbol,
+                                                o.side, u.last_qty, u.last_px, ts_ns)
+        store.put_order_state(o, ts_ns)
+
+    def command(self, cmd, ack) -> None:
+        self.store.put_command_ack(cmd, ack)
+
+    def kill(self, name: str, scope: int, scope_id: int, tripped: bool, user: str, why: str,
+             ts_ns: int) -> None:
+        self.store.put_kill(name, scope, scope_id, tripped, user, why, ts_ns)
+
+
+class ShmPublisher(Publisher):
+    """The kernel's publications as shared-memory records. An ORDER record that reports a
+    fill is held until the store has made the fill durable (and what follows waits behind
+    it), so a desk never shows a fill that a crash could lose."""
+
+    live = True
+
+    def __init__(self, shm: EngineSegment, symbols: list[str], journal: StoreJournal | None
+                 ) -> None:
+        self.shm = shm
+        self.index = {s: i for i, s in enumerate(symbols)}
+        self.journal = journal
+        self.held: deque = deque()
+        self.publishes = 0
+
+    def order(self, u: OrderUpdate, o: Order, ts_ns: int) -> None:
+        payload = encode_order(
+            cl_ord_id=o.cl_ord_id, venue=o.venue, side=o.side, status=o.status.value,
+            tif=o.tif, qty=o.qty, cum_qty=o.cum_qty, leaves_qty=o.leaves_qty,
+            last_qty=u.last_qty, price=o.price, avg_px=o.avg_px, last_px=u.last_px,
+            text=u.text, unknown=u.unknown)
+        level = WARNING if u.unknown or o.status.value == "Rejected" else INFO
+        inst = self.index.get(o.symbol, -1)
+        journal = self.journal
+        if journal is not None:
+            seq, journal.fill_seq = journal.fill_seq, 0
+            if self.held or seq:
+                self.held.append((seq, ts_ns, level, inst, payload))
+                return
+        self.shm.events.publish(ts_ns, EventKind.ORDER, level, inst, payload)
+
+    def release(self) -> None:
+        """Publish held ORDER records whose fills are durable now (in order)."""
+        held = self.held
+        store = self.journal.store
+        store.poll()
+        while held and (held[0][0] == 0 or store.durable(held[0][0])):
+            _seq, ts, level, inst, payload = held.popleft()
+            self.shm.events.publish(ts, EventKind.ORDER, level, inst, payload)
+
+    def flush_held(self) -> None:
+        """The last word at shutdown, durable or not."""
+        for _seq, ts, level, inst, payload in self.held:
+            self.shm.events.publish(ts, EventKind.ORDER, level, inst, payload)
+        self.held.clear()
+
+    def notice(self, kind: Notice, level: int, text: str, instrument: int, ts_ns: int) -> None:
+        self.shm.events.publish(ts_ns, int(kind), level, instrument, _cut(text, EVENT_TEXT))
+
+    def books(self, market, instruments, ts_ns: int) -> None:
+        bbo = market.books.bbo
+        updates = bbo["updates"]
+        bbo_flags = bbo["flags"]
+        shm = self.shm
+        for i in instruments:
+            bid_px, bid_sz, ask_px, ask_sz = market.consolidated(i)
+            last_px, last_sz = market.last_trade(i)
+            f = int(bbo_flags[i])
+            flags = (BOOK_CROSSED if f & BBO_CROSSED else 0) | (BOOK_LOCKED if f & BBO_LOCKED else 0)
+            shm.publish_book(i, ts_ns, int(updates[i]), bid_px, bid_sz, ask_px, ask_sz,
+                             last_px, last_sz, flags)
+        self.publishes += len(instruments)
+
+    def kill(self, rows) -> None:
+        self.shm.publish_kill(rows)
+
+    def health(self, feed_rows, venue_states: list[int], ts_ns: int) -> None:
+        self.shm.publish_feed(feed_rows)
+        for k, state in enumerate(venue_states):
+            self.shm.set_venue_state(k, state)
+
+
+class ShmCommands(CommandSource):
+    """The desks' command rings: looked at when a desk rang the header's bell word, and in
+    full every 10 ms whatever happened."""
+
+    SCAN_NS = 10_000_000
+
+    def __init__(self, shm: EngineSegment) -> None:
+        self.shm = shm
+        self.q = shm.q
+        self.next_scan = 0
+
+    def serve(self, now_ns: int, handle) -> int:
+        shm = self.shm
+        if self.q[H.CMD_BELL // 8] == shm.last_bell and now_ns < self.next_scan:
+            return 0
+        self.next_scan = now_ns + self.SCAN_NS
+        return shm.serve_commands(handle)
+
+
+# -- the node ------------------------------------------------------------------------------------
+class LiveNode:
+    """Build with a profile, then ``run()`` until ``stop()`` or SIGTERM/SIGINT."""
+
+    def __init__(self, profile: Profile, *, clock: Clock | None = None, persist: bool = True,
+                 strategies=(), journal_extra: Journal | None = None) -> None:
+        self.profile = profile
+        self.clock = clock or LiveClock()
+        cfg = profile.engine
+        self.instance = cfg.instance
+        self.symbols = [i.symbol for i in profile.instruments]
+        self._running = True  # stop() before or during run() wins: run() never sets it again
+        self.turns = 0
+        self.waits = 0
+        self.store = None
+        self._recovered = None
+        self._kill_state = KillStateFile(state_dir(cfg.instance) / "killswitches.json") \
+            if persist else None
+        sources, market_venues, recorder = [], [], None
+        try:
+            if profile.venues and persist:
+                self._open_store()
+            self.shm = EngineSegment(
+                cfg.instance,
+                [(i.symbol, i.tick, i.price) for i in profile.instruments],
+                event_capacity=cfg.event_capacity,
+                idle=cfg.idle,
+                epoch_wall_ns=self.clock.wall_ns(),
+                epoch_mono_ns=self.clock.mono_ns(),
+                log=log.warning,
+                venues=[v.name for v in profile.venues],
+            )
+        except BaseException:
+            self._close_early()
+            raise
+        try:
+            clients = [self._client(v, persist) for v in profile.venues]
+            sources, market_venues, recorder = self._sources(clients)
+            self.journal = StoreJournal(self.store) if self.store is not None else None
+            self.publisher = ShmPublisher(self.shm, self.symbols, self.journal)
+            journal = self.journal
+            if journal_extra is not None:
+                journal = _Both(journal, journal_extra) if journal is not None else journal_extra
+            self.kernel = Kernel(
+                profile, market_venues=market_venues, sources=sources, venues=clients,
+                ids=self._clordids(persist), publisher=self.publisher, journal=journal,
+                commands=ShmCommands(self.shm), strategies=strategies,
+                kill_state=self._kill_state, recorder=recorder)
+        except BaseException:
+            for s in sources:
+                s.close()
+            if recorder is not None:
+                recorder.close()
+            self.shm.close(unlink=True)
+            self._close_early()
+            raise
+        if self._recovered is not None:
+            self._restore()
+
+    # -- building ------------------------------------------------------------------------------
+    def _client(self, v: VenueLinkConfig, persist: bool):
+        if v.kind == "sim":
+            from engine.venue.inprocess import InProcessVenue
+
+            return InProcessVenue(v.name, self.profile.instruments, sender=v.sender,
+                                  latency_ns=v.latency_us * 1000, fee_bps=v.fee_bps,
+                                  heartbeat_s=v.heartbeat_s)
+        store = self._session_store(v) if persist else MemoryStore()
+        return FixVenueClient(v, store)
+
+    def _sources(self, clients: list) -> tuple[list, list[str], object]:
+        """The market-data sources, the venue table, the recorder. ``[feed] kind`` chooses the
+        simulated venues (sim, simvenues) or a recorded day (replay); the books of FIX venues
+        with ``market_data`` are always a source too (``venues``: theirs alone)."""
+        from engine.feeds.sources import FixMdSource, ReplaySource
+        from engine.feeds.tickstore import TickRecorder, default_root
+
+        feed = self.profile.feed
+        root = feed.ticks_dir or default_root()
+        instruments = self.profile.instruments
+        sources: list = []
+        names: list[str] = []
+        if feed.kind in ("sim", "simvenues"):
+            names = [SIM_VENUE] if feed.kind == "sim" else list(feed.venues)
+            sources.append(sim_source(self.profile, names, self.clock.wall_ns()))
+            log.info("simulated venues %s: %d instruments, pairs %s", ", ".join(names),
+                     len(instruments), ", ".join(f"{a}/{b}" for a, b in feed.pairs) or "none")
+        elif feed.kind == "replay":
+            records, names = load_day(root, feed.day, self.symbols)
+            sources.append(ReplaySource(records, range(len(names)), speed=feed.speed))
+            log.info("replaying %s from %s: %d records of %s at %gx", feed.day, root,
+                     len(records), ", ".join(names), feed.speed)
+        fix = [c for c in clients if getattr(c, "md", None) is not None]
+        if fix:  # the profile refuses a name in both (one book per venue)
+            sources.append(FixMdSource(fix, range(len(names), len(names) + len(fix)),
+                                       instruments))
+            names = names + [c.name for c in fix]
+        recorder = None
+        if feed.record and feed.kind != "replay":
+            recorder = TickRecorder(root, names, instruments)
+            log.info("recording market data to %s", root)
+        return sources, names, recorder
+
+    def _open_store(self) -> None:
+        from engine.store import StoreError, StoreLink, load
+
+        url = self.profile.database(str(data_dir()))
+        try:
+            self.store = StoreLink(self.instance, url)
+            self._recovered = load(url)
+        except (StoreError, OSError, ValueError) as e:
+            if self.store is not None:
+                self.store.close()
+                self.store = None
+            raise StoreError(f"engine {self.instance}: cannot open its store: {e}") from None
+
+    def _close_early(self) -> None:
+        if self.store is not None:
+            self.store.close()
+        if self._kill_state is not None:
+            self._kill_state.close()
+
+    def _restore(self) -> None:
+        """Orders rebuilt from the store after a restart: shown, in doubt until reconciled."""
+        r = self._recovered
+        working = sorted(r.working.values(), key=lambda o: o.cl_ord_id)
+        self.kernel.now = self.clock.wall_ns()
+        self.kernel.execution.restore(working)
+        pos = ", ".join(f"{s} {p.qty:+d}" for s, p in sorted(r.positions.items()) if p.qty) or "flat"
+        log.info("restored from %s: %d working orders (of %d), positions: %s%s",
+                 self.store.safe_url, len(working), len(r.orders), pos,
+                 f"; repaired from executions: {', '.join(r.repaired)}" if r.repaired else "")
+        if working:
+            self.kernel.notify(WARNING, f"restored {len(working)} working orders: in doubt "
+                                        f"until their venues answer")
+        self._recovered = None
+
+    def _clordids(self, persist: bool) -> ClOrdIds:
+        """ClOrdIDs unique across restarts: each start must be later than the last one."""
+        start_ms = self.clock.wall_ns() // 1_000_000
+        if not persist:
+            return ClOrdIds(self.instance[:12], start_ms)
+        path = state_dir(self.instance) / "last-start-ms"
+        try:
+            last = int(path.read_text())
+        except (FileNotFoundError, ValueError):
+            last = 0
+        start_ms = max(start_ms, last + 1)  # the same millisecond as the last start: step on
+        ids = ClOrdIds(self.instance[:12], start_ms, last)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(str(start_ms))
+        os.replace(tmp, path)
+        return ids
+
+    def _session_store(self, v: VenueLinkConfig) -> MessageStore:
+        from engine.store import WriteBehindFixStore
+
+        return WriteBehindFixStore(self.store, f"{v.sender}-{v.target}@{v.name}", self._recovered)
+
+    # -- the loop ------------------------------------------------------------------------------
+    def stop(self, *_args) -> None:
+        self._running = False
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def run(self) -> None:
+        cfg = self.profile.engine
+        clock = self.clock
+        shm = self.shm
+        kernel = self.kernel
+        publisher = self.publisher
+        execution = kernel.execution
+        q = shm.q
+        bell = shm.bell
+        mono = clock.mono_ns
+        wall = clock.wall_ns
+        spin = cfg.idle == "spin"
+        sleep_always = cfg.idle == "sleep"
+        spin_ns = cfg.spin_us * 1000
+        max_sleep_ns = cfg.max_sleep_us * 1000
+        hb_ns = 1_000_000
+        store = self.store
+        held = publisher.held
+
+        kernel.start(wall())
+        kernel.notify(INFO, f"engine {self.instance} running, pid {os.getpid()}")
+        log.info("engine %s running", self.instance)
+        if kernel.risk.kill.global_tripped:
+            kernel.notify(ERROR, "global kill switch is TRIPPED (restored)", -1, Notice.KILL)
+            log.error("global kill switch is TRIPPED (restored from the last run)")
+        gc.collect()
+        gc.freeze()  # start-up objects never need scanning again
+        now = mono()
+        shm.heartbeat(now, wall())
+        shm.set_state(EngineState.RUNNING)
+
+        last_activity = now
+        next_hb = now + hb_ns
+        turns = 0
+        waits = 0
+        while self._running:
+            now = mono()
+            turns += 1
+            now_wall = wall()
+            due = kernel.step(now_wall)
+            if held:
+                publisher.release()
+            if now >= next_hb:
+                shm.heartbeat(now, now_wall)
+                q[H.LOOP_TURNS // 8] = turns
+                q[H.FEED_EVENTS // 8] = kernel.market.applied
+                q[H.PUBLISHES // 8] = publisher.publishes
+                if store is not None:
+                    store.poll()  # drains overflow, notices a dead writer
+                next_hb = now + hb_ns
+            if kernel.busy:
+                last_activity = now
+                continue
+            if spin or (not sleep_always and now - last_activity < spin_ns):
+                continue
+            # wait: until the next thing due, at most max_sleep, and the next heartbeat
+            timeout = min(due - now_wall, max_sleep_ns, next_hb + hb_ns - now)
+            if timeout <= 0:
+                continue
+            q[H.ASLEEP // 8] = 1
+            if q[H.CMD_BELL // 8] == shm.last_bell:
+                r, _, _ = select.select([bell, *execution.fds()], (), (), timeout / 1e9)
+                if bell in r:
+                    shm.drain_bell()
+            q[H.ASLEEP // 8] = 0
+            waits += 1
+        self.turns = turns
+        self.waits = waits
+
+    def close(self) -> None:
+        """Stop cleanly: state STOPPED, segment unlinked, kill state flushed to disk."""
+        try:
+            self.shm.set_state(EngineState.STOPPING)
+            self.kernel.notify(INFO, f"engine {self.instance} stopping")
+            self.kernel.stop(self.clock.wall_ns())
+            if self.store is not None:
+                left = self.store.close()
+                if left:
+                    log.error("store: %d records were not written to %s", left,
+                              self.store.safe_url)
+            self.publisher.flush_held()
+        finally:
+            self.shm.close(unlink=True)
+        log.info("engine %s stopped; shared memory removed", self.instance)
+
+
+class _Both(Journal):
+    """Two journals: the store and a report, say."""
+
+    def __init__(self, a: Journal, b: Journal) -> None:
+        self.a, self.b = a, b
+        self.fill_seq = 0
+
+    def order(self, u, o, ts_ns) -> None:
+        self.a.order(u, o, ts_ns)
+        self.b.order(u, o, ts_ns)
+
+    def command(self, cmd, ack) -> None:
+        self.a.command(cmd, ack)
+        self.b.command(cmd, ack)
+
+    def kill(self, *args) -> None:
+        self.a.kill(*args)
+        self.b.kill(*args)
+
+
+# -- sources shared with the backtest --------------------------------------------------------------
+def sim_source(profile: Profile, names: list[str], start_ns: int):
+    """The simulated venues of a profile (``[feed]`` sim / simvenues) through FeedIntegrity:
+    venues quote the same efficient price with their own noise, two ticks wide, each 50 µs
+    further away than the one before."""
+    from engine.feeds.integrity import FeedIntegrity
+    from engine.feeds.simvenues import SimVenues
+    from engine.feeds.sources import SimVenuesSource
+
+    feed = profile.feed
+    instruments = profile.instruments
+    index = {i.symbol: k for k, i in enumerate(instruments)}
+    venues = [(name, 0.0, 50.0 * (k + 1), 20.0, 0.3, 2) for k, name in enumerate(names)]
+    pairs = [(index[a], index[b], 1.0, 30.0, 0.5) for a, b in feed.pairs]
+    sim = SimVenues([(i.symbol, i.tick, i.price) for i in instruments], venues, pairs,
+                    seed=feed.seed, rate_hz=[max(i.update_hz, 0.001) for i in instruments],
+                    start_ns=start_ns)
+    return SimVenuesSource(sim, FeedIntegrity(len(names), len(instruments),
+                                              feed.silence_ms * 1_000_000, venue_names=names))
+
+
+def load_day(root, day: str, symbols: list[str]) -> tuple[np.ndarray, list[str]]:
+    """A recorded tick-store day merged by receive time, mapped onto ``symbols`` (records of
+    other instruments dropped, with a warning); and the day's venues."""
+    from engine.feeds.tickstore import open_day
+
+    d = open_day(root, day)
+    try:
+        records = d.merge()
+        index = {s: i for i, s in enumerate(symbols)}
+        ids = np.full(len(d.instruments), -1, dtype=np.int64)
+        for k, ins in enumerate(d.instruments):
+            ids[k] = index.get(ins.symbol, -1)
+        mapped = ids[records["instrument"]]
+        keep = mapped >= 0
+        if not keep.all():
+            log.warning("replay %s: %d records of instruments this engine does not trade "
+                        "dropped", day, int((~keep).sum()))
+            records = records[keep]
+        records["instrument"] = mapped[keep]
+        return records, list(d.venues)
+    finally:
+        d.close()
+
