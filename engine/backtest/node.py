@@ -8,7 +8,8 @@ the profile — or, with none, per venue recorded that day —, no desk, no comm
 ``ReportJournal`` that writes the output folder. Its orders come from the strategies; until
 strategies exist, from a scripted intents file (``engine.strategy.scripted``).
 
-The loop jumps the clock to the next time anything is due (a venue message, a timer, an
+The run starts a second before the day's first record, so the venue sessions are logged on
+when the market opens; the loop jumps the clock to the next time anything is due (a venue message, a timer, an
 intent, the next recorded record) and runs as fast as the CPU allows. Market data is taken a
 slice at a time: while any order works at a simulated venue (whose fills depend on the market
 at each moment) or a strategy reads the books, a slice spans at most ``resolution_ns`` of
@@ -33,6 +34,9 @@ from engine.strategy.scripted import ScriptedIntents, load_intents
 from engine.backtest.report import ReportJournal, marks
 
 __all__ = ["BacktestNode", "BacktestResult"]
+
+#: The run starts this long before the day's first record: the venue sessions log on meanwhile.
+PREOPEN_NS = 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +70,11 @@ class BacktestNode:
         if not len(self.records):
             raise ValueError(f"tick store {root}: day {day} has no records of this profile's "
                              f"instruments ({', '.join(symbols)})")
+        self.t0 = int(self.records["recv_ns"][0])
         self.script = None
         strategies = []
-        if intents is not None:
-            self.script = ScriptedIntents(load_intents(intents, set(symbols)))
+        if intents is not None:  # times relative to the day's first record
+            self.script = ScriptedIntents(load_intents(intents, set(symbols)), origin_ns=self.t0)
             strategies.append(self.script)
         configs = profile.venues or tuple(
             VenueLinkConfig(name=v, kind="sim", symbols=tuple(symbols)) for v in venues)
@@ -78,7 +83,6 @@ class BacktestNode:
                                   heartbeat_s=v.heartbeat_s) for v in configs]
         if configs is not profile.venues:
             profile = _with_venues(profile, configs)
-        self.t0 = int(self.records["recv_ns"][0])
         self.t_end = int(self.records["recv_ns"][-1]) + self.drain_ns
         self.report = ReportJournal()
         self.source = ReplaySource(self.records, range(len(venues)))
@@ -98,7 +102,7 @@ class BacktestNode:
         total = len(self.records)
         started = time.perf_counter()
         next_show = started + 1.0
-        now = self.t0
+        now = self.t0 - PREOPEN_NS  # the venues' sessions log on before the first record
         kernel.start(now)
         while True:
             nxt = kernel.step(now)

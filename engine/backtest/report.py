@@ -37,7 +37,9 @@ _POS_COLUMNS = ("symbol", "qty", "avg_px", "realized", "mark", "unrealized")
 
 
 def _num(x: float) -> str:
-    return repr(float(x)) if math.isfinite(x) else ""
+    """A price or an amount as written: nine decimals at most (float noise of sums like
+    100.02 - 99.99 goes), the shortest form that reads back exactly."""
+    return repr(round(float(x), 9)) if math.isfinite(x) else ""
 
 
 class ReportJournal(Journal):

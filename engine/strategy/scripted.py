@@ -151,18 +151,22 @@ class ScriptedIntents(Strategy):
 
     name = "script"
 
-    def __init__(self, intents: list[ScriptedIntent]) -> None:
+    def __init__(self, intents: list[ScriptedIntent], origin_ns: int | None = None) -> None:
+        """``origin_ns``: when "the start of the run" is (the first recorded record of a
+        backtest's day); default: when the strategy starts."""
         self.script = intents
+        self.origin_ns = origin_ns
         self.queue: list[tuple[int, int, OrderIntent]] = []
         self.sent = 0
         self.refused: list[tuple[int, str]] = []  #: (row, why)
         self._next = NEVER
 
     def on_start(self, ctx: StrategyContext, now_ns: int) -> None:
-        midnight = now_ns - now_ns % _DAY_NS
+        origin = now_ns if self.origin_ns is None else self.origin_ns
+        midnight = origin - origin % _DAY_NS
         due = []
         for s in self.script:
-            t = (now_ns + s.t_ns if s.kind == "offset" else
+            t = (origin + s.t_ns if s.kind == "offset" else
                  midnight + s.t_ns if s.kind == "clock" else s.t_ns)
             due.append((max(t, now_ns), s.row, s.intent))
         due.sort(key=lambda x: (x[0], x[1]))

@@ -200,12 +200,12 @@ class _Book:
     __slots__ = ("decimals", "engine", "md_depth", "md_levels", "md_subs", "start_ticks",
                  "symbol", "symbol_b", "tick")
 
-    def __init__(self, inst: InstrumentConfig) -> None:
+    def __init__(self, inst: InstrumentConfig, remember_done: int) -> None:
         self.symbol = inst.symbol
         self.symbol_b = inst.symbol.encode()
         self.tick = inst.tick
         self.decimals = tick_decimals(inst.tick)
-        self.engine = MatchingEngine()
+        self.engine = MatchingEngine(remember_done=remember_done)
         self.start_ticks = max(1, round(inst.price / inst.tick))
         self.md_subs: list[_MdSub] = []  # subscriptions with updates that name this book
         self.md_depth = 0  # the deepest of theirs (_FULL_DEPTH for "every level"); 0: none
@@ -295,9 +295,12 @@ class Exchange:
     """Every instrument's book and every counterparty's orders; FIX in, FIX out."""
 
     def __init__(self, name: str, instruments: Sequence[InstrumentConfig], *,
-                 fee_bps: float = 0.0, id_prefix: str | None = None) -> None:
+                 fee_bps: float = 0.0, id_prefix: str | None = None,
+                 remember_done: int = 1_000_000) -> None:
+        """``remember_done``: finished order ids each book remembers (at least; see
+        ``MatchingEngine``), to tell a cancel that came too late from one for no order."""
         self.name = name
-        self.books = [_Book(i) for i in instruments]
+        self.books = [_Book(i, remember_done) for i in instruments]
         self._by_symbol = {b.symbol_b: b for b in self.books}
         self.fee_rate = fee_bps / 10_000.0
         self.outbox: list[Outgoing] = []
