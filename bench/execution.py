@@ -248,8 +248,8 @@ def rtt_asyncio(port: int, n: int) -> list[int]:
     return asyncio.run(main())
 
 
-def rtt_node(port: int, n: int, tmp: Path, idle: str = "hybrid", warm: int = 100
-             ) -> tuple[list[int], list[int]]:
+def rtt_node(port: int, n: int, tmp: Path, idle: str = "hybrid", warm: int = 100,
+             persist: bool = True) -> tuple[list[int], list[int]]:
     """The engine's order path through the live node (``engine.node.LiveNode``, as
     ``helmdesk engine`` runs it: kernel, shared-memory segment, store writer process, the
     loop's idle mode): a strategy submits through the kernel's door, the round trip ends when
@@ -315,7 +315,7 @@ def rtt_node(port: int, n: int, tmp: Path, idle: str = "hybrid", warm: int = 100
         "users": {"*": "trader"},
     }, tmp / "bench-node.toml")
     bench = RoundTrips()
-    node = LiveNode(profile, strategies=[bench])
+    node = LiveNode(profile, strategies=[bench], persist=persist)
     bench.stop = node.stop
     try:
         node.run()

@@ -448,7 +448,6 @@ class _Both(Journal):
 
     def __init__(self, a: Journal, b: Journal) -> None:
         self.a, self.b = a, b
-        self.fill_seq = 0
 
     def order(self, u, o, ts_ns) -> None:
         self.a.order(u, o, ts_ns)

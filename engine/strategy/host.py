@@ -41,6 +41,7 @@ class Strategies:
                 for s, ctx in zip(self.strategies, self.contexts):
                     if s.wants_books:
                         s.on_book(ctx, changed, now_ns)
+                self._due()  # on_book may set a timer
         if now_ns >= self.next_due_ns:
             for s, ctx in zip(self.strategies, self.contexts):
                 if now_ns >= s.next_timer_ns():
@@ -50,6 +51,7 @@ class Strategies:
     def on_order(self, update, order) -> None:
         for s, ctx in zip(self.strategies, self.contexts):
             s.on_order(ctx, update, order)
+        self._due()  # a strategy may set a timer when it hears of its order
 
     def stop(self, now_ns: int) -> None:
         for s, ctx in zip(self.strategies, self.contexts):

@@ -44,9 +44,15 @@ matching engine holds a *mirror* of the venue's recorded book of each instrument
 there: one background (``BACKGROUND``) limit order per displayed level, at the level's price
 and size. The mirror is synced just before the exchange handles our NewOrderSingle, cancel or
 replace for that instrument, and in ``on_market`` for each changed instrument on which we have
-live orders. A sync diffs by level: a level whose recorded price and size are what was mirrored
-and whose order is whole is left alone; any other is cancelled, and every level to show is
-then submitted (all cancels before any submit, so the old mirror never trades with the new).
+live orders. A sync diffs by price: a level whose recorded price and size are what was
+mirrored at that price and whose order is whole is left alone, wherever it now sits in the
+book; any other is cancelled, and every level to show is then submitted (all cancels before
+any submit, so the old mirror never trades with the new). A NewOrderSingle for an instrument
+on which none of our orders is live needs less, as nothing of ours can be touched: only the
+side it trades against is synced, and only as deep as the displayed size reaches its
+quantity; of the other side only the levels that would cross it are cancelled (the rest waits
+for the next full sync). The instrument needs syncs on market moves from the moment an order
+of ours is live there until the last one ends (checked right after each message about it).
 
 - A marketable order takes the displayed levels best first, at most their displayed size, at
   their prices (the matching engine fills at the resting price); what is left of a limit order
@@ -80,10 +86,13 @@ Idle ``poll`` and ``next_due_ns`` compare and return ints (no allocation: an idl
 returns the empty tuple). A message costs its FIX encode and decode on each side and the
 exchange's handling, in plain Python. A sync reads the instrument's venue book with one
 ``tolist()``; an unchanged book is then one list comparison, a changed one costs a cancel
-and a submit per changed level (after our order took from the mirror, one order lookup per
-level it took, plus one). The matching engine remembers finished order ids in two
-bounded generations (``MatchingEngine(remember_done=...)``); a busy mirror fills them with its
-own cancelled orders, which costs memory, not time.
+and a submit per level changed at its price (for a new order where none of ours is live,
+only the levels it can reach; after our order took from the mirror, one order lookup per
+level it took, plus one). Once none of ours is left on an instrument whose used sizes are
+kept, its next market move costs one ``tolist()`` to forget those at prices that left. The
+matching engine remembers finished order ids in two bounded generations
+(``MatchingEngine(remember_done=...)``); a busy mirror fills them with its own cancelled
+orders, which costs memory, not time.
 """
 
 from __future__ import annotations
@@ -130,32 +139,30 @@ _DISCONNECTED = SessionState.DISCONNECTED
 _NOT_EXECUTABLE = ST_HALTED | ST_REBUILDING
 _SIDES = (BID, ASK)
 _NO_EVENTS: tuple = ()
+#: Side (FIX tag 54) of a new order -> the side of the book it trades against.
+_TAKES = {b"1": ASK, b"2": BID}
 
 
 class _Mirror:
     """What the exchange holds of one instrument's recorded book (module docstring).
 
-    Per side (``BID``, ``ASK``) and level: the recorded price and size last mirrored, the
-    background order standing for it (None: none) and that order's open size as last known;
-    per side, price -> displayed size our orders have used at that price.
+    Per side (``BID``, ``ASK``): price -> ``[size, order, left]`` for each displayed level
+    last mirrored, best first: the recorded size, the background order standing for it (None:
+    none) and that order's open size as last known; per side, price -> displayed size our
+    orders have used at that price.
     """
 
-    __slots__ = ("book", "count", "dirty", "empty", "live", "oid", "px", "rows", "short", "sz",
-                 "used")
+    __slots__ = ("book", "count", "empty", "levels", "rows", "short", "used")
 
     def __init__(self, book, depth: int) -> None:
         self.book = book  # the exchange's book of the instrument
-        self.rows: list | None = None  # the recorded levels last mirrored, as read
+        #: the recorded levels last mirrored on both sides, as read (None: not both sides)
+        self.rows: list | None = None
         self.empty = [[[0, 0]] * depth, [[0, 0]] * depth]  # what a book without liquidity reads
-        self.px = ([0] * depth, [0] * depth)
-        self.sz = ([0] * depth, [0] * depth)
-        self.oid: tuple[list, list] = ([None] * depth, [None] * depth)
-        self.live = ([0] * depth, [0] * depth)
+        self.levels: list[dict[int, list]] = [{}, {}]
         self.used: tuple[dict[int, int], dict[int, int]] = ({}, {})
         self.count = 0  #: background orders live
         self.short = 0  #: levels shown below their displayed size (taken from, used up)
-        #: our orders may have taken from the mirror since it was last looked at
-        self.dirty = False
 
 
 class InProcessVenue:
@@ -190,6 +197,8 @@ class InProcessVenue:
         self._index = {i.symbol.encode(): k for k, i in enumerate(instruments)}
         self._mirrors: list[_Mirror | None] = [None] * len(instruments)
         self._working: set[int] = set()  # instruments that may have our orders live
+        #: instruments with none of ours live whose used sizes await the next market move
+        self._forgetting: set[int] = set()
         self._sync_failed: set[int | None] = set()  # logged once each
         self._to_venue: deque[tuple[int, bytes | None]] = deque()  # (due, chunk; None: closed)
         self._to_us: deque[tuple[int, bytes | None]] = deque()
@@ -239,8 +248,8 @@ class InProcessVenue:
     def on_market(self, instruments: Iterable[int], now_ns: int) -> None:
         """The recorded books of these instrument indexes moved: re-mirror those with our
         orders live (a resting order the market now reaches fills)."""
-        working = self._working
-        if not working or self.books is None or self._closed:
+        working, forgetting = self._working, self._forgetting
+        if not (working or forgetting) or self.books is None or self._closed:
             return
         changed = instruments.tolist() if hasattr(instruments, "tolist") else instruments
         synced = False
@@ -249,6 +258,12 @@ class InProcessVenue:
                 synced = True
                 try:
                     self._sync(i, now_ns)
+                except Exception:
+                    self._fail_sync(i)
+            elif i in forgetting:
+                forgetting.discard(i)
+                try:
+                    self._forget_moved(i)
                 except Exception:
                     self._fail_sync(i)
         if synced:
@@ -440,7 +455,13 @@ class InProcessVenue:
             if self.books is not None and m.msg_type in _ORDER_MSGS:
                 i = self._index.get(m.get(55))
                 if i is not None:
-                    self._sync(i, t)
+                    side = need = None
+                    if m.msg_type == MsgType.NewOrderSingle and i not in self._working:
+                        side = _TAKES.get(m.get(54))  # none of ours there: the side it takes
+                        qty = m.get(38)
+                        if qty is not None and qty.isdigit():
+                            need = int(qty)
+                    self._sync(i, t, side, need)
         except Exception:
             self._fail_sync(i)
         taken = x.counters["background_fills"]
@@ -453,11 +474,11 @@ class InProcessVenue:
             x.business_reject(self._owner, m, BIZ_OTHER,
                               "the venue failed to handle this message (see its log)", t)
         if i is not None:
-            self._working.add(i)
-            if x.counters["background_fills"] != taken:
-                mirror = self._mirrors[i]
-                if mirror is not None:
-                    mirror.dirty = True
+            try:
+                self._after_order(i, x.counters["background_fills"] != taken)
+            except Exception:
+                self._working.add(i)
+                self._fail_sync(i)
 
     def _handle_logged_on(self, e: LoggedOn, t: int) -> None:
         if e.reset:
@@ -510,91 +531,114 @@ class InProcessVenue:
                 self._push(self._to_us, t, data)
 
     # -- THE MIRROR OF THE RECORDED MARKET -------------------------------------------------------
-    def _sync(self, i: int, t: int) -> None:
+    def _sync(self, i: int, t: int, side: int | None = None, need: int | None = None) -> None:
         """Make the exchange's background orders of instrument ``i`` show the venue's recorded
-        book now (module docstring, "Fill model")."""
-        books = self.books
-        v = self.venue_index
-        rows = books.book[v, i].tolist()  # [side][level] = [price, size]
+        book now (module docstring, "Fill model"). For a new order of ours while none of ours
+        is live there: ``side``, only the side it trades against (the other loses just the
+        levels that would cross it); ``need``, only as deep as its quantity reaches."""
+        rows = self.books.book[self.venue_index, i].tolist()  # [side][level] = [price, size]
         mirror = self._mirrors[i]
-        if mirror is None or len(mirror.px[BID]) != len(rows[BID]):
+        if mirror is None or len(mirror.empty[BID]) != len(rows[BID]):
             mirror = self._new_mirror(i, len(rows[BID]))
-        bids, asks = rows
-        if int(books.state[v, i]) & _NOT_EXECUTABLE or (
-                bids[0][1] > 0 and asks[0][1] > 0 and bids[0][0] >= asks[0][0]):
-            rows = mirror.empty
-        if mirror.dirty:
-            self._settle(mirror)
+        rows = self._shown(i, rows, mirror)
         self.counters["syncs"] += 1
-        if mirror.short or rows != mirror.rows:  # else it shows the book already
-            self._remirror(mirror, rows, t)
+        self._forgetting.discard(i)
+        if side is not None or mirror.short or rows != mirror.rows:  # else it shows the book
+            self._remirror(mirror, rows, t, side, need)
         if len(mirror.book.engine) == mirror.count:
             self._working.discard(i)  # none of ours left: market moves need no sync
 
-    def _remirror(self, mirror: _Mirror, rows: list, t: int) -> None:
-        """Cancel every level that changed or was taken from, on both sides; then submit
-        what is to be shown, bids then asks, best first (a level crossing one of our resting
-        orders shows only what our orders have not used there)."""
+    def _shown(self, i: int, rows: list, mirror: _Mirror) -> list:
+        """The recorded levels to show: none while the book is not executable or crossed."""
+        bids, asks = rows
+        if int(self.books.state[self.venue_index, i]) & _NOT_EXECUTABLE or (
+                bids[0][1] > 0 and asks[0][1] > 0 and bids[0][0] >= asks[0][0]):
+            return mirror.empty
+        return rows
+
+    def _remirror(self, mirror: _Mirror, rows: list, t: int, side: int | None,
+                  need: int | None) -> None:
+        """Cancel every level whose price left the book or whose size changed or was taken
+        from (``side``: on that side only, and on the other the levels crossing it); then
+        submit what is to be shown, bids then asks, best first (a level crossing one of our
+        resting orders shows only what our orders have not used there; ``need``: no level
+        past the one where the displayed size reaches it)."""
         x = self.exchange
         book = mirror.book
         counters = self.counters
-        mirror.rows = rows
-        todo = None
-        for s in _SIDES:
-            px, sz, oid, live = mirror.px[s], mirror.sz[s], mirror.oid[s], mirror.live[s]
-            for k, (p, d) in enumerate(rows[s]):
-                if d <= 0 or p <= 0:
-                    p = d = 0
-                if px[k] == p and sz[k] == d and live[k] == d:
-                    continue
-                if live[k]:
-                    x.cancel_background(book, oid[k], t)
+        levels = mirror.levels
+        todo = []
+        best = None  # side's best price to show
+        for s in _SIDES if side is None else (side, 1 - side):
+            used = mirror.used[s]
+            if side is not None and s != side:  # only what would cross the side shown goes
+                if used:
+                    _forget(used, {p: d for p, d in rows[s] if d > 0 and p > 0})
+                old = levels[s]
+                if best is not None and old:
+                    keep = {}
+                    for p, e in old.items():
+                        if p >= best if s == BID else p <= best:
+                            if e[2]:
+                                x.cancel_background(book, e[1], t)
+                                counters["mirror_cancels"] += 1
+                                mirror.count -= 1
+                        else:
+                            keep[p] = e
+                    levels[s] = keep
+                continue
+            shown = {p: d for p, d in rows[s] if d > 0 and p > 0}
+            if used:
+                _forget(used, shown)
+            old = levels[s]
+            for p, e in old.items():
+                n = e[2]
+                if n and (n != e[0] or shown.get(p) != n):
+                    x.cancel_background(book, e[1], t)
                     counters["mirror_cancels"] += 1
                     mirror.count -= 1
-                    oid[k] = None
-                    live[k] = 0
-                px[k], sz[k] = p, d
-                if d:
-                    if todo is None:
-                        todo = []
-                    todo.append((s, k))
-            used = mirror.used[s]
-            if used:
-                shown = {p: d for p, d in rows[s] if d > 0}
-                for p in list(used):
-                    d = shown.get(p)
-                    if d is None:
-                        del used[p]  # the price left the book: its liquidity is new next time
-                    elif used[p] > d:
-                        used[p] = d
+            new = {}
+            for p, d in shown.items():
+                if best is None:
+                    best = p
+                e = old.get(p)
+                if e is None or e[0] != d or e[2] != d:
+                    if need is not None and need <= 0:
+                        continue  # deeper than the order reaches: not shown this time
+                    e = [d, None, 0]
+                    todo.append((s, p, e))
+                new[p] = e
+                if need is not None:
+                    need -= d
+            levels[s] = new
+        mirror.rows = rows if side is None else None  # one side shown: look again next time
         short = 0
-        if todo is not None:
-            engine = book.engine
-            for s, k in todo:
-                p, d = mirror.px[s][k], mirror.sz[s][k]
-                used = mirror.used[s]
-                if s == BID:
-                    a = engine.best_ask()
-                    crosses = a is not None and a <= p
-                else:
-                    b = engine.best_bid()
-                    crosses = b is not None and b >= p
-                size = d - used.get(p, 0) if crosses else d  # crosses one of ours
-                if size <= 0:
-                    short += 1  # its displayed size is used up here
-                    continue
-                oid = x.submit_background(book, Side.BUY if s == BID else Side.SELL, size, p, t)
-                counters["mirror_submits"] += 1
-                o = engine.order(oid)
-                left = o[4] if o is not None else 0
-                if left < size:  # touch fills of our resting orders
-                    used[p] = used.get(p, 0) + size - left
-                if left:
-                    mirror.oid[s][k] = oid
-                    mirror.count += 1
-                if left != d:
-                    short += 1
-                mirror.live[s][k] = left
+        engine = book.engine
+        for s, p, e in todo:
+            d = e[0]
+            used = mirror.used[s]
+            if s == BID:
+                a = engine.best_ask()
+                crosses = a is not None and a <= p
+            else:
+                b = engine.best_bid()
+                crosses = b is not None and b >= p
+            size = d - used.get(p, 0) if crosses else d  # crosses one of ours
+            if size <= 0:
+                short += 1  # its displayed size is used up here
+                continue
+            oid = x.submit_background(book, Side.BUY if s == BID else Side.SELL, size, p, t)
+            counters["mirror_submits"] += 1
+            o = engine.order(oid)
+            left = o[4] if o is not None else 0
+            if left < size:  # touch fills of our resting orders
+                used[p] = used.get(p, 0) + size - left
+            if left:
+                e[1] = oid
+                mirror.count += 1
+            if left != d:
+                short += 1
+            e[2] = left
         mirror.short = short
 
     def _settle(self, mirror: _Mirror) -> None:
@@ -603,32 +647,57 @@ class InProcessVenue:
         untouched level of a side ends the look."""
         engine = mirror.book.engine
         for s in _SIDES:
-            px, sz, oid, live, used = (mirror.px[s], mirror.sz[s], mirror.oid[s],
-                                       mirror.live[s], mirror.used[s])
-            for k, n in enumerate(live):
+            used = mirror.used[s]
+            for p, e in mirror.levels[s].items():
+                n = e[2]
                 if not n:
                     continue
-                o = engine.order(oid[k])
+                o = engine.order(e[1])
                 left = o[4] if o is not None else 0
                 if left == n:
                     break
-                p = px[k]
-                used[p] = min(used.get(p, 0) + n - left, sz[k])
-                live[k] = left
+                used[p] = min(used.get(p, 0) + n - left, e[0])
+                e[2] = left
                 mirror.short += 1
                 if not left:
-                    oid[k] = None
+                    e[1] = None
                     mirror.count -= 1
-        mirror.dirty = False
+
+    def _after_order(self, i: int, taken: bool) -> None:
+        """Our order message about instrument ``i`` was handled: ``i`` is working while an
+        order of ours is live there; once none is, the used sizes are still checked against
+        the next market move (as a sync would)."""
+        mirror = self._mirrors[i]
+        if mirror is None:
+            self._working.add(i)
+            return
+        if taken:
+            self._settle(mirror)
+        if len(mirror.book.engine) != mirror.count:
+            self._working.add(i)
+            return
+        self._working.discard(i)
+        if mirror.used[BID] or mirror.used[ASK]:
+            self._forgetting.add(i)
+
+    def _forget_moved(self, i: int) -> None:
+        """The book of ``i`` moved with none of our orders there: forget the used sizes at
+        prices that left it (module docstring), as a sync would, without re-mirroring."""
+        mirror = self._mirrors[i]
+        rows = self._shown(i, self.books.book[self.venue_index, i].tolist(), mirror)
+        for s in _SIDES:
+            used = mirror.used[s]
+            if used:
+                _forget(used, {p: d for p, d in rows[s] if d > 0 and p > 0})
 
     def _new_mirror(self, i: int, depth: int) -> _Mirror:
         old = self._mirrors[i]
         book = self.exchange.books[i]
         if old is not None:  # the book's depth changed: start over
             for s in _SIDES:
-                for k, n in enumerate(old.live[s]):
-                    if n:
-                        self.exchange.cancel_background(book, old.oid[s][k], 0)
+                for e in old.levels[s].values():
+                    if e[2]:
+                        self.exchange.cancel_background(book, e[1], 0)
         mirror = self._mirrors[i] = _Mirror(book, depth)
         return mirror
 
@@ -641,6 +710,16 @@ class InProcessVenue:
             log.exception("%s: could not mirror the recorded book of instrument %r (books %s, "
                           "venue_index %d); its orders meet no market", self.name, i,
                           _shape(self.books), self.venue_index)
+
+
+def _forget(used: dict[int, int], shown: dict[int, int]) -> None:
+    """Forget the used size at prices no longer shown; keep the rest within what is shown."""
+    for p in list(used):
+        d = shown.get(p)
+        if d is None:
+            del used[p]  # the price left the book: its liquidity is new next time
+        elif used[p] > d:
+            used[p] = d
 
 
 def _deadline(s: FixSession, sent_ns: int) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from engine.book.books import BookSet, apply_batch
-from engine.core.events import ASK, BID, CHANGE, STATUS, STATUS_HALTED, STATUS_OK
+from engine.core.events import ASK, BID, CHANGE, NEW, STATUS, STATUS_HALTED, STATUS_OK
 from engine.core.profile import InstrumentConfig
 from engine.fix.session import AppMessage, Disconnect, LoggedOn, LoggedOut
 from engine.venue.inprocess import NEVER, InProcessVenue
@@ -233,6 +233,55 @@ def test_resting_sell_fills_when_the_recorded_bid_rises_to_it():
     v.on_market([0], now)
     events, now = run_until(v, now + 2 * LAT, now)
     assert fills(reports(events)) == [(100, b"99.93")]
+
+
+def test_a_level_inserted_ahead_costs_one_submit_the_others_keep_their_orders():
+    books = market()
+    v, now = logged_on(books=books)
+    v.send(b"D", order("b1", "buy", 100, "99.80"), now)  # rests: the instrument is working
+    _, now = run_until(v, now + 2 * LAT, now)
+    v.on_market([0], now)
+    x = v.exchange.books[0].engine
+    assert x.book_depth(5) == ([(9990, 300, 1), (9989, 400, 1), (9980, 100, 1)],
+                               [(10000, 200, 1), (10001, 500, 1), (10002, 1000, 1)])
+    submits, cancels = v.counters["mirror_submits"], v.counters["mirror_cancels"]
+    quote(books, ASK, NEW, 0, 9999, 100)  # every ask moves down a level, at its price
+    v.on_market([0], now + MS)
+    assert v.counters["mirror_submits"] - submits == 1
+    assert v.counters["mirror_cancels"] == cancels
+    assert x.book_depth(5)[1][:4] == [(9999, 100, 1), (10000, 200, 1), (10001, 500, 1),
+                                      (10002, 1000, 1)]
+
+
+def test_an_order_with_none_of_ours_live_mirrors_what_it_reaches_and_nothing_crosses():
+    books = market()
+    v, now = logged_on(books=books)
+    v.send(b"D", order("s1", "sell", 100, None, tif=b"3"), now)
+    events, now = run_until(v, now + 2 * LAT, now)
+    assert fills(reports(events)) == [(100, b"99.90")]
+    assert v.counters["mirror_submits"] == 1  # the best bid reaches 100: no asks, no depth
+    # ended: market moves need no sync of it
+    syncs = v.counters["syncs"]
+    v.on_market([0], now)
+    assert v.counters["syncs"] == syncs
+    # the market drops through the bid still mirrored at 99.90: a buy's sync shows the asks
+    # and takes that bid away first (it would trade with them)
+    assert apply_batch(books, records(*snapshot(0, [(9940, 300), (9939, 400)],
+                                                [(9950, 100), (9951, 500)]))) > 0
+    v.send(b"D", order("b1", "buy", 300, None, tif=b"3"), now)
+    events, now = run_until(v, now + 2 * LAT, now)
+    assert fills(reports(events)) == [(100, b"99.50"), (200, b"99.51")]
+    assert v.exchange.counters["background_fills"] == 3  # ours only: no mirror trades
+    x = v.exchange.books[0].engine
+    assert x.best_bid() is None and x.best_ask() == 9951
+    # a resting order then sees the full book, both sides, on the next market move
+    v.send(b"D", order("b2", "buy", 10, "99.00"), now)
+    _, now = run_until(v, now + 2 * LAT, now)
+    quote(books, BID, CHANGE, 0, 9940, 350)
+    v.on_market([0], now)
+    assert x.book_depth(5) == ([(9940, 350, 1), (9939, 400, 1), (9900, 10, 1)],
+                               [(9950, 100, 1), (9951, 500, 1)])
+    assert v.exchange.live_orders("HELM") == 1
 
 
 def test_a_halted_book_gives_no_liquidity():
