@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import os
 import re
-import select
 import socket
 import subprocess
 import sys

@@ -42,7 +42,14 @@ from engine.execution.oms import OrderUpdate
 from engine.execution.orders import ClOrdIds, Order
 from engine.execution.venues import FixVenueClient
 from engine.fix.store import MemoryStore, MessageStore
-from engine.ipc.layout import BOOK_CROSSED, BOOK_LOCKED, EVENT_TEXT, EngineState, EventKind, H
+from engine.ipc.layout import (
+    BOOK_CROSSED,
+    BOOK_LOCKED,
+    EVENT_TEXT,
+    EngineState,
+    EventKind,
+    H,
+)
 from engine.ipc.orders import encode_order
 from engine.ipc.publisher import EngineSegment
 from engine.kernel import CommandSource, Journal, Kernel, Publisher

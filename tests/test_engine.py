@@ -2,7 +2,6 @@
 
 import os
 
-import numpy as np
 
 from engine.core.profile import parse_profile
 from engine.feeds.marketdata import MarketData, MarketDataConfig

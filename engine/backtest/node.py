@@ -25,13 +25,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.backtest.report import ReportJournal, marks
 from engine.core.profile import Profile, VenueLinkConfig
 from engine.execution.orders import ClOrdIds
 from engine.feeds.sources import NEVER, ReplaySource
 from engine.kernel import Kernel
 from engine.node import load_day
 from engine.strategy.scripted import ScriptedIntents, load_intents
-from engine.backtest.report import ReportJournal, marks
 
 __all__ = ["BacktestNode", "BacktestResult"]
 

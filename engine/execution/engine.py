@@ -30,7 +30,13 @@ from engine.core.profile import InstrumentConfig, Profile, VenueLinkConfig
 from engine.core.records import VENUE_BOOKS_OK, VENUE_DOWN, VENUE_UP
 from engine.execution.oms import Oms, OrderUpdate
 from engine.execution.orders import ClOrdIds, Order
-from engine.execution.router import CheckFn, ParentOrder, ParentUpdate, SmartRouter, VenueInfo
+from engine.execution.router import (
+    CheckFn,
+    ParentOrder,
+    ParentUpdate,
+    SmartRouter,
+    VenueInfo,
+)
 from engine.fix.session import (
     AppMessage,
     Disconnect,

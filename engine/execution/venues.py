@@ -35,7 +35,13 @@ from __future__ import annotations
 from engine.core.profile import VenueLinkConfig
 from engine.feeds.fixmd import MD_DOWN, MD_MESSAGE, MD_STALE, FixMdSubscriptions
 from engine.fix.polled import PolledConnection
-from engine.fix.session import AppMessage, Disconnect, FixSession, LoggedOn, SessionConfig
+from engine.fix.session import (
+    AppMessage,
+    Disconnect,
+    FixSession,
+    LoggedOn,
+    SessionConfig,
+)
 from engine.fix.store import MessageStore
 from engine.fix.transport import Backoff
 

@@ -35,7 +35,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from engine.core.events import F_LAST, MD_EVENT, STATUS, STATUS_GAP, STATUS_STALE, EventBuffer
+from engine.core.events import (
+    F_LAST,
+    MD_EVENT,
+    STATUS,
+    STATUS_GAP,
+    STATUS_STALE,
+    EventBuffer,
+)
 from engine.feeds.fixmd import MD_MESSAGE, MD_STALE
 
 __all__ = ["NEVER", "FixMdSource", "MarketDataSource", "ReplaySource", "SimVenuesSource"]
