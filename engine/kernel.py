@@ -175,6 +175,7 @@ class Kernel:
         """Compile kernels, take the first snapshots, start strategies, publish everything."""
         self.now = now_ns
         self.market.warm_up()
+        self.execution.poll(now_ns)  # the venue sessions start logging on
         self.market.start(now_ns)
         self.strategies.start(now_ns)
         self.publish_kill()

@@ -383,14 +383,14 @@ class LiveNode:
         store = self.store
         held = publisher.held
 
-        kernel.start(wall())
+        gc.collect()
+        gc.freeze()  # start-up objects never need scanning again
+        kernel.start(wall())  # strategies' clocks start now: nothing slow after this
         kernel.notify(INFO, f"engine {self.instance} running, pid {os.getpid()}")
         log.info("engine %s running", self.instance)
         if kernel.risk.kill.global_tripped:
             kernel.notify(ERROR, "global kill switch is TRIPPED (restored)", -1, Notice.KILL)
             log.error("global kill switch is TRIPPED (restored from the last run)")
-        gc.collect()
-        gc.freeze()  # start-up objects never need scanning again
         now = mono()
         shm.heartbeat(now, wall())
         shm.set_state(EngineState.RUNNING)

@@ -9,10 +9,17 @@ The engine's publisher encodes one with ``encode_order`` for every order update;
     · qty i4 · cum_qty i4 · leaves_qty i4 · last_qty i4 · price f8 · avg_px f8 · last_px f8
     · text 20s
 
-Encoding never raises on what a venue can send: identifiers and text longer than their fields
-are cut at a character boundary (the desk shows what fits; the database keeps them whole),
-a status or time in force the layout does not know is written as index 0 / "day" and the text
-says so, quantities beyond int32 are clamped, a price that is not finite is written as 0.
+Encoding never raises on what a venue can send:
+
+- identifiers and text longer than their fields are cut at a character boundary (the desk
+  shows what fits; the database keeps them whole);
+- a status the layout does not know is written as index 0 ("PendingNew") and the record's
+  text becomes ``status <name>`` in its place, so the desk sees why;
+- a time in force the layout does not know is written as "day";
+- quantities outside int32 are clamped to its bounds;
+- a price that is not finite (NaN, infinity) is written as 0.0;
+- a side other than 1 or 2 is written as 0, which ``decode_order`` refuses: the record is
+  skipped by desks rather than shown with a made-up side.
 """
 
 from __future__ import annotations

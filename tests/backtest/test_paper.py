@@ -18,11 +18,12 @@ from engine.ipc.events import decode_order
 from tests.backtest.test_backtest import DAY, PROFILE
 from tests.conftest import wait_until
 
+# from 0.5 s on: the simulated venues' sessions log on (two latencies) at the engine's start
 INTENTS = """time,symbol,side,qty,price,venue,tif
-0.3,AAA,buy,300,MKT,SIMA,ioc
-0.6,BBB,sell,200,49.00,SIMB,day
+0.5,AAA,buy,300,MKT,SIMA,ioc
+0.7,BBB,sell,200,49.00,SIMB,day
 0.9,AAA,buy,100,90.00,SIMA,day
-1.2,BBB,buy,100,MKT,SIMB,ioc
+1.1,BBB,buy,100,MKT,SIMB,ioc
 """
 
 
@@ -77,7 +78,10 @@ def test_paper_session_and_backtest_send_the_same_orders(tmp_path, instance, dat
                         seen[o.cl_ord_id] = o.status
                 return len(seen) == 4 and "PendingNew" not in seen.values()
 
-            wait_until(settled, 20, "four orders answered by the simulated venues")
+            try:
+                wait_until(settled, 30, "four orders answered by the simulated venues")
+            except AssertionError as e:
+                raise AssertionError(f"{e}: saw {seen}") from None
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0, proc.stderr.read()
     finally:

@@ -21,7 +21,7 @@ from engine.ipc.rings import EventRingWriter
 
 SYMBOLS = ["AAA", "BBB"]
 I32 = st.integers(-(2**31), 2**31 - 1)
-PRICE = st.floats(min_value=1e-6, max_value=1e9, allow_nan=False, allow_infinity=False)
+PRICE = st.floats(allow_nan=False, allow_infinity=False)  # any finite float64, signs included
 
 
 def _cut(text: str, n: int) -> str:
@@ -82,6 +82,11 @@ def test_market_orders_and_odd_values_are_written_not_raised():
                                                    last_px=math.inf, status="Weird"))), SYMBOLS)
     assert o.price is None and o.qty == 2**31 - 1 and o.avg_px == 0.0 and o.last_px == 0.0
     assert o.status == ORDER_STATUS_NAMES[0] and o.text == "status Weird"
+
+
+def test_unknown_tif_and_quantities_below_int32_fall_back_as_documented():
+    o = decode_order(_record(encode_order(**_fields(tif="gtc", cum_qty=-(2**40)))), SYMBOLS)
+    assert o.tif == "day" and o.cum_qty == -(2**31)
 
 
 def test_other_records_and_garbage_decode_to_none():
