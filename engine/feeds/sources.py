@@ -100,10 +100,8 @@ class SimVenuesSource(MarketDataSource):
         self.integrity = integrity
         self.venue_ids = tuple(range(sim.n_venues))
         self._snapshots: list[tuple[int, int]] = []  # books waiting for a snapshot (room)
-
-    @property
-    def next_due_ns(self) -> int:
-        return self.sim.next_due_ns if not self._snapshots else 0
+        # SimVenues.next_due_ns may generate blocks to know: ask once per step, not per look
+        self.next_due_ns = 0
 
     def start(self, now_ns: int, out: EventBuffer) -> int:
         self._snapshots = [(v, i) for v in range(self.sim.n_venues)
@@ -117,18 +115,18 @@ class SimVenuesSource(MarketDataSource):
             if self._snapshots:
                 return out.n - n0  # no room yet: the caller flushes and calls again
         sim = self.sim
-        if now_ns < sim.next_due_ns or out.full:
-            return out.n - n0
-        a = out.n
-        sim.step(now_ns, out)
-        if out.n > a:
-            kept = self.integrity.filter(out.rec[a:out.n], now_ns)
-            out.rec[a:a + len(kept)] = kept
-            out.n = a + len(kept)
-        gaps = self.integrity.take_gaps()
-        if gaps:  # a lost record: that book leaves the consolidated one until its snapshot
-            self._snapshots += sorted({(v, i) for v, _c, i in gaps})
-            self._snapshot(now_ns, out)
+        if now_ns >= sim.next_due_ns and not out.full:
+            a = out.n
+            sim.step(now_ns, out)
+            if out.n > a:
+                kept = self.integrity.filter(out.rec[a:out.n], now_ns)
+                out.rec[a:a + len(kept)] = kept
+                out.n = a + len(kept)
+            gaps = self.integrity.take_gaps()
+            if gaps:  # a lost record: that book leaves the consolidated one until its snapshot
+                self._snapshots += sorted({(v, i) for v, _c, i in gaps})
+                self._snapshot(now_ns, out)
+        self.next_due_ns = 0 if self._snapshots else sim.next_due_ns
         return out.n - n0
 
     def _snapshot(self, now_ns: int, out: EventBuffer) -> None:
