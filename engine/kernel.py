@@ -188,7 +188,6 @@ class Kernel:
         """One turn (module docstring); return when the kernel next has work due."""
         self.now = now_ns
         execution = self.execution
-        sent = execution.sent
         busy = False
         if self.command_source is not None and self.command_source.serve(now_ns, self._handle):
             busy = True
@@ -209,7 +208,7 @@ class Kernel:
             nxt = strategies.next_due_ns
         if self.publisher.live:
             nxt = min(nxt, self._publish(now_ns))
-        self.busy = busy or execution.sent != sent  # an answer may come at once: be there
+        self.busy = busy
         return nxt
 
     def _handle(self, cmd):

@@ -111,7 +111,6 @@ class ExecutionEngine:
             self.oms, [VenueInfo(v.name, v.fee_bps, v.latency_us) for v in config.venues],
             self._books, self._routable, check=check)
         self._now = 0
-        self.sent = 0  #: messages handed to the venue clients (a live loop spins after one)
         self._was_up: set[str] = set()  # venues logged on since their last drop
         self._md_seen = None if market is None else market.new_seen()
         self._md_applied = -1
@@ -326,5 +325,4 @@ class ExecutionEngine:
         c = self.clients.get(venue)
         if c is None:
             return None
-        self.sent += 1
         return c.send(msg_type, body, self._now)
