@@ -87,8 +87,9 @@ __all__ = [
 ]
 
 MAGIC = int.from_bytes(b"HELMDESK", "little")
-LAYOUT_VERSION = 4  # 2: 128-byte event records with order payloads; 3: feed health;
-#                    4: book flags (crossed / locked consolidated books)
+LAYOUT_VERSION = 5  # 2: 128-byte event records with order payloads; 3: feed health;
+#                    4: book flags (crossed / locked consolidated books); 5: the one
+#                    FEED_HEALTH record (176 B a venue, integrity counters included)
 CACHE_LINE = 64
 HEADER_SIZE = 4096
 BOOK_DEPTH = 10
