@@ -127,8 +127,9 @@ class VenueProcess:
         prof.write_text(VENUE_PROFILE)
         env = dict(os.environ, HELMDESK_DATA_DIR=self.dir.name)
         cmd = [sys.executable, "-m", "engine.venue", "--profile", str(prof), "--port", "0"]
-        if len(os.sched_getaffinity(0)) > 1:  # venue on the last CPU, client on the first
-            cpu = max(os.sched_getaffinity(0)) if cpu is None else cpu
+        if cpu is None and len(os.sched_getaffinity(0)) > 1:  # venue on the last CPU
+            cpu = max(os.sched_getaffinity(0))
+        if cpu is not None:  # even if this process is pinned elsewhere by now
             cmd = ["taskset", "-c", str(cpu), *cmd]
         self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -326,9 +327,9 @@ def rtt_node(port: int, n: int, tmp: Path, idle: str = "hybrid", warm: int = 100
 def bench_order_rtt(quick: bool, f: dict) -> None:
     n = 500 if quick else 5000
     cpus = os.sched_getaffinity(0)
+    venue = VenueProcess(cpu=max(cpus))
     if len(cpus) > 1:  # the bench (and the live node in it) on the first CPU, the venue on the last
         os.sched_setaffinity(0, {min(cpus)})
-    venue = VenueProcess()
     data = os.environ.get("HELMDESK_DATA_DIR")
     try:
         with tempfile.TemporaryDirectory(prefix="helmdesk-bench-oms-") as tmp:
