@@ -270,7 +270,3 @@ class ReplaySource(MarketDataSource):
         else:
             self.next_due_ns = self.start_ns + int((int(self.times[end]) - self.t0) / speed)
         return k
-
-    @property
-    def done(self) -> bool:
-        return self.pos >= len(self.records)

@@ -187,7 +187,3 @@ class ScriptedIntents(Strategy):
             else:
                 self.sent += 1
         self._next = q[-1][0] if q else NEVER
-
-    @property
-    def done(self) -> bool:
-        return not self.queue
