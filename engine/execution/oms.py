@@ -145,7 +145,16 @@ class Oms:
         log.warning("%s sent 35=%s, which the OMS does not handle", venue, _s(m.msg_type))
         return []
 
-    def _find(self, venue: str, m: FixMessage) -> Order | None:
+    def in_doubt(self, venue: str, m: FixMessage, why: str) -> OrderUpdate | None:
+        """A message from ``venue`` could not be used (``why``): the order it names, if any,
+        is in doubt until the venue answers an OrderStatusRequest."""
+        o = self._find(venue, m, quiet=True)
+        if o is None:
+            return None
+        self.unknown.add(o.cl_ord_id)
+        return self._update(o, text=f"in doubt: {why}"[:200])
+
+    def _find(self, venue: str, m: FixMessage, quiet: bool = False) -> Order | None:
         for tag in (11, 41):
             raw = m.get(tag)
             if raw is None:
@@ -155,6 +164,8 @@ class Oms:
             o = self.orders.get(cl)
             if o is not None and o.venue == venue:
                 return o
+        if quiet:
+            return None
         self.counters["unmatched"] += 1
         log.warning("%s: report for unknown order 11=%s 41=%s ignored", venue,
                     _s(m.get(11)), _s(m.get(41)))
@@ -212,7 +223,9 @@ class Oms:
         if cum > o.cum_qty:
             last_qty = cum - o.cum_qty
             last_px = (avg * cum - o.avg_px * o.cum_qty) / last_qty
-            exec_id = f"reconciled-{cum}"
+            # unique per order (and so per venue): two orders reconciled to the same CumQty
+            # are two executions, not a duplicate
+            exec_id = f"reconciled-{o.cl_ord_id}-{cum}"
             why = o.apply_fill(exec_id, min(last_qty, o.qty - o.cum_qty), last_px)
             if why is not None:
                 return self._refuse(o, why)
@@ -260,10 +273,11 @@ class Oms:
                            last_qty, last_px, text, o.cl_ord_id in self.unknown, exec_id)
 
     # -- venue sessions ----------------------------------------------------------------------
-    def request_status(self, venue: str, now_ns: int) -> int:
-        """The venue's session is back: ask about each of its orders in doubt (35=H)."""
+    def request_status(self, venue: str, now_ns: int, only: str | None = None) -> int:
+        """The venue's session is back: ask about each of its orders in doubt (35=H), or
+        about the order ``only``."""
         n = 0
-        for cl in sorted(self.unknown):
+        for cl in sorted(self.unknown) if only is None else [only]:
             o = self.orders[cl]
             if o.venue != venue:
                 continue

@@ -70,6 +70,7 @@ from engine.store.records import (
     HEADER_SIZE,
     KILL,
     MAX_FIX_MSG,
+    MAX_TAIL,
     NAN,
     ORDER,
     RING_OFF,
@@ -83,7 +84,7 @@ from engine.store.records import (
     W,
     WriterState,
     copy_in,
-    fix_msg_slots,
+    record_slots,
     segment_name,
     total_size,
 )
@@ -206,7 +207,12 @@ class StoreLink:
         p = parent_id.encode()
         if len(c) > 32 or len(v) > 16 or len(s) > 16 or len(t) > 8 or len(vo) > 32 or len(p) > 32:
             self._too_long(cl_ord_id=cl_ord_id, venue=venue, symbol=symbol, tif=tif,
-                           venue_order_id=venue_order_id, parent_id=parent_id)
+                           parent_id=parent_id)
+            if len(vo) > 32:  # a venue's identifier of any length: carried as the tail
+                return self._put_tailed(_K_ORDER, ORDER, vo, c, v, s, t, b"", p, side,
+                                        STATUS_CODE[status], qty,
+                                        NAN if price is None else price, cum_qty, leaves_qty,
+                                        avg_px, created_ns, updated_ns)
         seq = self._seq + 1
         self._seq = seq
         tail = self._tail
@@ -239,7 +245,10 @@ class StoreLink:
         c = cl_ord_id.encode()
         s = symbol.encode()
         if len(e) > 48 or len(v) > 16 or len(c) > 32 or len(s) > 16:
-            self._too_long(exec_id=exec_id, venue=venue, cl_ord_id=cl_ord_id, symbol=symbol)
+            self._too_long(venue=venue, cl_ord_id=cl_ord_id, symbol=symbol)
+            if len(e) > 48:  # a venue's ExecID of any length: carried as the tail
+                return self._put_tailed(_K_EXEC, EXECUTION, e, b"", v, c, s, side, qty, price,
+                                        ts_ns)
         seq = self._seq + 1
         self._seq = seq
         tail = self._tail
@@ -323,7 +332,7 @@ class StoreLink:
         n = len(raw)
         if len(sb) > 64:
             self._too_long(session=session)
-        nslots = 1 if n <= FIX_MSG_FIRST else fix_msg_slots(n)
+        nslots = 1 if n <= FIX_MSG_FIRST else record_slots(_K_FMSG, n)
         if n > MAX_FIX_MSG or nslots > self.capacity:
             most = min(MAX_FIX_MSG, FIX_MSG_FIRST + (self.capacity - 1) * SLOT)
             raise ValueError(f"FIX message {msg_seq} of session {session} is {n} bytes: more "
@@ -412,10 +421,26 @@ class StoreLink:
         if not ov:
             self._limit = limit
 
+    def _put_tailed(self, kind: int, st: struct.Struct, tail: bytes, *fields) -> int:
+        """A record whose ``tail`` (a long identifier) runs on after its fields."""
+        n = len(tail)
+        nslots = record_slots(kind, n)
+        if n > MAX_TAIL or nslots > self.capacity:
+            raise ValueError(f"store record refused: an identifier of {n} bytes is longer than "
+                             f"the store takes ({min(MAX_TAIL, (self.capacity - 1) * SLOT)})")
+        seq = self._seq + 1
+        self._seq = seq
+        data = bytearray(nslots * SLOT)
+        st.pack_into(data, 0, seq, kind, nslots, n, *fields)
+        data[st.size : st.size + n] = tail
+        self._slow(nslots, bytes(data))
+        return seq
+
     def _too_long(self, **values: str) -> None:
         bad = [f"{k} {v!r} ({len(v.encode())} bytes, at most {WIDTH.get(k, 32)})"
                for k, v in values.items() if len(v.encode()) > WIDTH.get(k, 32)]
-        raise ValueError(f"store record refused: {', '.join(bad)}")
+        if bad:
+            raise ValueError(f"store record refused: {', '.join(bad)}")
 
     def _put_slots(self, data: bytes) -> None:
         """Push raw slot bytes as they are (tests: a corrupt record). Not for engine code."""
@@ -425,7 +450,7 @@ class StoreLink:
         """Push a record of any ``kind`` with a proper sequence number (tests: a bad record)."""
         seq = self._seq + 1
         self._seq = seq
-        self._put_slots(struct.pack("<QHHI", seq, kind, 1, len(payload)) + payload[: SLOT - 16])
+        self._put_slots(struct.pack("<QHHI", seq, kind, 1, 0) + payload[: SLOT - 16])
         return seq
 
     # -- housekeeping (call every loop turn, or at least every few ms) -----------------------------

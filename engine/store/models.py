@@ -28,6 +28,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    Text,
     create_engine,
     event,
 )
@@ -69,7 +70,7 @@ orders = Table(
     Column("cum_qty", BigInteger, nullable=False),
     Column("leaves_qty", BigInteger, nullable=False),
     Column("avg_px", Float, nullable=False),
-    Column("venue_order_id", String(32), nullable=False),
+    Column("venue_order_id", Text, nullable=False),  # the venue's: any length
     Column("parent_id", String(32), nullable=True),
     Column("created_ns", BigInteger, nullable=False),  # set by the first row, kept after
     Column("updated_ns", BigInteger, nullable=False),
@@ -79,7 +80,7 @@ Index("ix_orders_status", orders.c.status)
 executions = Table(
     "executions",
     metadata,
-    Column("exec_id", String(48), primary_key=True),
+    Column("exec_id", Text, primary_key=True),  # the venue's: any length
     Column("venue", String(16), primary_key=True),
     Column("cl_ord_id", String(32), nullable=False),
     Column("symbol", String(16), nullable=False),

@@ -25,9 +25,12 @@ segment (both dead) from one whose orphaned writer is still draining.
 
 A record is one or more slots. Slot 0 starts with the 16-byte header ``seq u64 · kind u16 ·
 nslots u16 · length u32`` and the kind's fields packed with ``struct`` (fixed-width,
-NUL-padded UTF-8 strings; ``price`` NaN for "none"). Only FIX_MSG uses more than one slot: its
-raw bytes start after its fields and run on through ``nslots - 1`` continuation slots of pure
-data (wrapping at the end of the ring like the slots do); ``length`` is the raw length.
+NUL-padded UTF-8 strings; ``price`` NaN for "none"). A record may carry a *tail* of
+``length`` bytes that starts right after its fields and runs on through ``nslots - 1``
+continuation slots of pure data (wrapping at the end of the ring like the slots do): FIX_MSG's
+raw message, and the identifiers a venue chooses, which may be of any length (a UUID OrderID
+is 36 characters): an ORDER whose venue order id, or an EXECUTION whose ExecID, does not fit
+its fixed field leaves the field empty and carries the whole identifier as its tail.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ __all__ = [
     "HEADER_SIZE",
     "KILL",
     "MAX_FIX_MSG",
+    "MAX_TAIL",
     "ORDER",
     "RING_OFF",
     "SLOT",
@@ -65,7 +69,8 @@ __all__ = [
     "WriterState",
     "copy_in",
     "copy_out",
-    "fix_msg_slots",
+    "record_slots",
+    "TAILED",
     "segment_name",
     "total_size",
 ]
@@ -78,6 +83,7 @@ SLOT = 256
 ENGINE_LOCK = 0  # byte offsets of the OFD locks
 WRITER_LOCK = 1
 MAX_FIX_MSG = 64 * 1024  # a FIX message longer than this is a bug, not a message
+MAX_TAIL = MAX_FIX_MSG  # no record's tail is longer (an identifier is part of a message)
 
 
 class W:
@@ -126,7 +132,8 @@ class Kind(enum.IntEnum):
     FIX_RESET = 7  #: a FIX session reset: messages forgotten, both numbers back to 1
 
 
-#: Field widths in bytes (UTF-8). Identifiers longer than these are refused; free text is cut.
+#: Field widths in bytes (UTF-8). Our own identifiers longer than these are refused (a venue's
+#: go to the record's tail); free text is cut.
 WIDTH = {
     "cl_ord_id": 32, "venue": 16, "symbol": 16, "tif": 8, "venue_order_id": 32, "parent_id": 32,
     "exec_id": 48, "user": 16, "workstation": 16, "cmd_text": 48, "reason": 96, "name": 16,
@@ -147,6 +154,8 @@ FIX_SEQ = struct.Struct("<QHHI64sqq")  # | session next_sender next_target
 FIX_RESET = struct.Struct("<QHHI64sq")  # | session ts_ns
 FIX_MSG = struct.Struct("<QHHI64sq")  # | session seq ; raw bytes follow
 FIX_MSG_FIRST = SLOT - FIX_MSG.size  # raw bytes that fit in the first slot
+#: Kinds that may carry a tail, and where in their first slot it starts.
+TAILED = {Kind.ORDER: ORDER.size, Kind.EXECUTION: EXECUTION.size, Kind.FIX_MSG: FIX_MSG.size}
 for _st in (ORDER, EXECUTION, COMMAND, KILL, FIX_SEQ, FIX_RESET, FIX_MSG):
     assert _st.size <= SLOT, _st.format
 assert RING_CONTROL == 2 * CACHE_LINE
@@ -167,11 +176,12 @@ def total_size(capacity: int) -> int:
     return RING_OFF + RING_CONTROL + capacity * SLOT
 
 
-def fix_msg_slots(length: int) -> int:
-    """Slots a FIX_MSG record of ``length`` raw bytes takes."""
-    if length <= FIX_MSG_FIRST:
+def record_slots(kind: int, length: int) -> int:
+    """Slots a record of ``kind`` with a tail of ``length`` bytes takes."""
+    first = SLOT - TAILED.get(kind, SLOT)
+    if length <= first:
         return 1
-    return 1 + (length - FIX_MSG_FIRST + SLOT - 1) // SLOT
+    return 1 + (length - first + SLOT - 1) // SLOT
 
 
 def copy_in(buf: memoryview, slots_off: int, capacity: int, pos: int, data) -> None:

@@ -71,7 +71,8 @@ from engine.store.records import (
     W,
     WriterState,
     copy_out,
-    fix_msg_slots,
+    TAILED,
+    record_slots,
     segment_name,
 )
 
@@ -124,7 +125,16 @@ def _enum_name(enum_cls, v: int) -> str:
         return f"#{v}"
 
 
-def decode_order(f: tuple) -> dict:
+def _long_id(field: bytes, tail: bytes | None, what: str) -> str:
+    """An identifier from its fixed field, or from the record's tail when it is longer."""
+    if tail is None:
+        return _id(field, what, empty_ok=True)
+    if field.rstrip(b"\0"):
+        raise BadRecord(f"{what} is both in its field and in the record's tail")
+    return _id(tail, what)
+
+
+def decode_order(f: tuple, tail: bytes | None = None) -> dict:
     (_seq, _k, _n, _l, c, v, s, t, vo, p, side, status, qty, price, cum, leaves, avg,
      created, updated) = f
     st = STATUS_OF_CODE.get(status)
@@ -138,19 +148,22 @@ def decode_order(f: tuple) -> dict:
         "price": None if math.isnan(price) else _finite(price, "price"),
         "tif": _id(t, "time in force", empty_ok=True), "status": st.value, "cum_qty": cum,
         "leaves_qty": leaves, "avg_px": _finite(avg, "average price"),
-        "venue_order_id": _id(vo, "venue order id", empty_ok=True),
+        "venue_order_id": _long_id(vo, tail, "venue order id"),
         "parent_id": _id(p, "parent id", empty_ok=True) or None,
         "created_ns": created or updated, "updated_ns": updated,
     }
 
 
-def decode_execution(f: tuple) -> dict:
+def decode_execution(f: tuple, tail: bytes | None = None) -> dict:
     _seq, _k, _n, _l, e, v, c, s, side, qty, price, ts = f
     if qty <= 0:
         raise BadRecord(f"execution quantity is {qty}")
     if not math.isfinite(price) or price < 0:
         raise BadRecord(f"execution price is {price}")
-    return {"exec_id": _id(e, "ExecID"), "venue": _id(v, "venue"),
+    exec_id = _long_id(e, tail, "ExecID")
+    if not exec_id:
+        raise BadRecord("ExecID is empty")
+    return {"exec_id": exec_id, "venue": _id(v, "venue"),
             "cl_ord_id": _id(c, "ClOrdID"), "symbol": _id(s, "symbol"), "side": _side(side),
             "qty": qty, "price": price, "ts_ns": ts}
 
@@ -271,18 +284,22 @@ class Writer:
         off = (pos & self.mask) * SLOT
         base = self.slots_off + off
         seq, kind, nslots, length = HDR.unpack_from(self.buf, base)
-        multi = kind == Kind.FIX_MSG
-        if nslots < 1 or nslots > tail - pos or (nslots != 1 and not multi):
+        if nslots < 1 or nslots > tail - pos or (nslots != 1 and kind not in TAILED):
             return 1, seq, kind, None, f"slot count {nslots} is impossible here"
+        if kind in TAILED and nslots != record_slots(kind, length):
+            return 1, seq, kind, None, (f"a kind {kind} record with a tail of {length} bytes "
+                                        f"cannot take {nslots} slots")
         if seq <= expect - 1:
             return nslots, seq, kind, None, ""  # written before: skip (counted as replayed)
         if seq != expect:
             return 1, seq, kind, None, f"sequence number {seq} out of order, expected {expect}"
         try:
             if kind == Kind.ORDER:
-                row = decode_order(ORDER.unpack_from(self.buf, base))
+                row = decode_order(ORDER.unpack_from(self.buf, base),
+                                   self._tail(off, ORDER.size, length))
             elif kind == Kind.EXECUTION:
-                row = decode_execution(EXECUTION.unpack_from(self.buf, base))
+                row = decode_execution(EXECUTION.unpack_from(self.buf, base),
+                                       self._tail(off, EXECUTION.size, length))
             elif kind == Kind.COMMAND:
                 row = decode_command(COMMAND.unpack_from(self.buf, base))
             elif kind == Kind.KILL:
@@ -295,18 +312,20 @@ class Writer:
                 _s, _k, _n, _l, sess, ts = FIX_RESET.unpack_from(self.buf, base)
                 row = (_id(sess, "session"), ts)
             elif kind == Kind.FIX_MSG:
-                if nslots != fix_msg_slots(length):
-                    return 1, seq, kind, None, (f"FIX message of {length} bytes cannot take "
-                                                f"{nslots} slots")
                 _s, _k, _n, _l, sess, mseq = FIX_MSG.unpack_from(self.buf, base)
-                raw = copy_out(self.buf, self.slots_off, self.capacity, off + FIX_MSG.size,
-                               length)
+                raw = self._tail(off, FIX_MSG.size, length) or b""
                 row = (_id(sess, "session"), _fix_seq_no(mseq, "FIX MsgSeqNum"), raw)
             else:
                 return 1, seq, kind, None, f"kind {kind} is unknown"
         except BadRecord as e:
             return nslots, seq, kind, None, str(e)
         return nslots, seq, kind, row, ""
+
+    def _tail(self, off: int, start: int, length: int) -> bytes | None:
+        """The tail of the record at ring byte ``off`` whose fields take ``start`` bytes."""
+        if not length:
+            return None
+        return copy_out(self.buf, self.slots_off, self.capacity, off + start, length)
 
     # -- one step -------------------------------------------------------------------------------
     def step(self) -> int:

@@ -143,3 +143,44 @@ def _sent(session: FixSession) -> list:
     while (m := d.next()) is not None:
         out.append(m)
     return out
+
+
+def _status_report(o, cum: int, avg: float, status: bytes, seq: int):
+    """The venue's answer to an OrderStatusRequest (150=I) about ``o``."""
+    d = FixDecoder()
+    d.feed(encode(b"8", [(37, o.venue_order_id), (11, o.cl_ord_id), (17, b"0"), (150, b"I"),
+                         (39, status), (55, b"AAPL"), (54, b"1"), (38, o.qty),
+                         (151, o.qty - cum), (14, cum), (6, avg)],
+                  sender=b"SIMA", target=b"HELM", seq=seq, sending_time_ns=T0))
+    return d.next()
+
+
+def test_two_orders_reconciled_to_the_same_cum_qty_both_get_their_fill():
+    """The synthetic executions of reconciliation are unique per order: two orders each
+    filled 50 while in doubt are two fills, not one and a duplicate."""
+    w = Wire()
+    a = w.oms.new_order("SIMA", "AAPL", 1, 100, 189.00, "day", T0)
+    b = w.oms.new_order("SIMA", "AAPL", 1, 100, 188.00, "day", T0)
+    w.pump()
+    assert len(a.venue_order_id) == 36  # the simulated venue's UUIDs
+    w.oms.on_venue_down("SIMA")
+    ua = w.oms.on_message("SIMA", _status_report(a, 50, 189.0, b"1", 100))
+    ub = w.oms.on_message("SIMA", _status_report(b, 50, 188.0, b"1", 101))
+    assert [(u.cl_ord_id, u.last_qty, u.last_px, u.unknown) for u in ua + ub] == [
+        (a.cl_ord_id, 50, 189.0, False), (b.cl_ord_id, 50, 188.0, False)]
+    assert ua[0].exec_id != ub[0].exec_id
+    assert (a.cum_qty, b.cum_qty) == (50, 50) and w.oms.counters["fills"] == 2
+    # the same answer again is a duplicate of the same order's execution: nothing moves
+    assert w.oms.on_message("SIMA", _status_report(a, 50, 189.0, b"1", 102))[0].last_qty == 0
+    assert a.cum_qty == 50
+
+
+def test_a_report_the_oms_cannot_use_puts_its_order_in_doubt():
+    w = Wire()
+    o = w.oms.new_order("SIMA", "AAPL", 1, 100, 189.00, "day", T0)
+    w.pump()
+    m = _status_report(o, 0, 0.0, b"0", 100)
+    u = w.oms.in_doubt("SIMA", m, "ValueError: boom")
+    assert (u.cl_ord_id, u.unknown, u.text) == (o.cl_ord_id, True, "in doubt: ValueError: boom")
+    assert o.cl_ord_id in w.oms.unknown
+    assert w.oms.request_status("SIMA", T0, only=o.cl_ord_id) == 1

@@ -14,7 +14,7 @@ from engine.ipc.commands import AckStatus, Scope, Verb
 from engine.ipc.segment import segment_exists
 from engine.store import Kind
 from engine.store import models as m
-from engine.store.records import SLOT, fix_msg_slots, segment_name
+from engine.store.records import SLOT, Kind, record_slots, segment_name
 from engine.store.writer import apply_fill
 from tests.store._util import flushed
 
@@ -66,7 +66,7 @@ def test_every_record_kind_round_trips(link, db):
     msgs = db.rows(m.fix_messages, order_by=m.fix_messages.c.seq)
     assert [(r["seq"], bytes(r["raw"])) for r in msgs] == [
         (7, FIX_2K), (8, b"8=FIX.4.4\x0135=F\x01")]
-    assert fix_msg_slots(len(FIX_2K)) > 2
+    assert record_slots(Kind.FIX_MSG, len(FIX_2K)) > 2
 
 
 def test_order_upserts_keep_the_first_creation_time_and_the_last_state(link, db):
@@ -117,8 +117,8 @@ def test_apply_fill_average_cost():
 def test_identifiers_too_long_for_their_field_are_refused_and_take_no_number(link):
     with pytest.raises(ValueError, match="cl_ord_id 'X{33}' \\(33 bytes, at most 32\\)"):
         link.put_order("X" * 33, "SIMA", "ESZ6", 1, 1, 1.0, "day", OrdStatus.NEW, 0, 1, 0.0)
-    with pytest.raises(ValueError, match="exec_id"):
-        link.put_execution("E" * 49, "SIMA", "A", "ESZ6", 1, 1, 1.0, 0)
+    with pytest.raises(ValueError, match="symbol"):
+        link.put_execution("E" * 49, "SIMA", "A", "S" * 17, 1, 1, 1.0, 0)
     with pytest.raises(ValueError, match="session"):
         link.put_fix_seq("S" * 65, 1, 1)
     with pytest.raises(ValueError, match="more than the store takes"):
@@ -127,6 +127,32 @@ def test_identifiers_too_long_for_their_field_are_refused_and_take_no_number(lin
     # free text is cut at its width, never through a character
     seq = link.put_command(1, "u", "w", 1, Verb.PING, 0, 0, 0.0, 0.0, "é" * 40, 1, "r" * 200, 1)
     assert seq == 1
+
+
+UUID = "0b5a1c8e-5f0e-4c1e-9d7b-6a1f2e3d4c5b"
+
+
+def test_a_venues_identifiers_of_any_length_are_stored_whole(make_link, db):
+    """A venue picks its OrderID (37) and ExecID (17): a UUID, or much longer, is kept whole,
+    also when the record wraps round the end of the ring."""
+    link = make_link(capacity=16)
+    ids = [UUID, UUID * 3, "V" * 300, "é" * 1500, "x" * 33]
+    for k, vo in enumerate(ids * 3):
+        cl = f"HD-{k}"
+        link.put_order(cl, "SIMA", "ESZ6", 1, 10, 5000.0, "day", OrdStatus.NEW, 0, 10, 0.0, vo,
+                       "", 1, 1)
+        link.put_execution(f"{vo}-exec-{k}", "SIMA", cl, "ESZ6", 1, 1, 5000.0, k + 1)
+        link.put_order(f"HD-short-{k}", "SIMA", "ESZ6", 1, 10, 5000.0, "day", OrdStatus.NEW, 0,
+                       10, 0.0, "V-1", "", 1, 1)
+        link.poll()
+    flushed(link)
+    assert link.stats()["bad"] == 0
+    rows = {r["cl_ord_id"]: r["venue_order_id"] for r in db.rows(m.orders)}
+    assert [rows[f"HD-{k}"] for k in range(15)] == ids * 3
+    assert all(rows[f"HD-short-{k}"] == "V-1" for k in range(15))
+    execs = {r["cl_ord_id"]: r["exec_id"] for r in db.rows(m.executions)}
+    assert [execs[f"HD-{k}"] for k in range(15)] == [f"{vo}-exec-{k}" for k, vo in enumerate(ids * 3)]
+    assert record_slots(Kind.ORDER, len("é".encode()) * 1500) > 10
 
 
 def test_free_text_is_cut_on_a_character_boundary(link, db):
@@ -149,7 +175,7 @@ def test_a_fix_message_wraps_round_the_end_of_the_ring(make_link, db):
     flushed(link)
     got = db.rows(m.fix_messages, order_by=m.fix_messages.c.seq)
     assert [(r["seq"], bytes(r["raw"])) for r in got] == msgs
-    assert max(fix_msg_slots(len(r)) for _, r in msgs) * SLOT > 3000
+    assert max(record_slots(Kind.FIX_MSG, len(r)) for _, r in msgs) * SLOT > 3000
 
 
 def test_close_flushes_stops_the_writer_and_leaves_nothing(make_link, instance, db):
