@@ -114,7 +114,9 @@ class ExecutionEngine:
         self._was_up: set[str] = set()  # venues logged on since their last drop
         self._md_seen = None if market is None else market.new_seen()
         self._md_applied = -1
-        self.counters = dict.fromkeys(("app_messages", "ignored", "session_rejects", "drops"), 0)
+        self.counters = dict.fromkeys(
+            ("app_messages", "ignored", "session_rejects", "drops", "unusable", "client_errors"),
+            0)
 
     # -- subscribers -----------------------------------------------------------------------------
     def subscribe(self, fn: OnOrder) -> None:
@@ -155,7 +157,14 @@ class ExecutionEngine:
         self._now = now_ns
         busy = False
         for c in self._clients:
-            events = c.poll(now_ns)
+            try:
+                events = c.poll(now_ns)
+            except Exception as e:  # a bug met by what a venue sent: drop it, never the engine
+                self.counters["client_errors"] += 1
+                log.exception("%s: the session failed on its input; reconnecting", c.name)
+                self.notify(logging.ERROR, f"{c.name} session failed ({type(e).__name__}: "
+                                           f"{e}); reconnecting", -1)
+                events = c.fail(f"internal error: {type(e).__name__}: {e}", now_ns)
             if events:
                 busy = True
                 self._on_events(c, events, now_ns)
@@ -184,10 +193,13 @@ class ExecutionEngine:
                 self.counters["app_messages"] += 1
                 mt = e.message.msg_type
                 if mt in (b"8", b"9"):
-                    for u in oms.on_message(name, e.message):
-                        self._publish(u, oms.orders[u.cl_ord_id])
-                        for pu in router.on_update(u, now_ns):
-                            self._publish_parent(pu)
+                    try:
+                        for u in oms.on_message(name, e.message):
+                            self._publish(u, oms.orders[u.cl_ord_id])
+                            for pu in router.on_update(u, now_ns):
+                                self._publish_parent(pu)
+                    except Exception as err:  # nothing a venue sends may stop the engine
+                        self._unusable(name, e.message, err, now_ns)
                 else:
                     self.counters["ignored"] += 1
                     log.info("%s: 35=%s not handled by the engine", name,
@@ -218,6 +230,23 @@ class ExecutionEngine:
             elif isinstance(e, (PeerReject, RejectSent, Garbled)):
                 self.counters["session_rejects"] += 1
                 log.warning("%s: %s", name, e)
+
+    def _unusable(self, venue: str, m, err: Exception, now_ns: int) -> None:
+        """A report we could not apply: count it, say so, and put its order in doubt until the
+        venue answers a status request (unless this was the answer to one)."""
+        self.counters["unusable"] += 1
+        why = f"{type(err).__name__}: {err}"
+        log.exception("%s: report refused as unusable (%s): %r", venue, why, m.raw[:512])
+        u = self.oms.in_doubt(venue, m, why)
+        if u is None:
+            self.notify(logging.ERROR, f"{venue}: unusable report refused: {why}"[:200], -1)
+            return
+        o = self.oms.orders[u.cl_ord_id]
+        self.notify(logging.ERROR, f"{venue}: order {o.cl_ord_id} in doubt: {why}"[:200],
+                    self.index.get(o.symbol, -1))
+        self._publish(u, o)
+        if m.get(150) != b"I":  # not a status answer itself: ask for one
+            self.oms.request_status(venue, now_ns, only=o.cl_ord_id)
 
     def close(self, now_ns: int) -> None:
         for c in self._clients:

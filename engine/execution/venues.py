@@ -32,6 +32,8 @@ Both run the same FIX session code, so the OMS and the router cannot tell them a
 
 from __future__ import annotations
 
+import logging
+
 from engine.core.profile import VenueLinkConfig
 from engine.feeds.fixmd import MD_DOWN, MD_MESSAGE, MD_STALE, FixMdSubscriptions
 from engine.fix.polled import PolledConnection
@@ -44,6 +46,8 @@ from engine.fix.session import (
 )
 from engine.fix.store import MessageStore
 from engine.fix.transport import Backoff
+
+log = logging.getLogger("helmdesk.execution")
 
 __all__ = ["FixVenueClient"]
 _MD_TYPES = (b"W", b"X", b"Y")
@@ -95,7 +99,10 @@ class FixVenueClient:
         md = self.md
         for e in events:
             if type(e) is AppMessage and e.message.msg_type in _MD_TYPES:
-                self._on_md(e.message, now_ns)
+                try:
+                    self._on_md(e.message, now_ns)
+                except Exception as err:  # nothing a venue sends may stop the engine
+                    self._md_unusable(e.message, err, now_ns)
                 continue
             if isinstance(e, LoggedOn):
                 for msg_type, body in md.subscribe():
@@ -105,6 +112,15 @@ class FixVenueClient:
                 self.md_inbox.append((MD_DOWN, None, now_ns))  # its books are stale now
             out.append(e)
         return out
+
+    def fail(self, why: str, now_ns: int) -> list:
+        """Our end failed on its input (an engine bug met by what the venue sent): close the
+        connection (the reconnect comes after the backoff) and report it as a drop."""
+        self.conn.close(now_ns)
+        if self.md is not None:
+            self.md.connection_lost()
+            self.md_inbox.append((MD_DOWN, None, now_ns))
+        return [Disconnect(why)]
 
     def _on_md(self, m, now_ns: int) -> None:
         md = self.md
@@ -121,6 +137,19 @@ class FixVenueClient:
         stale = [s for s in changed if md.stale(s)]
         if stale:
             self.md_inbox.append((MD_STALE, stale, now_ns))
+        for msg_type, body in md.take_requests():
+            self.conn.send(msg_type, body, now_ns)
+
+    def _md_unusable(self, m, err: Exception, now_ns: int) -> None:
+        """A market-data message we could not apply: refused, counted, and the books it names
+        are asked for again (a snapshot replaces whatever was half applied)."""
+        md = self.md
+        md.counters["bad_messages"] += 1
+        log.exception("%s: market data refused as unusable (%s: %s): %r", self.name,
+                      type(err).__name__, err, m.raw[:512])
+        for sym in self.cfg.symbols:
+            md.refresh(sym, f"an unusable message ({type(err).__name__})")
+        self.md_inbox.append((MD_STALE, list(self.cfg.symbols), now_ns))
         for msg_type, body in md.take_requests():
             self.conn.send(msg_type, body, now_ns)
 

@@ -34,6 +34,11 @@ ExecutionReport fields (35=8)::
     14 CumQty  6 AvgPx  12 Commission, 13 CommType=3 (fills, with fees)  103 OrdRejReason
     (rejects)  58 Text (why: cancels, rejects)  60 TransactTime
 
+OrderID and ExecID are 36-character UUIDs, as many real venues send (the engine must take
+identifiers of any length): the first 24 characters name the venue's boot (a hash of
+``id_prefix``), the last 12 count in hex, so they are unique per venue run and the same in
+every run of a backtest.
+
 ExecType: 0 New, F Trade, 4 Canceled, 5 Replaced, 8 Rejected, I Order status. OrdStatus is
 the order's status after the event: 0 New, 1 Partially filled, 2 Filled, 4 Canceled,
 8 Rejected (after a replace: 0 or 1).
@@ -100,6 +105,7 @@ distinct depth. ``drop_subscriptions`` ends a counterparty's subscriptions when 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from dataclasses import dataclass
@@ -291,6 +297,12 @@ class _Request:
     response_to: bytes  # CxlRejResponseTo (434): 1 cancel, 2 replace
 
 
+def _uuid_prefix(seed: str) -> bytes:
+    """The first 24 characters of this venue run's UUIDs ("xxxxxxxx-xxxx-4xxx-8xxx-")."""
+    h = hashlib.blake2b(seed.encode(), digest_size=8).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-4{h[12:15]}-8{h[15:16]}{h[:2]}-".encode()
+
+
 class Exchange:
     """Every instrument's book and every counterparty's orders; FIX in, FIX out."""
 
@@ -308,7 +320,7 @@ class Exchange:
             ("orders", "fills", "cancels", "replaces", "rejects", "status_requests",
              "background_orders", "background_fills", "md_requests", "md_snapshots",
              "md_incrementals", "md_entries"), 0)
-        self._prefix = (id_prefix if id_prefix is not None else f"{name}-").encode()
+        self._prefix = _uuid_prefix(id_prefix if id_prefix is not None else f"{name}-")
         self._next_order_id = 0
         self._next_exec_id = 0
         self._live: dict[int, _Order] = {}  # client orders on a book, by venue order id
@@ -437,7 +449,7 @@ class Exchange:
             self._reject_order(o, r.text, r.code, now_ns)
             return
         o.order_id = oid = self._new_order_id()
-        o.order_id_b = self._prefix + b"%d" % oid
+        o.order_id_b = self._prefix + b"%012x" % oid
         o.book, o.qty, o.leaves, o.price = book, qty, qty, price
         self._live[oid] = o
         self.counters["orders"] += 1
@@ -839,7 +851,7 @@ class Exchange:
         body: list = [(Tag.OrderID, o.order_id_b), (Tag.ClOrdID, o.cl_ord_id)]
         if orig and o.orig_cl_ord_id is not None:
             body.append((Tag.OrigClOrdID, o.orig_cl_ord_id))
-        body += [(Tag.ExecID, self._prefix + b"%d" % self._next_exec_id),
+        body += [(Tag.ExecID, self._prefix + b"%012x" % self._next_exec_id),
                  (Tag.ExecType, exec_type), (Tag.OrdStatus, o.status)]
         if o.symbol_b:
             body.append((Tag.Symbol, o.symbol_b))

@@ -271,6 +271,15 @@ class InProcessVenue:
             self._timer = self._next_timer(now_ns)
             self._refresh_due()
 
+    def fail(self, why: str, now_ns: int) -> list:
+        """Our end failed on its input (an engine bug met by what the venue sent): drop the
+        connection as the venue would see a broken one, and reconnect later."""
+        events: list = []
+        if self._our_conn:
+            self._our_lost(now_ns, events, why)
+            self._refresh_due()
+        return events
+
     def close(self, now_ns: int) -> None:
         """Log out and close our end; the venue handles what is on the wire, then cancels our
         live orders. Nothing more is received."""

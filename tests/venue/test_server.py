@@ -376,7 +376,7 @@ def test_limit_order_is_acked_new(venue):
         m = await c.er("n1", b"0")
         assert fields(m, 39, 55, 54, 38, 40, 44, 59, 151, 14, 6) == (
             "0", "AAA", "1", "7", "2", "99.97", "0", "7", "0", "0")
-        assert m.get(37).startswith(b"SIMA-") and m.get(17).startswith(b"SIMA-")
+        assert len(m.get(37)) == 36 and len(m.get(17)) == 36  # UUIDs, as real venues send
         assert m.get(60) and m.get(58) is None and m.get(31) is None
         await c.logout()
 
@@ -611,11 +611,14 @@ def test_two_venues_at_once_with_their_own_instruments_and_fees(venue_factory):
         a.order("x", symbol="CCC", price="20.0")
         assert "not traded on SIMA" in (await a.er("x", b"8")).get(58).decode()
         b.order("y", side=2, qty="8", symbol="CCC", price="20.5")
-        await b.er("y", b"0")
+        ack = await b.er("y", b"0")
         b2.order("z", side=1, qty="8", symbol="CCC", price="21.0")
         f = await b2.er("z", b"F")
         assert fields(f, 31, 12, 13) == ("20.5", "0.041", "3")  # 2.5 bp of 8 × 20.5
-        assert f.get(17).startswith(b"SIMB-")
+        a.order("w", symbol="AAA", price="1.0")
+        a_ack = await a.er("w", b"0")
+        # SIMB's identifiers share its run's UUID prefix, SIMA's have their own
+        assert f.get(17)[:24] == ack.get(37)[:24] != a_ack.get(37)[:24]
 
     asyncio.run(main())
 
