@@ -331,10 +331,10 @@ def run_desk_window(instance: str, desk: DeskConfig, *, instrument: str | None =
         win.close()
 
     app.lastWindowClosed.connect(closed.set)
-    # Ctrl-C / SIGTERM close the desk like its window's close button. Python runs signal
+    # Ctrl-C / SIGTERM / SIGHUP close the desk like its window's close button. Python runs signal
     # handlers between any two bytecodes (the link's poll timer gives it a chance every 50 ms),
     # so the handler only schedules the close for the event loop's next turn.
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_a: QTimer.singleShot(0, win.close))
     win.start()
     win.show()

@@ -44,13 +44,35 @@ def display_problem() -> str | None:
     return "\n".join(hint)
 
 
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP reached a launcher: unwind (stopping what it started) and exit."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, _frame) -> None:
+    raise Terminated(signum)
+
+
+def stop_on_signals() -> None:
+    """SIGTERM and SIGHUP raise ``Terminated`` in the main thread, as Ctrl-C raises
+    KeyboardInterrupt, so a launcher's ``finally`` stops its engine whatever stops it."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_terminated)
+
+
 class EngineChild:
-    """An engine in a child process (the demo owns it and stops it on exit)."""
+    """An engine in a child process (the demo owns it and stops it on exit). The engine is
+    told to follow us: if this process dies without stopping it (SIGKILL, a crash), the
+    kernel sends the engine SIGTERM (``--parent-pid``: PR_SET_PDEATHSIG)."""
 
     def __init__(self, profile: Path, instance: str) -> None:
         self.instance = instance
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "engine", "--profile", str(profile)],
+            [sys.executable, "-m", "engine", "--profile", str(profile),
+             "--parent-pid", str(os.getpid())],
             stdin=subprocess.DEVNULL,
         )
 
@@ -74,15 +96,24 @@ class EngineChild:
                 progress()
             time.sleep(0.05)
 
-    def stop(self, timeout: float = 5.0) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, wait for the clean exit (a second signal to us does not cut it short),
+        SIGKILL only if the engine hangs."""
+        old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGTERM, signal.SIGHUP)}
+        try:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    print(f"helmdesk: engine pid {self.proc.pid} did not stop within "
+                          f"{timeout:g} s: killed", file=sys.stderr)
+                    self.proc.kill()
+                    self.proc.wait()
+            return self.proc.returncode
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
 
 
 def _load(args: argparse.Namespace):
@@ -108,7 +139,11 @@ def _start_engine(profile) -> EngineChild | None:
         pass
     print(f"helmdesk: starting engine {instance!r} …", file=sys.stderr, flush=True)
     child = EngineChild(profile.path, instance)
-    child.wait_ready()
+    try:
+        child.wait_ready()
+    except BaseException:  # it died, timed out, or we were told to stop while it started
+        child.stop()
+        raise
     return child
 
 
@@ -117,11 +152,15 @@ def run_headless(args: argparse.Namespace) -> int:
     profile = _load(args)
     if profile is None:
         return 2
+    stop_on_signals()
     try:
         child = _start_engine(profile)
     except RuntimeError as e:
         print(f"helmdesk: {e}", file=sys.stderr)
         return 3
+    except (Terminated, KeyboardInterrupt) as e:
+        print(f"helmdesk: {_why(e)} while the engine started: stopped it", file=sys.stderr)
+        return 128 + getattr(e, "signum", signal.SIGINT)
     instance = profile.engine.instance
     end = time.monotonic() + args.exit_after if args.exit_after else None
     tty = sys.stdout.isatty()
@@ -151,14 +190,21 @@ def run_headless(args: argparse.Namespace) -> int:
                     print(line, flush=True)
                     last = time.monotonic()
                 time.sleep(0.25)
-    except KeyboardInterrupt:
-        pass
+    except (KeyboardInterrupt, Terminated) as e:
+        if tty:
+            print()
+        print(f"helmdesk: {_why(e)}: stopping", file=sys.stderr, flush=True)
+        tty = False
     finally:
         if tty:
             print()
         if child is not None:
             child.stop()
     return rc
+
+
+def _why(e: BaseException) -> str:
+    return str(e) if isinstance(e, Terminated) else "interrupted"
 
 
 def _run_window(args: argparse.Namespace, instance: str, desk_cfg, on_close=None) -> int:
@@ -197,13 +243,20 @@ def run_demo(args: argparse.Namespace) -> int:
     profile = _load(args)
     if profile is None:
         return 2
+    stop_on_signals()  # until the window is up: then the desk closes itself on them
     try:
         child = _start_engine(profile)
     except RuntimeError as e:
         print(f"helmdesk: {e}", file=sys.stderr)
         return 3
+    except (Terminated, KeyboardInterrupt) as e:
+        print(f"helmdesk: {_why(e)} while the engine started: stopped it", file=sys.stderr)
+        return 128 + getattr(e, "signum", signal.SIGINT)
     try:
         return _run_window(args, profile.engine.instance, profile.desk)
+    except (Terminated, KeyboardInterrupt) as e:
+        print(f"helmdesk: {_why(e)}: stopping", file=sys.stderr)
+        return 128 + getattr(e, "signum", signal.SIGINT)
     finally:
         if child is not None:
             rc = child.stop()

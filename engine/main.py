@@ -24,9 +24,50 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "the backtest's intents file format)")
     p.add_argument("--report", metavar="DIR", help="at the end, write every order, execution "
                    "and position to DIR as a backtest does")
+    p.add_argument("--parent-pid", type=int, metavar="PID", help="stop (SIGTERM) when process "
+                   "PID, our parent, dies: a launcher that owns this engine passes its own pid")
+
+
+class _Stopped(BaseException):
+    """A signal arrived while the engine was starting: unwind (removing what was made)."""
+
+
+def _stop_while_starting(signum: int, _frame) -> None:
+    raise _Stopped(signal.Signals(signum).name)
+
+
+def follow_parent(parent_pid: int) -> bool:
+    """Ask the kernel for SIGTERM when our parent dies (Linux PR_SET_PDEATHSIG). False when
+    the parent is already gone (we were orphaned before asking): the caller should exit."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            log.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
+    except (OSError, AttributeError) as e:  # not Linux: the check below still holds at start
+        log.warning("cannot follow the parent process: %s", e)
+    return os.getppid() == parent_pid
 
 
 def run(args: argparse.Namespace) -> int:
+    # until the loop runs, SIGTERM / SIGHUP / SIGINT unwind the start (the segment and the
+    # store are removed again); then they ask the loop to stop
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, _stop_while_starting)
+    if args.parent_pid is not None and not follow_parent(args.parent_pid):
+        print(f"helmdesk engine: the launcher (pid {args.parent_pid}) is gone: not starting",
+              file=sys.stderr)
+        return 3
+    try:
+        return _run(args)
+    except _Stopped as e:
+        print(f"helmdesk engine: {e} while starting: stopped", file=sys.stderr)
+        return 128 + signal.Signals[str(e)].value
+
+
+def _run(args: argparse.Namespace) -> int:
     from engine.logs import setup_logging
     from engine.node import LiveNode, pin_to_cores
 
@@ -77,7 +118,11 @@ def run(args: argparse.Namespace) -> int:
         except (IpcError, StoreError) as e:
             log.error("%s", e)  # warnings and errors reach stderr too
             return 3
-        engine.install_signal_handlers()
+        try:
+            engine.install_signal_handlers()
+        except _Stopped:
+            engine.close()
+            raise
         print(
             f"helmdesk engine {instance}: pid {os.getpid()}, CPUs {sorted(cores)}, "
             f"idle {profile.engine.idle}, {len(profile.instruments)} instruments, log {log_path}",

@@ -361,8 +361,8 @@ class LiveNode:
         self._running = False
 
     def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self.stop)
 
     def run(self) -> None:
         cfg = self.profile.engine

@@ -1,0 +1,142 @@
+"""The launchers never orphan their engine: SIGTERM, SIGHUP (also while the engine starts) and
+SIGKILL of the launcher all end with the engine stopped and its shared memory removed."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.ipc import EngineClient, IpcError
+from tests.conftest import wait_until, write_profile
+
+HELMDESK = [sys.executable, "-m", "app"]
+
+
+def _engines_of(profile: Path) -> list[int]:
+    """Pids of live engine processes started with ``profile``."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            argv = (d / "cmdline").read_bytes().split(b"\0")
+            state = (d / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if b"engine" in argv and str(profile).encode() in argv and state != "Z":
+            out.append(int(d.name))
+    return out
+
+
+def _running(instance: str) -> bool:
+    try:
+        with EngineClient(instance, commands=False) as c:
+            return c.status().state == "running"
+    except IpcError:
+        return False
+
+
+def _launch(args: list[str], env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen(HELMDESK + args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env or dict(os.environ))
+
+
+def _status_line(p: subprocess.Popen, timeout: float = 20.0) -> str:
+    """The headless launcher's first status line: it has seen its engine running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([p.stdout], [], [], 0.1)
+        if r:
+            return p.stdout.readline()
+    raise AssertionError("the launcher printed no status line")
+
+
+def _gone(instance: str, profile: Path) -> bool:
+    return not _engines_of(profile) and not os.path.exists(f"/dev/shm/helmdesk.{instance}")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_to_the_headless_launcher_stops_its_engine(tmp_path, instance, sig):
+    prof = write_profile(tmp_path / "h.toml", instance)
+    p = _launch(["--headless", "--profile", str(prof)])
+    try:
+        assert "running" in _status_line(p)
+        (engine_pid,) = _engines_of(prof)
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=20)
+        assert p.returncode == 0, err
+        assert f"helmdesk: {sig.name}: stopping" in err
+        wait_until(lambda: _gone(instance, prof), 10, "the engine to stop")
+        assert not Path(f"/proc/{engine_pid}").exists() or _engines_of(prof) == []
+    finally:
+        p.kill()
+        p.communicate()
+
+
+def test_a_signal_while_the_engine_starts_stops_it_too(tmp_path, instance):
+    prof = write_profile(tmp_path / "h.toml", instance)
+    p = _launch(["--headless", "--profile", str(prof)])
+    try:
+        # the engine process exists but is not running yet (start-up takes a while)
+        wait_until(lambda: _engines_of(prof), 20, "the engine process", interval=0.001)
+        assert not _running(instance)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=20)
+        assert p.returncode == 128 + signal.SIGTERM, err
+        assert "helmdesk: SIGTERM while the engine started: stopped it" in err
+        wait_until(lambda: _gone(instance, prof), 10, "the engine to stop")
+    finally:
+        p.kill()
+        p.communicate()
+
+
+def test_a_demo_launcher_killed_outright_takes_its_engine_with_it(tmp_path, instance):
+    prof = write_profile(tmp_path / "d.toml", instance)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    p = _launch(["--profile", str(prof), "--exit-after", "120"], env)
+    try:
+        wait_until(lambda: _running(instance), 30, "the engine to run")
+        assert len(_engines_of(prof)) == 1
+        p.kill()  # SIGKILL: no handler runs, no finally
+        p.communicate()
+        # the kernel tells the engine (PR_SET_PDEATHSIG): it stops cleanly, segment removed
+        wait_until(lambda: _gone(instance, prof), 15, "the orphaned engine to stop")
+    finally:
+        p.kill()
+        p.communicate()
+
+
+def test_an_engine_whose_launcher_is_already_gone_does_not_start(tmp_path, instance):
+    prof = write_profile(tmp_path / "e.toml", instance)
+    r = subprocess.run([sys.executable, "-m", "engine", "--profile", str(prof),
+                        "--parent-pid", "1"], capture_output=True, text=True, timeout=30,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 3
+    assert "the launcher (pid 1) is gone: not starting" in r.stderr
+    assert not os.path.exists(f"/dev/shm/helmdesk.{instance}")
+
+
+def test_sigterm_to_a_starting_engine_removes_what_it_made(tmp_path, instance):
+    """Whenever SIGTERM lands in the start, the engine unwinds: no segment is left."""
+    prof = write_profile(tmp_path / "s.toml", instance)
+    p = subprocess.Popen([sys.executable, "-m", "engine", "--profile", str(prof)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: os.path.exists(f"/dev/shm/helmdesk.{instance}"), 20,
+                   "the segment to appear", interval=0.0005)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=20)
+        assert p.returncode in (0, 128 + signal.SIGTERM), err
+        assert "Traceback" not in err
+        assert not os.path.exists(f"/dev/shm/helmdesk.{instance}")
+    finally:
+        p.kill()
+        p.communicate()
