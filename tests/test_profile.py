@@ -54,6 +54,26 @@ def test_defaults(tmp_path):
     (GOOD + '\n[[instruments]]\nsymbol = "AAA"\ntick = 0.01\nprice = 10.0\n', "[[instruments]][1].symbol", "'AAA' is listed twice"),
     (GOOD + '\n[users]\nbob = "god"\n', "[users].bob", "unknown role 'god'"),
     ("[engine]\n", "profile.instruments", "is required"),
+    # integer keys take whole numbers only: never rounded
+    (GOOD.replace('idle = "sleep"', 'idle = "sleep"\nevent_capacity = 1024.9'),
+     "[engine].event_capacity", "must be an integer, was 1024.9"),
+    (GOOD.replace('idle = "sleep"', 'idle = "sleep"\nevent_capacity = 1024.0'),
+     "[engine].event_capacity", "must be an integer, was 1024.0"),
+    (GOOD + "\n[desk]\nstale_ms = 300.5\n", "[desk].stale_ms", "must be an integer"),
+    (GOOD + "\n[feed]\nseed = 1e3\n", "[feed].seed", "must be an integer"),
+    # lengths are bounded
+    (GOOD + '\n[desk]\nname = "a-very-long-workstation-name"\n', "[desk].name",
+     "must be 1-16 letters"),
+    (GOOD + f'\n[users]\n{"u" * 33} = "viewer"\n', f"[users].{'u' * 33}",
+     "is not an OS user name"),
+    (GOOD + '\n[users]\n"bad user" = "viewer"\n', "[users].bad user", "is not an OS user name"),
+    # no secrets in the clear
+    (GOOD + '\n[database]\nurl = "postgresql://helm:hunter2@127.0.0.1/helm"\n',
+     "[database].url", "carries a password (postgresql://helm:***@127.0.0.1/helm): profiles "
+                       "hold no secrets"),
+    (GOOD + '\n[database]\nurl = "postgresql://helm@127.0.0.1/helm"\npassword = "hunter2"\n',
+     "[database].password", "must be a reference, env:NAME or keyring:NAME"),
+    (GOOD + '\n[database]\nurl = "nonsense"\n', "[database].url", "must be an SQLAlchemy URL"),
 ])
 def test_errors_name_file_key_and_reason(tmp_path, text, where, reason):
     path = write(tmp_path, text)
@@ -146,3 +166,17 @@ def test_every_bundled_profile_loads():
         load_profile(p)  # raises with the file, key and reason if one rots
     trading = load_profile(resources_dir() / "profiles" / "trading.toml")
     assert [(v.name, v.port) for v in trading.venues] == [("SIMA", 9876), ("SIMB", 9877)]
+
+
+def test_the_database_password_is_read_from_its_reference(tmp_path, monkeypatch):
+    p = load_profile(write(tmp_path, GOOD + '\n[database]\nurl = "postgresql://helm@127.0.0.1/h"'
+                                           '\npassword = "env:HD_TEST_PW"\n'))
+    assert "hunter2" not in repr(p)  # the profile holds the reference only
+    monkeypatch.setenv("HD_TEST_PW", "hunter2")
+    assert p.database("/d") == "postgresql://helm:hunter2@127.0.0.1/h"
+    monkeypatch.delenv("HD_TEST_PW")
+    with pytest.raises(ProfileError, match=r"\[database\].password: environment variable "
+                                           r"HD_TEST_PW is not set"):
+        p.database("/d")
+    sqlite = load_profile(write(tmp_path, GOOD))
+    assert sqlite.database("/d") == "sqlite:////d/engine-x1.db"

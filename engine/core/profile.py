@@ -77,9 +77,17 @@ Schema (every later issue adds its own section here rather than a new format)::
     market_data = true       # fix: subscribe to its books (35=V) on the session
 
     [database]               # where the engine's orders, fills and FIX sequences persist
-    url = "sqlite:///{data_dir}/engine-{instance}.db"   # the default; any SQLAlchemy URL
+    url = "sqlite:///{data_dir}/engine-{instance}.db"   # the default; any SQLAlchemy URL,
+                             #   without a password in it (refused: profiles carry no secrets)
+    password = "env:HELMDESK_DB_PASSWORD"  # optional: a reference, read when the engine
+                             #   connects: env:NAME (an environment variable) or keyring:NAME
+                             #   (the OS keyring, service "helmdesk", if the keyring package
+                             #   is installed)
 
-Unknown sections and keys are errors, as are wrong types and out-of-range values.
+Unknown sections and keys are errors, as are wrong types and out-of-range values; an
+integer key refuses a number with a fraction (``event_capacity = 1024.9``, ``1024.0``) and
+names have bounded lengths (instance 23, desk name 16, user names 32, symbols 16, CompIDs 32,
+host names 253).
 """
 
 from __future__ import annotations
@@ -115,6 +123,10 @@ _INSTANCE_RE = re.compile(r"^[A-Za-z0-9_-]{1,23}$")
 _SYMBOL_RE = re.compile(r"^[A-Za-z0-9_.:/-]{1,16}$")
 _COMP_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 _COMP_ID_RULE = "a CompID of 1-32 letters, digits, '_', '.' or '-'"
+_DESK_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,16}$")
+_USER_RE = re.compile(r"^(\*|[A-Za-z0-9_][A-Za-z0-9_.@-]{0,31})$")
+_SECRET_RE = re.compile(r"^(env|keyring):([A-Za-z_][A-Za-z0-9_.-]{0,127})$")
+MAX_HOST = 253
 
 
 class ProfileError(ValueError):
@@ -206,11 +218,19 @@ class Profile:
     venue: VenueConfig | None = None  #: only a venue's profile has one
     venues: tuple[VenueLinkConfig, ...] = ()  #: the engine's order sessions
     database_url: str = DEFAULT_DATABASE_URL
+    database_password: str = ""  #: a secret reference (env:NAME, keyring:NAME), or none
 
     def database(self, data_dir: str) -> str:
-        """The database URL with ``{data_dir}`` and ``{instance}`` filled in."""
-        return self.database_url.replace("{data_dir}", data_dir).replace(
+        """The database URL with ``{data_dir}`` and ``{instance}`` filled in and the password
+        read from its reference (``ProfileError`` if it cannot be)."""
+        url = self.database_url.replace("{data_dir}", data_dir).replace(
             "{instance}", self.engine.instance)
+        if not self.database_password:
+            return url
+        from sqlalchemy.engine import make_url
+
+        secret = resolve_secret(self.database_password, f"{self.path}: [database].password")
+        return make_url(url).set(password=secret).render_as_string(hide_password=False)
 
     def role_of(self, user: str) -> Role:
         """The role the profile grants an OS user (``*`` for anyone unlisted, else viewer)."""
@@ -218,6 +238,48 @@ class Profile:
         if role is None:
             role = self.users.get("*", Role.VIEWER)
         return role
+
+
+def resolve_secret(ref: str, what: str) -> str:
+    """The secret a reference names: ``env:NAME`` or ``keyring:NAME`` (service "helmdesk")."""
+    m = _SECRET_RE.match(ref)
+    if m is None:
+        raise ProfileError(f"{what}: {ref!r} is not a secret reference (env:NAME or keyring:NAME)")
+    kind, name = m.groups()
+    if kind == "env":
+        value = os.environ.get(name)
+        if value is None:
+            raise ProfileError(f"{what}: environment variable {name} is not set")
+        return value
+    try:
+        import keyring  # optional: only profiles that use keyring: need it
+    except ImportError:
+        raise ProfileError(f"{what}: keyring:{name} needs the keyring package (pip install "
+                           f"keyring), which is not installed") from None
+    try:
+        value = keyring.get_password("helmdesk", name)
+    except Exception as e:  # a keyring backend's own error: say which
+        raise ProfileError(f"{what}: the keyring could not be read: {e}") from None
+    if value is None:
+        raise ProfileError(f"{what}: the keyring has no secret {name!r} for service 'helmdesk'")
+    return value
+
+
+def _check_url(r: "_Reader", key: str, url: str) -> None:
+    """A database URL: parseable, and with no password in it."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if "://" not in url:
+        r.fail(key, f"must be an SQLAlchemy URL such as sqlite:///path.db, was {url!r}")
+    try:
+        u = make_url(url)
+    except (ArgumentError, ValueError) as e:
+        r.fail(key, f"is not a usable URL ({e})")
+    if u.password is not None:
+        r.fail(key, f"carries a password ({u.render_as_string(hide_password=True)}): profiles "
+                    f"hold no secrets; give [database].password = \"env:NAME\" or "
+                    f"\"keyring:NAME\" instead")
 
 
 class _Reader:
@@ -257,6 +319,7 @@ class _Reader:
         return v
 
     def integer(self, key: str, default: Any = ..., *, lo: int, hi: int) -> int:
+        """A whole number: ``1024.9`` and ``1024.0`` are refused, not rounded."""
         v = self.get(key, int, default)
         if v is not default and not lo <= v <= hi:
             self.fail(key, f"must be between {lo} and {hi}, was {v!r}")
@@ -313,24 +376,28 @@ def parse_profile(data: dict, path: Path) -> Profile:
     idle = e.get("idle", str, "hybrid")
     if idle not in IDLE_MODES:
         e.fail("idle", f"must be one of {', '.join(IDLE_MODES)}, was {idle!r}")
-    event_capacity = int(e.number("event_capacity", 1 << 14, lo=64, hi=1 << 22))
+    event_capacity = e.integer("event_capacity", 1 << 14, lo=64, hi=1 << 22)
     if event_capacity & (event_capacity - 1):
         e.fail("event_capacity", f"must be a power of two, was {event_capacity}")
     engine = EngineConfig(
         instance=instance,
         cores=cores,
         idle=idle,
-        spin_us=int(e.number("spin_us", 200, lo=0, hi=1_000_000)),
-        max_sleep_us=int(e.number("max_sleep_us", 1000, lo=50, hi=1000)),
-        publish_hz=int(e.number("publish_hz", 1000, lo=1, hi=100_000)),
+        spin_us=e.integer("spin_us", 200, lo=0, hi=1_000_000),
+        max_sleep_us=e.integer("max_sleep_us", 1000, lo=50, hi=1000),
+        publish_hz=e.integer("publish_hz", 1000, lo=1, hi=100_000),
         event_capacity=event_capacity,
     )
     e.done()
 
     d = _Reader(path, "[desk]", root.get("desk", dict, {}))
+    desk_name = d.get("name", str, "desk")
+    if not _DESK_NAME_RE.match(desk_name):
+        d.fail("name", f"must be 1-16 letters, digits, '_', '.' or '-' (it names the "
+                       f"workstation in every command), was {desk_name!r}")
     desk = DeskConfig(
-        name=d.get("name", str, "desk"),
-        stale_ms=int(d.number("stale_ms", 300, lo=20, hi=60_000)),
+        name=desk_name,
+        stale_ms=d.integer("stale_ms", 300, lo=20, hi=60_000),
     )
     d.done()
 
@@ -369,7 +436,7 @@ def parse_profile(data: dict, path: Path) -> Profile:
         f.fail("kind", f"must be one of {', '.join(FEED_KINDS)}, was {kind!r}")
     feed = FeedConfig(
         kind=kind,
-        seed=int(f.number("seed", 42, lo=0, hi=2**63 - 1)),
+        seed=f.integer("seed", 42, lo=0, hi=2**63 - 1),
         record=f.get("record", bool, False),
         silence_ms=f.integer("silence_ms", 2000, lo=10, hi=3_600_000),
         day=f.get("day", str, ""),
@@ -385,6 +452,9 @@ def parse_profile(data: dict, path: Path) -> Profile:
     u = _Reader(path, "[users]", root.get("users", dict, {}))
     users = {}
     for name in list(u.table):
+        if not _USER_RE.match(name):
+            u.fail(name, "is not an OS user name (1-32 letters, digits, '_', '.', '@', '-', "
+                         "not starting with '.', '@' or '-') nor \"*\"")
         value = u.get(name, str)
         try:
             users[name] = Role.parse(value)
@@ -404,13 +474,17 @@ def parse_profile(data: dict, path: Path) -> Profile:
                        "and there are none")
     db = _Reader(path, "[database]", root.get("database", dict, {}))
     database_url = db.get("url", str, DEFAULT_DATABASE_URL)
-    if "://" not in database_url:
-        db.fail("url", f"must be an SQLAlchemy URL such as sqlite:///path.db, was {database_url!r}")
+    _check_url(db, "url", database_url)
+    database_password = db.get("password", str, "")
+    if database_password and not _SECRET_RE.match(database_password):
+        db.fail("password", "must be a reference, env:NAME or keyring:NAME: profiles hold no "
+                            "secrets in the clear")
     db.done()
     root.done()
     return Profile(
         path=path, engine=engine, desk=desk, feed=feed, instruments=tuple(instruments), users=users,
         venue=venue, venues=venues, database_url=database_url,
+        database_password=database_password,
     )
 
 
@@ -457,7 +531,7 @@ def _parse_venue_links(tables: list, path: Path, symbols: list[str]) -> tuple[Ve
             v.fail("kind", f"must be one of {', '.join(VENUE_KINDS)}, was {kind!r}")
         fix = kind == "fix"
         host = v.get("host", str) if fix else v.get("host", str, "")
-        if fix and (not host or any(c.isspace() for c in host)):
+        if fix and (not host or len(host) > MAX_HOST or any(c.isspace() for c in host)):
             v.fail("host", f"must be a host name or address, was {host!r}")
         ids = {}
         for key, default in (("sender", "HELM"), ("target", name)):
