@@ -1,6 +1,12 @@
 """A desk's (or ``helmdesk ctl``'s) side of an engine segment: read snapshots, send commands.
 
 Plain Python, no Qt: ``app/`` wraps it in a QObject; ``helmdesk ctl`` uses it directly.
+
+Anything attached to the segment can scribble over it, this desk's slot included. Nothing
+read here raises because of it: a corrupt ring reads as empty (or full), and when the engine
+resets this desk's slot (it found its words impossible: ``engine.ipc.deskslots``) the client
+notices the slot's reset count move, writes its slot header again and goes on; ``request``
+raises ``SlotReset`` for a command the reset may have swallowed.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import os
 import socket
 import time
 from typing import NamedTuple
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,34 +26,43 @@ from engine.ipc.commands import Ack, Command, Scope, Verb
 from engine.ipc.layout import (
     ACK_STRUCT,
     BOOK_DTYPE,
+    CACHE_LINE,
     COMMAND_STRUCT,
     INSTRUMENT_DTYPE,
     KILL_DTYPE,
     FEED_DTYPE,
     MAX_VENUES,
+    REJECT_REASONS,
     VENUE_BOOKS_OK,
     VENUE_UP,
     SLOT_OWNER_PID,
     SLOT_CLAIMS,
+    SLOT_RESETS,
     SLOT_USER,
     EngineState,
     H,
     Layout,
     segment_name,
 )
-from engine.ipc.publisher import doorbell_address
-from engine.ipc.rings import EventRingReader, SpscRing
+from engine.ipc.rings import EventRingReader, SealedCommandRing, SpscRing
+from engine.ipc.rundir import doorbell_path
 from engine.ipc.segment import IpcError, Segment, try_lock, unlock
 from engine.ipc.seqlock import SeqlockBlock
 
-__all__ = ["EngineClient", "EngineStatus", "CommandTimeout", "Instrument"]
+__all__ = ["EngineClient", "EngineStatus", "CommandTimeout", "SlotReset", "Instrument"]
 
 _IDLE_NAMES = {0: "spin", 1: "hybrid", 2: "sleep"}
 _SPIN = 0
+_U64 = (1 << 64) - 1
+_RESETS = SLOT_RESETS // 8
 
 
 class CommandTimeout(IpcError):
     pass
+
+
+class SlotReset(IpcError):
+    """The engine reset this desk's slot (its words were corrupt) while a command was out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +99,8 @@ class EngineStatus:
     publishes: int
     instruments_killed: tuple[str, ...]
     venues: tuple["VenueStatus", ...] = ()  #: per order venue
+    #: what the engine dropped from desk slots, by reason (layout.REJECT_REASONS)
+    rejects: dict[str, int] = field(default_factory=dict)
 
 
 class EngineClient:
@@ -124,7 +141,8 @@ class EngineClient:
             seg.buf, dtype=INSTRUMENT_DTYPE, count=lay.n_instruments, offset=lay.instruments_off
         ).copy()
         self.instruments = tuple(
-            Instrument(i, r["symbol"].decode(), float(r["tick"]), float(r["ref_price"]))
+            Instrument(i, r["symbol"].decode(errors="replace"), float(r["tick"]),
+                       float(r["ref_price"]))
             for i, r in enumerate(table)
         )
         self.books = [
@@ -134,13 +152,20 @@ class EngineClient:
         self.feed = SeqlockBlock(seg.buf, lay.feed_off, FEED_DTYPE, MAX_VENUES)
         self.events = EventRingReader(seg.buf, lay.events_off, lay.event_capacity, from_start=True)
         self.slot: int | None = None
-        self._cmd: SpscRing | None = None
+        self._cmd: SealedCommandRing | None = None
         self._ack: SpscRing | None = None
+        self._slot_q: memoryview | None = None  # the slot header as u64 words
+        self._resets_seen = 0
+        self.resets = 0  #: how many times the engine reset this desk's slot
         self._ids = itertools.count(1)
         self._bell: socket.socket | None = None
-        self._bell_addr = doorbell_address(instance)
+        self._bell_path = ""
         if commands:
-            self._claim_slot()
+            try:
+                self._claim_slot()
+            except BaseException:
+                self.close()
+                raise
 
     # -- slots ----------------------------------------------------------------------------------
     def _claim_slot(self) -> None:
@@ -156,18 +181,38 @@ class EngineClient:
             )
         off = lay.slot_off(self.slot)
         buf = seg.buf
-        buf[off + SLOT_OWNER_PID : off + SLOT_OWNER_PID + 8] = os.getpid().to_bytes(8, "little")
-        claims = int.from_bytes(buf[off + SLOT_CLAIMS : off + SLOT_CLAIMS + 8], "little") + 1
-        buf[off + SLOT_CLAIMS : off + SLOT_CLAIMS + 8] = claims.to_bytes(8, "little")
-        user = self.user.encode()[:16].ljust(16, b"\0")
-        buf[off + SLOT_USER : off + SLOT_USER + 16] = user
-        self._cmd = SpscRing(buf, lay.cmd_ring_off(self.slot), lay.cmd_capacity, COMMAND_STRUCT)
+        self._slot_q = sq = buf[off : off + CACHE_LINE].cast("Q")
+        claims = (sq[SLOT_CLAIMS // 8] + 1) & _U64
+        sq[SLOT_CLAIMS // 8] = claims
+        self._write_slot_header()
+        self._resets_seen = sq[SLOT_RESETS // 8]
+        self._cmd = SealedCommandRing(buf, lay.cmd_ring_off(self.slot), lay.cmd_capacity,
+                                      COMMAND_STRUCT)
         self._ack = SpscRing(buf, lay.ack_ring_off(self.slot), lay.cmd_capacity, ACK_STRUCT)
         self._ack.skip_all()  # acks left by a previous owner are not ours
         # command ids: unique per process and claim, never 0
         self._id_base = (os.getpid() & 0x3FFFFF) << 40 | (claims & 0xFF) << 32
+        self._bell_path = doorbell_path(self.instance)
         self._bell = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._bell.setblocking(False)
+
+    def _write_slot_header(self) -> None:
+        """Who holds the slot (for ``helmdesk status`` and the desks): pid and user."""
+        off = self.layout.slot_off(self.slot)
+        buf = self.seg.buf
+        self._slot_q[SLOT_OWNER_PID // 8] = os.getpid()
+        user = self.user.encode()[:16].ljust(16, b"\0")
+        buf[off + SLOT_USER : off + SLOT_USER + 16] = user
+
+    def _check_reset(self) -> bool:
+        """Did the engine reset this slot since we last looked? If so, resync (and say so)."""
+        sq = self._slot_q
+        if sq is None or sq[SLOT_RESETS // 8] == self._resets_seen:
+            return False
+        self._resets_seen = sq[SLOT_RESETS // 8]
+        self.resets += 1
+        self._write_slot_header()  # whatever scribbled the rings may have hit it too
+        return True
 
     # -- header -----------------------------------------------------------------------------------
     def heartbeat_age_ms(self) -> float:
@@ -183,6 +228,11 @@ class EngineClient:
     def counter(self, offset: int) -> int:
         return self.seg.q[offset // 8]
 
+    def rejects(self) -> dict[str, int]:
+        """What the engine dropped from desk slots, by reason (layout.REJECT_REASONS)."""
+        q = self.seg.q
+        return {name: q[H.REJECTS // 8 + k] for k, name in enumerate(REJECT_REASONS)}
+
     def status(self) -> EngineStatus:
         q = self.seg.q
         kill = self.read_kill()
@@ -195,7 +245,7 @@ class EngineClient:
             killed = [self.instruments[i - 1].symbol for i in range(1, len(kill)) if kill[i]["tripped"]]
         raw = bytes(self.seg.buf[H.INSTANCE : H.INSTANCE + H.INSTANCE_LEN])
         return EngineStatus(
-            instance=raw.split(b"\0", 1)[0].decode(),
+            instance=raw.split(b"\0", 1)[0].decode(errors="replace"),
             pid=q[H.PID // 8],
             state=EngineState.NAMES.get(q[H.STATE // 8], "?"),
             epoch_wall_ns=q[H.EPOCH_WALL_NS // 8],
@@ -213,6 +263,7 @@ class EngineClient:
             publishes=q[H.PUBLISHES // 8],
             instruments_killed=tuple(killed),
             venues=self.venues(),
+            rejects=self.rejects(),
         )
 
     def venues(self) -> tuple[VenueStatus, ...]:
@@ -271,39 +322,58 @@ class EngineClient:
             text=text,
             ts_ns=time.time_ns(),
         )
-        if not self._cmd.try_push(*cmd.fields()):
+        ring = self._cmd
+        if not ring.try_push(*cmd.fields()):
+            if ring.sane():
+                raise IpcError(
+                    f"command ring of engine {self.instance!r} is full "
+                    f"({self.layout.cmd_capacity} commands waiting): is the engine stuck?"
+                )
+            self._ring_bell()  # let the engine see the corrupt words and reset them
             raise IpcError(
-                f"command ring of engine {self.instance!r} is full "
-                f"({self.layout.cmd_capacity} commands waiting): is the engine stuck?"
+                f"command ring of this desk's slot {self.slot} is corrupt (head {ring.head}, "
+                f"tail {ring.tail}); the engine resets it at its next look: send again"
             )
-        q = self.seg.q
-        q[H.CMD_BELL // 8] = cmd_id  # any change tells the engine to look
+        self.seg.q[H.CMD_BELL // 8] = cmd_id  # any change tells the engine to look
+        self._ring_bell()
+        return cmd_id
+
+    def _ring_bell(self) -> None:
         # Ring the doorbell unless the engine never sleeps. Ringing only when the asleep flag
         # is up would race (x86 may order our flag load before our bell store becomes
         # visible: a wake-up lost until max_sleep_us); a datagram costs a few µs per command.
-        if q[H.IDLE_MODE // 8] != _SPIN:
+        if self.seg.q[H.IDLE_MODE // 8] != _SPIN:
             try:
-                self._bell.sendto(b"!", self._bell_addr)
+                self._bell.sendto(b"!", self._bell_path)
             except OSError:
                 pass  # engine gone or its bell full: it looks at least every max_sleep_us anyway
-        return cmd_id
 
     def poll_acks(self) -> list[Ack]:
         acks = []
         ring = self._ack
         if ring is None:
             return acks
+        self._check_reset()
         while (f := ring.pop()) is not None:
             acks.append(Ack.from_fields(f))
         return acks
 
     def poll_ack(self) -> Ack | None:
-        f = self._ack.pop() if self._ack is not None else None
+        ring = self._ack
+        if ring is None:
+            return None
+        if self._slot_q[_RESETS] != self._resets_seen:
+            self._check_reset()
+        f = ring.pop()
         return None if f is None else Ack.from_fields(f)
 
     def request(self, verb: int, scope: int = Scope.GLOBAL, scope_id: int = 0, *,
                 timeout: float = 2.0, text: str = "", arg0: float = 0.0, arg1: float = 0.0) -> Ack:
-        """Send a command and wait for its ack (polls; for scripts, not for the desk)."""
+        """Send a command and wait for its ack (polls; for scripts, not for the desk).
+
+        Raises SlotReset if the engine reset this desk's command ring meanwhile (the command
+        was dropped unanswered), or if no ack came and the engine had reset the slot."""
+        resets = self.resets
         cmd_id = self.send(verb, scope, scope_id, text=text, arg0=arg0, arg1=arg1)
         deadline = time.monotonic() + timeout
         pause = 0.0
@@ -311,10 +381,17 @@ class EngineClient:
             ack = self.poll_ack()
             if ack is not None and ack.cmd_id == cmd_id:
                 return ack
+            if ack is not None and ack.cmd_id == 0 and not ack.accepted:
+                raise SlotReset(f"engine {self.instance!r} reset this desk's slot {self.slot} "
+                                f"before answering {_verb_name(verb)}: {ack.reason}")
             if ack is None:
                 if time.monotonic() > deadline:
+                    if self.resets != resets:
+                        raise SlotReset(
+                            f"no ack for {_verb_name(verb)} from engine {self.instance!r}: it "
+                            f"reset this desk's slot {self.slot} meanwhile (corrupt words)")
                     raise CommandTimeout(
-                        f"no ack for {Verb(verb).name} from engine {self.instance!r} within "
+                        f"no ack for {_verb_name(verb)} from engine {self.instance!r} within "
                         f"{timeout:g} s (engine state {EngineState.NAMES.get(self.engine_state())})"
                     )
                 time.sleep(pause)
@@ -328,14 +405,18 @@ class EngineClient:
             self._bell.close()
         if self.slot is not None:
             off = self.layout.slot_off(self.slot)
-            self.seg.buf[off + SLOT_OWNER_PID : off + SLOT_OWNER_PID + 8] = bytes(8)
+            if self._slot_q is not None:
+                self._slot_q[SLOT_OWNER_PID // 8] = 0
+                self._slot_q.release()
             try:
                 unlock(self.seg.fd, off, 1)
             except OSError:
                 pass
+        self._slot_q = None
         for b in self.books:
             b.release()
         self.kill.release()
+        self.feed.release()
         self.books = []
         self.events = None
         self._cmd = self._ack = None
@@ -347,6 +428,13 @@ class EngineClient:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _verb_name(verb: int) -> str:
+    try:
+        return Verb(verb).name
+    except ValueError:
+        return f"verb#{verb}"
 
 
 def _os_user() -> str:

@@ -4,6 +4,9 @@ A command is one 128-byte record on the desk's command ring (layout.COMMAND_STRU
 answers every command with exactly one 128-byte ack (layout.ACK_STRUCT): accepted, or rejected
 with a reason a person can read. Anything a desk can put in the ring is decoded here without
 raising: unknown verbs and scopes stay numbers so the engine can name them in its rejection.
+The engine reads the record more strictly (``engine.ipc.deskslots``): a record that is not
+sealed for its ring index, or holds bytes that are not UTF-8, an id of 0 or an unknown role,
+is rejected there before any handler sees it.
 """
 
 from __future__ import annotations
@@ -106,7 +109,7 @@ class Command:
     ts_ns: int = 0
 
     def fields(self) -> tuple:
-        """The tuple COMMAND_STRUCT packs."""
+        """The tuple COMMAND_STRUCT packs (seal 0: the ring stores it, SealedCommandRing)."""
         return (
             self.cmd_id,
             self.ts_ns,
@@ -119,6 +122,7 @@ class Command:
             _b(self.workstation, 16),
             self.role,
             b"",
+            0,
             _b(self.text, 48),
         )
 
@@ -135,7 +139,7 @@ class Command:
             user=_text(f[7]),
             workstation=_text(f[8]),
             role=f[9],
-            text=_text(f[11]),
+            text=_text(f[12]),
         )
 
     @property

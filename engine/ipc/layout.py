@@ -13,6 +13,8 @@ One segment per engine instance, ``/dev/shm/helmdesk.<instance>``, created by th
                      publishes, ack back-pressure)
              line 4  engine_asleep flag (informational; see engine/node.py on the doorbell)
              line 5  command bell: any desk writes its last command id here after a push
+             line 6-7 rejects: what the engine dropped from the desk slots, one counter per
+                     reason (REJECT_REASONS)
              line 16 order venues: count · up to 16 × (name, session state)
     INSTRUMENTS   n × INSTRUMENT_DTYPE (static, written before the magic)
     BOOKS         n × seqlock block [seq u64 | pad | BOOK_DTYPE]
@@ -21,12 +23,17 @@ One segment per engine instance, ``/dev/shm/helmdesk.<instance>``, created by th
                   health per feed venue (rows 0..n_feed_venues-1 in use)
     EVENTS        event ring control (tail intent, tail: own lines) + capacity × EVENT_DTYPE
     DESKS         max_desks × desk slot:
-                    slot header (owner pid, claim count, user) ·
+                    slot header (owner pid, claim count, user; resets: engine-written) ·
                     command ring control + cmd_capacity × COMMAND (128 B) ·
                     ack ring control + cmd_capacity × ACK (128 B)
 
 The engine writes everything, then the magic and layout version last (as Aeron's
 ``signalCncReady``): a desk that reads a zero magic is looking at an engine still starting.
+
+Every byte of the segment can be written by any process that can attach: the engine treats
+what desks write (the command ring's tail and records, the ack ring's head, the bell word,
+the slot headers) as hostile and checks it on every read, and never reads back what it
+writes itself for a decision (it keeps its own copy of every index and counter).
 
 x86-64 only: the rings and seqlocks rely on total store order (stores are not reordered with
 other stores, loads not with other loads), which Python's plain memory writes give there.
@@ -82,14 +89,23 @@ __all__ = [
     "SEQLOCK_PREFIX",
     "RING_CONTROL",
     "SLOT_HEADER",
+    "SLOT_OWNER_PID",
+    "SLOT_CLAIMS",
+    "SLOT_USER",
+    "SLOT_RESETS",
+    "REJECT_REASONS",
+    "command_seal",
+    "COMMAND_SEAL_OFF",
+    "SEAL_STRUCT",
     "Layout",
     "segment_name",
 ]
 
 MAGIC = int.from_bytes(b"HELMDESK", "little")
-LAYOUT_VERSION = 5  # 2: 128-byte event records with order payloads; 3: feed health;
+LAYOUT_VERSION = 6  # 2: 128-byte event records with order payloads; 3: feed health;
 #                    4: book flags (crossed / locked consolidated books); 5: the one
-#                    FEED_HEALTH record (176 B a venue, integrity counters included)
+#                    FEED_HEALTH record (176 B a venue, integrity counters included);
+#                    6: sealed command records, reject counters, slot resets
 CACHE_LINE = 64
 HEADER_SIZE = 4096
 BOOK_DEPTH = 10
@@ -137,6 +153,8 @@ class H:
     ASLEEP = 256
     # line 5
     CMD_BELL = 320
+    # lines 6-7: what the engine dropped from desk slots, one u64 per REJECT_REASONS entry
+    REJECTS = 384
     # lines 16-20: the engine's order venues (names static, states live)
     N_VENUES = 1024
     VENUES = 1032  # MAX_VENUES × [name 8 B, NUL padded | state u64: VENUE_DOWN / VENUE_UP]
@@ -219,9 +237,20 @@ ORDER_UNKNOWN = 1  #: the venue's session dropped while the order was live: stat
 ORDER_MARKET = 2  #: a market order (price is 0)
 
 # Command record, desk -> engine, 128 bytes:
-# cmd_id, ts_ns, verb, scope, scope_id, arg0, arg1, user, workstation, role, pad, text
-COMMAND_STRUCT = struct.Struct("<QqHHidd16s16sB7s48s")
+# cmd_id, ts_ns, verb, scope, scope_id, arg0, arg1, user, workstation, role, pad, seal, text.
+# ``seal`` (u32 at byte 76) is command_seal(the ring index the record was written for),
+# stored by the desk after the rest of the record: a record whose seal does not match its
+# index was never finished (a desk that died mid-write) or is left from an earlier lap.
+COMMAND_STRUCT = struct.Struct("<QqHHidd16s16sB3sI48s")
 assert COMMAND_STRUCT.size == 128
+COMMAND_SEAL_OFF = 76
+SEAL_STRUCT = struct.Struct("<I")
+
+
+def command_seal(index: int) -> int:
+    """The seal of the command written at ring index ``index``: never 0 (zeroed memory)."""
+    return (index & 0x7FFF_FFFF) | 0x8000_0000
+
 # Ack record, engine -> desk, 128 bytes: cmd_id, ts_ns, status, kill_tripped, pad, value, reason
 ACK_STRUCT = struct.Struct("<QqBB6sq96s")
 assert ACK_STRUCT.size == 128
@@ -314,7 +343,24 @@ class Layout:
         return _align(self.desks_off + self.max_desks * self.slot_size, 4096)
 
 
-# Slot header fields (offsets within the slot)
+# Slot header fields (offsets within the slot). The desk writes the first three; the engine
+# writes SLOT_RESETS (how many times it reset this slot's rings) and never reads any of them.
 SLOT_OWNER_PID = 0
 SLOT_CLAIMS = 8
 SLOT_USER = 16  # 16 bytes
+SLOT_RESETS = 32
+
+#: Why the engine dropped something a desk wrote: one header counter each (H.REJECTS + 8 k).
+REJECT_REASONS = (
+    "cmd_ring",  #: command ring indices impossible (tail behind head or over a lap ahead)
+    "ack_ring",  #: ack ring indices impossible (the desk's head ahead of the engine's tail)
+    "torn",  #: a command not sealed for its index: half written, or from an earlier lap
+    "bad_id",  #: command id 0
+    "bad_verb",  #: a verb that does not exist
+    "bad_scope",  #: a scope that does not exist, or a scope id out of range
+    "bad_number",  #: NaN or infinite arguments, an order quantity out of range
+    "bad_text",  #: user, workstation or text not UTF-8
+    "bad_role",  #: a role that does not exist
+    "slot_error",  #: anything else that went wrong serving the slot (an engine bug)
+)
+assert len(REJECT_REASONS) <= 16  # lines 6 and 7

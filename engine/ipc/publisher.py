@@ -1,17 +1,20 @@
-"""The engine's side of the segment: create it, publish into it, serve its command rings."""
+"""The engine's side of the segment: create it, publish into it, serve its command rings.
+
+What desks write is checked on every read (``engine.ipc.deskslots``); what the engine writes
+(counters, the heartbeat, ring indices, seqlock sequences) it keeps its own copy of and only
+stores, so nothing another process scribbles into the segment can make the engine raise.
+"""
 
 from __future__ import annotations
 
 import os
-import socket
 from typing import Callable, Sequence
 
 import numpy as np
 
-from engine.ipc.commands import Ack, AckStatus, Command
+from engine.ipc.commands import Ack, Command
+from engine.ipc.deskslots import DeskSlots
 from engine.ipc.layout import (
-    ACK_STRUCT,
-    COMMAND_STRUCT,
     H,
     INSTRUMENT_DTYPE,
     KILL_DTYPE,
@@ -25,7 +28,8 @@ from engine.ipc.layout import (
     Layout,
     segment_name,
 )
-from engine.ipc.rings import EventRingWriter, SpscRing
+from engine.ipc.rings import EventRingWriter
+from engine.ipc.rundir import bind_doorbell, doorbell_path, unlink_doorbell
 from engine.ipc.segment import (
     EngineAlreadyRunning,
     IpcError,
@@ -35,14 +39,10 @@ from engine.ipc.segment import (
 )
 from engine.ipc.seqlock import SeqlockBlock
 
-__all__ = ["EngineSegment", "doorbell_address"]
+__all__ = ["EngineSegment", "doorbell_path"]
 
 IDLE_CODES = {"spin": 0, "hybrid": 1, "sleep": 2}
-
-
-def doorbell_address(instance: str) -> bytes:
-    """Abstract-namespace socket address of an engine's doorbell (leaves no file behind)."""
-    return b"\0helmdesk." + instance.encode() + b".bell"
+_BELL_DRAIN_MAX = 256  # datagrams read per drain: a flood cannot hold the loop
 
 
 def _open_fresh(name: str, size: int, log: Callable[[str], None]) -> Segment:
@@ -140,21 +140,19 @@ class EngineSegment:
         self.kill = SeqlockBlock(buf, lay.kill_off, KILL_DTYPE, lay.kill_rows)
         self.feed = SeqlockBlock(buf, lay.feed_off, FEED_DTYPE, MAX_VENUES)
         self.events = EventRingWriter(buf, lay.events_off, lay.event_capacity)
-        self.cmd_rings = [
-            SpscRing(buf, lay.cmd_ring_off(k), lay.cmd_capacity, COMMAND_STRUCT)
-            for k in range(lay.max_desks)
-        ]
-        self.ack_rings = [
-            SpscRing(buf, lay.ack_ring_off(k), lay.cmd_capacity, ACK_STRUCT)
-            for k in range(lay.max_desks)
-        ]
+        self.desks = DeskSlots(buf, q, lay, log)
         self.last_bell = 0  # the command bell word as last served: the loop compares it
-        self._unpack_cmd = COMMAND_STRUCT.unpack
+        self._hb_count = 0
 
-        # doorbell: desks write a byte here when they see the engine asleep
-        self.bell = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.bell.bind(doorbell_address(instance))
-        self.bell.setblocking(False)
+        # doorbell: desks send a byte to it after each command (rundir: a private directory)
+        try:
+            self.bell_path = doorbell_path(instance)
+            self.bell, self._bell_inode = bind_doorbell(self.bell_path)
+        except BaseException:
+            self.desks.release()
+            seg.unlink()
+            seg.close()
+            raise
 
         buf[H.VERSION : H.VERSION + 4] = LAYOUT_VERSION.to_bytes(4, "little")
         q[H.MAGIC // 8] = MAGIC  # the segment is ready
@@ -170,12 +168,14 @@ class EngineSegment:
         q = self.q
         q[H.HB_MONO_NS // 8] = mono_ns
         q[H.HB_WALL_NS // 8] = wall_ns
-        q[H.HB_COUNT // 8] += 1
+        self._hb_count += 1
+        q[H.HB_COUNT // 8] = self._hb_count
 
     def drain_bell(self) -> None:
+        recv = self.bell.recv
         try:
-            while True:
-                self.bell.recv(64)
+            for _ in range(_BELL_DRAIN_MAX):
+                recv(64)
         except BlockingIOError:
             pass
 
@@ -215,43 +215,27 @@ class EngineSegment:
 
     # -- commands -------------------------------------------------------------------------------
     def serve_commands(self, handle: Callable[[Command], Ack]) -> int:
-        """Pop every pending command, answer each with exactly one ack. Returns how many."""
+        """Pop every pending command, answer each with exactly one ack. Returns how many.
+        Never raises, whatever the desks wrote (``engine.ipc.deskslots``)."""
         self.last_bell = self.q[H.CMD_BELL // 8]
-        done = 0
-        for k, ring in enumerate(self.cmd_rings):
-            if ring.head == ring.tail:
-                continue
-            acks = self.ack_rings[k]
-            while len(ring):
-                if acks.free() == 0:
-                    # the desk is not reading its acks: leave its commands queued, never drop one
-                    self.q[H.ACK_BACKPRESSURE // 8] += 1
-                    break
-                fields = ring.pop()
-                cmd = Command.from_fields(fields)
-                try:
-                    ack = handle(cmd)
-                except Exception as e:  # an engine bug must still answer, and not kill the loop
-                    ack = Ack(cmd.cmd_id, AckStatus.REJECTED, f"internal error: {e!r}"[:96])
-                acks.try_push(*ack.fields())
-                if ack.status is AckStatus.ACCEPTED:
-                    self.q[H.CMDS_ACCEPTED // 8] += 1
-                else:
-                    self.q[H.CMDS_REJECTED // 8] += 1
-                done += 1
-        return done
+        return self.desks.serve(handle)
+
+    def reject_counts(self) -> dict[str, int]:
+        """What the engine dropped from desk slots, by reason (layout.REJECT_REASONS)."""
+        return self.desks.reject_counts()
 
     # -- teardown -------------------------------------------------------------------------------
     def close(self, unlink: bool = True) -> None:
         self.set_state(EngineState.STOPPED)
+        unlink_doorbell(self.bell_path, self._bell_inode)
         self.bell.close()
         for b in self.books:
             b.release()
         self.kill.release()
+        self.feed.release()
+        self.desks.release()
         self.books = []
         self.events = None
-        self.cmd_rings = []
-        self.ack_rings = []
         if unlink:
             self.seg.unlink()
         self.q = None

@@ -10,7 +10,15 @@ number, checked on read.
 
 SPSC ring (commands desk→engine, acks engine→desk): control ``[head][pad][tail][pad]``,
 fixed-size records packed with ``struct``. The producer refuses when full (the caller decides);
-the consumer advances ``head`` only after it has unpacked the record.
+the consumer advances ``head`` only after it has unpacked the record. ``SpscRing`` reads both
+words each time (the desk's side, and the store's ring); a pair of words no honest peer could
+leave (tail behind head, or more than a lap ahead) reads as a ring with nothing to pop and no
+room to push, never as an exception. The engine's side of the desk rings, which keeps its own
+copy of the index it owns, is ``engine.ipc.deskslots``. Command records are sealed
+(``SealedCommandRing``; layout.command_seal).
+
+Readers of the event ring treat its words the same way: a tail behind the reader's cursor
+(only a corrupt word can do that) moves the cursor to it.
 """
 
 from __future__ import annotations
@@ -19,14 +27,22 @@ import struct
 
 import numpy as np
 
-from engine.ipc.layout import CACHE_LINE, EVENT_DTYPE, EVENT_STRUCT
+from engine.ipc.layout import (
+    CACHE_LINE,
+    COMMAND_SEAL_OFF,
+    EVENT_DTYPE,
+    EVENT_STRUCT,
+    SEAL_STRUCT,
+    command_seal,
+)
 
-__all__ = ["EventRingWriter", "EventRingReader", "SpscRing"]
+__all__ = ["EventRingWriter", "EventRingReader", "SpscRing", "SealedCommandRing"]
 
 _TAIL_INTENT = 0
 _TAIL = CACHE_LINE // 8  # u64 index of the tail word
 _HEAD = 0
 _REC = EVENT_DTYPE.itemsize
+_U64 = (1 << 64) - 1  # index stores wrap as the u64 words do (only corrupt words get there)
 
 
 class _EventRing:
@@ -113,7 +129,8 @@ class EventRingReader(_EventRing):
         ctl = self._ctl
         tail = ctl[_TAIL]
         cursor = self.cursor
-        if tail == cursor:
+        if tail <= cursor:
+            self.cursor = tail  # == : nothing new; < : a corrupt tail, follow it
             return self.records[:0].copy()
         cap = self.capacity
         if tail - cursor > cap:
@@ -147,7 +164,8 @@ class EventRingReader(_EventRing):
         ctl = self._ctl
         tail = ctl[_TAIL]
         cursor = self.cursor
-        if tail == cursor:
+        if tail <= cursor:
+            self.cursor = tail
             return None
         cap = self.capacity
         if tail - cursor > cap:
@@ -188,32 +206,59 @@ class SpscRing:
         return self._ctl[_TAIL]
 
     def __len__(self) -> int:
-        return self._ctl[_TAIL] - self._ctl[_HEAD]
+        """Records waiting (0 if the words are corrupt: see the module docstring)."""
+        n = self._ctl[_TAIL] - self._ctl[_HEAD]
+        return n if 0 <= n <= self.capacity else 0
+
+    def sane(self) -> bool:
+        """Are the two words a pair an honest producer and consumer could leave?"""
+        return 0 <= self._ctl[_TAIL] - self._ctl[_HEAD] <= self.capacity
 
     def free(self) -> int:
-        return self.capacity - len(self)
+        n = self._ctl[_TAIL] - self._ctl[_HEAD]
+        return self.capacity - n if 0 <= n <= self.capacity else 0
 
     def try_push(self, *fields) -> bool:
         ctl = self._ctl
         tail = ctl[_TAIL]
-        if tail - ctl[_HEAD] >= self.capacity:
+        if not 0 <= tail - ctl[_HEAD] < self.capacity:
             return False
         self._pack(self._buf, self._rec_off + (tail & self.mask) * self._size, *fields)
-        ctl[_TAIL] = tail + 1  # the record is visible only after this store
+        ctl[_TAIL] = (tail + 1) & _U64  # the record is visible only after this store
         return True
 
     def pop(self) -> tuple | None:
         ctl = self._ctl
         head = ctl[_HEAD]
-        if head == ctl[_TAIL]:
+        if not 0 < ctl[_TAIL] - head <= self.capacity:
             return None
         rec = self._unpack(self._buf, self._rec_off + (head & self.mask) * self._size)
-        ctl[_HEAD] = head + 1
+        ctl[_HEAD] = (head + 1) & _U64
         return rec
 
     def skip_all(self) -> int:
         """Consumer: drop everything pending (a new owner of a slot ignores old acks)."""
         ctl = self._ctl
-        n = ctl[_TAIL] - ctl[_HEAD]
-        ctl[_HEAD] = ctl[_TAIL]
-        return n
+        tail = ctl[_TAIL]
+        n = tail - ctl[_HEAD]
+        ctl[_HEAD] = tail
+        return n if 0 <= n <= self.capacity else 0
+
+
+class SealedCommandRing(SpscRing):
+    """A desk's command ring: each record's seal is stored after the rest of it, and before
+    the tail moves, so the engine can tell a finished record from anything else."""
+
+    __slots__ = ()
+
+    def try_push(self, *fields) -> bool:
+        """``fields`` as COMMAND_STRUCT packs them (their seal is replaced)."""
+        ctl = self._ctl
+        tail = ctl[_TAIL]
+        if not 0 <= tail - ctl[_HEAD] < self.capacity:
+            return False
+        off = self._rec_off + (tail & self.mask) * self._size
+        self._pack(self._buf, off, *fields)
+        SEAL_STRUCT.pack_into(self._buf, off + COMMAND_SEAL_OFF, command_seal(tail))
+        ctl[_TAIL] = (tail + 1) & _U64
+        return True

@@ -117,10 +117,30 @@ class Segment:
     # -- construction ------------------------------------------------------------------------
     @classmethod
     def create(cls, name: str, size: int) -> "Segment":
-        """Create a new owner-only segment; raises FileExistsError if the name is taken."""
-        fd = _posixshmem.shm_open(name, os.O_CREAT | os.O_EXCL | os.O_RDWR, mode=0o600)
+        """Create a new owner-only (0600) segment. Raises FileExistsError if the name is taken
+        by a segment of ours, IpcError if another user's file holds it."""
+        try:
+            fd = _posixshmem.shm_open(name, os.O_CREAT | os.O_EXCL | os.O_RDWR, mode=0o600)
+        except FileExistsError:
+            try:
+                st = os.lstat(_shm_path(name))
+            except FileNotFoundError:
+                raise FileExistsError(name) from None  # gone meanwhile: the caller tries again
+            if st.st_uid != os.geteuid():
+                raise IpcError(
+                    f"shared memory {name} ({_shm_path(name)}) already exists and belongs to "
+                    f"another user (uid {st.st_uid}): it cannot be this user's engine; choose "
+                    "another instance name or have its owner remove it"
+                ) from None
+            raise
         try:
             os.fchmod(fd, 0o600)  # whatever the umask was
+            st = os.fstat(fd)
+            if st.st_uid != os.geteuid() or st.st_mode & 0o777 != 0o600:
+                raise IpcError(
+                    f"shared memory {name} was created with owner uid {st.st_uid} and mode "
+                    f"{st.st_mode & 0o777:04o}, not ours and 0600; refusing to use it"
+                )
             os.ftruncate(fd, size)
         except BaseException:
             os.close(fd)
@@ -139,7 +159,14 @@ class Segment:
             raise IpcError(
                 f"shared memory {name} belongs to another user (permission denied)"
             ) from None
-        size = os.fstat(fd).st_size
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid():
+            os.close(fd)
+            raise IpcError(
+                f"shared memory {name} belongs to another user (uid {st.st_uid}), not to us "
+                f"(uid {os.geteuid()}): not our engine; refusing to attach"
+            )
+        size = st.st_size
         if size < HEADER_SIZE:
             os.close(fd)
             raise EngineStarting(f"shared memory {name} is still being created ({size} bytes)")

@@ -5,6 +5,9 @@ the records in place, and makes it even again; it never waits. A reader reads ``
 the records, reads ``seq`` again, and keeps the copy only if both reads were the same even
 number. A writer that died half-way leaves ``seq`` odd for ever: readers give up after a bounded
 number of retries instead of hanging.
+
+The writer keeps its own copy of ``seq`` and only ever stores it: whatever another process
+writes into the word is overwritten at the next publication, never read back and incremented.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ def block_size(dtype: np.dtype, n: int) -> int:
 class SeqlockBlock:
     """One seqlock over ``n`` records of ``dtype`` at ``offset`` in ``buf``."""
 
-    __slots__ = ("_seq", "view", "_raw", "n", "dtype", "torn_retries")
+    __slots__ = ("_seq", "_wseq", "view", "_raw", "n", "dtype", "torn_retries")
 
     def __init__(self, buf: memoryview, offset: int, dtype: np.dtype, n: int = 1) -> None:
         if offset % 64:
@@ -37,21 +40,25 @@ class SeqlockBlock:
         self.n = n
         self.dtype = dtype
         self.torn_retries = 0  # reader side: how many copies were thrown away
+        self._wseq = 0  # writer side: the last seq stored (the writer's block starts zeroed)
 
     # -- writer ------------------------------------------------------------------------------
     def begin(self) -> None:
-        self._seq[0] += 1  # odd: write in progress
+        self._wseq = w = (self._wseq + 1) | 1
+        self._seq[0] = w  # odd: write in progress
 
     def end(self) -> None:
-        self._seq[0] += 1  # even: consistent
+        self._wseq = w = (self._wseq + 1) & ~1
+        self._seq[0] = w  # even: consistent
 
     def write(self, records: np.ndarray) -> None:
         """Publish ``records`` (this block's dtype and length): one byte copy under the lock."""
         raw = records.view(np.uint8).reshape(-1)
         s = self._seq
-        s[0] += 1
+        w = self._wseq
+        s[0] = w + 1
         self._raw[:] = raw
-        s[0] += 1
+        s[0] = self._wseq = w + 2
 
     @property
     def seq(self) -> int:

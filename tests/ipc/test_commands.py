@@ -73,7 +73,7 @@ def test_raw_garbage_in_the_command_ring_is_rejected_not_fatal(engine):
     with EngineClient(engine.instance) as c:
         ring = c._cmd
         # a record no desk would write: huge verb, negative scope id, NaN, bytes that are not UTF-8
-        ring.try_push(12345, 0, 65535, 65535, -5, math.nan, math.nan, b"\xff\xfe", b"\xc3", 255, b"", b"\x80" * 48)
+        ring.try_push(12345, 0, 65535, 65535, -5, math.nan, math.nan, b"\xff\xfe", b"\xc3", 255, b"", 0, b"\x80" * 48)
         c.seg.q[H.CMD_BELL // 8] = 12345
         acks = wait_until(c.poll_acks, 5, "an ack for the garbage record")
         assert acks[0].cmd_id == 12345 and acks[0].status is AckStatus.REJECTED

@@ -1,0 +1,250 @@
+"""The engine's side of the desk slots: every word a desk writes is checked on each read.
+
+Each desk slot holds a command ring (the desk produces, the engine consumes) and an ack ring
+(the engine produces, the desk consumes). Anything that can attach to the segment can write
+any byte of it, so the engine trusts none of what desks write:
+
+- It keeps its own copy of the indices it owns (the command ring's head, the ack ring's tail)
+  and only stores them; the words desks own (the command ring's tail, the ack ring's head)
+  are read and checked against those copies: ``0 < tail - head <= capacity`` for commands,
+  ``0 <= tail - head <= capacity`` for acks. A look at an idle slot is two comparisons: the
+  command ring's two words against the engine's head (a head word someone else wrote would
+  make the desk misjudge its room: it is written back, and counted).
+- A slot whose words are impossible is reset: the engine rewrites both words of that ring to
+  its own index (what was in the command ring is dropped; what was in the ack ring is given
+  up), counts it, and bumps the slot header's ``SLOT_RESETS`` word so the desk can see it
+  happened (``EngineClient`` resyncs). After a command ring reset the desk is also sent an ack
+  with command id 0, REJECTED, saying why.
+- Each record is checked before any handler sees it (``_decode``): its seal (written last by
+  the desk: a record half written, or one left from an earlier lap, has the wrong one), a
+  command id other than 0, a verb and scope that exist, a scope id in range, finite numbers,
+  an order quantity in range, UTF-8 text, a role that exists. A bad record is answered with a
+  REJECTED ack and its reason, and counted.
+
+Every drop is counted by reason in the header (``H.REJECTS``, ``REJECT_REASONS``) and logged,
+at most once a second per reason. ``serve`` never raises: an unexpected error while serving a
+slot (an engine bug) resets that slot and is counted as ``slot_error``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable
+
+from engine.core.roles import Role
+from engine.ipc.commands import MAX_ORDER_QTY, Ack, AckStatus, Command, Scope, Verb, check_command
+from engine.ipc.layout import (
+    ACK_STRUCT,
+    CACHE_LINE,
+    COMMAND_STRUCT,
+    RING_CONTROL,
+    REJECT_REASONS,
+    SLOT_RESETS,
+    H,
+    Layout,
+    command_seal,
+)
+
+__all__ = ["DeskSlots"]
+
+_HEAD, _TAIL = 0, CACHE_LINE // 8  # u64 indices of a ring's control words
+_VERBS = frozenset(int(v) for v in Verb)
+_ROLES = frozenset(int(r) for r in Role)
+_GLOBAL, _INSTRUMENT, _ORDER = int(Scope.GLOBAL), int(Scope.INSTRUMENT), int(Verb.ORDER)
+(CMD_RING, ACK_RING, TORN, BAD_ID, BAD_VERB, BAD_SCOPE, BAD_NUMBER, BAD_TEXT, BAD_ROLE,
+ SLOT_ERROR) = range(len(REJECT_REASONS))
+_LOG_EVERY_NS = 1_000_000_000
+
+
+def _utf8(raw: bytes) -> str:
+    """NUL-padded UTF-8; raises UnicodeDecodeError for anything else."""
+    return raw.split(b"\0", 1)[0].decode()
+
+
+class _Slot:
+    """One desk slot as the engine sees it: views of its words and the engine's own indices."""
+
+    __slots__ = ("k", "cmd", "ack", "hdr", "cmd_rec", "ack_rec", "head", "ack_tail", "resets")
+
+    def __init__(self, buf: memoryview, lay: Layout, k: int) -> None:
+        self.k = k
+        cmd_off, ack_off = lay.cmd_ring_off(k), lay.ack_ring_off(k)
+        self.cmd = buf[cmd_off : cmd_off + RING_CONTROL].cast("Q")
+        self.ack = buf[ack_off : ack_off + RING_CONTROL].cast("Q")
+        self.hdr = buf[lay.slot_off(k) : lay.slot_off(k) + CACHE_LINE].cast("Q")
+        self.cmd_rec = cmd_off + RING_CONTROL
+        self.ack_rec = ack_off + RING_CONTROL
+        self.head = 0  # the command ring's head: ours (the segment starts zeroed)
+        self.ack_tail = 0  # the ack ring's tail: ours
+        self.resets = 0
+
+    def release(self) -> None:
+        self.cmd.release()
+        self.ack.release()
+        self.hdr.release()
+
+
+class DeskSlots:
+    """Serve the command rings of every desk slot of a segment (module docstring)."""
+
+    def __init__(self, buf: memoryview, q: memoryview, lay: Layout,
+                 log: Callable[[str], None]) -> None:
+        self._buf = buf
+        self._q = q
+        self._log = log
+        self.capacity = lay.cmd_capacity
+        self._mask = lay.cmd_capacity - 1
+        self._n_instruments = lay.n_instruments
+        self.slots = [_Slot(buf, lay, k) for k in range(lay.max_desks)]
+        self._unpack = COMMAND_STRUCT.unpack_from
+        self._pack_ack = ACK_STRUCT.pack_into
+        # the counters, as the header shows them (written from these, never read back)
+        self.accepted = 0
+        self.rejected = 0
+        self.backpressure = 0
+        self.rejects = [0] * len(REJECT_REASONS)
+        self._log_after = [0] * len(REJECT_REASONS)
+
+    def reject_counts(self) -> dict[str, int]:
+        return dict(zip(REJECT_REASONS, self.rejects))
+
+    # -- the loop's entry ------------------------------------------------------------------------
+    def serve(self, handle: Callable[[Command], Ack]) -> int:
+        """Answer every pending command with exactly one ack; return how many. Never raises."""
+        done = 0
+        for s in self.slots:
+            ctl, head = s.cmd, s.head
+            if ctl[_TAIL] == head and ctl[_HEAD] == head:
+                continue
+            try:
+                done += self._serve(s, handle)
+            except Exception as e:  # a bug of ours: the slot is reset, the loop goes on
+                self._count(SLOT_ERROR, s, f"error serving the slot: {e!r}")
+                self._reset_commands(s, f"engine error: {e!r}", SLOT_ERROR)
+        return done
+
+    def _serve(self, s: _Slot, handle: Callable[[Command], Ack]) -> int:
+        cap = self.capacity
+        q = self._q
+        done = 0
+        if s.cmd[_HEAD] != s.head:  # our word, scribbled on: the desk would misjudge its room
+            self._count(CMD_RING, s, f"command ring head {s.cmd[_HEAD]} is not the engine's "
+                                     f"{s.head}")
+            s.cmd[_HEAD] = s.head
+            self._mark_reset(s)
+        while True:
+            tail = s.cmd[_TAIL]
+            head = s.head
+            n = tail - head
+            if n == 0:
+                return done
+            if not 0 < n <= cap:
+                self._reset_commands(s, f"its tail {tail} is impossible with head {head}")
+                return done
+            if not self._ack_room(s):
+                # the desk is not reading its acks: leave its commands queued, never drop one
+                self.backpressure += 1
+                q[H.ACK_BACKPRESSURE // 8] = self.backpressure
+                return done
+            rec = self._unpack(self._buf, s.cmd_rec + (head & self._mask) * COMMAND_STRUCT.size)
+            s.head = head + 1
+            s.cmd[_HEAD] = head + 1
+            cmd = self._decode(rec, head)
+            if isinstance(cmd, Command):
+                try:
+                    ack = handle(cmd)
+                except Exception as e:  # an engine bug must still answer, and not kill the loop
+                    ack = Ack(cmd.cmd_id, AckStatus.REJECTED, f"internal error: {e!r}"[:96])
+            else:
+                reason, why = cmd
+                self._count(reason, s, why)
+                ack = Ack(rec[0], AckStatus.REJECTED, why)
+            self._push_ack(s, ack)
+            if ack.status is AckStatus.ACCEPTED:
+                self.accepted += 1
+                q[H.CMDS_ACCEPTED // 8] = self.accepted
+            else:
+                self.rejected += 1
+                q[H.CMDS_REJECTED // 8] = self.rejected
+            done += 1
+
+    # -- records -----------------------------------------------------------------------------------
+    def _decode(self, rec: tuple, index: int) -> Command | tuple[int, str]:
+        """The command in a record, or (reason, why) if the record is not one a desk sends."""
+        (cmd_id, ts_ns, verb, scope, scope_id, arg0, arg1, user, workstation, role, _pad, seal,
+         text) = rec
+        if seal != command_seal(index):
+            return TORN, (f"command at ring index {index} was not finished or is stale "
+                          f"(seal {seal:#x})")
+        if cmd_id == 0:
+            return BAD_ID, "command id 0"
+        if verb not in _VERBS:
+            return BAD_VERB, self._why(rec, f"unknown verb {verb}")
+        if not (scope == _GLOBAL and scope_id == 0
+                or scope == _INSTRUMENT and 0 <= scope_id < self._n_instruments):
+            return BAD_SCOPE, self._why(rec, f"bad scope {scope} / scope id {scope_id}")
+        if not (math.isfinite(arg0) and math.isfinite(arg1)):
+            return BAD_NUMBER, self._why(rec, "arguments must be finite numbers")
+        if verb == _ORDER and not (0 < arg0 <= MAX_ORDER_QTY and arg0 == int(arg0)):
+            return BAD_NUMBER, self._why(rec, f"quantity {arg0:g} out of range")
+        try:
+            user_s, ws_s, text_s = _utf8(user), _utf8(workstation), _utf8(text)
+        except UnicodeDecodeError:
+            return BAD_TEXT, "user, workstation or text is not UTF-8"
+        if role not in _ROLES:
+            return BAD_ROLE, f"unknown role {role}"
+        return Command(cmd_id, verb, scope, scope_id, arg0, arg1, user_s, ws_s, role, text_s,
+                       ts_ns)
+
+    def _why(self, rec: tuple, fallback: str) -> str:
+        """The reason ``check_command`` gives (what desks have always been told), if any."""
+        return check_command(Command.from_fields(rec), self._n_instruments) or fallback
+
+    # -- acks and resets -------------------------------------------------------------------------
+    def _ack_room(self, s: _Slot) -> int:
+        """Free acks in the slot's ring; a ring whose head is impossible is reset first."""
+        head = s.ack[_HEAD]
+        used = s.ack_tail - head
+        if 0 <= used <= self.capacity:
+            return self.capacity - used
+        self._count(ACK_RING, s, f"ack ring head {head} is impossible with tail {s.ack_tail}")
+        s.ack[_HEAD] = s.ack_tail
+        s.ack[_TAIL] = s.ack_tail
+        self._mark_reset(s)
+        return self.capacity
+
+    def _push_ack(self, s: _Slot, ack: Ack) -> None:
+        tail = s.ack_tail
+        self._pack_ack(self._buf, s.ack_rec + (tail & self._mask) * ACK_STRUCT.size,
+                       *ack.fields())
+        s.ack_tail = tail + 1
+        s.ack[_TAIL] = tail + 1  # the ack is visible only after this store
+
+    def _reset_commands(self, s: _Slot, why: str, reason: int = CMD_RING) -> None:
+        """Drop what the slot's command ring holds and tell the desk, if its acks allow."""
+        if reason == CMD_RING:
+            self._count(CMD_RING, s, f"command ring reset: {why}")
+        s.cmd[_TAIL] = s.head
+        s.cmd[_HEAD] = s.head
+        self._mark_reset(s)
+        if self._ack_room(s):
+            self._push_ack(s, Ack(0, AckStatus.REJECTED, f"command ring reset: {why}"[:96]))
+
+    def _mark_reset(self, s: _Slot) -> None:
+        s.resets += 1
+        s.hdr[SLOT_RESETS // 8] = s.resets
+
+    def _count(self, reason: int, s: _Slot, why: str) -> None:
+        n = self.rejects[reason] = self.rejects[reason] + 1
+        self._q[H.REJECTS // 8 + reason] = n
+        now = time.monotonic_ns()
+        if now >= self._log_after[reason]:
+            self._log_after[reason] = now + _LOG_EVERY_NS
+            self._log(f"desk slot {s.k}: dropped ({REJECT_REASONS[reason]}): {why} "
+                      f"[{n} {REJECT_REASONS[reason]} so far]")
+
+    def release(self) -> None:
+        for s in self.slots:
+            s.release()
+        self.slots = []
