@@ -30,16 +30,24 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from engine.core.roles import Role
-from engine.ipc.commands import MAX_ORDER_QTY, Ack, AckStatus, Command, Scope, Verb, check_command
+from engine.ipc.commands import (
+    MAX_ORDER_QTY,
+    Ack,
+    AckStatus,
+    Command,
+    Scope,
+    Verb,
+    check_command,
+)
 from engine.ipc.layout import (
     ACK_STRUCT,
     CACHE_LINE,
     COMMAND_STRUCT,
-    RING_CONTROL,
     REJECT_REASONS,
+    RING_CONTROL,
     SLOT_RESETS,
     H,
     Layout,
@@ -65,7 +73,7 @@ def _utf8(raw: bytes) -> str:
 class _Slot:
     """One desk slot as the engine sees it: views of its words and the engine's own indices."""
 
-    __slots__ = ("k", "cmd", "ack", "hdr", "cmd_rec", "ack_rec", "head", "ack_tail", "resets")
+    __slots__ = ("ack", "ack_rec", "ack_tail", "cmd", "cmd_rec", "hdr", "head", "k", "resets")
 
     def __init__(self, buf: memoryview, lay: Layout, k: int) -> None:
         self.k = k

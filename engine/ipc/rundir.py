@@ -27,7 +27,7 @@ from pathlib import Path
 
 from engine.ipc.segment import IpcError
 
-__all__ = ["UnsafeRuntimeDir", "runtime_dir", "doorbell_path", "bind_doorbell",
+__all__ = ["UnsafeRuntimeDir", "bind_doorbell", "doorbell_path", "runtime_dir",
            "unlink_doorbell"]
 
 TMP_ROOT = "/tmp"
