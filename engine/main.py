@@ -97,6 +97,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         log.info("engine %s starting, pid %d, profile %s", instance, os.getpid(), profile.path)
         cores = pin_to_cores(profile.engine.cores)
+        from engine.feeds.tickstore import TickStoreError
         from engine.store import StoreError
 
         strategies, report = [], None
@@ -115,8 +116,11 @@ def _run(args: argparse.Namespace) -> int:
             report = ReportJournal()
         try:
             engine = LiveNode(profile, strategies=strategies, journal_extra=report)
-        except (IpcError, StoreError) as e:
-            log.error("%s", e)  # warnings and errors reach stderr too
+        except (IpcError, StoreError, TickStoreError, OSError) as e:
+            log.error("cannot start: %s", e)  # warnings and errors reach stderr too
+            return 3
+        except Exception:  # a bug: the traceback goes to the log, the segment is gone
+            log.exception("cannot start: unexpected error (segment and store removed)")
             return 3
         try:
             engine.install_signal_handlers()

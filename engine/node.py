@@ -25,6 +25,7 @@ segment. The node pins itself to the profile's cores (``pin_to_cores``).
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import select
@@ -76,6 +77,13 @@ def pin_to_cores(cores: tuple[int, ...] | None) -> set[int]:
     return got
 
 
+def _order_payload(u: OrderUpdate, o: Order, text: str) -> bytes:
+    return encode_order(
+        cl_ord_id=o.cl_ord_id, venue=o.venue, side=o.side, status=o.status.value, tif=o.tif,
+        qty=o.qty, cum_qty=o.cum_qty, leaves_qty=o.leaves_qty, last_qty=u.last_qty,
+        price=o.price, avg_px=o.avg_px, last_px=u.last_px, text=text, unknown=u.unknown)
+
+
 def _cut(text: str, n: int) -> bytes:
     """At most ``n`` bytes of UTF-8, never half a character."""
     return text.encode()[:n].decode("utf-8", "ignore").encode()
@@ -109,9 +117,16 @@ class StoreJournal(Journal):
 class ShmPublisher(Publisher):
     """The kernel's publications as shared-memory records. An ORDER record that reports a
     fill is held until the store has made the fill durable (and what follows waits behind
-    it), so a desk never shows a fill that a crash could lose."""
+    it), so a desk never shows a fill that a crash could lose.
+
+    Holding has a bound: while the store cannot write (``store_failing``: the node sets it
+    from ``StoreLink.health``), or once ``HELD_MAX`` records wait, held records are published
+    at once, marked: level WARNING and the text "NOT DURABLE" (a trader must see fills even
+    when the database is down; the notice that goes with it names the cause)."""
 
     live = True
+    HELD_MAX = 10_000
+    NOT_DURABLE = "NOT DURABLE"
 
     def __init__(self, shm: EngineSegment, symbols: list[str], journal: StoreJournal | None
                  ) -> None:
@@ -120,35 +135,46 @@ class ShmPublisher(Publisher):
         self.journal = journal
         self.held: deque = deque()
         self.publishes = 0
+        self.store_failing = False  #: set by the node: the store cannot make records durable
+        self.not_durable = 0  #: ORDER records published before their fill was durable
 
     def order(self, u: OrderUpdate, o: Order, ts_ns: int) -> None:
-        payload = encode_order(
-            cl_ord_id=o.cl_ord_id, venue=o.venue, side=o.side, status=o.status.value,
-            tif=o.tif, qty=o.qty, cum_qty=o.cum_qty, leaves_qty=o.leaves_qty,
-            last_qty=u.last_qty, price=o.price, avg_px=o.avg_px, last_px=u.last_px,
-            text=u.text, unknown=u.unknown)
+        payload = _order_payload(u, o, u.text)
         level = WARNING if u.unknown or o.status.value == "Rejected" else INFO
         inst = self.index.get(o.symbol, -1)
         journal = self.journal
         if journal is not None:
             seq, journal.fill_seq = journal.fill_seq, 0
             if self.held or seq:
-                self.held.append((seq, ts_ns, level, inst, payload))
+                marked = _order_payload(u, o, self.NOT_DURABLE) if seq else payload
+                self.held.append((seq, ts_ns, level, inst, payload, marked))
+                if self.store_failing or len(self.held) > self.HELD_MAX:
+                    self.release()
                 return
         self.shm.events.publish(ts_ns, EventKind.ORDER, level, inst, payload)
 
     def release(self) -> None:
-        """Publish held ORDER records whose fills are durable now (in order)."""
+        """Publish held ORDER records whose fills are durable now (in order); all of them,
+        marked, while the store is failing or too many wait."""
         held = self.held
         store = self.journal.store
         store.poll()
+        publish = self.shm.events.publish
         while held and (held[0][0] == 0 or store.durable(held[0][0])):
-            _seq, ts, level, inst, payload = held.popleft()
-            self.shm.events.publish(ts, EventKind.ORDER, level, inst, payload)
+            _seq, ts, level, inst, payload, _marked = held.popleft()
+            publish(ts, EventKind.ORDER, level, inst, payload)
+        if held and (self.store_failing or len(held) > self.HELD_MAX):
+            for seq, ts, _level, inst, payload, marked in held:
+                if seq and not store.durable(seq):
+                    self.not_durable += 1
+                    publish(ts, EventKind.ORDER, WARNING, inst, marked)
+                else:
+                    publish(ts, EventKind.ORDER, _level, inst, payload)
+            held.clear()
 
     def flush_held(self) -> None:
         """The last word at shutdown, durable or not."""
-        for _seq, ts, level, inst, payload in self.held:
+        for _seq, ts, level, inst, payload, _marked in self.held:
             self.shm.events.publish(ts, EventKind.ORDER, level, inst, payload)
         self.held.clear()
 
@@ -212,6 +238,7 @@ class LiveNode:
         self.turns = 0
         self.waits = 0
         self.store = None
+        self._store_problem: str | None = None
         self._recovered = None
         self._kill_state = KillStateFile(state_dir(cfg.instance) / "killswitches.json") \
             if persist else None
@@ -322,6 +349,7 @@ class LiveNode:
     def _restore(self) -> None:
         """Orders rebuilt from the store after a restart: shown, in doubt until reconciled."""
         r = self._recovered
+        self.kernel.risk.kill.check_audit({k.name: (k.tripped, k.ts_ns) for k in r.kills.values()})
         working = sorted(r.working.values(), key=lambda o: o.cl_ord_id)
         self.kernel.now = self.clock.wall_ns()
         self.kernel.execution.restore(working)
@@ -388,7 +416,11 @@ class LiveNode:
         kernel.start(wall())  # strategies' clocks start now: nothing slow after this
         kernel.notify(INFO, f"engine {self.instance} running, pid {os.getpid()}")
         log.info("engine %s running", self.instance)
-        if kernel.risk.kill.global_tripped:
+        kill = kernel.risk.kill
+        if kill.failed_closed is not None:
+            kernel.notify(ERROR, f"kill switch state failed closed: {kill.failed_closed}", -1,
+                          Notice.KILL)
+        elif kill.global_tripped:
             kernel.notify(ERROR, "global kill switch is TRIPPED (restored)", -1, Notice.KILL)
             log.error("global kill switch is TRIPPED (restored from the last run)")
         now = mono()
@@ -397,6 +429,7 @@ class LiveNode:
 
         last_activity = now
         next_hb = now + hb_ns
+        next_store_check = now
         turns = 0
         waits = 0
         while self._running:
@@ -413,6 +446,9 @@ class LiveNode:
                 q[H.PUBLISHES // 8] = publisher.publishes
                 if store is not None:
                     store.poll()  # drains overflow, notices a dead writer
+                    if now >= next_store_check:
+                        next_store_check = now + 100 * hb_ns
+                        self._check_store(now_wall)
                 next_hb = now + hb_ns
             if kernel.busy:
                 last_activity = now
@@ -433,8 +469,55 @@ class LiveNode:
         self.turns = turns
         self.waits = waits
 
+    def _check_store(self, now_wall: int) -> None:
+        """Say when the store stops making records durable, and when it writes again."""
+        why = self.store.health()
+        if why == self._store_problem:
+            return
+        pub = self.publisher
+        if why is not None:
+            pending = self.store.pending
+            self.kernel.notify(ERROR, f"DATABASE FAILING ({why}); {pending} records wait; "
+                                      f"fills shown NOT DURABLE", -1)
+            log.error("store %s failing: %s; %d records not durable; fills published unheld",
+                      self.store.safe_url, why, pending)
+            pub.store_failing = True
+            if pub.held:
+                pub.release()
+        else:
+            self.kernel.notify(WARNING, f"database writing again ({self.store.pending} records "
+                                        f"still to write; {pub.not_durable} fills were shown "
+                                        f"before they were durable)", -1)
+            log.warning("store writing again: %d records pending", self.store.pending)
+            pub.store_failing = False
+        self._store_problem = why
+
+    def counters(self) -> dict:
+        """Every drop and rejection the engine counted, by stage and reason (logged at stop)."""
+        execution = self.kernel.execution
+        out: dict = {"execution": dict(execution.counters), "oms": dict(execution.oms.counters),
+                     "sessions": {}, "market_data": {}}
+        for c in execution.clients:
+            session = getattr(c, "session", None)
+            if session is not None:
+                out["sessions"][c.name] = dict(session.counters)
+            md = getattr(c, "md", None)
+            if md is not None:
+                out["market_data"][c.name] = dict(md.counters)
+        rejects = getattr(self.shm, "reject_counts", None)
+        if rejects is not None:
+            out["desk_slots"] = rejects()
+        if self.store is not None:
+            out["store"] = self.store.stats()
+        out["not_durable_fills_shown"] = self.publisher.not_durable
+        return out
+
     def close(self) -> None:
         """Stop cleanly: state STOPPED, segment unlinked, kill state flushed to disk."""
+        try:
+            log.info("counters %s", json.dumps(self.counters(), sort_keys=True))
+        except Exception:  # a report must never stop the shutdown
+            log.exception("counters could not be gathered")
         try:
             self.shm.set_state(EngineState.STOPPING)
             self.kernel.notify(INFO, f"engine {self.instance} stopping")

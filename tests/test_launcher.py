@@ -140,3 +140,18 @@ def test_sigterm_to_a_starting_engine_removes_what_it_made(tmp_path, instance):
     finally:
         p.kill()
         p.communicate()
+
+
+def test_a_failed_start_says_why_and_leaves_no_segment(tmp_path, instance):
+    """The segment exists before the market data source is opened: a recorded day that is not
+    there fails the start after it, and the segment goes with it."""
+    prof = write_profile(tmp_path / "r.toml", instance,
+                         extra=f'\n[feed]\nkind = "replay"\nday = "2020-01-01"\n'
+                               f'ticks_dir = "{tmp_path / "none"}"\n')
+    prof.write_text(prof.read_text().replace("[feed]\nseed = 7\n", ""))
+    r = subprocess.run([sys.executable, "-m", "engine", "--profile", str(prof)],
+                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert r.returncode == 3, r.stderr
+    assert "cannot start: no ticks for 2020-01-01 under" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not os.path.exists(f"/dev/shm/helmdesk.{instance}")

@@ -495,6 +495,20 @@ class StoreLink:
         self._proc = _spawn(self.instance, self.url, self.batch)
         self.restarts += 1
 
+    def health(self) -> str | None:
+        """Why records are not becoming durable, or None when the store is writing: the
+        database refuses commits ("commits fail: " and its error), or the writer is dead for
+        good (why it died)."""
+        q = self._q
+        if self._proc is None and not self.alive:
+            return self.last_error or "the store writer is not running"
+        since = q[W.FAILING_SINCE]
+        if since:
+            raw = bytes(self._buf[W.DB_ERROR_OFF : W.DB_ERROR_OFF + W.DB_ERROR_LEN])
+            why = raw.split(b"\0", 1)[0].decode("utf-8", "replace") or "commit failed"
+            return f"commits fail: {why}"
+        return None
+
     def stats(self) -> dict[str, int]:
         """The writer's counters plus the link's own."""
         q = self._q

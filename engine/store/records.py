@@ -10,7 +10,9 @@ and unlinked by the engine's ``StoreLink``; the writer process only attaches (th
            line 1  engine → writer: stop request
            line 2  writer → engine: writer pid · state · durable seq
            line 3  writer counters: applied · bad · duplicates · batches · db errors · replays
+           · failing since (wall ns of the first failed commit in a row; 0: committing)
            line 4-7  writer → engine: why the writer failed (256 B UTF-8, NUL padded)
+           line 8-11 writer → engine: the database's last error while failing (256 B)
     4096   RING    SpscRing control ([head][pad][tail][pad]) + capacity × 256-byte slots
 
 The ring is ``engine.ipc.rings.SpscRing``'s layout with one twist: the writer moves ``head``
@@ -110,9 +112,13 @@ class W:
     DB_ERRORS = APPLIED + 4
     REPLAYED = APPLIED + 5
     COUNTERS = ("applied", "bad", "duplicates", "batches", "db_errors", "replayed")
+    FAILING_SINCE = APPLIED + 6
     # lines 4-7: the writer's failure text (bytes, not words)
     ERROR_OFF = 4 * CACHE_LINE
     ERROR_LEN = 4 * CACHE_LINE
+    # lines 8-11: the database's last error while commits fail (bytes)
+    DB_ERROR_OFF = 8 * CACHE_LINE
+    DB_ERROR_LEN = 4 * CACHE_LINE
 
 
 class WriterState:

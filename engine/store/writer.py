@@ -378,6 +378,9 @@ class Writer:
         try:
             self._apply_all(good)
             self._backoff = 0.0
+            if self.q[W.FAILING_SINCE]:
+                self.q[W.FAILING_SINCE] = 0
+                log.warning("database %s: committing again", m.safe_url(self.url))
             return True
         except (sa_exc.IntegrityError, sa_exc.DataError) as e:
             self._rollback()
@@ -416,6 +419,11 @@ class Writer:
     def _db_failed(self, e: Exception) -> None:
         self.counts["db_errors"] += 1
         self.q[W.DB_ERRORS] = self.counts["db_errors"]
+        raw = _short(e).encode()[: W.DB_ERROR_LEN - 1]
+        self.buf[W.DB_ERROR_OFF : W.DB_ERROR_OFF + W.DB_ERROR_LEN] = raw.ljust(W.DB_ERROR_LEN,
+                                                                              b"\0")
+        if not self.q[W.FAILING_SINCE]:
+            self.q[W.FAILING_SINCE] = time.time_ns()
         now = time.monotonic()
         if now - self._db_error_logged > 10.0:
             self._db_error_logged = now
