@@ -497,7 +497,7 @@ class LiveNode:
         execution = self.kernel.execution
         out: dict = {"execution": dict(execution.counters), "oms": dict(execution.oms.counters),
                      "sessions": {}, "market_data": {}}
-        for c in execution.clients:
+        for c in execution.clients.values():
             session = getattr(c, "session", None)
             if session is not None:
                 out["sessions"][c.name] = dict(session.counters)

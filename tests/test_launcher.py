@@ -155,3 +155,36 @@ def test_a_failed_start_says_why_and_leaves_no_segment(tmp_path, instance):
     assert "cannot start: no ticks for 2020-01-01 under" in r.stderr
     assert "Traceback" not in r.stderr
     assert not os.path.exists(f"/dev/shm/helmdesk.{instance}")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_to_the_demo_closes_the_desk_and_stops_its_engine(tmp_path, instance, sig):
+    prof = write_profile(tmp_path / "d.toml", instance)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    p = _launch(["--profile", str(prof), "--exit-after", "120"], env)
+    try:
+        wait_until(lambda: _running(instance), 30, "the engine to run")
+        wait_until(lambda: _desk_attached(instance, p.pid), 30, "the desk to attach")
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=30)
+        assert p.returncode == 0, err
+        assert "demo engine stopped (exit 0)" in err
+        wait_until(lambda: _gone(instance, prof), 10, "the engine to stop")
+    finally:
+        p.kill()
+        p.communicate()
+
+
+def _desk_attached(instance: str, pid: int) -> bool:
+    """Process ``pid`` holds a command slot (the demo's window is up and attached)."""
+    import struct
+
+    from engine.ipc.layout import SLOT_OWNER_PID
+
+    try:
+        with EngineClient(instance, commands=False) as c:
+            lay, buf = c.layout, c.seg.buf
+            return any(struct.unpack_from("<q", buf, lay.slot_off(k) + SLOT_OWNER_PID)[0] == pid
+                       for k in range(lay.max_desks))
+    except IpcError:
+        return False

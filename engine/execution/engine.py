@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -161,7 +162,8 @@ class ExecutionEngine:
                 events = c.poll(now_ns)
             except Exception as e:  # a bug met by what a venue sent: drop it, never the engine
                 self.counters["client_errors"] += 1
-                log.exception("%s: the session failed on its input; reconnecting", c.name)
+                log.error("%s: the session failed on its input (%s: %s); reconnecting\n%s",
+                          c.name, type(e).__name__, e, traceback.format_exc())
                 self.notify(logging.ERROR, f"{c.name} session failed ({type(e).__name__}: "
                                            f"{e}); reconnecting", -1)
                 events = c.fail(f"internal error: {type(e).__name__}: {e}", now_ns)
@@ -236,7 +238,8 @@ class ExecutionEngine:
         venue answers a status request (unless this was the answer to one)."""
         self.counters["unusable"] += 1
         why = f"{type(err).__name__}: {err}"
-        log.exception("%s: report refused as unusable (%s): %r", venue, why, m.raw[:512])
+        log.error("%s: report refused as unusable (%s): %r\n%s", venue, why, m.raw[:512],
+                  traceback.format_exc())
         u = self.oms.in_doubt(venue, m, why)
         if u is None:
             self.notify(logging.ERROR, f"{venue}: unusable report refused: {why}"[:200], -1)

@@ -33,6 +33,7 @@ Both run the same FIX session code, so the OMS and the router cannot tell them a
 from __future__ import annotations
 
 import logging
+import traceback
 
 from engine.core.profile import VenueLinkConfig
 from engine.feeds.fixmd import MD_DOWN, MD_MESSAGE, MD_STALE, FixMdSubscriptions
@@ -145,8 +146,8 @@ class FixVenueClient:
         are asked for again (a snapshot replaces whatever was half applied)."""
         md = self.md
         md.counters["bad_messages"] += 1
-        log.exception("%s: market data refused as unusable (%s: %s): %r", self.name,
-                      type(err).__name__, err, m.raw[:512])
+        log.error("%s: market data refused as unusable (%s: %s): %r\n%s", self.name,
+                  type(err).__name__, err, m.raw[:512], traceback.format_exc())
         for sym in self.cfg.symbols:
             md.refresh(sym, f"an unusable message ({type(err).__name__})")
         self.md_inbox.append((MD_STALE, list(self.cfg.symbols), now_ns))
