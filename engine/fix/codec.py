@@ -233,7 +233,8 @@ class _Layout:
     and repeating-group bounds are computed on a layout's first message only.
     """
 
-    __slots__ = ("tags", "int_tags", "index", "problem", "plain", "i34", "i43", "specs")
+    __slots__ = ("tags", "int_tags", "index", "problem", "plain", "i34", "i43", "specs",
+                 "checks")
 
     def __init__(self, tags: list[bytes]) -> None:
         self.tags = tags
@@ -252,6 +253,8 @@ class _Layout:
         #: (count tag, first tag, count) -> a function building that group's entries
         self.specs: dict[tuple[int, int | None, bytes],
                          Callable[[list[bytes]], list[dict[int, bytes]]]] = {}
+        #: the data dictionary's verdicts on this layout, by MsgType (engine.fix.dictionary)
+        self.checks: dict[bytes, object] | None = None
 
     def _find_problem(self) -> tuple[GarbleKind | SessionRejectReason, int | None, str] | None:
         tags = self.tags

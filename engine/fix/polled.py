@@ -4,7 +4,8 @@ The engine has one hot thread and no asyncio loop: each turn it calls ``poll(now
 connects (without blocking), reads whatever arrived, feeds the session, writes what the
 session has to send, and drives its timers at most ten times a second. ``fileno()`` lets the
 loop include the socket in its ``select`` when it waits. A dropped connection is retried with
-capped back-off; the session's store keeps the sequence numbers across connections.
+capped back-off; the session's store keeps the sequence numbers across connections. The host
+name is resolved once, when the connection is made (``resolve_address``): never in the loop.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import socket
 
 from engine.fix.session import Disconnect, FixSession, LoggedOn, SessionState
-from engine.fix.transport import Backoff
+from engine.fix.transport import Backoff, resolve_address
 
 __all__ = ["PolledConnection"]
 
@@ -31,6 +32,8 @@ class PolledConnection:
         self.session = session
         self.host = host
         self.port = port
+        #: the address connected to, resolved here once (ValueError if the name does not)
+        self.address = resolve_address(host, port)
         self.backoff = backoff or Backoff()
         self.sock: socket.socket | None = None
         self._connecting = False
@@ -99,7 +102,7 @@ class PolledConnection:
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setblocking(False)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        rc = s.connect_ex((self.host, self.port))
+        rc = s.connect_ex(self.address)
         if rc not in (0, errno.EINPROGRESS):
             s.close()
             self._retry(f"connect to {self.host}:{self.port} failed: {errno.errorcode.get(rc, rc)}",

@@ -13,19 +13,31 @@ its "Test Cases" section):
   once the gap is filled. Lower without PossDupFlag: Logout "MsgSeqNum too low" and disconnect
   (2c); lower with PossDupFlag=Y: a duplicate, ignored (2e), unless OrigSendingTime is missing
   (Reject 1, 2g) or later than SendingTime (Reject 10, 2f).
-- A garbled message (bad BeginString, BodyLength or CheckSum: the decoder's business) is
-  ignored and does not consume a sequence number (2d, 2j, 3).
-- CompID mismatch (2i) and SendingTime out of the allowed skew (2k): Reject, Logout,
-  disconnect. Unknown MsgType: Reject 11 (2l). A session message with a required tag missing
-  or a value in the wrong format: Reject 1 / 6 (14a, 14f); the message's number is consumed.
+- A garbled message (bad BodyLength or CheckSum: the decoder's business) is ignored and does
+  not consume a sequence number (2d, 2j, 3). A message of another FIX version (BeginString
+  not FIX.4.4) is not garbage but the wrong session: Logout and disconnect (2h).
+- CompID mismatch (2i) and SendingTime out of the allowed ``max_latency_s`` (2k): Reject,
+  Logout, disconnect. Unknown MsgType: Reject 11 (2l); a valid application MsgType the
+  application does not take (``app_msg_types``): BusinessMessageReject 3 (2m).
+- Every message in sequence is validated against the FIX 4.4 data dictionary
+  (``engine.fix.dictionary``; 14a-14j): a failure is a Reject (35=3) with
+  SessionRejectReason, RefTagID, RefMsgType and RefSeqNum, and its MsgSeqNum is consumed. A
+  Logon that fails it (1d), asks for encryption (17) or has a SendingTime out of range: Logout
+  and disconnect.
 - ResendRequest: resend the stored application messages with PossDupFlag=Y and
   OrigSendingTime; administrative messages (and anything not stored) become one
   SequenceReset-GapFill per run (8). SequenceReset-GapFill moves the expected number forward
-  (10b), never back (Reject 5, 10e); SequenceReset-Reset ignores MsgSeqNum (11).
+  (10b), never back (Reject 5, 10e); SequenceReset-Reset ignores MsgSeqNum (11) and never
+  moves it back either (Reject 5, "Value is incorrect (out of range) for this tag", 11c).
 - No traffic sent for HeartBtInt: Heartbeat (4a). Nothing received for HeartBtInt × 1.2:
   TestRequest (6); still nothing after another HeartBtInt × 1.2: disconnect.
 - Logout from us: wait ``logout_timeout_s`` for theirs, then disconnect (12). From them:
   answer it and disconnect (13).
+
+Bounds (nothing a peer sends makes the session hold unbounded state): at most ``max_queue``
+messages are kept ahead of a gap (beyond: Logout "too many messages queued ahead of a gap",
+disconnect); a ResendRequest for more than ``max_resend`` messages is rejected (Reject 5), and
+a gap larger than that is asked for in pieces of ``max_resend``. Each is counted.
 """
 
 from __future__ import annotations
@@ -39,10 +51,12 @@ from engine.fix.codec import (
     FixDecoder,
     FixGarbled,
     FixMessage,
+    GarbleKind,
     encode,
     parse_utc_timestamp,
     utc_timestamp,
 )
+from engine.fix.dictionary import validate
 from engine.fix.store import MemoryStore, MessageStore
 
 __all__ = [
@@ -54,10 +68,12 @@ __all__ = [
     "AppMessage",
     "PeerReject",
     "RejectSent",
+    "BusinessRejectSent",
     "Garbled",
     "LoggedOut",
     "Disconnect",
     "REJECT_REASONS",
+    "HELMDESK_APP_TYPES",
 ]
 
 log = logging.getLogger("helmdesk.fix")
@@ -67,6 +83,10 @@ HEARTBEAT, TEST_REQUEST, RESEND_REQUEST, REJECT, SEQUENCE_RESET, LOGOUT, LOGON =
     b"0", b"1", b"2", b"3", b"4", b"5", b"A"
 )
 ADMIN_TYPES = frozenset({HEARTBEAT, TEST_REQUEST, RESEND_REQUEST, REJECT, SEQUENCE_RESET, LOGOUT, LOGON})
+#: The application MsgTypes Helmdesk handles: the venue takes orders and market data requests,
+#: the engine reads executions, cancel rejects, market data and business rejects.
+HELMDESK_APP_TYPES = frozenset({b"D", b"F", b"G", b"H", b"V", b"8", b"9", b"W", b"X", b"Y",
+                                b"j"})
 #: FIX 4.4 MsgType values: one of 0-9 A-Z a-z, or AA..BH.
 _VALID_MSG_TYPE = re.compile(rb"^(?:[0-9A-Za-z]|A[A-Z]|B[A-H])$")
 
@@ -146,6 +166,15 @@ class RejectSent:
 
 
 @dataclass(frozen=True, slots=True)
+class BusinessRejectSent:
+    """We answered one of theirs with a BusinessMessageReject (35=j)."""
+
+    ref_seq: int
+    reason: int  #: BusinessRejectReason (380)
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Garbled:
     """Input that was ignored (FIX: garbled messages are dropped, not rejected)."""
 
@@ -170,11 +199,31 @@ class SessionConfig:
     target: str  #: their CompID (our TargetCompID)
     initiator: bool
     heartbeat_s: int = 30  #: initiator's HeartBtInt; an acceptor takes the Logon's
-    reset_on_logon: bool = False  #: initiator: send ResetSeqNumFlag=Y on Logon
-    max_skew_s: float = 120.0  #: SendingTime accepted this far from our clock
+    #: initiator: send ResetSeqNumFlag=Y on Logon; acceptor: start at 1 on every Logon
+    reset_on_logon: bool = False
+    reset_on_logout: bool = False  #: sequence numbers back to 1 after a Logout exchange
+    reset_on_disconnect: bool = False  #: ...and after any end of a connection
+    max_latency_s: float = 120.0  #: SendingTime accepted this far from our clock
     logon_timeout_s: float = 10.0
     logout_timeout_s: float = 10.0
     test_request_factor: float = 1.2  #: "reasonable transmission time" on top of HeartBtInt
+    validate: bool = True  #: check inbound messages against the FIX 4.4 dictionary
+    validate_fields_out_of_order: bool = True  #: header/body/trailer order errors: Reject 14
+    allow_unknown_msg_fields: bool = False  #: let tags not defined (for the message) through
+    #: the application MsgTypes the application takes and the session validates; others are
+    #: handed over as they are, for the application's BusinessMessageReject 3 (2m). Default:
+    #: the ones Helmdesk handles on either side. None: validate every MsgType
+    app_msg_types: frozenset[bytes] | None = HELMDESK_APP_TYPES
+    #: True: an application message missing a required field is rejected here too (Reject 1,
+    #: conditionally required: BusinessMessageReject 5). Off by default: a venue that leaves
+    #: out a field its FIX spec marks required must not cost us a fill, and the application
+    #: rejects what it needs in its own terms (the venue's exchange names the field)
+    validate_app_required: bool = False
+    #: False: an application message's values (enumerations, formats) are left to the
+    #: application too; its structure is still checked
+    validate_app_values: bool = True
+    max_queue: int = 10_000  #: messages kept ahead of a gap
+    max_resend: int = 100_000  #: messages served for / asked in one ResendRequest
 
     def __post_init__(self) -> None:
         for name in ("sender", "target"):
@@ -183,6 +232,11 @@ class SessionConfig:
                 raise ValueError(f"{name} CompID {v!r} is empty or contains SOH/'='")
         if not 1 <= self.heartbeat_s <= 3600:
             raise ValueError(f"heartbeat_s must be 1..3600, was {self.heartbeat_s}")
+        if self.max_latency_s <= 0:
+            raise ValueError(f"max_latency_s must be positive, was {self.max_latency_s}")
+        if self.max_queue < 1 or self.max_resend < 1:
+            raise ValueError(f"max_queue and max_resend must be at least 1, were "
+                             f"{self.max_queue} and {self.max_resend}")
 
 
 class FixSession:
@@ -208,9 +262,13 @@ class FixSession:
         self._served_early: set[int] = set()  # ResendRequests answered ahead of a gap
         self._ts_second = b""  # SendingTime cache: "YYYYMMDD-HH:MM:SS" and its ns
         self._ts_second_ns = 0
+        self._check = config.validate
+        self._allow_unknown = config.allow_unknown_msg_fields
+        self._check_order = config.validate_fields_out_of_order
         self.counters = dict.fromkeys(
             ("garbled", "rejects_sent", "rejects_received", "resend_requests_sent",
-             "resends_served", "duplicates_ignored"), 0)
+             "resends_served", "duplicates_ignored", "business_rejects_sent", "queue_overflows",
+             "resend_requests_refused"), 0)
 
     # -- connection life cycle ----------------------------------------------------------------
     def connect(self, now_ns: int) -> None:
@@ -232,9 +290,13 @@ class FixSession:
             self._send(LOGON, body, now_ns)
 
     def connection_lost(self, now_ns: int) -> None:
-        """The transport's connection closed (from either side). Sequence numbers persist."""
+        """The transport's connection closed (from either side). Sequence numbers persist,
+        unless ``reset_on_disconnect``."""
         self._set_state(SessionState.DISCONNECTED, now_ns)
         self._out.clear()
+        self._queue.clear()
+        if self.config.reset_on_disconnect:
+            self.store.reset()
 
     def logout(self, text: str, now_ns: int) -> None:
         if self.state is SessionState.ACTIVE:
@@ -288,6 +350,15 @@ class FixSession:
         log.warning("%s rejected message %d (35=%s): %s", self.config.sender, ref_seq,
                     _s(ref_msg_type), text)
 
+    def _business_reject(self, m: FixMessage, reason: int, text: str, now_ns: int) -> None:
+        body = [(45, str(m.seq).encode()), (372, m.msg_type), (380, str(reason).encode()),
+                (58, text.encode())]
+        self._send(b"j", body, now_ns)
+        self.counters["business_rejects_sent"] += 1
+        self._events.append(BusinessRejectSent(m.seq, reason, text))
+        log.warning("%s business-rejected message %d (35=%s): %s", self.config.sender, m.seq,
+                    _s(m.msg_type), text)
+
     def _fail(self, text: str, now_ns: int) -> None:
         """Logout with a reason and drop the connection (serious protocol errors)."""
         if self.state in (SessionState.ACTIVE, SessionState.AWAITING_LOGON, SessionState.LOGOUT_SENT):
@@ -315,6 +386,8 @@ class FixSession:
                 self.counters["garbled"] += 1
                 self._events.append(Garbled(item.reason))
                 log.warning("%s: ignored garbled input: %s", self.config.sender, item.reason)
+                if item.kind is GarbleKind.BEGIN_STRING and self.state is SessionState.ACTIVE:
+                    self._fail(f"Incorrect BeginString: {item.reason}", now_ns)  # 2h
                 continue
             self._last_recv = now_ns
             self._test_req_sent = 0  # any traffic answers a TestRequest
@@ -344,9 +417,12 @@ class FixSession:
     def _on_message(self, m: FixMessage, now_ns: int) -> None:
         if self.state is SessionState.AWAITING_LOGON:
             if m.msg_type != LOGON:
-                self._events.append(Disconnect(
-                    f"first message was 35={m.msg_type.decode(errors='replace')}, not a Logon"))
-                self._set_state(SessionState.DISCONNECTED, now_ns)
+                why = f"first message was 35={m.msg_type.decode(errors='replace')}, not a Logon"
+                if self.config.initiator:
+                    self._fail(why, now_ns)  # 1B.e: Logout saying why, disconnect
+                else:  # no session yet: answering would use up a sequence number (1S.e)
+                    self._events.append(Disconnect(why))
+                    self._set_state(SessionState.DISCONNECTED, now_ns)
                 return
             self._on_logon(m, now_ns)
             return
@@ -365,6 +441,11 @@ class FixSession:
             if mt == LOGOUT:
                 self._on_logout(m, now_ns)
                 return
+            if len(self._queue) >= self.config.max_queue:
+                self.counters["queue_overflows"] += 1
+                self._fail(f"too many messages queued ahead of a gap ({len(self._queue)}, "
+                           f"expecting {expected} but received {seq})", now_ns)
+                return
             self._queue[seq] = m
             self._request_resend(expected, seq, now_ns)
             return
@@ -377,8 +458,11 @@ class FixSession:
             if nxt is None:
                 break
             self._process(nxt, now_ns)
-        if self._queue and self.store.next_target_seq >= max(self._queue):
-            self._queue = {s: q for s, q in self._queue.items() if s >= self.store.next_target_seq}
+        if self._queue:
+            nxt_seq = self.store.next_target_seq
+            self._queue = {s: q for s, q in self._queue.items() if s >= nxt_seq}
+            if self._queue and nxt_seq >= self._resend_until:  # the next piece of a long gap
+                self._request_resend(nxt_seq, max(self._queue), now_ns)
 
     def _header_ok(self, m: FixMessage, now_ns: int) -> bool:
         if m.get(49) != self._target or m.get(56) != self._sender:
@@ -407,7 +491,7 @@ class FixSession:
             self._send_reject(m, 6, f"SendingTime {_s(raw_time)} is not a UTCTimestamp", now_ns, 52)
             return False
         skew = abs(now_ns - sent) / 1e9
-        if skew > self.config.max_skew_s and not m.poss_dup:
+        if skew > self.config.max_latency_s and not m.poss_dup:
             self._consume(m)
             self._send_reject(m, 10, f"SendingTime accuracy problem: {skew:.1f} s from our clock",
                               now_ns, 52)
@@ -449,8 +533,15 @@ class FixSession:
     def _request_resend(self, expected: int, seen: int, now_ns: int) -> None:
         if self._resend_until > expected:
             return  # one is already out for this gap
-        self._resend_until = seen + 1
-        self._send(RESEND_REQUEST, [(7, str(expected).encode()), (16, b"0")], now_ns)
+        end = seen - 1  # the last missing number
+        if end - expected + 1 > self.config.max_resend:  # a long gap: ask in pieces
+            end = expected + self.config.max_resend - 1
+            self._resend_until = end + 1
+            end_b = str(end).encode()
+        else:
+            self._resend_until = seen + 1
+            end_b = b"0"
+        self._send(RESEND_REQUEST, [(7, str(expected).encode()), (16, end_b)], now_ns)
         self.counters["resend_requests_sent"] += 1
         log.warning("%s: gap detected, expecting %d but received %d: ResendRequest sent",
                     self.config.sender, expected, seen)
@@ -458,6 +549,8 @@ class FixSession:
     def _process(self, m: FixMessage, now_ns: int) -> None:
         """Handle the next message in sequence."""
         mt = m.msg_type
+        if self._check and not self._valid(m, now_ns):
+            return
         required = _REQUIRED.get(mt)
         if required is not None:
             for tag in required:
@@ -502,19 +595,55 @@ class FixSession:
         else:
             self._events.append(AppMessage(m))
 
+    def _valid(self, m: FixMessage, now_ns: int) -> bool:
+        """Check ``m`` (the next in sequence) against the dictionary and the application's
+        MsgTypes; if it fails, use up its number and answer with a Reject or a
+        BusinessMessageReject."""
+        types = self.config.app_msg_types
+        if types is not None and m.msg_type not in types and m.msg_type not in ADMIN_TYPES:
+            return True  # not the application's: it answers with a BusinessMessageReject
+        bad = validate(m, allow_unknown=self._allow_unknown, check_order=self._check_order,
+                       app_required=self.config.validate_app_required,
+                       app_values=self.config.validate_app_values)
+        if bad is None:
+            return True
+        self._consume(m)
+        reason, ref_tag, text, business = bad
+        if business:
+            self._business_reject(m, reason, text, now_ns)
+        else:
+            self._send_reject(m, reason, text, now_ns, ref_tag)
+        return False
+
     def _on_logon(self, m: FixMessage, now_ns: int) -> None:
         if m.get(49) != self._target or m.get(56) != self._sender:
             self._fail(f"Logon from unexpected CompIDs 49={_s(m.get(49))} 56={_s(m.get(56))}",
                        now_ns)
             return
+        if self._check:
+            bad = validate(m, allow_unknown=self._allow_unknown, check_order=self._check_order)
+            if bad is not None:
+                self._fail(f"Invalid Logon message: {bad[2]}", now_ns)  # 1d
+                return
         hb = m.get(108)
         if hb is None or not hb.isdigit() or not 1 <= int(hb) <= 3600:
             self._fail(f"Logon without a valid HeartBtInt (108={_s(hb)})", now_ns)
             return
+        if m.get(98) != b"0":  # 17: encryption is not supported
+            self._fail(f"Invalid Logon message: EncryptMethod(98)={_s(m.get(98))} is not "
+                       f"supported, only 0 (none)", now_ns)
+            return
+        try:
+            skew = abs(now_ns - parse_utc_timestamp(m.get(52))) / 1e9
+        except (ValueError, TypeError):
+            skew = float("inf")
+        if skew > self.config.max_latency_s:  # 1d
+            self._fail("Invalid Logon message: SendingTime accuracy problem, field=52", now_ns)
+            return
         reset = m.get(141) == b"Y"
         if not self.config.initiator:
             self.heartbeat_s = int(hb)  # the acceptor uses the initiator's interval
-            if reset:
+            if reset or self.config.reset_on_logon:
                 self.store.reset()
         expected = self.store.next_target_seq
         seq = m.seq
@@ -540,6 +669,8 @@ class FixSession:
         self._events.append(LoggedOut(text))
         self._events.append(Disconnect(f"logged out{': ' + text if text else ''}"))
         self._set_state(SessionState.DISCONNECTED, now_ns)
+        if self.config.reset_on_logout:  # our answer is already encoded with the old number
+            self.store.reset()
 
     def _on_sequence_reset(self, m: FixMessage, now_ns: int) -> None:
         new = m.get(36)
@@ -549,10 +680,14 @@ class FixSession:
             return
         new_i = int(new)
         expected = self.store.next_target_seq
-        if new_i < expected:
-            self._send_reject(m, 5, f"NewSeqNo {new_i} would move MsgSeqNum back from {expected}",
-                              now_ns, 36)
+        if new_i < expected:  # 11c: Reject, and the expected number stays
+            log.warning("%s: SequenceReset-Reset to %d would move MsgSeqNum back from %d",
+                        self.config.sender, new_i, expected)
+            self._send_reject(m, 5, REJECT_REASONS[5], now_ns, 36)
             return
+        if new_i == expected:  # 11b: accepted, though it changes nothing
+            log.warning("%s: SequenceReset-Reset to %d, the number expected anyway",
+                        self.config.sender, new_i)
         self.store.set_next_target_seq(new_i)
         self._queue = {s: q for s, q in self._queue.items() if s >= new_i}
 
@@ -562,6 +697,16 @@ class FixSession:
         last = self.store.next_sender_seq - 1
         if end == 0 or end > last:
             end = last
+        if begin < 1 or (int(m.get(16)) and begin > int(m.get(16))):
+            self._send_reject(m, 5, f"ResendRequest range {begin}..{int(m.get(16))} is not a "
+                                    f"range of sequence numbers", now_ns, 7)
+            return
+        if end - begin + 1 > self.config.max_resend:
+            self.counters["resend_requests_refused"] += 1
+            self._send_reject(m, 5, f"ResendRequest for {end - begin + 1} messages is over the "
+                                    f"limit of {self.config.max_resend}: ask in smaller ranges",
+                              now_ns, 16)
+            return
         self.counters["resends_served"] += 1
         stored = dict(self.store.sent_range(begin, end))
         gap_from = None

@@ -2,19 +2,22 @@
 
 The session never knows which transport drives it. This one serves the venue (acceptor) and
 tools; the engine's hot loop may drive the same session from non-blocking sockets instead.
-``Initiator`` reconnects with capped exponential back-off.
+``Initiator`` reconnects with capped exponential back-off. Host names are resolved once,
+before the first connection (``resolve_address``): a DNS lookup can block for seconds, and a
+reconnect loop must not pay it, or meet a changed answer, on every attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from typing import Callable
 
 from engine.fix.session import Disconnect, FixSession, LoggedOn, SessionState
 
-__all__ = ["serve_connection", "Initiator", "Backoff"]
+__all__ = ["serve_connection", "Initiator", "Backoff", "resolve_address"]
 
 log = logging.getLogger("helmdesk.fix")
 
@@ -74,6 +77,17 @@ async def _flush(session: FixSession, writer: asyncio.StreamWriter) -> None:
         await writer.drain()
 
 
+def resolve_address(host: str, port: int) -> tuple[str, int]:
+    """``host`` (a name or an IPv4 address) and ``port`` as the IPv4 address to connect to;
+    ValueError saying why if the name does not resolve. Blocking: call it once, at start."""
+    try:
+        infos = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as e:
+        raise ValueError(f"cannot resolve FIX host {host!r}: {e}") from None
+    addr = infos[0][4]
+    return addr[0], addr[1]
+
+
 class Backoff:
     """0.5 s, 1 s, 2 s, … capped; ``reset()`` after a session that logged on."""
 
@@ -105,6 +119,7 @@ class Initiator:
         self.backoff = backoff or Backoff()
         self.connects = 0
         self.last_reason = ""
+        self.address: tuple[str, int] | None = None  #: resolved once, by run()
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -113,7 +128,13 @@ class Initiator:
     async def run(self) -> None:
         while not self._stop.is_set():
             try:
-                reader, writer = await asyncio.open_connection(self.host, self.port)
+                if self.address is None:  # once; retried only until it has an answer
+                    self.address = await asyncio.get_running_loop().run_in_executor(
+                        None, resolve_address, self.host, self.port)
+                reader, writer = await asyncio.open_connection(*self.address)
+            except ValueError as e:
+                self.last_reason = str(e)
+                log.warning("%s; retrying", self.last_reason)
             except OSError as e:
                 self.last_reason = f"connect to {self.host}:{self.port} failed: {e.strerror or e}"
                 log.warning("%s; retrying", self.last_reason)

@@ -9,9 +9,20 @@ counterparty's ``FixSession`` (acceptor; TargetCompID = that CompID) is driven o
 connection by ``engine.fix.transport.serve_connection``, starting with the bytes already read:
 the session layer then checks TargetCompID, the Logon, sequence numbers and everything else,
 and counts the garbage. A SenderCompID that is not configured, a TargetCompID that is not
-ours (checked here too, so a stranger cannot use up the real session's sequence numbers), or a
-counterparty still connected after ``RECONNECT_GRACE_S`` gets a Logout saying why, and the
-connection is closed.
+ours (checked here too, so a stranger cannot use up the real session's sequence numbers) gets
+a Logout saying why, and the connection is closed. A Logon for a counterparty still connected
+after ``RECONNECT_GRACE_S`` (a duplicate identity, FIX case 1b) is closed without a word:
+anything sent would use up a sequence number of the session in use.
+
+Connections are capped (``max_connections`` in total, ``max_connections_per_counterparty``
+from one SenderCompID, the one being served and those waiting for it together): a connection
+over either cap is closed at once, counted in ``refused`` and logged. The acceptor sessions take
+their FIX settings (``reset_on_logon``, ``reset_on_logout``, ``reset_on_disconnect``,
+``max_latency_s``, ``validate_fields_out_of_order``, ``allow_unknown_msg_fields``) from the
+profile's ``[venue]`` (docs/fix.md). They validate every message against the FIX 4.4
+dictionary, except an order's values and required fields, which the exchange rejects in its
+own terms (an ExecutionReport naming the field), and message types the exchange does not take,
+which it answers with a BusinessMessageReject.
 
 One session per counterparty. Its sequence numbers and sent messages live in
 ``<data dir>/venue-<name>.db`` (``SqlStore``), so a restarted venue resumes sessions rather
@@ -59,6 +70,7 @@ from engine.core.clock import Clock, LiveClock
 from engine.core.paths import data_dir
 from engine.core.profile import InstrumentConfig, VenueConfig
 from engine.fix.codec import FixDecoder, FixEncodeError, FixGarbled, FixMessage, encode
+from engine.fix.codec import GarbleKind
 from engine.fix.session import (
     AppMessage,
     Disconnect,
@@ -153,8 +165,11 @@ class Venue:
                                           reference_seed=config.reference_seed)
                            if config.background_hz > 0 else None)
         self.counters = dict.fromkeys(
-            ("connections", "refused", "sessions", "disconnects", "cancelled_on_disconnect",
-             "sent_late", "pending_dropped", "md_dropped", "errors"), 0)
+            ("connections", "refused", "refused_over_limit", "sessions", "disconnects",
+             "cancelled_on_disconnect", "sent_late", "pending_dropped", "md_dropped", "errors"),
+            0)
+        self._open = 0  # connections open now
+        self._per_cp: dict[str, int] = {}  # connections open now by claimed counterparty
         self._db_url = db_url or f"sqlite:///{data_dir() / f'venue-{config.name}.db'}"
         self._db: Engine | None = None
         self._tick_s = tick_s
@@ -172,9 +187,15 @@ class Venue:
         """Open the sessions' store and listen; ``port`` is then the real one."""
         cfg = self.config
         self._db = _open_db(self._db_url)
+        app_types = frozenset(self.exchange._handlers)  # what the exchange takes
         for comp_id in cfg.counterparties:
-            session_cfg = SessionConfig(sender=cfg.sender, target=comp_id, initiator=False,
-                                        heartbeat_s=cfg.heartbeat_s)
+            session_cfg = SessionConfig(
+                sender=cfg.sender, target=comp_id, initiator=False, heartbeat_s=cfg.heartbeat_s,
+                reset_on_logon=cfg.reset_on_logon, reset_on_logout=cfg.reset_on_logout,
+                reset_on_disconnect=cfg.reset_on_disconnect, max_latency_s=cfg.max_latency_s,
+                validate_fields_out_of_order=cfg.validate_fields_out_of_order,
+                allow_unknown_msg_fields=cfg.allow_unknown_msg_fields,
+                app_msg_types=app_types, validate_app_values=False)
             store = SqlStore(self._db, f"{cfg.sender}->{comp_id}", deferred=True,
                              on_dirty=self._store_dirty)
             session = _AcceptorSession(session_cfg, store,
@@ -241,16 +262,37 @@ class Venue:
     async def _on_connection(self, reader: asyncio.StreamReader,
                              writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        self._tasks.add(task)
         self.counters["connections"] += 1
         peer = _peer(writer)
+        if self._open >= self.config.max_connections:
+            self._over_limit(writer, peer, f"{self._open} connections open, the most "
+                                           f"max_connections = {self.config.max_connections} "
+                                           f"allows")
+            return
+        self._tasks.add(task)
+        self._open += 1
         cp = None
+        counted: str | None = None
         try:
             prefix, first = await _first_message(reader)
             cp = self._choose(first, peer, writer)
+            if cp is not None:
+                n = self._per_cp.get(cp.comp_id, 0)
+                if n >= self.config.max_connections_per_counterparty:
+                    self._over_limit(writer, peer, f"{n} connections of {cp.comp_id} open, the "
+                                                   f"most max_connections_per_counterparty = "
+                                                   f"{self.config.max_connections_per_counterparty}"
+                                                   f" allows")
+                    cp = None
+                    return
+                counted = cp.comp_id
+                self._per_cp[counted] = n + 1
             if cp is not None and not await self._claim(cp):
-                self._refuse(writer, cp.comp_id.encode(), peer,
-                             f"{cp.comp_id} is already connected")
+                # a duplicate identity (FIX 1b): close without a word, which would use up a
+                # sequence number of the session in use
+                self.counters["refused"] += 1
+                log.warning("%s refused a connection from %s: %s is already connected",
+                            self.config.name, peer, cp.comp_id)
                 cp = None
             if cp is None:
                 return
@@ -276,7 +318,17 @@ class Venue:
                 cp.writer = cp.task = None
             if cp is None:
                 writer.close()
+            if counted is not None:
+                self._per_cp[counted] -= 1
+            self._open -= 1
             self._tasks.discard(task)
+
+    def _over_limit(self, writer: asyncio.StreamWriter, peer: str, why: str) -> None:
+        """Close a connection over a cap at once: nothing is read or kept for it."""
+        self.counters["refused"] += 1
+        self.counters["refused_over_limit"] += 1
+        log.warning("%s refused a connection from %s: %s", self.config.name, peer, why)
+        writer.close()
 
     def _choose(self, first: FixMessage | FixGarbled | str, peer: str,
                 writer: asyncio.StreamWriter) -> _Counterparty | None:
@@ -542,6 +594,8 @@ async def _first_message(
         while (item := decoder.next()) is not None:
             if isinstance(item, FixMessage) or item.should_reject:
                 return b"".join(chunks), item
+            if item.kind is GarbleKind.BEGIN_STRING:  # FIX 1d/2h: not a FIX 4.4 session
+                return b"".join(chunks), f"not FIX 4.4: {item.reason}"
     return b"".join(chunks), f"{size} bytes and no message"
 
 
