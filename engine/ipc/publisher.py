@@ -68,7 +68,14 @@ def _open_fresh(name: str, size: int, log: Callable[[str], None]) -> Segment:
             finally:
                 old.close()
             continue
-        if not try_lock(seg.fd, 0, 8) or not seg.still_current():
+        try:
+            mine = try_lock(seg.fd, 0, 8) and seg.still_current()
+        except BaseException:  # a signal in the start: remove what we just made
+            if seg.still_current():
+                seg.unlink()
+            seg.close()
+            raise
+        if not mine:
             seg.close()
             raise EngineAlreadyRunning(
                 f"another engine took instance {name[len('/helmdesk.'):]!r} while this one started"
@@ -98,7 +105,19 @@ class EngineSegment:
         self.layout = lay = Layout(
             n_instruments=len(instruments), event_capacity=event_capacity, cmd_capacity=cmd_capacity
         )
-        self.seg = seg = _open_fresh(segment_name(instance), lay.total_size, log)
+        self.seg = _open_fresh(segment_name(instance), lay.total_size, log)
+        self.bell = None
+        try:  # a signal may land anywhere in the start: nothing is left behind
+            self._build(instruments, idle, pid, epoch_wall_ns, epoch_mono_ns, log, venues)
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _build(self, instruments: Sequence[tuple[str, float, float]], idle: str,
+               pid: int | None, epoch_wall_ns: int, epoch_mono_ns: int,
+               log: Callable[[str], None], venues: Sequence[str]) -> None:
+        lay, seg = self.layout, self.seg
+
         buf, q = seg.buf, seg.q
         self.q = q
 
@@ -114,7 +133,7 @@ class EngineSegment:
         q[H.MAX_DESKS // 8] = lay.max_desks
         q[H.EVENT_CAPACITY // 8] = lay.event_capacity
         q[H.CMD_CAPACITY // 8] = lay.cmd_capacity
-        name = instance.encode()[: H.INSTANCE_LEN]
+        name = self.instance.encode()[: H.INSTANCE_LEN]
         buf[H.INSTANCE : H.INSTANCE + len(name)] = name
         if len(venues) > MAX_VENUES:
             raise ValueError(f"at most {MAX_VENUES} venues, was {len(venues)}")
@@ -145,17 +164,22 @@ class EngineSegment:
         self._hb_count = 0
 
         # doorbell: desks send a byte to it after each command (rundir: a private directory)
-        try:
-            self.bell_path = doorbell_path(instance)
-            self.bell, self._bell_inode = bind_doorbell(self.bell_path)
-        except BaseException:
-            self.desks.release()
-            seg.unlink()
-            seg.close()
-            raise
+        self.bell_path = doorbell_path(self.instance)
+        self.bell, self._bell_inode = bind_doorbell(self.bell_path)
 
         buf[H.VERSION : H.VERSION + 4] = LAYOUT_VERSION.to_bytes(4, "little")
         q[H.MAGIC // 8] = MAGIC  # the segment is ready
+
+    def _abandon(self) -> None:
+        """Undo a start that failed half-way: the doorbell and the segment go."""
+        if self.bell is not None:
+            unlink_doorbell(self.bell_path, self._bell_inode)
+            self.bell.close()
+        desks = getattr(self, "desks", None)
+        if desks is not None:
+            desks.release()
+        self.seg.unlink()
+        self.seg.close()  # views still pointing into it are unmapped when collected
 
     # -- header -------------------------------------------------------------------------------
     def set_state(self, state: int) -> None:

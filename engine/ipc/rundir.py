@@ -99,6 +99,7 @@ def bind_doorbell(path: str) -> tuple[socket.socket, int]:
     """Bind the engine's doorbell at ``path`` (non-blocking), replacing a dead engine's;
     return the socket and the inode of its file (for ``unlink_doorbell``)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    bound = False
     try:
         try:
             sock.bind(path)
@@ -107,14 +108,16 @@ def bind_doorbell(path: str) -> tuple[socket.socket, int]:
                 raise
             _remove_stale(path)
             sock.bind(path)
+        bound = True
         os.chmod(path, 0o600)
         inode = os.lstat(path).st_ino
         sock.setblocking(False)
-    except OSError as e:
+    except BaseException as e:
         sock.close()
-        raise IpcError(f"cannot bind the engine's doorbell {path}: {e.strerror or e}") from None
-    except BaseException:
-        sock.close()
+        if bound:
+            os.unlink(path)
+        if isinstance(e, OSError):
+            raise IpcError(f"cannot bind the engine's doorbell {path}: {e.strerror or e}") from None
         raise
     return sock, inode
 

@@ -146,7 +146,11 @@ class Segment:
             os.close(fd)
             _posixshmem.shm_unlink(name)
             raise
-        return cls(name, fd, size, owner=True)
+        try:
+            return cls(name, fd, size, owner=True)  # closes fd itself if it fails
+        except BaseException:  # a signal may land here too: the name goes with the segment
+            _posixshmem.shm_unlink(name)
+            raise
 
     @classmethod
     def attach(cls, name: str, *, check: bool = True) -> "Segment":
