@@ -472,7 +472,7 @@ def _value_function(v: _Verdict) -> Callable[[list[bytes]], bool] | None:
                 times.append((i, 17 if t == "UTCTimestamp" else 8))
         else:
             name = f"c{len(consts)}"
-            consts[name] = (lambda fd: lambda b: fd.check(b) is None)(fd)
+            consts[name] = _checker(fd)
             terms.append(f"{name}({x})")
     if skel:
         consts["ok_skel"] = set()
@@ -489,6 +489,10 @@ def _value_function(v: _Verdict) -> Callable[[list[bytes]], bool] | None:
         return None
     args = "".join(f", {k}={k}" for k in consts)
     return eval(f"lambda v{args}: {' and '.join(terms)}", {"__builtins__": {}}, consts)  # noqa: S307
+
+
+def _checker(fd: FieldDef) -> Callable[[bytes], bool]:
+    return lambda b: fd.check(b) is None
 
 
 def _learn(v: _Verdict, vals: list[bytes]) -> None:

@@ -303,6 +303,18 @@ class FixSession:
             self._send(LOGOUT, [(58, text.encode())] if text else [], now_ns)
             self._set_state(SessionState.LOGOUT_SENT, now_ns)
 
+    def reset_sequence(self, new_seq: int, now_ns: int) -> None:
+        """Jump our outbound numbers to ``new_seq`` with a SequenceReset-Reset (9): for when
+        messages cannot be resent (a lost store). The peer expects ``new_seq`` next."""
+        if self.state is not SessionState.ACTIVE:
+            raise SessionNotActive(f"session {self.config.sender}->{self.config.target} is "
+                                   f"{self.state.value}")
+        if new_seq <= self.store.next_sender_seq:
+            raise ValueError(f"NewSeqNo {new_seq} must be above the next MsgSeqNum "
+                             f"{self.store.next_sender_seq}")
+        self._send(SEQUENCE_RESET, [(123, b"N"), (36, str(new_seq).encode())], now_ns)
+        self.store.set_next_sender_seq(new_seq)
+
     # -- outbound ----------------------------------------------------------------------------
     def send(self, msg_type: bytes, body: list, now_ns: int) -> int:
         """Queue an application message; return its MsgSeqNum."""
@@ -386,8 +398,12 @@ class FixSession:
                 self.counters["garbled"] += 1
                 self._events.append(Garbled(item.reason))
                 log.warning("%s: ignored garbled input: %s", self.config.sender, item.reason)
-                if item.kind is GarbleKind.BEGIN_STRING and self.state is SessionState.ACTIVE:
-                    self._fail(f"Incorrect BeginString: {item.reason}", now_ns)  # 2h
+                if item.kind is GarbleKind.BEGIN_STRING:
+                    if self.state is SessionState.AWAITING_LOGON:  # 1d: not our session
+                        self._events.append(Disconnect(f"Incorrect BeginString: {item.reason}"))
+                        self._set_state(SessionState.DISCONNECTED, now_ns)
+                    else:
+                        self._fail(f"Incorrect BeginString: {item.reason}", now_ns)  # 2h
                 continue
             self._last_recv = now_ns
             self._test_req_sent = 0  # any traffic answers a TestRequest

@@ -69,8 +69,14 @@ from sqlalchemy.engine import Engine
 from engine.core.clock import Clock, LiveClock
 from engine.core.paths import data_dir
 from engine.core.profile import InstrumentConfig, VenueConfig
-from engine.fix.codec import FixDecoder, FixEncodeError, FixGarbled, FixMessage, encode
-from engine.fix.codec import GarbleKind
+from engine.fix.codec import (
+    FixDecoder,
+    FixEncodeError,
+    FixGarbled,
+    FixMessage,
+    GarbleKind,
+    encode,
+)
 from engine.fix.session import (
     AppMessage,
     Disconnect,
