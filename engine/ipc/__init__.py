@@ -1,6 +1,12 @@
 """Shared memory between the engine and its desks: layout, seqlocks, rings, commands."""
 
-from engine.ipc.client import CommandTimeout, EngineClient, EngineStatus, Instrument
+from engine.ipc.client import (
+    CommandTimeout,
+    EngineClient,
+    EngineStatus,
+    Instrument,
+    SlotReset,
+)
 from engine.ipc.commands import Ack, AckStatus, Command, Scope, Verb
 from engine.ipc.layout import EngineState, Layout, segment_name
 from engine.ipc.segment import (
@@ -27,6 +33,7 @@ __all__ = [
     "LayoutMismatch",
     "NoEngine",
     "Scope",
+    "SlotReset",
     "Verb",
     "segment_name",
 ]

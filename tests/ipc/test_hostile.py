@@ -13,6 +13,7 @@ import math
 import multiprocessing
 import os
 import random
+import threading
 import time
 
 import pytest
@@ -20,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.ipc import AckStatus, EngineClient, Scope, Verb
+from engine.ipc.client import SlotReset
 from engine.ipc.commands import Ack, Command
 from engine.ipc.layout import (
     CACHE_LINE,
@@ -244,6 +246,25 @@ def test_an_engine_error_while_serving_is_counted_and_the_slot_reset(desk):
     assert desk.rejects() == {"slot_error": 1}
     (notice,) = desk.c.poll_acks()
     assert notice.cmd_id == 0 and "engine error" in notice.reason
+    desk.ping_round_trip()
+
+
+def test_a_request_whose_command_a_reset_swallowed_raises_slot_reset(desk):
+    """The engine finds the ring corrupt with our command in it: request says so at once."""
+    def engine_side() -> None:
+        wait_until(lambda: desk.cmd_ctl[TAIL] != desk.cmd_ctl[HEAD], 5, "the command")
+        desk.cmd_ctl[TAIL] = U64  # scribbled on before the engine looked
+        desk.serve()
+
+    t = threading.Thread(target=engine_side)
+    t.start()
+    try:
+        with pytest.raises(SlotReset, match="reset this desk's slot .* before answering PING: "
+                                            "command ring reset: its tail"):
+            desk.c.request(Verb.PING, timeout=10)
+    finally:
+        t.join()
+    assert desk.c.resets == 1 and desk.handled == []
     desk.ping_round_trip()
 
 
