@@ -533,16 +533,9 @@ class FixSession:
         if not m.poss_dup:
             self._fail(f"MsgSeqNum too low, expecting {expected} but received {m.seq}", now_ns)
             return
-        orig = m.get(122)
-        if orig is None:
-            self._send_reject(m, 1, "Required tag missing: OrigSendingTime(122)", now_ns, 122)
-            return
-        try:
-            if parse_utc_timestamp(orig) > parse_utc_timestamp(m.get(52)):
-                self._send_reject(m, 10, "OrigSendingTime is later than SendingTime", now_ns, 122)
-                return
-        except ValueError:
-            self._send_reject(m, 6, f"OrigSendingTime {_s(orig)} is not a UTCTimestamp", now_ns, 122)
+        bad = _orig_time_problem(m)
+        if bad is not None:
+            self._send_reject(m, *bad, now_ns, 122)
             return
         self.counters["duplicates_ignored"] += 1  # seen already (2e)
 
@@ -565,6 +558,12 @@ class FixSession:
     def _process(self, m: FixMessage, now_ns: int) -> None:
         """Handle the next message in sequence."""
         mt = m.msg_type
+        if m.poss_dup:  # 2f, 2g: a resend must say when it was first sent, and before now
+            bad = _orig_time_problem(m)
+            if bad is not None:
+                self._consume(m)
+                self._send_reject(m, *bad, now_ns, 122)
+                return
         if self._check and not self._valid(m, now_ns):
             return
         required = _REQUIRED.get(mt)
@@ -788,6 +787,20 @@ class FixSession:
     def _set_state(self, st: SessionState, now_ns: int) -> None:
         self.state = st
         self._state_since = now_ns
+
+
+def _orig_time_problem(m: FixMessage) -> tuple[int, str] | None:
+    """(SessionRejectReason, text) when a PossDupFlag=Y message's OrigSendingTime is missing,
+    unreadable or later than its SendingTime."""
+    orig = m.get(122)
+    if orig is None:
+        return 1, "Required tag missing: OrigSendingTime(122)"
+    try:
+        if parse_utc_timestamp(orig) > parse_utc_timestamp(m.get(52)):
+            return 10, "OrigSendingTime is later than SendingTime"
+    except ValueError:
+        return 6, f"OrigSendingTime {_s(orig)} is not a UTCTimestamp"
+    return None
 
 
 def _s(raw: bytes | None) -> str:

@@ -342,21 +342,24 @@ def test_case_2e_possdup_not_yet_received_is_processed(role):
 @role
 def test_case_2f_possdup_with_orig_sending_time_after_sending_time_is_rejected(role):
     s, p = logged_on(role)
-    s.receive_data(p.msg(b"0"), T0)
-    dup = p.msg(b"0", seq=2, extra=[(43, b"Y"), (122, utc_timestamp(T0 + 5 * S))])
-    ev = s.receive_data(dup, T0)
+    late = [(43, b"Y"), (122, utc_timestamp(T0 + 5 * S))]
+    ev = s.receive_data(p.msg(b"0", extra=late), T0)  # MsgSeqNum as expected
     assert ev == [RejectSent(2, 10, "OrigSendingTime is later than SendingTime")]
-    assert sent(s)[-1].get(373) == b"10"
+    assert_rejected_on_wire = sent(s)[-1]
+    assert assert_rejected_on_wire.get(373) == b"10" and s.store.next_target_seq == 3
+    ev = s.receive_data(p.msg(b"0", seq=2, extra=late), T0)  # and when already seen
+    assert ev == [RejectSent(2, 10, "OrigSendingTime is later than SendingTime")]
+    assert s.store.next_target_seq == 3
 
 
 @role
 def test_case_2g_possdup_without_orig_sending_time_is_rejected(role):
     s, p = logged_on(role)
-    s.receive_data(p.msg(b"0"), T0)
-    ev = s.receive_data(p.msg(b"0", seq=2, extra=[(43, b"Y")]), T0)
+    ev = s.receive_data(p.msg(b"0", extra=[(43, b"Y")]), T0)
     assert ev == [RejectSent(2, 1, "Required tag missing: OrigSendingTime(122)")]
     rej = sent(s)[-1]
     assert rej.msg_type == b"3" and rej.get(373) == b"1" and rej.get(371) == b"122"
+    assert s.store.next_target_seq == 3
 
 
 @role
