@@ -54,6 +54,14 @@ Schema (every later issue adds its own section here rather than a new format)::
     reference_seed = 7       # optional: the background mid follows a wall-clock reference
                              #   price; venues with the same one quote around the same price
     fee_bps = 0.0            # charged per fill: Commission(12), CommType(13)=3 absolute
+    reset_on_logon = false   # the acceptor sessions (docs/fix.md): sequences back to 1 on each
+    reset_on_logout = false  #   Logon / after a Logout exchange / after any disconnect
+    reset_on_disconnect = false
+    max_latency_s = 120.0    # SendingTime accepted this far from the venue's clock
+    validate_fields_out_of_order = true   # header/body/trailer order errors: Reject 14
+    allow_unknown_msg_fields = false      # true: tags not defined (for the message) pass
+    max_connections = 64     # connections open at once, in total (more: refused, counted)
+    max_connections_per_counterparty = 4  # ...from one SenderCompID, waiting ones included
 
     The venue trades the profile's [[instruments]] (symbol, tick, price: the background
     flow's starting mid).
@@ -186,6 +194,14 @@ class VenueConfig:
     seed: int = 1
     fee_bps: float = 0.0
     reference_seed: int | None = None
+    reset_on_logon: bool = False  #: the acceptor sessions' FIX settings (docs/fix.md)
+    reset_on_logout: bool = False
+    reset_on_disconnect: bool = False
+    max_latency_s: float = 120.0
+    validate_fields_out_of_order: bool = True
+    allow_unknown_msg_fields: bool = False
+    max_connections: int = 64
+    max_connections_per_counterparty: int = 4
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -605,6 +621,15 @@ def _parse_venue(table: dict | None, path: Path) -> VenueConfig | None:
         seed=v.integer("seed", 1, lo=0, hi=2**63 - 1),
         reference_seed=v.integer("reference_seed", None, lo=0, hi=2**32 - 1),
         fee_bps=float(v.number("fee_bps", 0.0, lo=0.0, hi=10_000.0)),
+        reset_on_logon=v.get("reset_on_logon", bool, False),
+        reset_on_logout=v.get("reset_on_logout", bool, False),
+        reset_on_disconnect=v.get("reset_on_disconnect", bool, False),
+        max_latency_s=float(v.number("max_latency_s", 120.0, lo=0.001, hi=86_400.0)),
+        validate_fields_out_of_order=v.get("validate_fields_out_of_order", bool, True),
+        allow_unknown_msg_fields=v.get("allow_unknown_msg_fields", bool, False),
+        max_connections=v.integer("max_connections", 64, lo=1, hi=100_000),
+        max_connections_per_counterparty=v.integer("max_connections_per_counterparty", 4,
+                                                   lo=1, hi=1000),
     )
     v.done()
     return config
