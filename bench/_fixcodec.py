@@ -19,6 +19,9 @@ per ``feed`` unless said otherwise; simplefix parses the very same bytes in the 
   ``FixDecoder.feed`` + ``next`` (framing, BodyLength, CheckSum, field syntax, required header
   fields, MsgSeqNum) → the OMS's typed reads: ClOrdID 11, ExecID 17, ExecType 150 and
   OrdStatus 39 as bytes, CumQty 14, LeavesQty 151, LastPx 31 and LastQty 32 as floats.
+  ``fix_er_decode_validate_per_s``: the same plus ``engine.fix.dictionary.validate`` (the
+  FIX 4.4 data dictionary check every inbound message gets in the session), and its ratio to
+  simplefix, ``fix_er_decode_validate_vs_simplefix_ratio``.
   ``fix_er_stream_decode_per_s``: the same with 32 messages per ``feed``, as a busy socket
   read delivers them. ``simplefix_plain_er_decode_per_s``: ``FixParser.append_buffer`` +
   ``get_message``, no validation and no field reads (its best case).
@@ -45,6 +48,7 @@ import simplefix
 
 from bench._common import Table, emit_json, fmt_rate, progress, verdict
 from engine.fix import FixDecoder, FixMessage, encode, encode_new_order_single, utc_timestamp
+from engine.fix.dictionary import validator
 
 TARGET_NOS_ENCODE = 300_000.0
 TARGET_ER_DECODE = 150_000.0
@@ -164,6 +168,27 @@ def er_ours(raws: list[bytes]) -> Callable[[int], None]:
     return loop
 
 
+def er_validated(raws: list[bytes]) -> Callable[[int], None]:
+    """``er_ours`` plus the FIX 4.4 dictionary check the session runs on every inbound
+    message (``engine.fix.dictionary.validator``): the codec's decode as the session pays it."""
+    check = validator()  # the options a session has by default
+
+    def loop(n: int) -> None:
+        dec = FixDecoder()
+        feed = dec.feed
+        nxt = dec.next
+        for i in range(n):
+            feed(raws[i & 1023])
+            m = nxt()
+            if check(m) is not None:
+                raise AssertionError(f"{m!r} is not valid FIX 4.4: {check(m)}")
+            get = m.get
+            get_float = m.get_float
+            get(11), get(17), get(150), get(39)
+            get_float(14), get_float(151), get_float(31), get_float(32)
+    return loop
+
+
 def er_stream(raws: list[bytes], per_read: int) -> Callable[[int], None]:
     chunks = [b"".join(raws[k:k + per_read]) for k in range(0, len(raws), per_read)]
 
@@ -241,6 +266,7 @@ def run(quick: bool) -> dict[str, object]:
     f["simplefix_nos_encode_per_s"] = _rate(nos_simplefix, n_sf, rounds)
     progress("ExecutionReport decode")
     f["fix_er_decode_per_s"] = _rate(er_ours(ers), n_ours, rounds)
+    f["fix_er_decode_validate_per_s"] = _rate(er_validated(ers), n_ours, rounds)
     f["fix_er_stream_decode_per_s"] = _rate(er_stream(ers, 32), n_ours, rounds)
     f["simplefix_plain_er_decode_per_s"] = _rate(plain_simplefix(ers), n_sf, rounds)
     progress("MarketDataIncrementalRefresh decode")
@@ -250,6 +276,8 @@ def run(quick: bool) -> dict[str, object]:
                                               / f["simplefix_nos_encode_per_s"])
     f["fix_er_decode_vs_simplefix_ratio"] = (f["fix_er_decode_per_s"]
                                              / f["simplefix_plain_er_decode_per_s"])
+    f["fix_er_decode_validate_vs_simplefix_ratio"] = (f["fix_er_decode_validate_per_s"]
+                                                      / f["simplefix_plain_er_decode_per_s"])
     f["fix_md_decode_vs_simplefix_ratio"] = (f["fix_md_incremental_decode_per_s"]
                                              / f["simplefix_plain_md_decode_per_s"])
     f["fix_er_bytes"] = round(sum(map(len, ers)) / len(ers))  # mean size
@@ -275,6 +303,10 @@ def render(f: dict[str, object]) -> str:
     t.add("ours: 32 messages per feed", fmt_rate(f["fix_er_stream_decode_per_s"]))
     t.add("simplefix parse only", fmt_rate(f["simplefix_plain_er_decode_per_s"]))
     t.add("ours / simplefix", f"{f['fix_er_decode_vs_simplefix_ratio']:.1f} x")
+    t.add("ours + FIX 4.4 dictionary check", fmt_rate(f["fix_er_decode_validate_per_s"]))
+    t.add("ours + dictionary / simplefix",
+          f"{f['fix_er_decode_validate_vs_simplefix_ratio']:.1f} x", "≥ 12 x",
+          "ok" if f["fix_er_decode_validate_vs_simplefix_ratio"] >= 12 else "MISS")
     t.section(f"MarketDataIncrementalRefresh decode ({f['fix_md_bytes']} bytes, 4 entries read)")
     t.add("ours: FixDecoder + groups", fmt_rate(f["fix_md_incremental_decode_per_s"]),
           f"≥ {TARGET_MD_DECODE:,.0f} /s",

@@ -480,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add("ExecutionReport decode, codec alone (validated + typed reads)",
           fmt_rate(f["fix_er_codec_decode_per_s"]))
     t.add("ExecutionReport through FixSession → event", fmt_rate(f["fix_er_session_decode_per_s"]))
+    t.add("ExecutionReport decode + FIX 4.4 dictionary check (fix_er_decode_validate_per_s)",
+          fmt_rate(f["fix_er_decode_validate_per_s"]),
+          f"{f['fix_er_decode_validate_vs_simplefix_ratio']:.1f} × simplefix")
     t.add("ExecutionReport decode, simplefix", fmt_rate(f["simplefix_plain_er_decode_per_s"]))
     t.add("MarketDataIncrementalRefresh (4 entries), ours",
           fmt_rate(f["fix_md_codec_decode_per_s"]))

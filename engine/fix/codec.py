@@ -253,8 +253,9 @@ class _Layout:
         #: (count tag, first tag, count) -> a function building that group's entries
         self.specs: dict[tuple[int, int | None, bytes],
                          Callable[[list[bytes]], list[dict[int, bytes]]]] = {}
-        #: the data dictionary's verdicts on this layout, by MsgType (engine.fix.dictionary)
-        self.checks: dict[bytes, object] | None = None
+        #: the data dictionary's verdicts on this layout: per set of options, by MsgType
+        #: (engine.fix.dictionary.validator)
+        self.checks: list[dict[bytes, Callable]] | None = None
 
     def _find_problem(self) -> tuple[GarbleKind | SessionRejectReason, int | None, str] | None:
         tags = self.tags

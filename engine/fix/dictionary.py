@@ -45,7 +45,7 @@ from typing import Callable
 from engine.fix.codec import FixMessage
 
 __all__ = ["Dictionary", "FieldDef", "GroupDef", "MessageDef", "Problem", "dictionary",
-           "validate"]
+           "validate", "validator"]
 
 #: (reason, ref_tag, text, business)
 Problem = tuple[int, "int | None", str, bool]
@@ -218,7 +218,8 @@ class _Verdict:
 
     def __init__(self) -> None:
         self.static: Problem | None = None
-        self.values: Callable[[list[bytes]], bool] | None = None
+        #: None (valid) or ``_diagnose``'s answer, from the values; None: nothing to check
+        self.values: Callable[[list[bytes]], Problem | None] | None = None
         self.typed: list[tuple[int, FieldDef]] = []  # (index, field) of checked values
         self.counts: list[tuple[int, int]] = []  # (index of a NumInGroup, entries found)
         self.learned: tuple = ((), (), None)  # see _value_function
@@ -239,25 +240,50 @@ def validate(msg: FixMessage, *, allow_unknown: bool = False, check_order: bool 
     ``app_values``: an application message's values are checked (enumerations, formats);
     False leaves them to the application (its structure and group counts are still checked).
     """
-    lay = msg._lay
-    checks = lay.checks
-    if checks is None:
-        checks = lay.checks = {}
-    key = msg.msg_type if check_order and not allow_unknown and app_required and app_values \
-        else msg.msg_type + b"\x01%d%d%d%d" % (allow_unknown, check_order, app_required,
-                                                app_values)
-    v = checks.get(key)
-    if v is None:
-        if len(checks) >= 16:
-            checks.clear()
-        v = checks[key] = _compile(lay.int_tags, msg.msg_type, allow_unknown, check_order,
-                                   app_required, app_values)
+    return validator(allow_unknown=allow_unknown, check_order=check_order,
+                     app_required=app_required, app_values=app_values)(msg)
+
+
+_N_OPTIONS = 16  # four yes/no options
+
+
+@cache
+def validator(*, allow_unknown: bool = False, check_order: bool = True, app_required: bool = True,
+              app_values: bool = True) -> Callable[[FixMessage], Problem | None]:
+    """``validate`` with these options bound: what a session keeps and calls per message.
+
+    Each layout keeps one dict per combination of options, MsgType -> a function of the
+    message's values (made by ``_compile``): the common case is two lookups and one call.
+    """
+    k = allow_unknown * 8 + check_order * 4 + app_required * 2 + app_values
+    opts = (allow_unknown, check_order, app_required, app_values)
+
+    def check(msg: FixMessage) -> Problem | None:
+        checks = msg._lay.checks
+        if checks is not None:
+            fn = checks[k].get(msg.msg_type)
+            if fn is not None:
+                return fn(msg._vals)
+        lay = msg._lay
+        if checks is None:
+            checks = lay.checks = [{} for _ in range(_N_OPTIONS)]
+        by_type = checks[k]
+        if len(by_type) >= 16:  # a peer sending one layout under endless MsgTypes
+            by_type.clear()
+        fn = by_type[msg.msg_type] = _function(_compile(lay.int_tags, msg.msg_type, *opts))
+        return fn(msg._vals)
+
+    return check
+
+
+def _function(v: _Verdict) -> Callable[[list[bytes]], Problem | None]:
+    """A layout's verdict as one function of a message's values."""
     if v.static is not None:
-        return v.static
+        return lambda _vals, p=v.static: p
     f = v.values
-    if f is None or f(msg._vals):
-        return None
-    return _diagnose(v, msg._vals)
+    if f is None:
+        return lambda _vals: None
+    return f
 
 
 def _diagnose(v: _Verdict, vals: list[bytes]) -> Problem | None:
@@ -487,8 +513,10 @@ def _value_function(v: _Verdict) -> Callable[[list[bytes]], bool] | None:
                  consts.get("ok_skel"))
     if not terms:
         return None
+    consts["diagnose"] = lambda vals: _diagnose(v, vals)
     args = "".join(f", {k}={k}" for k in consts)
-    return eval(f"lambda v{args}: {' and '.join(terms)}", {"__builtins__": {}}, consts)  # noqa: S307
+    src = f"lambda v{args}: None if {' and '.join(terms)} else diagnose(v)"
+    return eval(src, {"__builtins__": {}}, consts)  # noqa: S307
 
 
 def _checker(fd: FieldDef) -> Callable[[bytes], bool]:

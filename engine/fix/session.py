@@ -56,7 +56,7 @@ from engine.fix.codec import (
     parse_utc_timestamp,
     utc_timestamp,
 )
-from engine.fix.dictionary import validate
+from engine.fix.dictionary import validator
 from engine.fix.store import MemoryStore, MessageStore
 
 __all__ = [
@@ -263,8 +263,10 @@ class FixSession:
         self._ts_second = b""  # SendingTime cache: "YYYYMMDD-HH:MM:SS" and its ns
         self._ts_second_ns = 0
         self._check = config.validate
-        self._allow_unknown = config.allow_unknown_msg_fields
-        self._check_order = config.validate_fields_out_of_order
+        self._validate = validator(allow_unknown=config.allow_unknown_msg_fields,
+                                   check_order=config.validate_fields_out_of_order,
+                                   app_required=config.validate_app_required,
+                                   app_values=config.validate_app_values)
         self.counters = dict.fromkeys(
             ("garbled", "rejects_sent", "rejects_received", "resend_requests_sent",
              "resends_served", "duplicates_ignored", "business_rejects_sent", "queue_overflows",
@@ -617,9 +619,7 @@ class FixSession:
         types = self.config.app_msg_types
         if types is not None and m.msg_type not in types and m.msg_type not in ADMIN_TYPES:
             return True  # not the application's: it answers with a BusinessMessageReject
-        bad = validate(m, allow_unknown=self._allow_unknown, check_order=self._check_order,
-                       app_required=self.config.validate_app_required,
-                       app_values=self.config.validate_app_values)
+        bad = self._validate(m)
         if bad is None:
             return True
         self._consume(m)
@@ -636,7 +636,7 @@ class FixSession:
                        now_ns)
             return
         if self._check:
-            bad = validate(m, allow_unknown=self._allow_unknown, check_order=self._check_order)
+            bad = self._validate(m)
             if bad is not None:
                 self._fail(f"Invalid Logon message: {bad[2]}", now_ns)  # 1d
                 return
