@@ -4,7 +4,9 @@ A command (``engine.ipc.commands.Command``: from a desk's command ring, or ``hel
 is checked for shape, then for the sender's role — the role the engine grants the OS user, from
 the profile's ``[users]``, never one the client claims — and handed to its verb's handler.
 Every command gets exactly one ``Ack``: accepted with what was done, or rejected with the
-reason; every one is audited (the journal), whatever the answer.
+reason; every one is audited (the journal), whatever the answer. The ack of a KILL or REARM
+confirms a new kill switch state only once that state is durable (``PendingAck``: the state
+file fsync'd); if it cannot be saved, the ack says so.
 
 Handlers (``_handle_<verb>``) do their work through the kernel's parts: the risk engine's kill
 switches, the one ``submit`` door for manual orders, execution's cancels.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from collections.abc import Callable
 
 from engine.core.intents import ROUTER, SIDE_NAMES, OrderIntent
@@ -24,6 +27,7 @@ from engine.ipc.commands import (
     Ack,
     AckStatus,
     Command,
+    PendingAck,
     Verb,
     check_command,
     parse_order_text,
@@ -47,6 +51,7 @@ class CommandHandlers:
         self.profile = profile
         self.kernel = kernel
         self.symbols = [i.symbol for i in profile.instruments]
+        self._save = 0  # the kill switch save the command being answered made (0: none)
         self.table: dict[Verb, Callable[[Command, int], tuple[str, int]]] = {
             Verb.PING: self._handle_ping,
             Verb.KILL: self._handle_kill,
@@ -56,12 +61,31 @@ class CommandHandlers:
             Verb.CANCEL_ALL: self._handle_cancel_all,
         }
 
-    def handle(self, cmd: Command, now_ns: int) -> Ack:
+    def handle(self, cmd: Command, now_ns: int) -> Ack | PendingAck:
+        self._save = 0
         ack = self._answer(cmd, now_ns)
         journal = self.kernel.journal
         if journal is not None:  # the audit trail: who, what, from where, the answer
             journal.command(cmd, ack)
+        save = self._save
+        if save and ack.accepted and not self.kernel.risk.kill.durable(save):
+            return PendingAck(ack, self._when_durable(ack, save))
         return ack
+
+    def _when_durable(self, ack: Ack, save: int):
+        """The ack, once kill switch save ``save`` is on disk; with the reason if it fails."""
+        kill = self.kernel.risk.kill
+
+        def ready() -> Ack | None:
+            if kill.durable(save):
+                return ack
+            err = kill.persist_error
+            if err is None:
+                return None
+            log.error("kill switch state not saved: %s", err)
+            return replace(ack, reason=f"{ack.reason}; STATE NOT SAVED: {err}"[:96])
+
+        return ready
 
     def _answer(self, cmd: Command, now_ns: int) -> Ack:
         k = self.kernel
@@ -103,7 +127,7 @@ class CommandHandlers:
         value = self._cancel_scope(cmd, now_ns)  # tripped or not: nothing may stay working
         took_us = (time.perf_counter_ns() - t0) / 1e3
         if tripped:
-            kill.persist()
+            self._save = kill.persist()
             self._audit_kill(cmd, True, why, now_ns)
             text = f"{name} kill switch TRIPPED by {cmd.user}"
             k.notify(ERROR, f"{_short(name)} TRIPPED by {cmd.user}", _instrument(cmd), Notice.KILL)
@@ -122,7 +146,8 @@ class CommandHandlers:
         name = kill.name(cmd.scope, cmd.scope_id)
         if not kill.is_tripped(cmd.scope, cmd.scope_id):
             raise _Refused(f"{name} kill switch is not tripped")
-        kill.set(cmd.scope, cmd.scope_id, False, cmd.user, cmd.text, now_ns)
+        kill.set(cmd.scope, cmd.scope_id, False, cmd.user, cmd.text, now_ns, persist=False)
+        self._save = kill.persist()
         self._audit_kill(cmd, False, cmd.text, now_ns)
         k.notify(WARNING, f"{_short(name)} re-armed by {cmd.user}", _instrument(cmd), Notice.KILL)
         log.warning("%s kill switch re-armed by %s at %s: %s", name, cmd.user, cmd.workstation,

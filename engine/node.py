@@ -217,6 +217,8 @@ class ShmCommands(CommandSource):
 
     def serve(self, now_ns: int, handle) -> int:
         shm = self.shm
+        if shm.acks_waiting:
+            shm.flush_acks()  # a kill's ack, once its state is durable
         if self.q[H.CMD_BELL // 8] == shm.last_bell and now_ns < self.next_scan:
             return 0
         self.next_scan = now_ns + self.SCAN_NS

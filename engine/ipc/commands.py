@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.core.records import Scope
@@ -25,6 +26,7 @@ __all__ = [
     "AckStatus",
     "Command",
     "Ack",
+    "PendingAck",
     "ROLE_MAY",
     "check_command",
     "order_text",
@@ -188,6 +190,21 @@ class Ack:
     @property
     def accepted(self) -> bool:
         return self.status is AckStatus.ACCEPTED
+
+
+class PendingAck:
+    """An answer that may not be sent yet: ``poll()`` returns the ``Ack`` once it may (the
+    state it confirms is durable, say), None until then. Acks of one desk stay in order: the
+    ones after a pending ack wait behind it."""
+
+    __slots__ = ("ack", "_ready")
+
+    def __init__(self, ack: Ack, ready: Callable[[], Ack | None]) -> None:
+        self.ack = ack  #: what the answer says (the final one may add to its reason)
+        self._ready = ready
+
+    def poll(self) -> Ack | None:
+        return self._ready()
 
 
 def check_command(cmd: Command, n_instruments: int) -> str | None:

@@ -15,6 +15,10 @@ any byte of it, so the engine trusts none of what desks write:
   up), counts it, and bumps the slot header's ``SLOT_RESETS`` word so the desk can see it
   happened (``EngineClient`` resyncs). After a command ring reset the desk is also sent an ack
   with command id 0, REJECTED, saying why.
+- A handler may answer with a ``PendingAck`` (a kill's ack waits until the switch's new state
+  is durable): it is sent when its ``poll()`` gives the ack; acks of that desk after it wait
+  behind it, in order, and the commands behind it are still served (their effects are not
+  delayed). ``flush`` sends what became ready; ``serve`` calls it first.
 - Each record is checked before any handler sees it (``_decode``): its seal (written last by
   the desk: a record half written, or one left from an earlier lap, has the wrong one), a
   command id other than 0, a verb and scope that exist, a scope id in range, finite numbers,
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 
 from engine.core.roles import Role
@@ -38,6 +43,7 @@ from engine.ipc.commands import (
     Ack,
     AckStatus,
     Command,
+    PendingAck,
     Scope,
     Verb,
     check_command,
@@ -73,7 +79,8 @@ def _utf8(raw: bytes) -> str:
 class _Slot:
     """One desk slot as the engine sees it: views of its words and the engine's own indices."""
 
-    __slots__ = ("ack", "ack_rec", "ack_tail", "cmd", "cmd_rec", "hdr", "head", "k", "resets")
+    __slots__ = ("ack", "ack_rec", "ack_tail", "cmd", "cmd_rec", "hdr", "head", "k", "resets",
+                 "waiting")
 
     def __init__(self, buf: memoryview, lay: Layout, k: int) -> None:
         self.k = k
@@ -86,6 +93,7 @@ class _Slot:
         self.head = 0  # the command ring's head: ours (the segment starts zeroed)
         self.ack_tail = 0  # the ack ring's tail: ours
         self.resets = 0
+        self.waiting: deque = deque()  # acks not sent yet: a PendingAck first, in order
 
     def release(self) -> None:
         self.cmd.release()
@@ -113,14 +121,17 @@ class DeskSlots:
         self.backpressure = 0
         self.rejects = [0] * len(REJECT_REASONS)
         self._log_after = [0] * len(REJECT_REASONS)
+        self.waiting = 0  #: acks held back (behind a PendingAck) across all slots
 
     def reject_counts(self) -> dict[str, int]:
         return dict(zip(REJECT_REASONS, self.rejects))
 
     # -- the loop's entry ------------------------------------------------------------------------
-    def serve(self, handle: Callable[[Command], Ack]) -> int:
+    def serve(self, handle: Callable[[Command], Ack | PendingAck]) -> int:
         """Answer every pending command with exactly one ack; return how many. Never raises."""
         done = 0
+        if self.waiting:
+            self.flush()
         for s in self.slots:
             ctl, head = s.cmd, s.head
             if ctl[_TAIL] == head and ctl[_HEAD] == head:
@@ -150,7 +161,7 @@ class DeskSlots:
             if not 0 < n <= cap:
                 self._reset_commands(s, f"its tail {tail} is impossible with head {head}")
                 return done
-            if not self._ack_room(s):
+            if self._ack_room(s) <= len(s.waiting):
                 # the desk is not reading its acks: leave its commands queued, never drop one
                 self.backpressure += 1
                 q[H.ACK_BACKPRESSURE // 8] = self.backpressure
@@ -168,14 +179,41 @@ class DeskSlots:
                 reason, why = cmd
                 self._count(reason, s, why)
                 ack = Ack(rec[0], AckStatus.REJECTED, why)
-            self._push_ack(s, ack)
-            if ack.status is AckStatus.ACCEPTED:
-                self.accepted += 1
-                q[H.CMDS_ACCEPTED // 8] = self.accepted
+            if s.waiting or type(ack) is PendingAck:
+                s.waiting.append(ack)  # sent by flush, in order
+                self.waiting += 1
             else:
-                self.rejected += 1
-                q[H.CMDS_REJECTED // 8] = self.rejected
+                self._answer(s, ack)
             done += 1
+
+    def flush(self) -> int:
+        """Send the held acks that may go now (each slot's in order); return how many wait."""
+        for s in self.slots:
+            w = s.waiting
+            while w:
+                ack = w[0]
+                if type(ack) is PendingAck:
+                    try:
+                        ack = ack.poll()
+                    except Exception as e:  # a bug of ours: answer anyway, never raise
+                        ack = Ack(w[0].ack.cmd_id, AckStatus.REJECTED,
+                                  f"internal error: {e!r}"[:96])
+                    if ack is None:
+                        break
+                w.popleft()
+                self.waiting -= 1
+                self._answer(s, ack)
+        return self.waiting
+
+    def _answer(self, s: _Slot, ack: Ack) -> None:
+        self._push_ack(s, ack)
+        q = self._q
+        if ack.status is AckStatus.ACCEPTED:
+            self.accepted += 1
+            q[H.CMDS_ACCEPTED // 8] = self.accepted
+        else:
+            self.rejected += 1
+            q[H.CMDS_REJECTED // 8] = self.rejected
 
     # -- records -----------------------------------------------------------------------------------
     def _decode(self, rec: tuple, index: int) -> Command | tuple[int, str]:

@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from engine.ipc.commands import Ack, Command
+from engine.ipc.commands import Ack, Command, PendingAck
 from engine.ipc.deskslots import DeskSlots
 from engine.ipc.layout import (
     H,
@@ -238,11 +238,21 @@ class EngineSegment:
         self.feed.write(rows)
 
     # -- commands -------------------------------------------------------------------------------
-    def serve_commands(self, handle: Callable[[Command], Ack]) -> int:
-        """Pop every pending command, answer each with exactly one ack. Returns how many.
-        Never raises, whatever the desks wrote (``engine.ipc.deskslots``)."""
+    def serve_commands(self, handle: Callable[[Command], Ack | PendingAck]) -> int:
+        """Pop every pending command, answer each with exactly one ack (a ``PendingAck`` is
+        sent once it is ready). Returns how many. Never raises, whatever the desks wrote
+        (``engine.ipc.deskslots``)."""
         self.last_bell = self.q[H.CMD_BELL // 8]
         return self.desks.serve(handle)
+
+    @property
+    def acks_waiting(self) -> int:
+        """Acks held back behind a ``PendingAck`` (``flush_acks`` sends what is ready)."""
+        return self.desks.waiting
+
+    def flush_acks(self) -> int:
+        """Send the held acks that may go now; return how many still wait."""
+        return self.desks.flush()
 
     def reject_counts(self) -> dict[str, int]:
         """What the engine dropped from desk slots, by reason (layout.REJECT_REASONS)."""
