@@ -47,6 +47,9 @@ def _status(client: EngineClient) -> int:
     if s.venues:
         print(f"venues       {', '.join(_venue_text(v) for v in s.venues)}")
     print(f"commands     {s.commands_accepted} accepted, {s.commands_rejected} rejected")
+    dropped = {k: v for k, v in s.rejects.items() if v}
+    if dropped:  # what desks wrote into shared memory that the engine refused
+        print(f"desk input   refused: {', '.join(f'{k} {v}' for k, v in sorted(dropped.items()))}")
     stale = s.heartbeat_age_ms > 1000 or s.state != "running"
     if stale:
         _err(f"engine looks dead: state {s.state}, heartbeat {s.heartbeat_age_ms:.0f} ms old")

@@ -57,14 +57,27 @@ def shm_entries() -> set[str]:
     return {n for n in os.listdir("/dev/shm") if n.startswith(f"helmdesk.{PREFIX}")}
 
 
+def bell_files() -> set[Path]:
+    """Doorbell sockets of this run's engines (an engine killed with SIGKILL leaves its own;
+    the next engine of that name replaces it, so they are cleaned, not failed on)."""
+    from engine.ipc.rundir import runtime_dir
+
+    try:
+        return set(runtime_dir().glob(f"{PREFIX}*.bell"))
+    except Exception:  # no private directory here: nothing of ours to clean
+        return set()
+
+
 @pytest.fixture(autouse=True)
 def no_leftover_segments():
     """No test may leave a segment of ours in /dev/shm."""
-    before = shm_entries()
+    before, bells = shm_entries(), bell_files()
     yield
     left = shm_entries() - before
     for n in left:
         os.unlink(f"/dev/shm/{n}")
+    for b in bell_files() - bells:
+        b.unlink(missing_ok=True)
     assert not left, f"test left shared memory behind: {sorted(left)}"
 
 
