@@ -75,6 +75,7 @@ from engine.fix.tags import (
 __all__ = [
     "BEGIN_STRING",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "MAX_SEQ_NUM",
     "SOH",
     "FixDecodeError",
     "FixDecoder",
@@ -96,6 +97,9 @@ __all__ = [
 SOH = b"\x01"
 BEGIN_STRING = b"FIX.4.4"
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024
+#: The highest sequence number either side may use (MsgSeqNum, NewSeqNo, Begin/EndSeqNo): a
+#: signed 32-bit number, as QuickFIX and most FIX engines keep them, and as the store keeps them.
+MAX_SEQ_NUM = 2**31 - 1
 
 FieldValue = Union[bytes, str, int, float, Decimal, bool]
 
@@ -794,10 +798,10 @@ def _parse(raw: bytes) -> FixMessage | FixGarbled:
     if lay.plain and _ALTERNATION.startswith(raw.translate(None, _NOT_SEPARATOR)) \
             and all(vals):
         seq_b = vals[lay.i34]
-        if len(seq_b) < 19 and seq_b.isdigit():
+        if len(seq_b) < 11 and seq_b.isdigit():
             seq = int(seq_b)
             i43 = lay.i43
-            if seq and (i43 < 0 or vals[i43] == b"Y" or vals[i43] == b"N"):
+            if 0 < seq <= MAX_SEQ_NUM and (i43 < 0 or vals[i43] == b"Y" or vals[i43] == b"N"):
                 return FixMessage(raw, vals[2], seq, vals, lay)
         return _finish(raw, vals, lay)
     return _parse_slow(raw)
@@ -878,10 +882,10 @@ def _finish(raw: bytes, vals: list[bytes], lay: _Layout) -> FixMessage | FixGarb
     if not seq_b.isdigit():
         return _reject(raw, vals, lay, 34, _Reason.INCORRECT_DATA_FORMAT_FOR_VALUE,
                        f"MsgSeqNum(34) was {_show(seq_b)}, not a number")
-    if len(seq_b) > 18 or int(seq_b) == 0:
+    if len(seq_b) > 10 or not 0 < int(seq_b) <= MAX_SEQ_NUM:
         return _reject(raw, vals, lay, 34, _Reason.VALUE_IS_INCORRECT,
                        f"MsgSeqNum(34) was {_show(seq_b)}; sequence numbers run from 1 to "
-                       f"999999999999999999")
+                       f"{MAX_SEQ_NUM}")
     if lay.i43 >= 0 and vals[lay.i43] not in (b"Y", b"N"):
         return _reject(raw, vals, lay, 43, _Reason.VALUE_IS_INCORRECT,
                        f"PossDupFlag(43) was {_show(vals[lay.i43])}, not Y or N")

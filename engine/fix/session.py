@@ -51,6 +51,7 @@ from engine.fix.codec import (
     FixDecoder,
     FixGarbled,
     FixMessage,
+    MAX_SEQ_NUM,
     GarbleKind,
     encode,
     parse_utc_timestamp,
@@ -581,8 +582,18 @@ class FixSession:
                     self._send_reject(m, 6, f"Incorrect data format for value: {tag}={_s(v)}",
                                       now_ns, tag)
                     return
+                if tag in _INT_TAGS and len(v) > 18:  # no count or number of ours is longer
+                    self._consume(m)
+                    self._send_reject(m, 5, f"Value is incorrect (out of range) for this tag: "
+                                            f"{tag}={_s(v[:20])}...", now_ns, tag)
+                    return
         if mt == SEQUENCE_RESET:  # GapFill mode, in sequence (10b/10e)
             new = int(m.get(36))
+            if new > MAX_SEQ_NUM:
+                self._consume(m)
+                self._send_reject(m, 5, f"NewSeqNo {_s(m.get(36))[:20]} is above the highest "
+                                        f"sequence number, {MAX_SEQ_NUM}", now_ns, 36)
+                return
             if new <= m.seq:
                 self._consume(m)
                 self._send_reject(m, 5, f"NewSeqNo {new} is not above MsgSeqNum {m.seq}", now_ns, 36)
@@ -693,8 +704,12 @@ class FixSession:
             self._send_reject(m, 1 if new is None else 6, "SequenceReset without a valid NewSeqNo",
                               now_ns, 36)
             return
-        new_i = int(new)
+        new_i = int(new) if len(new) <= 18 else MAX_SEQ_NUM + 1
         expected = self.store.next_target_seq
+        if new_i > MAX_SEQ_NUM:
+            self._send_reject(m, 5, f"NewSeqNo {_s(new)[:20]} is above the highest sequence "
+                                    f"number, {MAX_SEQ_NUM}", now_ns, 36)
+            return
         if new_i < expected:  # 11c: Reject, and the expected number stays
             log.warning("%s: SequenceReset-Reset to %d would move MsgSeqNum back from %d",
                         self.config.sender, new_i, expected)
@@ -709,6 +724,11 @@ class FixSession:
     def _on_resend_request(self, m: FixMessage, now_ns: int) -> None:
         begin = int(m.get(7))
         end = int(m.get(16))
+        if begin > MAX_SEQ_NUM or end > MAX_SEQ_NUM:
+            self._send_reject(m, 5, f"ResendRequest range {begin}..{end} goes above the highest "
+                                    f"sequence number, {MAX_SEQ_NUM}"[:200], now_ns,
+                              7 if begin > MAX_SEQ_NUM else 16)
+            return
         last = self.store.next_sender_seq - 1
         if end == 0 or end > last:
             end = last

@@ -274,3 +274,32 @@ def test_limits_must_be_positive():
         SessionConfig(sender="A", target="B", initiator=True, max_queue=0)
     with pytest.raises(ValueError, match="max_latency_s"):
         SessionConfig(sender="A", target="B", initiator=True, max_latency_s=0)
+
+
+def test_sequence_numbers_above_the_highest_are_refused_not_taken():
+    """NewSeqNo, Begin/EndSeqNo and MsgSeqNum beyond 2**31 - 1 (or thousands of digits long)
+    are rejected with reason 5; the expected number does not move."""
+    from engine.fix.codec import MAX_SEQ_NUM, encode
+    from engine.fix.session import RejectSent
+
+    for value in (str(MAX_SEQ_NUM + 1).encode(), b"9" * 30, b"9" * 5000):
+        for mt, body in ((b"4", [(123, b"N"), (36, value)]), (b"4", [(123, b"Y"), (36, value)]),
+                         (b"2", [(7, value), (16, b"0")]), (b"2", [(7, b"1"), (16, value)])):
+            acc = FixSession(SessionConfig(sender="V", target="H", initiator=False))
+            acc.connect(T0)
+            acc.receive_data(encode(b"A", [(98, 0), (108, 30)], sender=b"H", target=b"V", seq=1,
+                                    sending_time_ns=T0), T0)
+            acc.data_to_send()
+            events = acc.receive_data(encode(mt, body, sender=b"H", target=b"V", seq=2,
+                                             sending_time_ns=T0), T0)
+            rejects = [e for e in events if isinstance(e, RejectSent)]
+            assert [r.reason for r in rejects] == [5], (mt, body[:1], value[:12], events)
+            # a Reset-mode SequenceReset ignores MsgSeqNum (case 11): the number stays
+            reset_mode = mt == b"4" and body[0] == (123, b"N")
+            assert acc.store.next_target_seq == (2 if reset_mode else 3)
+            assert acc.state.value == "active"
+    acc = FixSession(SessionConfig(sender="V", target="H", initiator=False))
+    acc.connect(T0)
+    events = acc.receive_data(encode(b"A", [(98, 0), (108, 30)], sender=b"H", target=b"V",
+                                     seq=MAX_SEQ_NUM + 1, sending_time_ns=T0), T0)
+    assert acc.state.value != "active"
