@@ -249,7 +249,14 @@ class DeskSlots:
 
     # -- acks and resets -------------------------------------------------------------------------
     def _ack_room(self, s: _Slot) -> int:
-        """Free acks in the slot's ring; a ring whose head is impossible is reset first."""
+        """Free acks in the slot's ring; a ring whose head is impossible is reset first, and
+        our tail word, if scribbled on, written back (else the desk could never read the acks
+        that fill the ring, and we would wait on it for ever)."""
+        if s.ack[_TAIL] != s.ack_tail:
+            self._count(ACK_RING, s, f"ack ring tail {s.ack[_TAIL]} is not the engine's "
+                                     f"{s.ack_tail}")
+            s.ack[_TAIL] = s.ack_tail
+            self._mark_reset(s)
         head = s.ack[_HEAD]
         used = s.ack_tail - head
         if 0 <= used <= self.capacity:
