@@ -249,23 +249,26 @@ class DeskSlots:
 
     # -- acks and resets -------------------------------------------------------------------------
     def _ack_room(self, s: _Slot) -> int:
-        """Free acks in the slot's ring; a ring whose head is impossible is reset first, and
-        our tail word, if scribbled on, written back (else the desk could never read the acks
-        that fill the ring, and we would wait on it for ever)."""
-        if s.ack[_TAIL] != s.ack_tail:
-            self._count(ACK_RING, s, f"ack ring tail {s.ack[_TAIL]} is not the engine's "
-                                     f"{s.ack_tail}")
-            s.ack[_TAIL] = s.ack_tail
-            self._mark_reset(s)
+        """Free acks in the slot's ring. Our tail word, if scribbled on, is written back (else
+        the desk could never read the acks that fill the ring, and we would wait on it for
+        ever); a head word that is impossible with it resets the ring. Either is counted once."""
+        tail = s.ack_tail
+        scribbled = s.ack[_TAIL] != tail
         head = s.ack[_HEAD]
-        used = s.ack_tail - head
-        if 0 <= used <= self.capacity:
+        used = tail - head
+        if not scribbled and 0 <= used <= self.capacity:
             return self.capacity - used
-        self._count(ACK_RING, s, f"ack ring head {head} is impossible with tail {s.ack_tail}")
-        s.ack[_HEAD] = s.ack_tail
-        s.ack[_TAIL] = s.ack_tail
+        why = []
+        if scribbled:
+            why.append(f"tail {s.ack[_TAIL]} is not the engine's {tail}")
+            s.ack[_TAIL] = tail
+        if not 0 <= used <= self.capacity:
+            why.append(f"head {head} is impossible with tail {tail}")
+            s.ack[_HEAD] = tail
+            used = 0
+        self._count(ACK_RING, s, "ack ring " + " and ".join(why))
         self._mark_reset(s)
-        return self.capacity
+        return self.capacity - used
 
     def _push_ack(self, s: _Slot, ack: Ack) -> None:
         tail = s.ack_tail

@@ -174,6 +174,22 @@ def test_both_rings_impossible_at_once(desk):
     desk.ping_round_trip()
 
 
+def test_a_full_ack_ring_with_a_scribbled_tail_is_not_a_deadlock(desk):
+    """The desk's head a full ring behind the engine's tail, and the engine's tail word
+    scribbled: the desk cannot read what would free the ring, so the engine writes its word
+    back (it used to wait for the desk for ever)."""
+    for _ in range(desk.cap):
+        desk.ping_round_trip()
+    desk.ack_ctl[HEAD] = 0  # the head a whole ring behind the engine's tail (cap): full
+    desk.ack_ctl[TAIL] = 14454
+    cmd_id = desk.c.send(Verb.PING)
+    assert desk.serve() == 0  # full: the command waits, never dropped
+    assert len(desk.c.poll_acks()) == desk.cap  # the desk can read the ring again
+    assert desk.serve() == 1
+    assert [a.cmd_id for a in desk.c.poll_acks()] == [cmd_id]
+    assert desk.rejects() == {"ack_ring": 1}
+
+
 # -- records -------------------------------------------------------------------------------------
 def test_a_record_the_desk_never_finished_is_dropped_as_torn(desk):
     """A tail moved over a slot whose record has no seal (a desk that died mid-write)."""
