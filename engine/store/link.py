@@ -205,10 +205,10 @@ class StoreLink:
         t = tif.encode()
         vo = venue_order_id.encode()
         p = parent_id.encode()
-        if len(c) > 32 or len(v) > 16 or len(s) > 16 or len(t) > 8 or len(vo) > 32 or len(p) > 32:
+        if len(c) > 32 or len(v) > 16 or len(s) > 16 or len(t) > 8 or len(vo) > 48 or len(p) > 32:
             self._too_long(cl_ord_id=cl_ord_id, venue=venue, symbol=symbol, tif=tif,
                            parent_id=parent_id)
-            if len(vo) > 32:  # a venue's identifier of any length: carried as the tail
+            if len(vo) > 48:  # a venue's identifier of any length: carried as the tail
                 return self._put_tailed(_K_ORDER, ORDER, vo, c, v, s, t, b"", p, side,
                                         STATUS_CODE[status], qty,
                                         NAN if price is None else price, cum_qty, leaves_qty,

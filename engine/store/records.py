@@ -78,7 +78,7 @@ __all__ = [
 ]
 
 STORE_MAGIC = int.from_bytes(b"HELMSTOR", "little")
-STORE_VERSION = 1
+STORE_VERSION = 2
 HEADER_SIZE = 4096
 RING_OFF = HEADER_SIZE
 SLOT = 256
@@ -141,7 +141,7 @@ class Kind(enum.IntEnum):
 #: Field widths in bytes (UTF-8). Our own identifiers longer than these are refused (a venue's
 #: go to the record's tail); free text is cut.
 WIDTH = {
-    "cl_ord_id": 32, "venue": 16, "symbol": 16, "tif": 8, "venue_order_id": 32, "parent_id": 32,
+    "cl_ord_id": 32, "venue": 16, "symbol": 16, "tif": 8, "venue_order_id": 48, "parent_id": 32,
     "exec_id": 48, "user": 16, "workstation": 16, "cmd_text": 48, "reason": 96, "name": 16,
     "session": 64,
 }
@@ -149,7 +149,7 @@ WIDTH = {
 HDR = struct.Struct("<QHHI")  # seq, kind, nslots, length
 # seq kind nslots len | cl_ord_id venue symbol tif venue_order_id parent_id | side status
 # | qty price cum_qty leaves_qty avg_px created_ns updated_ns
-ORDER = struct.Struct("<QHHI32s16s16s8s32s32sBBxxxxxxqdqqdqq")
+ORDER = struct.Struct("<QHHI32s16s16s8s48s32sBBxxxxxxqdqqdqq")  # a UUID OrderID fits
 # | exec_id venue cl_ord_id symbol | side | qty price ts_ns
 EXECUTION = struct.Struct("<QHHI48s16s32s16sBxxxxxxxqdq")
 # | cmd_id ts_ns verb scope scope_id arg0 arg1 role status | user workstation text reason
