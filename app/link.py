@@ -15,7 +15,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from engine.core.roles import Role
-from engine.ipc import Ack, EngineClient, EngineState, IpcError, LayoutMismatch
+from engine.ipc import Ack, EngineClient, EngineState, IpcError, LayoutMismatch, SlotReset
 
 __all__ = ["EngineLink", "Health"]
 
@@ -88,9 +88,10 @@ class EngineLink(QObject):
                 Health("stale", f"engine pid {c.pid} silent: heartbeat {age:,.0f} ms old", c.pid, age)
             )
         else:
+            refused = sum(c.rejects().values())  # what desks wrote that the engine dropped
             self._set_health(
-                Health("connected", f"engine {self.instance} · pid {c.pid} · heartbeat {age:.0f} ms",
-                       c.pid, age)
+                Health("connected", f"engine {self.instance} · pid {c.pid} · heartbeat {age:.0f} ms"
+                       + (f" · {refused:,} desk inputs refused" if refused else ""), c.pid, age)
             )
             # a dead engine may have left a seqlock odd: only read snapshots from a live one
             self._read_snapshots(c)
@@ -120,6 +121,13 @@ class EngineLink(QObject):
         if len(ev):
             self.events.emit(ev, c.events.lost)
         for ack in c.poll_acks():
+            if ack.cmd_id == 0:  # the engine reset this desk's command ring: what waits is lost
+                for fut in self._pending.values():
+                    if not fut.done():
+                        fut.set_exception(SlotReset(f"the engine dropped this desk's commands: "
+                                                    f"{ack.reason}"))
+                self._pending.clear()
+                continue
             fut = self._pending.pop(ack.cmd_id, None)
             if fut is not None and not fut.done():
                 fut.set_result(ack)
