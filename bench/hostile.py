@@ -65,6 +65,7 @@ class EvilVenue:
         self.md_reqs: list[tuple[bytes, bytes]] = []  # MDReqID, symbol
         self.sent: dict[str, int] = {}
         self.connections = 0
+        self._next_disruptive = 0.0
         self.bytes_out = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="evil-venue", daemon=True)
@@ -145,6 +146,11 @@ class EvilVenue:
     # -- attacks ---------------------------------------------------------------------------------
     def _attack(self, now: int) -> bytes:
         name = self.rng.choices(_NAMES, _WEIGHTS)[0]
+        if name in DISRUPTIVE:  # these end the session (as FIX says): one every 2 s at most
+            if time.monotonic() < self._next_disruptive:
+                name = "er_bad_values"
+            else:
+                self._next_disruptive = time.monotonic() + 2.0
         self.sent[name] = self.sent.get(name, 0) + 1
         return ATTACKS[name][1](self, now) or b""
 
@@ -325,10 +331,14 @@ def _seq_too_high(v: EvilVenue, now: int) -> bytes:
 
 
 def _sequence_reset(v: EvilVenue, now: int) -> bytes:
-    seq = v.session.store.next_sender_seq
-    new = v.rng.choice((b"0", b"1", b"%d" % max(1, seq - 5), b"%d" % (seq + 3), b"%d" % (seq + 900),
-                        b"9" * 30, b"-4"))
-    return _admin(v, b"4", [(123, v.rng.choice((b"Y", b"N", b"Q"))), (36, new)], now)
+    st = v.session.store
+    seq = st.next_sender_seq
+    new = v.rng.choice((b"0", b"1", b"%d" % max(1, seq - 5), b"%d" % (seq + 3),
+                        b"%d" % (seq + 900), b"9" * 30, b"-4"))
+    raw = _admin(v, b"4", [(123, v.rng.choice((b"Y", b"N", b"Q"))), (36, new)], now)
+    if new.isdigit() and seq < int(new) < 2**31:  # taken: our next number is that one now
+        st.set_next_sender_seq(int(new))
+    return raw
 
 
 def _resend_request(v: EvilVenue, now: int) -> bytes:
@@ -400,6 +410,9 @@ ATTACKS = {
     "sending_time": (1, _sending_time),
     "poss_dup": (2, _poss_dup),
 }
+#: attacks after which FIX has the engine end the session (SendingTime far off: Logout; a
+#: Logout; bytes flipped in BeginString): rationed, so most of the run is spent logged on
+DISRUPTIVE = frozenset({"sending_time", "logout", "flip_bytes"})
 _NAMES = list(ATTACKS)
 _WEIGHTS = [ATTACKS[n][0] for n in _NAMES]
 
