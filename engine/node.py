@@ -420,8 +420,8 @@ class LiveNode:
         log.info("engine %s running", self.instance)
         kill = kernel.risk.kill
         if kill.failed_closed is not None:
-            kernel.notify(ERROR, f"kill switch state failed closed: {kill.failed_closed}", -1,
-                          Notice.KILL)
+            kernel.notify(ERROR, f"global kill TRIPPED, state unusable: {kill.failed_closed}",
+                          -1, Notice.KILL)
         elif kill.global_tripped:
             kernel.notify(ERROR, "global kill switch is TRIPPED (restored)", -1, Notice.KILL)
             log.error("global kill switch is TRIPPED (restored from the last run)")

@@ -99,7 +99,7 @@ class KillSwitches:
         try:
             entries = state.load()
         except (OSError, ValueError) as e:
-            self._fail_closed(f"state file {state.path} unusable ({e})", "state file unusable")
+            self._fail_closed(f"{e} (state file {state.path})", "state file unusable")
             return
         index = {s: i for i, s in enumerate(self.symbols)}
         for e in entries:
@@ -121,7 +121,8 @@ class KillSwitches:
 
     def _fail_closed(self, why: str, short: str) -> None:
         """Start with the global switch TRIPPED (DESIGN.md: risk controls fail closed)."""
-        log.error("kill switch %s: starting with the global kill switch TRIPPED", why)
+        log.error("kill switch state unusable: %s: starting with the global kill switch "
+                  "TRIPPED", why)
         self.failed_closed = why
         self.set(Scope.GLOBAL, 0, True, "engine", short, 0)
 
