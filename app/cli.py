@@ -6,7 +6,7 @@
     helmdesk desk --attach NAME   a desk attached to a running engine
     helmdesk venue --profile P    a simulated exchange (FIX acceptor, matching engine)
     helmdesk backtest --profile P --day D   the engine over a recorded day, simulated venues
-    helmdesk ctl status|kill|rearm|order|cancel|cancel-all   commands for scripts and runbooks
+    helmdesk ctl status|kill|rearm|order|cancel|cancel-all|orders   commands for scripts and runbooks
     helmdesk import-ticks FILE.csv  quotes and trades into the tick store; ticks info: what is there
     helmdesk --version
 """
@@ -97,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="return once the engine sent it, without waiting for the venue's answer")
     x = csub.add_parser("cancel", help="cancel one order by its ClOrdID")
     x.add_argument("order_id", metavar="ID")
+    w = csub.add_parser("orders", help="orders from the engine's database, the venue's "
+                                       "identifiers whole (the engine need not run)")
+    w.add_argument("order_id", metavar="ID", nargs="?",
+                   help="one order, with its executions (ClOrdID)")
+    w.add_argument("--profile", help="the engine's profile, for its [database] (default: the "
+                                     "instance's SQLite file in the data directory)")
+    w.add_argument("--last", type=_positive_int, default=20, help="how many (newest first)")
     a = csub.add_parser("cancel-all", help="cancel every live order (in scope)")
     a.add_argument("--instrument", "--scope", dest="instrument", metavar="SYMBOL",
                    help="only this instrument's orders")

@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 
 from engine.ipc import CommandTimeout, EngineClient, IpcError, Scope, Verb
 from engine.ipc.commands import order_text
@@ -63,7 +64,60 @@ def _venue_text(v) -> str:
     return f"{v.name} up" + ("" if v.books_ok else " (books not good)")
 
 
+def _orders(args: argparse.Namespace, instance: str) -> int:
+    """Orders (and one order's executions) as the database has them: every identifier whole,
+    whatever its length; works with or without a running engine."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from engine.core.paths import data_dir
+    from engine.core.profile import DEFAULT_DATABASE_URL, ProfileError, load_profile
+    from engine.store import models as m
+
+    try:
+        if args.profile:
+            url = load_profile(args.profile).database(str(data_dir()))
+        else:
+            url = DEFAULT_DATABASE_URL.format(data_dir=data_dir(), instance=instance)
+    except ProfileError as e:
+        _err(str(e))
+        return 2
+    safe = m.safe_url(url)
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+        _err(f"no database for engine {instance!r} at {safe} (give --profile for another)")
+        return 3
+    try:
+        db = m.open_db(url, create=False)
+        with db.connect() as conn:
+            q = select(m.orders)
+            if args.order_id:
+                q = q.where(m.orders.c.cl_ord_id == args.order_id)
+            rows = conn.execute(q.order_by(m.orders.c.updated_ns.desc()).limit(args.last)).all()
+            execs = conn.execute(select(m.executions).where(
+                m.executions.c.cl_ord_id == args.order_id).order_by(
+                m.executions.c.ts_ns)).all() if args.order_id else []
+        db.dispose()
+    except SQLAlchemyError as e:
+        _err(f"cannot read {safe}: {str(getattr(e, 'orig', e)).splitlines()[0]}")
+        return 3
+    if args.order_id and not rows:
+        _err(f"no order {args.order_id!r} in {safe}")
+        return 1
+    for r in reversed(rows):
+        px = "market" if r.price is None else f"{r.price:g}"
+        side = {1: "buy", 2: "sell"}.get(r.side, str(r.side))
+        print(f"{r.cl_ord_id}  {r.venue} {r.symbol} {side} {r.qty} @ {px} {r.tif}  "
+              f"{r.status} {r.cum_qty} filled at {r.avg_px:g}, {r.leaves_qty} left  "
+              f"venue id {r.venue_order_id or '-'}")
+    for e in execs:
+        print(f"  execution {e.exec_id}  {e.qty} @ {e.price:g}  "
+              f"{datetime.fromtimestamp(e.ts_ns / 1e9):%H:%M:%S.%f}")
+    return 0
+
+
 def run(args: argparse.Namespace, instance: str) -> int:
+    if args.verb == "orders":
+        return _orders(args, instance)
     try:
         client = EngineClient(instance, commands=args.verb != "status", workstation="ctl")
     except IpcError as e:

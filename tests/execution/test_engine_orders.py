@@ -250,3 +250,30 @@ def test_a_restarted_engine_rebuilds_its_orders_and_resumes_its_session(trading,
         # and the new ClOrdIDs differ from the last run's
         cl2 = order(c, "AAA", "buy", 1, 98.0).reason.split()[1]
         assert cl2.rsplit("-", 1)[0] != cl.rsplit("-", 1)[0]
+
+
+def test_ctl_orders_shows_the_venues_identifiers_whole(trading, data_dir):
+    """The simulated venue sends 36-character UUIDs for OrderID and ExecID: stored whole and
+    shown whole, while the engine runs and after it stopped."""
+    import re
+
+    venue, eng = trading
+    with EngineClient(eng.instance, user="tester") as c:
+        orders = Orders(c)
+        cl = order(c, "AAA", "buy", 10, 99.5).reason.split()[1]
+        orders.wait(cl, lambda o: o.status == "New", "acked")
+        order(c, "AAA", "sell", 4, 99.0, tif="ioc")
+        orders.wait(cl, lambda o: o.cum_qty == 4, "the fill")
+    uuid = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-8[0-9a-f]{3}-[0-9a-f]{12}"
+    env = dict(__import__("os").environ, HELMDESK_DATA_DIR=str(data_dir))
+    r = wait_until(lambda: (r := helmdesk("ctl", "--instance", eng.instance, "orders", cl,
+                                          env=env)).returncode == 0
+                   and "execution" in r.stdout and r, 10, "the fill in the database")
+    assert re.search(rf"^{cl}  SIMA AAA buy 10 @ 99.5 day  PartiallyFilled 4 filled at 99.5, "
+                     rf"6 left  venue id {uuid}$", r.stdout, re.M), r.stdout
+    assert re.search(rf"^  execution {uuid}  4 @ 99.5  ", r.stdout, re.M), r.stdout
+    assert eng.stop() == 0
+    r = helmdesk("ctl", "--instance", eng.instance, "orders", env=env)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 2  # both orders, engine gone
+    r = helmdesk("ctl", "--instance", eng.instance, "orders", "HD-nope", env=env)
+    assert r.returncode == 1 and "no order 'HD-nope' in sqlite:///" in r.stderr
