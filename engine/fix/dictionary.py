@@ -503,8 +503,11 @@ def _value_function(v: _Verdict) -> Callable[[list[bytes]], bool] | None:
     if skel:
         consts["ok_skel"] = set()
         consts["nines"] = _TO_NINES
-        consts["pick"] = itemgetter(*skel) if len(skel) > 1 else (lambda v, i=skel[0]: (v[i],))
-        terms.append("b'|'.join(pick(v)).translate(nines) in ok_skel")
+        if skel == list(range(skel[0], skel[-1] + 1)):  # side by side: a slice is cheaper
+            terms.append(f"b'|'.join(v[{skel[0]}:{skel[-1] + 1}]).translate(nines) in ok_skel")
+        else:
+            consts["pick"] = itemgetter(*skel) if len(skel) > 1 else (lambda v, i=skel[0]: (v[i],))
+            terms.append("b'|'.join(pick(v)).translate(nines) in ok_skel")
     for k, (i, n) in enumerate(times):
         name = f"ok_t{k}"
         consts[name] = set()
