@@ -284,6 +284,7 @@ class LiveNode:
             raise
         if self._recovered is not None:
             self._restore()
+        self._audit_start_trips()
 
     # -- building ------------------------------------------------------------------------------
     def _client(self, v: VenueLinkConfig, persist: bool):
@@ -364,6 +365,20 @@ class LiveNode:
                                         f"until their venues answer")
         self._recovered = None
 
+    def _audit_start_trips(self) -> None:
+        """Switches the engine itself tripped at start (failing closed) go in the audit trail
+        like any trip."""
+        kill = self.kernel.risk.kill
+        journal = self.kernel.journal
+        if kill.failed_closed is None or journal is None:
+            return
+        now = self.clock.wall_ns()
+        for r, row in enumerate(kill.rows):
+            if row["tripped"] and row["user"] == b"engine":
+                name = "global" if r == 0 else self.symbols[r - 1]
+                journal.kill(name, int(row["scope"]), int(row["scope_id"]), True, "engine",
+                             kill.failed_closed, now)
+
     def _clordids(self, persist: bool) -> ClOrdIds:
         """ClOrdIDs unique across restarts: each start must be later than the last one."""
         start_ms = self.clock.wall_ns() // 1_000_000
@@ -420,8 +435,8 @@ class LiveNode:
         log.info("engine %s running", self.instance)
         kill = kernel.risk.kill
         if kill.failed_closed is not None:
-            kernel.notify(ERROR, f"global kill TRIPPED, state unusable: {kill.failed_closed}",
-                          -1, Notice.KILL)
+            what = "global kill TRIPPED" if kill.global_tripped else "kill switches TRIPPED"
+            kernel.notify(ERROR, f"{what} at start: {kill.failed_closed}", -1, Notice.KILL)
         elif kill.global_tripped:
             kernel.notify(ERROR, "global kill switch is TRIPPED (restored)", -1, Notice.KILL)
             log.error("global kill switch is TRIPPED (restored from the last run)")

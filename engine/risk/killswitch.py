@@ -99,7 +99,7 @@ class KillSwitches:
         try:
             entries = state.load()
         except (OSError, ValueError) as e:
-            self._fail_closed(f"{e} (state file {state.path})", "state file unusable")
+            self._fail_closed(f"state file unusable: {e} ({state.path})", "state file unusable")
             return
         index = {s: i for i, s in enumerate(self.symbols)}
         for e in entries:

@@ -277,3 +277,32 @@ def test_ctl_orders_shows_the_venues_identifiers_whole(trading, data_dir):
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 2  # both orders, engine gone
     r = helmdesk("ctl", "--instance", eng.instance, "orders", "HD-nope", env=env)
     assert r.returncode == 1 and "no order 'HD-nope' in sqlite:///" in r.stderr
+
+
+def test_a_lost_kill_state_file_is_caught_by_the_audit_trail(trading, engine_factory, data_dir):
+    """The kill state file is the source of truth; the database's kill events can only make
+    it stricter: a trip the file does not know (the file lost) trips the switch again, and
+    that start-up trip is audited too."""
+    import sqlite3
+
+    venue, eng = trading
+    with EngineClient(eng.instance, user="tester") as c:
+        assert c.request(Verb.KILL, Scope.INSTRUMENT, 0, text="halt AAA").accepted
+    assert eng.stop() == 0
+    (data_dir / "state" / eng.instance / "killswitches.json").unlink()  # lost
+    again = engine_factory(eng.instance, instruments=INSTRUMENTS, users=USERS,
+                           extra=venues_section(("SIMA", venue.port))).start()
+    with EngineClient(again.instance, user="tester") as c:
+        s = c.status()
+        assert s.instruments_killed == ("AAA",) and not s.kill_tripped
+        texts = Orders(c)
+        wait_until(lambda: texts.poll() is not None and any(
+            "state file is behind the audit trail for AAA" in t for t in texts.texts), 5,
+            "the desk told why")
+    assert again.stop() == 0
+    con = sqlite3.connect(data_dir / f"engine-{eng.instance}.db")
+    try:
+        rows = con.execute("select name, tripped, user from kill_events order by ts_ns").fetchall()
+    finally:
+        con.close()
+    assert rows == [("AAA", 1, "tester"), ("AAA", 1, "engine")]
