@@ -285,6 +285,8 @@ class LiveNode:
         if self._recovered is not None:
             self._restore()
         self._audit_start_trips()
+        if self._kill_state is not None:  # a kill's ack waits for the save: wake the loop then
+            self._kill_state.on_saved = self.shm.ring_own_bell
 
     # -- building ------------------------------------------------------------------------------
     def _client(self, v: VenueLinkConfig, persist: bool):

@@ -195,6 +195,14 @@ class EngineSegment:
         self._hb_count += 1
         q[H.HB_COUNT // 8] = self._hb_count
 
+    def ring_own_bell(self) -> None:
+        """Wake the engine's own wait (from another thread: work it must see now is ready,
+        a kill's ack once its state is on disk, say). Never raises."""
+        try:
+            self.bell.sendto(b"\0", self.bell_path)
+        except OSError:
+            pass  # the engine is closing, or the bell is full: it looks again soon anyway
+
     def drain_bell(self) -> None:
         recv = self.bell.recv
         try:

@@ -23,6 +23,7 @@ import logging
 import os
 import queue
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -202,6 +203,9 @@ class KillStateFile:
         self._saves = 0
         self.durable = 0  #: the number of the last save that is on disk
         self.error: str | None = None  #: why the last write failed (None: it did not)
+        #: called on the writer thread after each save is durable or has failed (the live
+        #: node wakes its loop with it, so the ack that waits goes out at once)
+        self.on_saved: Callable[[], None] | None = None
         self._writer = threading.Thread(target=self._write_loop, name="kill-persist", daemon=True)
         self._writer.start()
 
@@ -271,9 +275,11 @@ class KillStateFile:
         except OSError as e:
             self.error = f"could not save the kill switch state to {self.path}: {e}"
             log.error("%s", self.error)
-            return
-        self.error = None
-        self.durable = n
+        else:
+            self.error = None
+            self.durable = n
+        if self.on_saved is not None:
+            self.on_saved()
 
     def close(self) -> None:
         """Write what is pending and stop the writer thread."""
