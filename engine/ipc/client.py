@@ -160,6 +160,7 @@ class EngineClient:
         self._ids = itertools.count(1)
         self._bell: socket.socket | None = None
         self._bell_path = ""
+        self._bell_connected = False
         if commands:
             try:
                 self._claim_slot()
@@ -195,6 +196,11 @@ class EngineClient:
         self._bell_path = doorbell_path(self.instance)
         self._bell = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._bell.setblocking(False)
+        try:  # connected once: each ring is then a send, no path lookup in the kernel
+            self._bell.connect(self._bell_path)
+            self._bell_connected = True
+        except OSError:
+            self._bell_connected = False  # rung by path (sendto) until a connect works
 
     def _write_slot_header(self) -> None:
         """Who holds the slot (for ``helmdesk status`` and the desks): pid and user."""
@@ -344,9 +350,14 @@ class EngineClient:
         # visible: a wake-up lost until max_sleep_us); a datagram costs a few µs per command.
         if self.seg.q[H.IDLE_MODE // 8] != _SPIN:
             try:
-                self._bell.sendto(b"!", self._bell_path)
+                if self._bell_connected:
+                    self._bell.send(b"!")
+                else:
+                    self._bell.sendto(b"!", self._bell_path)
+            except BlockingIOError:
+                pass  # its bell is full: the engine is awake, or looks within max_sleep_us
             except OSError:
-                pass  # engine gone or its bell full: it looks at least every max_sleep_us anyway
+                self._bell_connected = False  # the engine's socket went away: by path again
 
     def poll_acks(self) -> list[Ack]:
         acks = []
