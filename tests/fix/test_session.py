@@ -9,51 +9,20 @@ from __future__ import annotations
 
 import pytest
 
-from engine.fix.codec import FixDecoder, FixMessage, encode, utc_timestamp
+from engine.fix.codec import encode, utc_timestamp
 from engine.fix.session import (
     AppMessage,
     Disconnect,
     FixSession,
     Garbled,
     LoggedOn,
-    LoggedOut,
-    PeerReject,
     RejectSent,
     SessionConfig,
     SessionNotActive,
     SessionState,
 )
 from engine.fix.store import SqlStore
-
-T0 = 1_795_000_000_000_000_000  # ns, a fixed wall clock for the tests
-S = 1_000_000_000
-
-
-def decode_all(data: bytes) -> list[FixMessage]:
-    d = FixDecoder()
-    d.feed(data)
-    out = []
-    while (m := d.next()) is not None:
-        assert isinstance(m, FixMessage), m
-        out.append(m)
-    return out
-
-
-class Peer:
-    """The other end, driven by hand: it sends exactly the bytes a test asks for."""
-
-    def __init__(self, sender=b"VENUE", target=b"HELM"):
-        self.sender, self.target = sender, target
-        self.seq = 1
-
-    def msg(self, msg_type: bytes, body=(), *, seq=None, now=T0, extra=(), sender=None,
-            target=None) -> bytes:
-        if seq is None:
-            seq = self.seq
-            self.seq += 1
-        return encode(msg_type, list(body), sender=sender or self.sender, target=target or self.target,
-                      seq=seq, sending_time_ns=now, extra_header=list(extra))
-
+from tests.fix._sessions import T0, S, Peer, decode_all
 
 def initiator(**kw) -> FixSession:
     cfg = dict(sender="HELM", target="VENUE", initiator=True, heartbeat_s=30)
@@ -279,7 +248,7 @@ def test_limits_must_be_positive():
 def test_sequence_numbers_above_the_highest_are_refused_not_taken():
     """NewSeqNo, Begin/EndSeqNo and MsgSeqNum beyond 2**31 - 1 (or thousands of digits long)
     are rejected with reason 5; the expected number does not move."""
-    from engine.fix.codec import MAX_SEQ_NUM, encode
+    from engine.fix.codec import MAX_SEQ_NUM
     from engine.fix.session import RejectSent
 
     for value in (str(MAX_SEQ_NUM + 1).encode(), b"9" * 30, b"9" * 5000):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.fix.codec import FixDecoder, FixMessage, checksum, encode, utc_timestamp
+from engine.fix.codec import FixMessage, checksum, utc_timestamp
 from engine.fix.session import (
     AppMessage,
     Disconnect,
@@ -28,37 +28,15 @@ from engine.fix.session import (
     SessionState,
 )
 
-T0 = 1_795_000_000_000_000_000  # ns, a fixed wall clock for the tests
-S = 1_000_000_000
+from tests.fix._sessions import T0, S, decode_all
+from tests.fix._sessions import Peer as _Peer
+
 ROLES = ["acceptor", "initiator"]
 role = pytest.mark.parametrize("role", ROLES)
 
 
-def decode_all(data: bytes) -> list[FixMessage]:
-    d = FixDecoder()
-    d.feed(data)
-    out = []
-    while (m := d.next()) is not None:
-        assert isinstance(m, FixMessage), m
-        out.append(m)
-    return out
-
-
-class Peer:
-    """The other end, driven by hand: it sends exactly the bytes a test asks for."""
-
-    def __init__(self, sender: bytes, target: bytes) -> None:
-        self.sender, self.target = sender, target
-        self.seq = 1
-
-    def msg(self, msg_type: bytes, body=(), *, seq=None, now=T0, extra=(), sender=None,
-            target=None) -> bytes:
-        if seq is None:
-            seq = self.seq
-            self.seq += 1
-        return encode(msg_type, list(body), sender=sender or self.sender,
-                      target=target or self.target, seq=seq, sending_time_ns=now,
-                      extra_header=list(extra))
+class Peer(_Peer):
+    """The other end, driven by hand; ``raw`` also frames fields written by hand."""
 
     def raw(self, fields: bytes, *, seq=None, now=T0) -> bytes:
         """A whole message from ``35=…`` fields written by hand (header order included)."""
