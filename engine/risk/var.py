@@ -618,9 +618,9 @@ class VarService:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, (_ROOT, env.get("PYTHONPATH"))))
         for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[k] = "1"  # BLAS worker threads would spin on the engine's CPU
-        cmd = [sys.executable, "-c",
-               "import sys; from engine.risk.var import helper_main; "
-               "sys.exit(helper_main(sys.argv[1:]))",
+        code = ("import sys; from engine.risk.var import helper_main; "
+                "sys.exit(helper_main(sys.argv[1:]))")
+        cmd = [sys.executable, "-c", code,
                "--fd", str(self._fd), "--stop-fd", str(stop_r), "--parent-pid", str(os.getpid()),
                "--layout", json.dumps([self.layout.n, self.layout.books, self.layout.window,
                                        self.layout.levels]),
@@ -839,7 +839,7 @@ def helper_main(argv: list[str]) -> int:
         q[_W_PID] = os.getpid()
         q[_W_STATE] = _READY
         return _helper_loop(m, config, args.stop_fd, args.parent_pid)
-    except Exception as e:  # a broken invariant: say so in the memory file, then go
+    except Exception as e:  # noqa: BLE001 - a broken invariant: say it in the file, then go
         import traceback
 
         m.set_error(f"{type(e).__name__}: {e} ({traceback.format_exc(limit=-1).strip()})")
