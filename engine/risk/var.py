@@ -17,8 +17,8 @@ Conventions
   ``Σ`` the returns' sample covariance (ddof 1) and ``z_c`` the normal quantile (1.6449 at 95 %,
   2.3263 at 99 %). Computed without forming ``Σ``: ``w' Σ w`` is the sample variance of the
   book's scenario P&L, because ``R_c w = R w - mean(R) w`` (``R_c`` the centred returns). For
-  500 instruments that is one (249 × 500)·(500 × 51) product instead of a 500 × 500 covariance
-  (bench/var.py measures both: about 0.2 ms against 2 ms).
+  500 instruments and 51 books that is one (249 × 500)·(500 × 51) product and a variance
+  (0.3 ms) instead of a 500 × 500 covariance and ``w' Σ w`` per book (2.3 ms; bench/var.py).
 - **Horizon**: one mark interval; with ``horizon_ms`` set, both figures are scaled by
   ``sqrt(horizon_ms / interval_ms)`` (square-root-of-time: it assumes independent returns).
 - **Sign and unit**: a loss is a positive number, in the currency of the marks.
@@ -76,7 +76,8 @@ no resource tracker is involved)::
   (exit code or signal, and its own error text); ``service.error`` keeps it. No restart.
 - **Engine death**: the helper asked for SIGTERM at its parent's death (``PR_SET_PDEATHSIG``)
   and also sees EOF on the stop pipe (the kernel closes the engine's end): it exits.
-- **CPUs**: the helper runs with one BLAS thread and off the engine's pinned CPUs.
+- **CPUs**: the helper runs off the engine's pinned CPUs, with one BLAS thread (OpenBLAS's
+  threads spin while they wait, and on 2 cores made a recompute 5 × slower: 5 ms, not 1 ms).
 - **close()**: closes the stop pipe, waits (deadline), then SIGTERM, then SIGKILL.
 
 ``VarCalculator`` is the same interface in-process for backtests: it computes inside
@@ -457,10 +458,10 @@ class VarCalculator:
         """Take a mark if one is due (True), else do nothing (False); see ``VarService.mark``."""
         if now_ns < self._due.due_ns:
             return False
+        if positions is not None:  # first, as VarService.mark does
+            self._positions[:] = positions
         slot = self._count % self.config.window
         self._ring[slot] = marks
-        if positions is not None:
-            self._positions[:] = positions
         self._ts[slot] = now_ns
         self._count += 1
         self._due.take(now_ns)
@@ -643,18 +644,20 @@ class VarService:
         is due at ``now_ns``: True if taken. ``positions=None``: unchanged since the last mark
         (saves their copy). Costs one compare when not due, a few µs when taken; never waits.
         """
-        if now_ns < self._due.due_ns:
+        if now_ns < self._due.due_ns or self._map is None:
             return False
         q = self._q
         w = self._wseq + 1
         q[_W_IN_SEQ] = w  # odd: the helper will not trust what it copies now
         try:
-            slot = self._count % self.config.window
-            self._ring[slot] = marks
+            # positions first: a shape error (raised before numpy writes) then leaves the ring
+            # as it was, never the oldest mark overwritten under an unchanged count
             if positions is not None:
                 self._positions[:] = positions
                 self._pos_version += 1
                 q[_W_POS_VERSION] = self._pos_version
+            slot = self._count % self.config.window
+            self._ring[slot] = marks
             self._ts[slot] = now_ns
             self._count += 1
             q[_W_COUNT] = self._count
