@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from engine.core.intents import ROUTER, SIDE_NAMES, OrderIntent
 from engine.core.profile import Profile
-from engine.core.records import Notice, Scope
+from engine.core.records import SCOPE_NAMES, KillState, Notice, Scope
 from engine.ipc.commands import (
     ROLE_MAY,
     Ack,
@@ -30,6 +30,7 @@ from engine.ipc.commands import (
     PendingAck,
     Verb,
     check_command,
+    confirmation_code,
     parse_order_text,
 )
 
@@ -59,6 +60,7 @@ class CommandHandlers:
             Verb.ORDER: self._handle_order,
             Verb.CANCEL: self._handle_cancel,
             Verb.CANCEL_ALL: self._handle_cancel_all,
+            Verb.LIMIT: self._handle_limit,
         }
 
     def handle(self, cmd: Command, now_ns: int) -> Ack | PendingAck:
@@ -89,7 +91,7 @@ class CommandHandlers:
 
     def _answer(self, cmd: Command, now_ns: int) -> Ack:
         k = self.kernel
-        reason = check_command(cmd, len(self.symbols))
+        reason = check_command(cmd, self.kernel.risk.table.sizes())
         if reason is None:
             granted = self.profile.role_of(cmd.user)
             verb = Verb(cmd.verb)
@@ -115,44 +117,90 @@ class CommandHandlers:
         return f"pong; you are {role.label}", int(role)
 
     def _handle_kill(self, cmd: Command, now_ns: int) -> tuple[str, int]:
-        k = self.kernel
-        kill = k.risk.kill
-        name = kill.name(cmd.scope, cmd.scope_id)
+        """Trip a scope to REDUCING (arg0 1) or HALTED (arg0 2 or 0). Never refused: a scope
+        already as strict or stricter stays as it is, and its orders are cancelled again."""
+        risk = self.kernel.risk
+        kill = risk.kill
+        row = risk.table.row(cmd.scope, cmd.scope_id)
+        name = kill.names[row]
+        state = int(cmd.arg0) or int(KillState.HALTED)
         why = cmd.text or "manual kill"
         # The switch flips in memory first; the cancels go out next, before anything wakes
         # another thread (the kill-persist writer, the log listener): a woken thread takes the
         # GIL at the cancels' socket writes and the hot thread waits for it.
         t0 = time.perf_counter_ns()
-        tripped = kill.set(cmd.scope, cmd.scope_id, True, cmd.user, why, now_ns, persist=False)
-        value = self._cancel_scope(cmd, now_ns)  # tripped or not: nothing may stay working
+        current = kill.states[row]
+        if current >= state:
+            value = risk.cancel_scope(row, current, now_ns)  # nothing forbidden stays working
+            tripped = False
+        else:
+            tripped, value = risk.trip(row, state, cmd.user, why, now_ns, persist=False)
         took_us = (time.perf_counter_ns() - t0) / 1e3
+        label = KillState(max(current, state)).name
         if tripped:
             self._save = kill.persist()
-            self._audit_kill(cmd, True, why, now_ns)
-            text = f"{name} kill switch TRIPPED by {cmd.user}"
-            k.notify(ERROR, f"{_short(name)} TRIPPED by {cmd.user}", _instrument(cmd), Notice.KILL)
+            text = f"{name} kill switch TRIPPED {label} by {cmd.user}"
             log.error("%s at %s: %s", text, cmd.workstation, why)
         else:
-            text = f"{name} kill switch was already tripped"
-        if k.execution.clients:
+            text = f"{name} kill switch was already {label}"
+        if self.kernel.execution.clients:
             text += f"; {value} cancels sent"
             log.warning("%s: %d cancels written %.0f µs after the command was read", name,
                         value, took_us)
         return text, value
 
     def _handle_rearm(self, cmd: Command, now_ns: int) -> tuple[str, int]:
-        k = self.kernel
-        kill = k.risk.kill
-        name = kill.name(cmd.scope, cmd.scope_id)
-        if not kill.is_tripped(cmd.scope, cmd.scope_id):
+        """Back to ACTIVE (arg0 0) or from HALTED to REDUCING (arg0 1): a risk manager's,
+        with a reason and the scope's name typed as confirmation; not while cooling off."""
+        risk = self.kernel.risk
+        kill = risk.kill
+        row = risk.table.row(cmd.scope, cmd.scope_id)
+        name = kill.names[row]
+        current = kill.states[row]
+        to = int(cmd.arg0)
+        if to not in (KillState.ACTIVE, KillState.REDUCING):
+            raise _Refused(f"REARM goes to 0=active or 1=reducing, not {cmd.arg0:g}")
+        if current == KillState.ACTIVE:
             raise _Refused(f"{name} kill switch is not tripped")
-        kill.set(cmd.scope, cmd.scope_id, False, cmd.user, cmd.text, now_ns, persist=False)
+        if to >= current:
+            raise _Refused(f"{name} is {KillState(current).name}: re-arming to "
+                           f"{KillState(to).name} changes nothing")
+        if cmd.arg1 != confirmation_code(name):
+            raise _Refused(f"the typed confirmation does not match {name!r}: type the scope's "
+                           f"name to re-arm it")
+        cool = int(kill.rows["cool_until_ns"][row])
+        if now_ns < cool:
+            raise _Refused(f"{name} is cooling off after an automatic trip until "
+                           f"{_utc(cool)} ({(cool - now_ns) / 1e9:.0f} s more)")
+        risk.trip(row, to, cmd.user, cmd.text, now_ns, persist=False)
         self._save = kill.persist()
-        self._audit_kill(cmd, False, cmd.text, now_ns)
-        k.notify(WARNING, f"{_short(name)} re-armed by {cmd.user}", _instrument(cmd), Notice.KILL)
-        log.warning("%s kill switch re-armed by %s at %s: %s", name, cmd.user, cmd.workstation,
-                    cmd.text)
-        return f"{name} kill switch re-armed by {cmd.user}", 0
+        log.warning("%s kill switch re-armed to %s by %s at %s: %s", name, KillState(to).name,
+                    cmd.user, cmd.workstation, cmd.text)
+        return f"{name} kill switch re-armed to {KillState(to).name} by {cmd.user}", 0
+
+    def _handle_limit(self, cmd: Command, now_ns: int) -> tuple[str, int]:
+        """Change one limit: scope global (the desk's), instrument, strategy, account or
+        venue; text "KEY REASON", arg0 the value. Audited with the old and new value."""
+        risk = self.kernel.risk
+        key, reason = cmd.text.split(maxsplit=1)
+        kind = "desk" if cmd.scope == Scope.GLOBAL else SCOPE_NAMES[Scope(cmd.scope)]
+        name = "" if kind == "desk" else risk.table.names[Scope(cmd.scope)][cmd.scope_id]
+        where = "desk" if kind == "desk" else f"{kind}:{name}"
+        try:
+            old, new = risk.set_limit(kind, name, key, cmd.arg0)
+        except ValueError as e:
+            raise _Refused(str(e)) from None
+        journal = self.kernel.journal
+        if journal is not None:
+            journal.limit(cmd.user, self.profile.role_of(cmd.user).label, cmd.workstation,
+                          where, key, "default" if old is None else f"{old:g}", f"{new:g}",
+                          reason, now_ns)
+        shown = "default" if old is None else f"{old:g}"
+        text = f"{key} for {where}: {shown} -> {new:g}"
+        log.warning("limit changed by %s at %s: %s (%s)", cmd.user, cmd.workstation, text,
+                    reason)
+        self.kernel.notify(WARNING, f"limit {text} by {cmd.user}", -1, Notice.COMMAND)
+        return text, 0
 
     def _handle_order(self, cmd: Command, now_ns: int) -> tuple[str, int]:
         """A manual order: through the kernel's one door, like a strategy's."""
@@ -207,23 +255,16 @@ class CommandHandlers:
         execution = self.kernel.execution
         if not execution.clients:
             return 0
+        if cmd.scope not in (Scope.GLOBAL, Scope.INSTRUMENT):  # strategy, venue, account, trader
+            risk = self.kernel.risk
+            return risk.cancel_scope(risk.table.row(cmd.scope, cmd.scope_id), KillState.HALTED,
+                                     now_ns)
         symbol = self.symbols[cmd.scope_id] if cmd.scope == Scope.INSTRUMENT else None
         venue = (cmd.text.strip() or None) if cmd.verb == Verb.CANCEL_ALL else None
         return execution.cancel_all(now_ns, venue, symbol)
 
-    def _audit_kill(self, cmd: Command, tripped: bool, why: str, now_ns: int) -> None:
-        journal = self.kernel.journal
-        if journal is not None:
-            name = "global" if cmd.scope == Scope.GLOBAL else self.symbols[cmd.scope_id]
-            journal.kill(name, cmd.scope, cmd.scope_id, tripped, cmd.user, why, now_ns)
 
-
-def _short(switch_name: str) -> str:
-    """'instrument AAPL' -> 'AAPL': event records have little room for text."""
-    return switch_name.removeprefix("instrument ")
-
-
-def _instrument(cmd: Command) -> int:
-    return cmd.scope_id if cmd.scope == Scope.INSTRUMENT else -1
+def _utc(ts_ns: int) -> str:
+    return time.strftime("%H:%M:%S UTC", time.gmtime(ts_ns / 1e9))
 
 

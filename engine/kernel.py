@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from engine.commands import CommandHandlers
 from engine.core.intents import OrderIntent
 from engine.core.profile import Profile
-from engine.core.records import Notice
+from engine.core.records import KillState, Notice
 from engine.execution.engine import ExecutionConfig, ExecutionEngine
 from engine.execution.oms import OrderUpdate
 from engine.execution.orders import ClOrdIds, Order
@@ -90,6 +90,9 @@ class Publisher:
     def health(self, feed_rows, venue_states: list[int], ts_ns: int) -> None:
         """Market data health (FEED_HEALTH rows) and the venue sessions' state words."""
 
+    def risk(self, risk, ts_ns: int) -> None:
+        """The risk engine's positions, limit utilisation and VaR (every health_ms)."""
+
 
 class Journal:
     """Where the kernel writes what must be kept: the database (live), a report (backtest)."""
@@ -101,8 +104,15 @@ class Journal:
         """A command and its answer (the audit trail)."""
 
     def kill(self, name: str, scope: int, scope_id: int, tripped: bool, user: str, why: str,
-             ts_ns: int) -> None:
-        """A kill switch changed."""
+             ts_ns: int, *, state: str = "", scope_name: str = "") -> None:
+        """A kill switch changed (``state``: active, reducing or halted; ``scope_name``:
+        "strategy:pairs", ...)."""
+
+    def limit(self, user: str, role: str, workstation: str, scope: str, key: str, old: str,
+              new: str, reason: str, ts_ns: int) -> None:
+        """A risk limit was edited (the audit trail of limits): ``scope`` "default",
+        "instrument:ESZ6", "strategy:pairs"…; ``key`` the limit's key (max_order_qty);
+        ``old``/``new`` its values as text ("" for none); ``role`` the editor's role name."""
 
 
 class CommandSource:
@@ -135,15 +145,24 @@ class Kernel:
 
         self.market = MarketData(MarketDataConfig.from_profile(profile, market_venues),
                                  profile.instruments, sources, recorder=recorder)
-        self.risk = RiskEngine(RiskConfig.from_profile(profile), kill_state)
+        self.risk = risk = RiskEngine(
+            RiskConfig.from_profile(profile, [s.name for s in strategies]), kill_state,
+            market=self.market, notify=self.notify)
         self.execution = ExecutionEngine(ExecutionConfig.from_profile(profile), venues, ids,
                                          market=self.market, notify=self.notify,
-                                         check=self.risk.check_child)
+                                         check=risk.check_child)
         self.strategies = Strategies(strategies, self.market, self.submit,
                                      self.execution.cancel, self.notify, lambda: self.now)
+        risk.execution = self.execution
+        risk.submit = self.submit
+        risk.on_pause = self.strategies.pause
+        if journal is not None:
+            risk._journal_kill = self._journal_kill
         self.commands = CommandHandlers(profile, self)
 
-        # every order change, to every subscriber, in this order
+        # every order change, to every subscriber, in this order (the risk engine first: its
+        # books are right before anyone reads them)
+        self.execution.subscribe(risk.on_order)
         if journal is not None:
             self.execution.subscribe(self._journal_order)
         self.execution.subscribe(self._publish_order)
@@ -163,12 +182,20 @@ class Kernel:
     def submit(self, intent: OrderIntent, now_ns: int):
         """The one door into execution: the risk engine's checks, then execution. Returns the
         order (or router parent), or why it was refused."""
-        why = self.risk.check_intent(intent)
+        risk = self.risk
+        risk.now = now_ns
+        why = risk.check_intent(intent, now_ns)
         if why is not None:
             log.warning("%s %s %s %d @ %s REFUSED: %s", intent.source, intent.symbol,
                         intent.side, intent.qty, intent.price, why)
             return why
-        return self.execution.submit(intent, now_ns)
+        risk.sending(intent)
+        r = None
+        try:
+            r = self.execution.submit(intent, now_ns)
+        finally:
+            risk.sent(r)
+        return r
 
     # -- the turn ------------------------------------------------------------------------------
     def start(self, now_ns: int) -> None:
@@ -177,6 +204,7 @@ class Kernel:
         self.market.warm_up()
         self.execution.poll(now_ns)  # the venue sessions start logging on
         self.market.start(now_ns)
+        self.risk.step(now_ns)
         self.strategies.start(now_ns)
         self.publish_kill()
         if self.publisher.live:
@@ -200,7 +228,9 @@ class Kernel:
         if strategies.strategies:
             strategies.step(now_ns)
         execution.on_market(now_ns)
-        nxt = market.next_due_ns
+        nxt = self.risk.step(now_ns)
+        if market.next_due_ns < nxt:
+            nxt = market.next_due_ns
         t = execution.next_due_ns()
         if t < nxt:
             nxt = t
@@ -239,6 +269,8 @@ class Kernel:
         if now_ns >= self._next_health:
             self.publisher.health(market.update_health(now_ns),
                                   self.execution.venue_states(), now_ns)
+            self.publisher.risk(self.risk, now_ns)
+            self.publish_kill()
             self._next_health = now_ns + self._health_ns
         return min(self._next_publish if pending else NEVER, self._next_health)
 
@@ -254,6 +286,13 @@ class Kernel:
         if kind is None:
             kind = Notice.ALERT if level >= WARNING else Notice.LOG
         self.publisher.notice(kind, level, text, instrument, self.now)
+
+    def _journal_kill(self, row: int, state: int, user: str, why: str, ts_ns: int) -> None:
+        kill = self.risk.kill
+        r = kill.rows[row]
+        self.journal.kill(kill.names[row], int(r["scope"]), int(r["scope_id"]), state != 0,
+                          user, why, ts_ns, state=KillState(state).label,
+                          scope_name=kill.names[row])
 
     def _journal_order(self, u: OrderUpdate, o: Order) -> None:
         self.journal.order(u, o, self.now)

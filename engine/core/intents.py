@@ -16,7 +16,8 @@ ROUTER = "*"
 class OrderIntent:
     """One order to place: ``venue`` a venue's name, or ``ROUTER`` for the smart order router;
     ``price`` None for a market order. ``source`` says who asked ("manual:alice",
-    "strategy:pairs", "script"): the risk engine's checks and the audit trail use it."""
+    "strategy:pairs", "script", "risk:flatten"): the risk engine's checks, its books and the
+    audit trail use it; ``account`` the account it is booked to ("": the desk's account)."""
 
     symbol: str
     side: int
@@ -25,3 +26,4 @@ class OrderIntent:
     venue: str = ROUTER
     tif: str = "day"
     source: str = "manual"
+    account: str = ""

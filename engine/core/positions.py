@@ -1,5 +1,5 @@
-"""Position arithmetic: the one function every keeper of positions uses (the store's writer,
-the backtest's report)."""
+"""Position arithmetic: the one function every keeper of positions uses (the risk engine's
+portfolio, the store's writer, the backtest's report)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ __all__ = ["apply_fill"]
 
 
 def apply_fill(pos: tuple[int, float, float], side: int, qty: int,
-               px: float) -> tuple[int, float, float]:
-    """(qty, avg_px, realized) after a fill: average cost, realized P&L on what closes."""
+               px: float, fee: float = 0.0) -> tuple[int, float, float]:
+    """(qty, avg_px, realized) after a fill: average cost, realized P&L on what closes, less
+    the fill's fee (a rebate is a negative fee)."""
     q, avg, realized = pos
+    realized -= fee
     d = qty if side == 1 else -qty
     if q == 0 or (q > 0) == (d > 0):  # opens or adds
         new = q + d

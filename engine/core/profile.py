@@ -14,6 +14,12 @@ Schema (every later issue adds its own section here rather than a new format)::
     [desk]
     name = "desk-1"          # workstation name carried in every command
     stale_ms = 300           # heartbeat age at which the desk shows STALE
+    account = "main"         # the account orders are booked to unless they name one
+
+    [limits]                 # risk limits: see engine/core/limits.py for every key
+    max_order_qty = 10000
+    [limits.instrument.ESZ6] # per instrument, strategy, account and venue
+    max_order_qty = 50
 
     [feed]
     kind = "sim"             # sim: one simulated venue, SIM, quoting every instrument (a
@@ -108,6 +114,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.core.limits import LimitsConfig, parse_limits
 from engine.core.roles import Role
 
 __all__ = [
@@ -156,6 +163,7 @@ class EngineConfig:
 class DeskConfig:
     name: str = "desk"
     stale_ms: int = 300
+    account: str = "main"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -235,6 +243,7 @@ class Profile:
     venues: tuple[VenueLinkConfig, ...] = ()  #: the engine's order sessions
     database_url: str = DEFAULT_DATABASE_URL
     database_password: str = ""  #: a secret reference (env:NAME, keyring:NAME), or none
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
 
     def database(self, data_dir: str) -> str:
         """The database URL with ``{data_dir}`` and ``{instance}`` filled in and the password
@@ -411,9 +420,13 @@ def parse_profile(data: dict, path: Path) -> Profile:
     if not _DESK_NAME_RE.match(desk_name):
         d.fail("name", f"must be 1-16 letters, digits, '_', '.' or '-' (it names the "
                        f"workstation in every command), was {desk_name!r}")
+    account = d.get("account", str, "main")
+    if not _DESK_NAME_RE.match(account):
+        d.fail("account", f"must be 1-16 letters, digits, '_', '.' or '-', was {account!r}")
     desk = DeskConfig(
         name=desk_name,
         stale_ms=d.integer("stale_ms", 300, lo=20, hi=60_000),
+        account=account,
     )
     d.done()
 
@@ -496,11 +509,13 @@ def parse_profile(data: dict, path: Path) -> Profile:
         db.fail("password", "must be a reference, env:NAME or keyring:NAME: profiles hold no "
                             "secrets in the clear")
     db.done()
+    limits = parse_limits(_Reader(path, "[limits]", root.get("limits", dict, {})), seen,
+                          {v.name for v in venues})
     root.done()
     return Profile(
         path=path, engine=engine, desk=desk, feed=feed, instruments=tuple(instruments), users=users,
         venue=venue, venues=venues, database_url=database_url,
-        database_password=database_password,
+        database_password=database_password, limits=limits,
     )
 
 

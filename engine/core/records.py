@@ -17,8 +17,16 @@ __all__ = [
     "VENUE_UP",
     "VENUE_BOOKS_OK",
     "Scope",
+    "SCOPE_NAMES",
+    "KillState",
     "Notice",
     "KILL_ROW",
+    "BOOK_DESK",
+    "BOOK_STRATEGY",
+    "BOOK_ACCOUNT",
+    "POSITION_ROW",
+    "LIMIT_ROW",
+    "VAR_ROW",
     "FEED_HEALTH",
 ]
 
@@ -32,10 +40,34 @@ VENUE_BOOKS_OK = 2  #: bit 1: every book it sends us is good (subscribed, no gap
 
 
 class Scope(enum.IntEnum):
-    """What a kill switch or a command applies to."""
+    """What a kill switch, a limit or a command applies to. ``scope_id`` is the index in the
+    engine's table of that kind (``engine.risk.scopes.ScopeTable``: instruments in profile
+    order, then the strategies, venues, accounts and traders it knows)."""
 
     GLOBAL = 0  #: the whole engine; scope_id must be 0
-    INSTRUMENT = 1  #: one instrument; scope_id is its index in the engine's instrument table
+    INSTRUMENT = 1  #: one instrument
+    STRATEGY = 2  #: one strategy (its orders, router children included)
+    VENUE = 3  #: one venue (orders sent there)
+    ACCOUNT = 4  #: one account (orders booked to it)
+    TRADER = 5  #: one person's manual orders (an OS user of the profile's [users])
+
+
+#: How scopes are written in commands, files and the CLI ("strategy:pairs").
+SCOPE_NAMES = {Scope.GLOBAL: "global", Scope.INSTRUMENT: "instrument", Scope.STRATEGY: "strategy",
+               Scope.VENUE: "venue", Scope.ACCOUNT: "account", Scope.TRADER: "trader"}
+
+
+class KillState(enum.IntEnum):
+    """A kill switch's state; an order's effective state is the strictest (highest) over
+    every scope it falls in."""
+
+    ACTIVE = 0  #: orders pass (the other checks permitting)
+    REDUCING = 1  #: only orders that reduce the position pass; adding working orders cancelled
+    HALTED = 2  #: nothing new passes; every working order in scope cancelled
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
 
 
 class Notice(enum.IntEnum):
@@ -48,19 +80,68 @@ class Notice(enum.IntEnum):
     ORDER = 5  #: an order changed
 
 
-#: One kill switch: row 0 is the global switch, row 1 + i instrument i's.
+#: One kill switch. Row 0 is the global switch, then one row per instrument, strategy, venue,
+#: account and trader of the engine's scope table, in that order (``ScopeTable.rows``).
 KILL_ROW = np.dtype(
     [
-        ("tripped", "u1"),
+        ("state", "u1"),  # KillState value
         ("scope", "u1"),  # Scope value
-        ("pad0", "V2"),
+        ("auto", "u1"),  # 1: the engine tripped it (a limit, stale data, a lost session)
+        ("pad0", "u1"),
         ("scope_id", "<i4"),
         ("ts_ns", "<i8"),  # wall clock of the last change
-        ("user", "S16"),
-        ("reason", "S32"),
+        ("cool_until_ns", "<i8"),  # an automatic trip may not be re-armed before this (0: any time)
+        ("name", "S24"),  # "global", "instrument:ESZ6", "strategy:pairs", ...
+        ("user", "S32"),  # who changed it last ("engine" for automatic trips)
+        ("reason", "S96"),
     ]
 )
-assert KILL_ROW.itemsize == 64
+assert KILL_ROW.itemsize == 176
+
+#: Books of the portfolio: the desk as a whole, each strategy, each account.
+BOOK_DESK, BOOK_STRATEGY, BOOK_ACCOUNT = 0, 1, 2
+
+#: One position: a book's holding of one instrument (``instrument`` -1: the book's total, its
+#: P&L summed over instruments). Marked to the consolidated mid; fees are in ``realized``.
+POSITION_ROW = np.dtype([
+    ("book_kind", "u1"),      # BOOK_DESK, BOOK_STRATEGY, BOOK_ACCOUNT
+    ("pad0", "u1", (3,)),
+    ("book_id", "<i4"),       # index of the strategy / account in the scope table (desk: 0)
+    ("instrument", "<i4"),    # instrument index, or -1 for the book's total
+    ("pad1", "u1", (4,)),
+    ("qty", "<i8"),           # net position (negative: short)
+    ("avg_px", "<f8"),        # average cost of the open position
+    ("realized", "<f8"),      # realized P&L, fees deducted
+    ("unrealized", "<f8"),    # (mark - avg_px) * qty
+    ("fees", "<f8"),          # fees paid (already in realized)
+    ("mark", "<f8"),          # the mark used (NaN: no mark yet)
+    ("working_buy", "<i8"),   # quantity in working buy orders
+    ("working_sell", "<i8"),  # quantity in working sell orders
+    ("book", "S24"),          # "desk", "strategy:pairs", "account:main"
+])
+assert POSITION_ROW.itemsize == 104
+
+#: One limit's utilisation, for the risk gauges: how much of it is used now.
+LIMIT_ROW = np.dtype([
+    ("key", "S24"),           # the limit's key in [limits] (max_position, daily_loss, ...)
+    ("scope", "S24"),         # where it applies: "desk", "instrument:ESZ6", "strategy:pairs"
+    ("used", "<f8"),          # what is used now (same unit as limit)
+    ("limit", "<f8"),         # the limit
+    ("fraction", "<f8"),      # used / limit (the gauge)
+])
+assert LIMIT_ROW.itemsize == 72
+
+#: Value at risk of one book (desk or strategy), in the desk's currency; NaN: not available.
+VAR_ROW = np.dtype([
+    ("book", "S24"),
+    ("var95_hist", "<f8"),
+    ("var99_hist", "<f8"),
+    ("var95_param", "<f8"),
+    ("var99_param", "<f8"),
+    ("n_marks", "<i8"),       # marks in the window the figures come from
+    ("ts_ns", "<i8"),         # when they were computed (0: never)
+])
+assert VAR_ROW.itemsize == 72
 
 #: Market data health of one venue, the one record for it: ``FeedIntegrity`` counts into it,
 #: ``MarketData`` keeps one row per venue of its table, the desk's status bar reads it. Fixed-size

@@ -57,6 +57,7 @@ class OrderUpdate:
     text: str = ""
     unknown: bool = False  #: the venue's session dropped: state in doubt until reconciled
     exec_id: str = ""  #: the execution applied by this update (last_qty > 0)
+    fee: float = 0.0  #: what the venue charged for this execution (Commission 12; rebate < 0)
 
 
 class Oms:
@@ -182,13 +183,17 @@ class Oms:
             raw = m.get(37)
             if raw and raw != b"NONE":
                 o.venue_order_id = raw.decode("ascii", "replace")
-        last_qty, last_px = 0, 0.0
+        last_qty, last_px, fee = 0, 0.0, 0.0
         if et == b"F":
             try:
                 last_qty, last_px = m.get_int(32), m.get_float(31)
                 exec_id = m.get(17).decode("ascii", "replace")
+                if 12 in m:
+                    fee = m.get_float(12)
+                    if not math.isfinite(fee):
+                        raise ValueError(f"Commission(12) is {fee}")
             except (ValueError, AttributeError) as e:
-                return self._refuse(o, f"fill report without usable 17/31/32: {e}")
+                return self._refuse(o, f"fill report without usable 17/31/32/12: {e}")
             if o.has_execution(exec_id):  # a resend or a replay after reconnect
                 self.counters["duplicates"] += 1
                 return []
@@ -210,7 +215,7 @@ class Oms:
                 return self._refuse(o, why)
         if self.unknown:
             self.unknown.discard(o.cl_ord_id)
-        return [self._update(o, last_qty, last_px, text, exec_id if et == b"F" else "")]
+        return [self._update(o, last_qty, last_px, text, exec_id if et == b"F" else "", fee)]
 
     def _on_status(self, o: Order, m: FixMessage, text: str) -> list[OrderUpdate]:
         """An answer to OrderStatusRequest: make our order agree with the venue's."""
@@ -268,9 +273,9 @@ class Oms:
         return self._update(o, text=text)
 
     def _update(self, o: Order, last_qty: int = 0, last_px: float = 0.0, text: str = "",
-                exec_id: str = "") -> OrderUpdate:
+                exec_id: str = "", fee: float = 0.0) -> OrderUpdate:
         return OrderUpdate(o.cl_ord_id, o.venue, o.symbol, o.status, o.cum_qty, o.leaves_qty,
-                           last_qty, last_px, text, o.cl_ord_id in self.unknown, exec_id)
+                           last_qty, last_px, text, o.cl_ord_id in self.unknown, exec_id, fee)
 
     # -- venue sessions ----------------------------------------------------------------------
     def request_status(self, venue: str, now_ns: int, only: str | None = None) -> int:

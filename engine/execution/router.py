@@ -100,8 +100,8 @@ BooksFn = Callable[[str], Mapping[str, Any]]
 #: ``up_fn(symbol)``: the names of the venues ``symbol`` may go to now (session logged on,
 #: and whatever else the caller requires, such as a good book there).
 UpFn = Callable[[str], Iterable[str]]
-#: ``check(venue, symbol, side, qty, price)``: why this child may not go out, or None.
-CheckFn = Callable[[str, str, int, int, float], "str | None"]
+#: ``check(venue, symbol, side, qty, price, parent_id)``: why this child may not go out, or None.
+CheckFn = Callable[[str, str, int, int, float, str], "str | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -573,7 +573,7 @@ class SmartRouter:
             failed = 0
             for c in p:
                 why = parent.halted or (self.check and self.check(
-                    c.venue, parent.symbol, parent.side, c.qty, c.price))
+                    c.venue, parent.symbol, parent.side, c.qty, c.price, parent.parent_id))
                 if why:
                     parent.history.append(f"{c.qty} for {c.venue} not sent: {why}")
                     self._give_up(parent, c.qty, f"refused for {c.venue}: {why}")

@@ -22,6 +22,7 @@ Callbacks (all optional): ``on_start(ctx, now_ns)``, ``on_book(ctx, instruments,
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from engine.core.intents import OrderIntent
@@ -34,12 +35,13 @@ NEVER = 1 << 62
 class StrategyContext:
     """What a strategy may use: the door for intents, cancels, the books, notices."""
 
-    __slots__ = ("market", "_submit", "_cancel", "_notify", "_now", "name")
+    __slots__ = ("market", "_submit", "_cancel", "_notify", "_now", "name", "_source")
 
     def __init__(self, name: str, market: Any, submit: Callable, cancel: Callable,
                  notify: Callable[[int, str, int], None],
                  now: Callable[[], int] = lambda: 0) -> None:
         self.name = name
+        self._source = f"strategy:{name}"
         self.market = market
         self._submit = submit
         self._cancel = cancel
@@ -52,7 +54,10 @@ class StrategyContext:
         return self._now()
 
     def submit(self, intent: OrderIntent, now_ns: int) -> Any:
-        """Ask for an order; returns the order (or router parent), or why it was refused."""
+        """Ask for an order; returns the order (or router parent), or why it was refused. The
+        intent is the strategy's ("strategy:NAME"): its limits, books and kill switch."""
+        if intent.source != self._source:
+            intent = replace(intent, source=self._source)
         return self._submit(intent, now_ns)
 
     def cancel(self, cl_ord_id: str, now_ns: int) -> str | None:

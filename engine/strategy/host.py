@@ -23,6 +23,11 @@ class Strategies:
         self._seen = market.new_seen() if market is not None and self.wants_books else None
         self._applied = -1
         self.next_due_ns = NEVER
+        self.paused: set[str] = set()  #: strategies the risk engine paused (a HALTED scope)
+
+    def pause(self, names: set[str]) -> None:
+        """Pause exactly these strategies (their callbacks are not called); resume the rest."""
+        self.paused = set(names)
 
     def __len__(self) -> int:
         return len(self.strategies)
@@ -39,12 +44,12 @@ class Strategies:
             changed = self.market.changed(self._seen)
             if len(changed):
                 for s, ctx in zip(self.strategies, self.contexts):
-                    if s.wants_books:
+                    if s.wants_books and s.name not in self.paused:
                         s.on_book(ctx, changed, now_ns)
                 self._due()  # on_book may set a timer
         if now_ns >= self.next_due_ns:
             for s, ctx in zip(self.strategies, self.contexts):
-                if now_ns >= s.next_timer_ns():
+                if now_ns >= s.next_timer_ns() and s.name not in self.paused:
                     s.on_timer(ctx, now_ns)
             self._due()
 

@@ -595,7 +595,7 @@ def test_market_and_ioc_remainders_are_given_up_with_the_reason():
 def test_a_kill_switch_stops_rerouting_halt_or_check():
     killed: list[str] = []
 
-    def check(venue, symbol, side, qty, price):
+    def check(venue, symbol, side, qty, price, parent_id):
         return killed[0] if killed else None
 
     for halt in (True, False):
