@@ -356,6 +356,21 @@ def test_service_reports_too_few_marks_then_figures(service):
     np.testing.assert_allclose(r.hist, compute_var(marks, positions).hist)
 
 
+def test_a_shape_error_leaves_the_window_as_it_was(service):
+    rng = np.random.default_rng(13)
+    cfg = VarConfig(window=8, interval_ms=1, recompute_ms=1)
+    marks, positions = _history(rng, 12, 3), rng.normal(0, 10, (2, 3))
+    svc, calc = service(cfg, 3, 2), VarCalculator(cfg, 3, 2)
+    for target in (svc, calc):
+        _feed(target, marks, positions)
+        with pytest.raises(ValueError):
+            target.mark(50 * MS, marks[0] * 2, np.ones((2, 4)))
+    want = compute_var(marks[-8:], positions)
+    np.testing.assert_allclose(calc.poll().hist, want.hist)
+    r = _wait_result(svc, lambda r: r.ts_ns == 11 * MS, "the result of the last good mark")
+    np.testing.assert_allclose(r.hist, want.hist)
+
+
 def test_service_poll_returns_none_when_nothing_is_new(service):
     svc = service(VarConfig(window=5, interval_ms=1, recompute_ms=5), 2, 1)
     assert svc.poll() is None
@@ -370,6 +385,7 @@ def test_service_close_leaves_no_process(service):
     assert svc.close() == 0  # the stop pipe ended it: no signal needed
     assert _gone(pid)
     assert svc.poll() is None and svc.close() == 0  # closing twice is harmless
+    assert not svc.mark(0, np.ones(2), np.ones((1, 2)))  # and marks after it are ignored
 
 
 def test_a_killed_helper_is_reported(service):
