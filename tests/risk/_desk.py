@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.core.events import ASK, BID, CLEAR, F_LAST, F_SNAPSHOT, MD_EVENT, NEW, QUOTE
+from engine.core.events import (ASK, BID, CLEAR, F_LAST, F_SNAPSHOT, MD_EVENT, NEW, QUOTE,
+                                STATUS, STATUS_GAP)
 from engine.core.intents import OrderIntent
 from engine.core.profile import parse_profile
 from engine.execution.orders import ClOrdIds
@@ -114,6 +115,12 @@ class Desk:
                      for k in range(5)]
             rows[-1]["flags"] |= F_LAST
         self.source.push(rows)
+
+    def gap(self, symbol: str, venues=VENUES) -> None:
+        """A sequence gap on each venue's stream of ``symbol``: its book goes stale."""
+        i = self.symbols.index(symbol)
+        self.source.push([dict(kind=STATUS, venue=VENUES.index(v), instrument=i,
+                               action=STATUS_GAP) for v in venues])
 
     # -- driving -------------------------------------------------------------------------------
     def run(self, seconds: float) -> None:

@@ -8,13 +8,20 @@ import json
 
 import pytest
 
-from engine.core.records import Scope
+from engine.core.records import KillState, Scope
 from engine.risk.killswitch import KillStateFile, KillSwitches, parse_state
+from engine.risk.scopes import ScopeTable
 from tests.conftest import wait_until
 
 SYMBOLS = ["ESZ6", "AAPL"]
+TABLE = ScopeTable(SYMBOLS, ["pairs"], ["SIMA"], ["main"], ["ana"])
 GOOD = {"version": 1, "switches": [
     {"switch": "AAPL", "tripped": True, "ts_ns": 5, "user": "ana", "reason": "halted"}]}
+V2 = {"version": 2, "switches": [
+    {"switch": "strategy:pairs", "state": "reducing", "auto": True, "ts_ns": 5,
+     "cool_until_ns": 60, "user": "engine", "reason": "daily loss"},
+    {"switch": "venue:SIMA", "state": "halted", "auto": False, "ts_ns": 6, "cool_until_ns": 0,
+     "user": "ana", "reason": "venue trouble"}]}
 
 
 def _switches(tmp_path, text: str | bytes | None):
@@ -23,7 +30,7 @@ def _switches(tmp_path, text: str | bytes | None):
         path.write_bytes(text if isinstance(text, bytes) else text.encode())
     state = KillStateFile(path)
     try:
-        return KillSwitches(SYMBOLS, state), state
+        return KillSwitches(TABLE, state), state
     except BaseException:
         state.close()
         raise
@@ -46,7 +53,12 @@ def _entry(**kw) -> str:
     (_entry(ts_ns=-1), "switches[0].ts_ns -1 is out of range"),
     (_entry(tripped=1), "switches[0].tripped is 1, not bool"),
     (_entry(user=None), "switches[0].user is null, not str"),
-    ('{"version": 2, "switches": []}', "version 2 is not 1"),
+    ('{"version": 3, "switches": []}', "version 3 is not 1 or 2"),
+    (json.dumps({"version": 2, "switches": [dict(V2["switches"][0], state="paused")]}),
+     'switches[0].state is "paused", not one of active, reducing, halted'),
+    (json.dumps({"version": 2, "switches": [dict(V2["switches"][0], cool_until_ns=-5)]}),
+     "switches[0].cool_until_ns -5 is out of range"),
+    (json.dumps({"version": 2, "switches": [GOOD["switches"][0]]}), "switches[0] is"),
     ('{"version": 1, "switch', "not JSON"),
     (b"\xff\xfe", "not UTF-8 text"),
     ("", "not JSON"),
@@ -66,16 +78,35 @@ def test_a_good_file_is_restored_as_it_was(tmp_path):
     kill, state = _switches(tmp_path, json.dumps(GOOD))
     try:
         assert not kill.global_tripped and kill.failed_closed is None
-        assert kill.is_tripped(Scope.INSTRUMENT, 1) and kill.rows["reason"][2] == b"halted"
+        assert kill.state(Scope.INSTRUMENT, 1) == KillState.HALTED  # version 1: tripped
+        assert kill.rows["reason"][2] == b"halted"
     finally:
         state.close()
-    assert parse_state(json.dumps(GOOD)) == GOOD["switches"]
+    assert parse_state(json.dumps(GOOD)) == [
+        {"switch": "instrument:AAPL", "state": "halted", "auto": False, "ts_ns": 5,
+         "cool_until_ns": 0, "user": "ana", "reason": "halted"}]
+
+
+def test_every_scope_and_state_comes_back_as_it_was(tmp_path):
+    kill, state = _switches(tmp_path, json.dumps(V2))
+    try:
+        assert kill.failed_closed is None
+        assert kill.state(Scope.STRATEGY, 0) == KillState.REDUCING
+        r = TABLE.row(Scope.STRATEGY, 0)
+        assert kill.rows["auto"][r] and kill.rows["cool_until_ns"][r] == 60
+        assert kill.state(Scope.VENUE, 0) == KillState.HALTED
+        assert kill.state(Scope.INSTRUMENT, 0) == KillState.ACTIVE
+        n = kill.persist()
+        wait_until(lambda: kill.durable(n), 5, "the save")
+        assert json.loads((tmp_path / "killswitches.json").read_text()) == V2
+    finally:
+        state.close()
 
 
 def test_no_file_is_a_first_start_with_everything_armed(tmp_path):
     kill, state = _switches(tmp_path, None)
     try:
-        assert not kill.rows["tripped"].any() and kill.failed_closed is None
+        assert not kill.rows["state"].any() and kill.failed_closed is None
     finally:
         state.close()
 
@@ -83,13 +114,13 @@ def test_no_file_is_a_first_start_with_everything_armed(tmp_path):
 def test_a_save_counts_only_once_it_is_on_disk(tmp_path):
     kill, state = _switches(tmp_path, None)
     try:
-        assert kill.set(Scope.GLOBAL, 0, True, "ana", "runbook", 10, persist=False)
+        assert kill.set(Scope.GLOBAL, 0, KillState.HALTED, "ana", "runbook", 10, persist=False)
         n = kill.persist()
         assert n == 1
         wait_until(lambda: kill.durable(n), 5, "the save to be durable")
         assert parse_state((tmp_path / "killswitches.json").read_text()) == [
-            {"switch": "global", "tripped": True, "ts_ns": 10, "user": "ana",
-             "reason": "runbook"}]
+            {"switch": "global", "state": "halted", "auto": False, "ts_ns": 10,
+             "cool_until_ns": 0, "user": "ana", "reason": "runbook"}]
         assert kill.persist_error is None
     finally:
         state.close()
@@ -101,7 +132,7 @@ def test_a_save_that_cannot_be_written_is_never_durable_and_says_why(tmp_path):
     kill, state = _switches(d, None)
     try:
         d.rmdir()  # the state directory is gone (a disk unmounted, a cleaner run amok)
-        kill.set(Scope.GLOBAL, 0, True, "ana", "runbook", 10, persist=False)
+        kill.set(Scope.GLOBAL, 0, KillState.HALTED, "ana", "runbook", 10, persist=False)
         n = kill.persist()
         wait_until(lambda: kill.persist_error, 5, "the write to fail")
         assert not kill.durable(n)
@@ -115,12 +146,14 @@ def test_the_audit_trail_can_only_make_the_state_stricter(tmp_path):
     try:
         # re-armed in the audit: the file (AAPL tripped) stands; ESZ6 tripped later than the
         # file knows: tripped again; a trip older than the file's state is history
-        tripped = kill.check_audit({"AAPL": (False, 99), "ESZ6": (True, 7),
-                                    "global": (True, 0), "GONE": (True, 50)})
-        assert tripped == ["ESZ6"]
+        tripped = kill.check_audit({"instrument:AAPL": (0, 99), "ESZ6": (True, 7),
+                                    "global": (2, 0), "GONE": (2, 50),
+                                    "strategy:pairs": (KillState.REDUCING, 8)})
+        assert tripped == ["instrument:ESZ6", "strategy:pairs"]
+        assert kill.state(Scope.STRATEGY, 0) == KillState.REDUCING
         assert kill.is_tripped(Scope.INSTRUMENT, 0) and kill.is_tripped(Scope.INSTRUMENT, 1)
         assert not kill.global_tripped
         assert kill.rows["reason"][1] == b"state file behind the audit"
-        assert "behind the audit trail for ESZ6" in kill.failed_closed
+        assert "behind the audit trail for instrument:ESZ6" in kill.failed_closed
     finally:
         state.close()
