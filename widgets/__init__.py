@@ -6,7 +6,10 @@ from widgets.eventlog import EventLog
 from widgets.feedhealth import FeedHealth
 from widgets.killswitch import KillSwitchPanel
 from widgets.ladder import LadderModel, LadderView, LadderWidget
+from widgets.limits import LimitEditor, LimitsModel
+from widgets.positions import PositionsModel, PositionsTable
 from widgets.pricechart import PriceChart
+from widgets.risk import Gauge, RiskPanel, VarModel
 from widgets.status import ConnectionStatus
 
 __all__ = [
@@ -15,9 +18,16 @@ __all__ = [
     "ConnectionStatus",
     "EventLog",
     "FeedHealth",
+    "Gauge",
     "KillSwitchPanel",
     "LadderModel",
     "LadderView",
     "LadderWidget",
+    "LimitEditor",
+    "LimitsModel",
+    "PositionsModel",
+    "PositionsTable",
     "PriceChart",
+    "RiskPanel",
+    "VarModel",
 ]
