@@ -13,7 +13,11 @@ Theory of operation (DESIGN.md, "Persistence" and "One hot thread in CPython")::
 - ``writer.py`` is the process: batches, idempotent upserts, positions from executions, bad
   records refused and counted, never a spinning core; it finishes the ring and exits when the
   engine dies.
-- ``records.py`` is the segment layout and the record formats; ``models.py`` the tables.
+- ``records.py`` is the segment layout and the record formats; ``models.py`` the tables;
+  ``schema.py`` their version: a database newer than this code is refused, an older one is
+  migrated when opened.
+- ``audit.py`` reads the audit trail back (commands with their answers, orders, executions,
+  kill switch and limit changes), merged in time order: ``helmdesk ctl audit``.
 - ``recover.load(url)`` rebuilds orders (with their ExecIDs), positions, kill switches and FIX
   sequence numbers on restart; ``WriteBehindFixStore`` gives FIX sessions a store that never
   commits on the hot thread.
@@ -24,6 +28,11 @@ import importlib
 #: public name -> the private module that defines it; imported on first use, so the writer
 #: process (which needs records, models and writer only) does not pay for the rest
 _HOME = {
+    "AuditEntry": "audit",
+    "read_audit": "audit",
+    "SCHEMA_VERSION": "schema",
+    "SchemaError": "schema",
+    "SchemaTooNew": "schema",
     "WriteBehindFixStore": "fixstore",
     "StoreLink": "link",
     "StoreError": "link",
@@ -40,11 +49,15 @@ _HOME = {
 }
 
 __all__ = [
+    "SCHEMA_VERSION",
+    "AuditEntry",
     "FixSessionState",
     "KillEvent",
     "Kind",
     "Position",
     "Recovered",
+    "SchemaError",
+    "SchemaTooNew",
     "StoreError",
     "StoreInUse",
     "StoreLink",
@@ -53,6 +66,7 @@ __all__ = [
     "WriteBehindFixStore",
     "default_url",
     "load",
+    "read_audit",
 ]
 assert sorted(__all__) == sorted(_HOME)
 

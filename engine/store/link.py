@@ -69,6 +69,8 @@ from engine.store.records import (
     FIX_SEQ,
     HEADER_SIZE,
     KILL,
+    KILL_STATE_CODE,
+    LIMIT,
     MAX_FIX_MSG,
     MAX_TAIL,
     NAN,
@@ -101,6 +103,7 @@ _CHECK_NS = 10_000_000  # reap the writer at most this often from poll()
 
 _K_ORDER, _K_EXEC, _K_CMD, _K_KILL = Kind.ORDER, Kind.EXECUTION, Kind.COMMAND, Kind.KILL
 _K_FSEQ, _K_FMSG, _K_FRESET = Kind.FIX_SEQ, Kind.FIX_MSG, Kind.FIX_RESET
+_K_LIMIT = Kind.LIMIT
 
 
 class StoreError(Exception):
@@ -290,25 +293,47 @@ class StoreLink:
                                 cmd.text, int(ack.status), ack.reason, ack.ts_ns)
 
     def put_kill(self, name: str, scope: int, scope_id: int, tripped: bool, user: str,
-                 reason: str, ts_ns: int) -> int:
-        """A kill switch tripped or re-armed; ``name`` is "global" or the instrument's symbol."""
+                 reason: str, ts_ns: int, *, state: str = "", scope_name: str = "") -> int:
+        """A kill switch changed: ``state`` "active", "reducing" or "halted" (default: "halted"
+        if ``tripped``, else "active"; tripped is state != "active"), ``scope_name`` as people
+        write it ("strategy:pairs"; default: the scope kind and ``name``)."""
         n = name.encode()
-        if len(n) > 16:
-            self._too_long(name=name)
+        sn = scope_name.encode()
+        if len(n) > 24 or len(sn) > 48:
+            self._too_long(name=name, scope_name=scope_name)
+        code = KILL_STATE_CODE.get(state, 0) if state else 0
+        if state and (not code or tripped != (state != "active")):
+            raise ValueError(f"store record refused: kill state {state!r} with tripped "
+                             f"{tripped} (states: active, reducing, halted; tripped unless "
+                             f"active)")
         u = user.encode()
         r = reason.encode()
-        if len(u) > 16 or len(r) > 96:
-            u, r = _cut(u, 16), _cut(r, 96)
+        if len(u) > 32 or len(r) > 96:
+            u, r = _cut(u, 32), _cut(r, 96)
         seq = self._seq + 1
         self._seq = seq
         tail = self._tail
         if tail < self._limit:
             KILL.pack_into(self._buf, self._slots_off + (tail & self._mask) * SLOT, seq, _K_KILL,
-                           1, 0, ts_ns, scope, tripped, scope_id, n, u, r)
+                           1, 0, ts_ns, scope, tripped, code, scope_id, n, u, r, sn)
             self._tail = self._ctl[_TAIL] = tail + 1
         else:
-            self._slow(1, KILL.pack(seq, _K_KILL, 1, 0, ts_ns, scope, tripped, scope_id, n, u, r))
+            self._slow(1, KILL.pack(seq, _K_KILL, 1, 0, ts_ns, scope, tripped, code, scope_id, n,
+                                    u, r, sn))
         return seq
+
+    def put_limit(self, user: str, role: str, workstation: str, scope: str, key: str, old: str,
+                  new: str, reason: str, ts_ns: int) -> int:
+        """A risk limit edited (the audit trail of limits): ``scope`` "default",
+        "instrument:ESZ6", "strategy:pairs"…, ``key`` the limit's key, ``old``/``new`` its
+        values as text ("" for none). Each text is cut at 256 bytes; rare, so it takes the
+        slow path (one packed record, no waiting all the same)."""
+        if not scope or not key:
+            raise ValueError(f"store record refused: a limit change needs a scope and a key, "
+                             f"was scope {scope!r}, key {key!r}")
+        texts = (user, getattr(role, "name", role), workstation, scope, key, old, new, reason)
+        tail = b"\0".join(_cut(str(t).replace("\0", "").encode(), 256) for t in texts)
+        return self._put_tailed(_K_LIMIT, LIMIT, tail, ts_ns)
 
     def put_fix_seq(self, session: str, next_sender: int, next_target: int) -> int:
         """A FIX session's next sender and target sequence numbers."""

@@ -9,8 +9,13 @@ another dialect is refused with a clear message rather than half-supported.
 ``fix_sessions``/``fix_messages`` have the columns of ``engine.fix.store.SqlStore``'s tables,
 so a database one of them wrote can be read by the other.
 
-Times are int ns (``*_ns``); quantities are integers; prices are floats; statuses and verbs
-are stored as the names a person reads (``PartiallyFilled``, ``KILL``), not as codes.
+Times are int ns (``*_ns``, BIGINT); quantities are integers; prices are floats; statuses and
+verbs are stored as the names a person reads (``PartiallyFilled``, ``KILL``), not as codes.
+Free text is TEXT: PostgreSQL refuses a string longer than its VARCHAR(n), SQLite never does,
+and a record must not be written by one and refused by the other.
+
+The schema has a version (``schema.py``: ``SCHEMA_VERSION``, the ``schema_version`` table):
+``open_db`` refuses a database newer than this code and migrates an older one.
 """
 
 from __future__ import annotations
@@ -41,16 +46,19 @@ __all__ = [
     "check_url",
     "commands",
     "default_url",
+    "driver_url",
     "executions",
     "fix_messages",
     "fix_sessions",
     "insert_ignore",
     "kill_events",
+    "limit_changes",
     "metadata",
     "open_db",
     "orders",
     "positions",
     "safe_url",
+    "schema_version",
     "upsert",
 ]
 
@@ -76,6 +84,7 @@ orders = Table(
     Column("updated_ns", BigInteger, nullable=False),
 )
 Index("ix_orders_status", orders.c.status)
+Index("ix_orders_created_ns", orders.c.created_ns)  # the audit trail reads by time
 
 executions = Table(
     "executions",
@@ -90,6 +99,7 @@ executions = Table(
     Column("ts_ns", BigInteger, nullable=False),
 )
 Index("ix_executions_cl_ord_id", executions.c.cl_ord_id)
+Index("ix_executions_ts_ns", executions.c.ts_ns)  # the audit trail reads by time
 
 positions = Table(
     "positions",
@@ -105,13 +115,31 @@ kill_events = Table(
     "kill_events",
     metadata,
     Column("ts_ns", BigInteger, primary_key=True),
-    Column("scope", SmallInteger, primary_key=True),  # engine.ipc.commands.Scope
+    Column("scope", SmallInteger, primary_key=True),  # engine.core.records.Scope
     Column("scope_id", Integer, primary_key=True),
-    Column("tripped", Boolean, primary_key=True),
-    Column("name", String(16), nullable=False),  # "global" or the instrument's symbol
-    Column("user", String(16), nullable=False),
-    Column("reason", String(96), nullable=False),
+    # one switch changes to one state at most once a nanosecond: the key of a replayed record
+    Column("scope_name", Text, primary_key=True),  # "global", "instrument:ESZ6", "strategy:pairs"
+    Column("state", String(16), primary_key=True),  # "active", "reducing", "halted"
+    Column("tripped", Boolean, nullable=False),  # state != "active"
+    Column("name", Text, nullable=False),  # the switch's name as the engine gave it
+    Column("user", Text, nullable=False),
+    Column("reason", Text, nullable=False),
 )
+
+limit_changes = Table(
+    "limit_changes",
+    metadata,
+    Column("ts_ns", BigInteger, primary_key=True),
+    Column("scope", Text, primary_key=True),  # "default", "instrument:ESZ6", "strategy:pairs"
+    Column("key", Text, primary_key=True),  # the limit's key in [limits]: max_order_qty, ...
+    Column("user", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("workstation", Text, nullable=False),
+    Column("old_value", Text, nullable=False),  # as text; "" when there was none
+    Column("new_value", Text, nullable=False),  # as text; "" when it was removed
+    Column("reason", Text, nullable=False),
+)
+
 
 commands = Table(
     "commands",
@@ -130,9 +158,18 @@ commands = Table(
     Column("status", String(16), nullable=False),  # ACCEPTED / REJECTED
     Column("reason", String(96), nullable=False),
 )
+Index("ix_commands_ts_ns", commands.c.ts_ns)  # the audit trail reads by time
 
 fix_sessions = FIX_SESSIONS.to_metadata(metadata)  # one definition: engine/fix/store.py
 fix_messages = FIX_MESSAGES.to_metadata(metadata)
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True),  # one row per version applied; max: current
+    Column("applied_ns", BigInteger, nullable=False),
+    Column("by", Text, nullable=False),  # "helmdesk 0.1.0"
+)
 
 DIALECTS = ("sqlite", "postgresql")
 
@@ -157,7 +194,7 @@ def check_url(url: str) -> str | None:
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
     try:
-        u = make_url(url)
+        u = driver_url(url)
     except ArgumentError as e:
         return str(e)
     if u.get_backend_name() not in DIALECTS:
@@ -170,13 +207,26 @@ def check_url(url: str) -> str | None:
     return None
 
 
+def driver_url(url: str):
+    """``url`` parsed; a plain ``postgresql://`` gets psycopg 3, the driver Helmdesk installs
+    (SQLAlchemy's default for it is psycopg2, which it does not)."""
+    u = make_url(url)
+    if u.drivername == "postgresql":
+        u = u.set(drivername="postgresql+psycopg")
+    return u
+
+
 def open_db(url: str, *, create: bool = True) -> Engine:
     """An ``Engine`` for ``url``; SQLite gets WAL and ``synchronous=NORMAL`` on every connection.
+
+    The schema's version is checked first (``schema.prepare``): a database newer than this
+    code raises ``SchemaTooNew``; with ``create`` an older or empty one is migrated or created
+    (without, it is left as it is: a reader does not change a database under its engine).
 
     Raises ``ValueError`` for a dialect other than SQLite or PostgreSQL, and whatever
     SQLAlchemy raises for a URL it cannot use (the caller words the message).
     """
-    u = make_url(url)
+    u = driver_url(url)
     if u.get_backend_name() not in DIALECTS:
         raise ValueError(
             f"database {safe_url(url)}: dialect {u.get_backend_name()!r} is not supported "
@@ -193,8 +243,13 @@ def open_db(url: str, *, create: bool = True) -> Engine:
             cur.execute("PRAGMA busy_timeout=5000")
             cur.close()
 
-    if create:
-        metadata.create_all(eng)
+    from engine.store.schema import prepare
+
+    try:
+        prepare(eng, url, create=create)
+    except BaseException:
+        eng.dispose()
+        raise
     return eng
 
 

@@ -32,7 +32,13 @@ NUL-padded UTF-8 strings; ``price`` NaN for "none"). A record may carry a *tail*
 continuation slots of pure data (wrapping at the end of the ring like the slots do): FIX_MSG's
 raw message, and the identifiers a venue chooses, which may be of any length (a UUID OrderID
 is 36 characters): an ORDER whose venue order id, or an EXECUTION whose ExecID, does not fit
-its fixed field leaves the field empty and carries the whole identifier as its tail.
+its fixed field leaves the field empty and carries the whole identifier as its tail. A LIMIT
+record (a risk limit edited) carries all its texts in its tail: user, role, workstation, scope,
+key, old value, new value and reason, in that order, each UTF-8, NUL between them.
+
+A KILL record's ``state`` byte is ``KILL_STATE_CODE`` ("active", "reducing", "halted"; 0: not
+given, read from ``tripped``), its ``scope_name`` the switch's scope as people write it
+("strategy:pairs"; empty: made from the scope kind and the name).
 """
 
 from __future__ import annotations
@@ -55,6 +61,10 @@ __all__ = [
     "HDR",
     "HEADER_SIZE",
     "KILL",
+    "KILL_STATES",
+    "KILL_STATE_CODE",
+    "LIMIT",
+    "LIMIT_FIELDS",
     "MAX_FIX_MSG",
     "MAX_TAIL",
     "ORDER",
@@ -78,7 +88,7 @@ __all__ = [
 ]
 
 STORE_MAGIC = int.from_bytes(b"HELMSTOR", "little")
-STORE_VERSION = 2
+STORE_VERSION = 3  # 3: KILL carries state and scope name; LIMIT records
 HEADER_SIZE = 4096
 RING_OFF = HEADER_SIZE
 SLOT = 256
@@ -136,14 +146,15 @@ class Kind(enum.IntEnum):
     FIX_SEQ = 5  #: a FIX session's next sender/target sequence numbers
     FIX_MSG = 6  #: a FIX message sent (kept for resends); next sender seq = its seq + 1
     FIX_RESET = 7  #: a FIX session reset: messages forgotten, both numbers back to 1
+    LIMIT = 8  #: a risk limit edited: who, where, which, from what to what, why
 
 
 #: Field widths in bytes (UTF-8). Our own identifiers longer than these are refused (a venue's
 #: go to the record's tail); free text is cut.
 WIDTH = {
     "cl_ord_id": 32, "venue": 16, "symbol": 16, "tif": 8, "venue_order_id": 48, "parent_id": 32,
-    "exec_id": 48, "user": 16, "workstation": 16, "cmd_text": 48, "reason": 96, "name": 16,
-    "session": 64,
+    "exec_id": 48, "user": 16, "workstation": 16, "cmd_text": 48, "reason": 96, "name": 24,
+    "session": 64, "kill_user": 32, "scope_name": 48, "limit_text": 256,
 }
 
 HDR = struct.Struct("<QHHI")  # seq, kind, nslots, length
@@ -154,15 +165,22 @@ ORDER = struct.Struct("<QHHI32s16s16s8s48s32sBBxxxxxxqdqqdqq")  # a UUID OrderID
 EXECUTION = struct.Struct("<QHHI48s16s32s16sBxxxxxxxqdq")
 # | cmd_id ts_ns verb scope scope_id arg0 arg1 role status | user workstation text reason
 COMMAND = struct.Struct("<QHHIQqHHiddBB16s16s48s96s")
-# | ts_ns scope tripped scope_id | name user reason
-KILL = struct.Struct("<QHHIqBBxxi16s16s96s")
+# | ts_ns scope tripped state scope_id | name user reason scope_name
+KILL = struct.Struct("<QHHIqBBBxi24s32s96s48s")
+#: A KILL record's state byte (0: not given; the writer takes "halted" if tripped, else "active").
+KILL_STATES = ("active", "reducing", "halted")
+KILL_STATE_CODE = {name: i + 1 for i, name in enumerate(KILL_STATES)}
+# | ts_ns ; the texts of LIMIT_FIELDS follow as the tail, NUL between them
+LIMIT = struct.Struct("<QHHIq")
+LIMIT_FIELDS = ("user", "role", "workstation", "scope", "key", "old_value", "new_value", "reason")
 FIX_SEQ = struct.Struct("<QHHI64sqq")  # | session next_sender next_target
 FIX_RESET = struct.Struct("<QHHI64sq")  # | session ts_ns
 FIX_MSG = struct.Struct("<QHHI64sq")  # | session seq ; raw bytes follow
 FIX_MSG_FIRST = SLOT - FIX_MSG.size  # raw bytes that fit in the first slot
 #: Kinds that may carry a tail, and where in their first slot it starts.
-TAILED = {Kind.ORDER: ORDER.size, Kind.EXECUTION: EXECUTION.size, Kind.FIX_MSG: FIX_MSG.size}
-for _st in (ORDER, EXECUTION, COMMAND, KILL, FIX_SEQ, FIX_RESET, FIX_MSG):
+TAILED = {Kind.ORDER: ORDER.size, Kind.EXECUTION: EXECUTION.size, Kind.FIX_MSG: FIX_MSG.size,
+          Kind.LIMIT: LIMIT.size}
+for _st in (ORDER, EXECUTION, COMMAND, KILL, FIX_SEQ, FIX_RESET, FIX_MSG, LIMIT):
     assert _st.size <= SLOT, _st.format
 assert RING_CONTROL == 2 * CACHE_LINE
 

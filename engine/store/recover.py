@@ -6,8 +6,9 @@ before trading starts. What comes back:
 - every order as an ``engine.execution.orders.Order`` (``orders``) and the working ones
   (``working``: not in a terminal state), each carrying the ExecIDs of its executions, so a
   venue replaying a fill after the restart is still recognised as a duplicate;
-- positions by symbol, the last event of every kill switch, and per FIX session its next
-  sequence numbers and the messages it sent (for resend requests).
+- positions by symbol, the last event of every kill switch (by the name the engine gave it in
+  ``kills``, by its scope name, "strategy:pairs", in ``kill_scopes``), and per FIX session its
+  next sequence numbers and the messages it sent (for resend requests).
 
 **Executions are the truth for fills.** The engine hands an execution and the order's new state
 as two records; a crash can leave the first written and not the second. An order whose row
@@ -64,13 +65,15 @@ class Position:
 
 @dataclass(frozen=True, slots=True)
 class KillEvent:
-    name: str  # "global" or the instrument's symbol
+    name: str  # the switch's name as the engine gave it: "global", "ESZ6", "strategy:pairs"
     scope: int
     scope_id: int
-    tripped: bool
+    tripped: bool  # state != "active"
     user: str
     reason: str
     ts_ns: int
+    state: str = ""  # "active", "reducing", "halted"
+    scope_name: str = ""  # "global", "instrument:ESZ6", "strategy:pairs"
 
 
 @dataclass(slots=True)
@@ -87,6 +90,7 @@ class Recovered:
     rows: dict[str, StoredOrder] = field(default_factory=dict)
     positions: dict[str, Position] = field(default_factory=dict)
     kills: dict[str, KillEvent] = field(default_factory=dict)  # the last event per switch
+    kill_scopes: dict[str, KillEvent] = field(default_factory=dict)  # the same by scope name
     fix_sessions: dict[str, FixSessionState] = field(default_factory=dict)
     repaired: list[str] = field(default_factory=list)
 
@@ -129,8 +133,10 @@ def _load(conn) -> Recovered:
     for p in conn.execute(select(m.positions)):
         out.positions[p.symbol] = Position(p.symbol, p.qty, p.avg_px, p.realized, p.updated_ns)
     for k in conn.execute(select(m.kill_events).order_by(m.kill_events.c.ts_ns)):
-        out.kills[k.name] = KillEvent(k.name, k.scope, k.scope_id, bool(k.tripped), k.user,
-                                      k.reason, k.ts_ns)
+        ev = KillEvent(k.name, k.scope, k.scope_id, bool(k.tripped), k.user, k.reason, k.ts_ns,
+                       k.state, k.scope_name)
+        out.kills[k.name] = ev
+        out.kill_scopes[k.scope_name] = ev
     for s in conn.execute(select(m.fix_sessions)):
         out.fix_sessions[s.session_id] = FixSessionState(s.next_sender_seq, s.next_target_seq)
     for msg in conn.execute(select(m.fix_messages).order_by(m.fix_messages.c.session_id,

@@ -17,7 +17,8 @@ Theory of operation
 - **Idempotent.** Head moves only after a commit, so a restarted writer re-reads what its
   predecessor may already have committed. Every record is therefore safe to apply twice:
   orders, FIX sequence numbers and messages are upserts (last write wins, in ring order);
-  executions, commands and kill events are inserts that ignore a row already there, and a
+  executions, commands, kill events and limit changes are inserts that ignore a row already
+  there, and a
   position moves only with an execution that was really inserted. A record whose sequence
   number is at or below the published durable one is skipped as already written.
 - **Bad records** (unknown kind, a broken header, a sequence number out of order, a field that
@@ -60,6 +61,9 @@ from engine.store.records import (
     HDR,
     HEADER_SIZE,
     KILL,
+    KILL_STATES,
+    LIMIT,
+    LIMIT_FIELDS,
     ORDER,
     RING_OFF,
     SLOT,
@@ -103,7 +107,17 @@ def _id(raw: bytes, what: str, *, empty_ok: bool = False) -> str:
 
 
 def _text(raw: bytes) -> str:
-    return raw.rstrip(b"\0").decode("utf-8", "replace")
+    """Free text: as much as decodes (PostgreSQL stores no NUL, so none is kept)."""
+    return raw.rstrip(b"\0").decode("utf-8", "replace").replace("\0", "")
+
+
+_BIGINT = 2**63
+
+
+def _bigint(v: int, what: str) -> int:
+    if v >= _BIGINT:  # a u64 field: the databases' integers are signed 64-bit
+        raise BadRecord(f"{what} {v} does not fit a 64-bit integer")
+    return v
 
 
 def _side(side: int) -> int:
@@ -174,7 +188,8 @@ def decode_command(f: tuple) -> dict:
 
     (_seq, _k, _n, _l, cmd_id, ts, verb, scope, scope_id, arg0, arg1, role, status, u, w,
      t, r) = f
-    return {"cmd_id": cmd_id, "ts_ns": ts, "user": _text(u), "workstation": _text(w),
+    return {"cmd_id": _bigint(cmd_id, "command id"), "ts_ns": ts, "user": _text(u),
+                "workstation": _text(w),
                 "role": _enum_name(Role, role), "verb": _enum_name(Verb, verb),
                 "scope": _enum_name(Scope, scope), "scope_id": scope_id,
                 "arg0": arg0 if math.isfinite(arg0) else 0.0,
@@ -183,11 +198,36 @@ def decode_command(f: tuple) -> dict:
 
 
 def decode_kill(f: tuple) -> dict:
-    _seq, _k, _n, _l, ts, scope, tripped, scope_id, name, u, r = f
+    from engine.core.records import Scope
+
+    _seq, _k, _n, _l, ts, scope, tripped, code, scope_id, name, u, r, sn = f
     if tripped > 1:
         raise BadRecord(f"kill 'tripped' is {tripped}, not 0 or 1")
-    return {"ts_ns": ts, "scope": scope, "scope_id": scope_id, "tripped": bool(tripped),
-                "name": _id(name, "switch name"), "user": _text(u), "reason": _text(r)}
+    if code > len(KILL_STATES):
+        raise BadRecord(f"kill state code {code} is unknown")
+    state = KILL_STATES[code - 1] if code else ("halted" if tripped else "active")
+    if bool(tripped) != (state != "active"):
+        raise BadRecord(f"kill state {state} with tripped {tripped}")
+    name = _id(name, "switch name")
+    scope_name = _id(sn, "scope name", empty_ok=True)
+    if not scope_name:
+        scope_name = "global" if scope == 0 else (
+            name if ":" in name else f"{_enum_name(Scope, scope).lower()}:{name}")
+    return {"ts_ns": ts, "scope": scope, "scope_id": scope_id, "scope_name": scope_name,
+            "state": state, "tripped": bool(tripped), "name": name, "user": _text(u),
+            "reason": _text(r)}
+
+
+def decode_limit(f: tuple, tail: bytes | None) -> dict:
+    _seq, _k, _n, _l, ts = f
+    parts = (tail or b"").split(b"\0")
+    if len(parts) != len(LIMIT_FIELDS):
+        raise BadRecord(f"a limit change has {len(parts)} texts, not {len(LIMIT_FIELDS)}")
+    row = {name: _text(raw) for name, raw in zip(LIMIT_FIELDS, parts)}
+    if not row["scope"] or not row["key"]:
+        raise BadRecord("a limit change without a scope or a key")
+    row["ts_ns"] = ts
+    return row
 
 
 def _fix_seq_no(n: int, what: str) -> int:
@@ -205,6 +245,7 @@ class _Batch:
     execs: dict = field(default_factory=dict)  # (exec_id, venue) -> row, first kept
     commands: dict = field(default_factory=dict)
     kills: dict = field(default_factory=dict)
+    limits: dict = field(default_factory=dict)
     resets: dict = field(default_factory=dict)  # session -> ts (applied before the rest)
     fix_msgs: dict = field(default_factory=dict)  # (session, seq) -> raw
     fix_seqs: dict = field(default_factory=dict)  # session -> [sender or None, target or None]
@@ -220,8 +261,10 @@ class _Batch:
         elif kind == Kind.COMMAND:
             self.commands.setdefault((row["cmd_id"], row["ts_ns"]), row)
         elif kind == Kind.KILL:
-            self.kills.setdefault((row["ts_ns"], row["scope"], row["scope_id"], row["tripped"]),
-                                  row)
+            self.kills.setdefault((row["ts_ns"], row["scope"], row["scope_id"],
+                                   row["scope_name"], row["state"]), row)
+        elif kind == Kind.LIMIT:
+            self.limits.setdefault((row["ts_ns"], row["scope"], row["key"]), row)
         elif kind == Kind.FIX_SEQ:
             session, sender, target = row
             self.fix_seqs[session] = [sender, target]
@@ -271,6 +314,7 @@ class Writer:
         self._up_pos = m.upsert(m.positions, d)
         self._ins_cmd = m.insert_ignore(m.commands, d)
         self._ins_kill = m.insert_ignore(m.kill_events, d)
+        self._ins_limit = m.insert_ignore(m.limit_changes, d)
         self._up_fix_msg = m.upsert(m.fix_messages, d)
         self._up_fix_both = m.upsert(m.fix_sessions, d)
         self._up_fix_sender = m.upsert(m.fix_sessions, d, keep=("next_target_seq",))
@@ -304,6 +348,9 @@ class Writer:
                 row = decode_command(COMMAND.unpack_from(self.buf, base))
             elif kind == Kind.KILL:
                 row = decode_kill(KILL.unpack_from(self.buf, base))
+            elif kind == Kind.LIMIT:
+                row = decode_limit(LIMIT.unpack_from(self.buf, base),
+                                   self._tail(off, LIMIT.size, length))
             elif kind == Kind.FIX_SEQ:
                 _s, _k, _n, _l, sess, snd, tgt = FIX_SEQ.unpack_from(self.buf, base)
                 row = (_id(sess, "session"), _fix_seq_no(snd, "next sender seq"),
@@ -473,6 +520,8 @@ class Writer:
             conn.execute(self._ins_cmd, list(b.commands.values()))
         if b.kills:
             conn.execute(self._ins_kill, list(b.kills.values()))
+        if b.limits:
+            conn.execute(self._ins_limit, list(b.limits.values()))
         for session in b.resets:
             conn.execute(delete(m.fix_messages).where(m.fix_messages.c.session_id == session))
         if b.fix_msgs:

@@ -33,14 +33,16 @@ def test_every_record_kind_round_trips(link, db):
                          1.5, -2.0, "fat finger ✓", AckStatus.ACCEPTED,
                          "instrument AAPL kill switch TRIPPED", 130),
         link.put_kill("AAPL", Scope.INSTRUMENT, 2, True, "ana", "fat finger", 131),
+        link.put_limit("ana", "risk_manager", "ws-3", "instrument:ESZ6", "max_order_qty", "100",
+                       "250", "client asked", 132),
         link.put_fix_seq("HELM->SIMA", 7, 12),
         link.put_fix_message("HELM->SIMA", 7, FIX_2K),
         link.put_fix_message("HELM->SIMA", 8, b"8=FIX.4.4\x0135=F\x01"),
     ]
-    assert seqs == list(range(1, 9))
+    assert seqs == list(range(1, 10))
     flushed(link)
     assert all(link.durable(s) for s in seqs) and link.pending == 0
-    assert link.stats()["applied"] == 8 and link.stats()["bad"] == 0
+    assert link.stats()["applied"] == 9 and link.stats()["bad"] == 0
 
     o1, o2 = db.rows(m.orders, order_by=m.orders.c.cl_ord_id)
     assert o1 == {"cl_ord_id": "HD-1", "venue": "SIMA", "symbol": "ESZ6", "side": 1, "qty": 10,
@@ -58,8 +60,15 @@ def test_every_record_kind_round_trips(link, db):
                    "role": "RISK_MANAGER", "verb": "KILL", "scope": "INSTRUMENT", "scope_id": 2,
                    "arg0": 1.5, "arg1": -2.0, "text": "fat finger ✓", "status": "ACCEPTED",
                    "reason": "instrument AAPL kill switch TRIPPED"}
-    assert db.rows(m.kill_events) == [{"ts_ns": 131, "scope": 1, "scope_id": 2, "tripped": True,
-                                       "name": "AAPL", "user": "ana", "reason": "fat finger"}]
+    assert db.rows(m.kill_events) == [{"ts_ns": 131, "scope": 1, "scope_id": 2,
+                                       "scope_name": "instrument:AAPL", "state": "halted",
+                                       "tripped": True, "name": "AAPL", "user": "ana",
+                                       "reason": "fat finger"}]
+    assert db.rows(m.limit_changes) == [{"ts_ns": 132, "scope": "instrument:ESZ6",
+                                         "key": "max_order_qty", "user": "ana",
+                                         "role": "risk_manager", "workstation": "ws-3",
+                                         "old_value": "100", "new_value": "250",
+                                         "reason": "client asked"}]
     # the message moved the sender number on; the target number stayed
     assert db.rows(m.fix_sessions) == [{"session_id": "HELM->SIMA", "next_sender_seq": 9,
                                         "next_target_seq": 12}]
@@ -190,6 +199,70 @@ def test_close_flushes_stops_the_writer_and_leaves_nothing(make_link, instance, 
         os.kill(pid, 0)
 
 
+def test_kill_states_and_scope_names_are_kept_for_every_scope(link, db):
+    """The risk engine's states (active, reducing, halted) and scopes (strategy, venue, …):
+    switches of several scopes changing in one nanosecond are all kept, a replay of any is not
+    written twice."""
+    link.put_kill("global", Scope.GLOBAL, 0, True, "engine", "daily loss", 50)
+    link.put_kill("strategy:pairs", 2, 0, True, "engine", "drawdown", 50, state="reducing",
+                  scope_name="strategy:pairs")
+    link.put_kill("strategy:momo", 2, 1, True, "engine", "drawdown", 50, state="halted",
+                  scope_name="strategy:momo")
+    link.put_kill("strategy:pairs", 2, 0, True, "bob", "no more adding", 51, state="halted",
+                  scope_name="strategy:pairs")
+    link.put_kill("strategy:pairs", 2, 0, False, "bob", "calm again", 52, state="active",
+                  scope_name="strategy:pairs")
+    link.put_kill("strategy:pairs", 2, 0, False, "bob", "calm again", 52, state="active",
+                  scope_name="strategy:pairs")  # the same event again: one row
+    link.put_kill("u" * 24, 5, 3, True, "ü" * 20, "r", 53)  # longest name, user cut at 32 B
+    flushed(link)
+    rows = [(r["ts_ns"], r["scope_name"], r["state"], r["tripped"], r["user"])
+            for r in db.rows(m.kill_events, order_by=m.kill_events.c.ts_ns)]
+    assert sorted(rows[:3]) == [(50, "global", "halted", True, "engine"),
+                                (50, "strategy:momo", "halted", True, "engine"),
+                                (50, "strategy:pairs", "reducing", True, "engine")]
+    assert rows[3:5] == [(51, "strategy:pairs", "halted", True, "bob"),
+                         (52, "strategy:pairs", "active", False, "bob")]
+    assert rows[5][1] == "#5:" + "u" * 24 or rows[5][1] == "trader:" + "u" * 24
+    assert rows[5][4] == "ü" * 16 and rows[5][2] == "halted"
+    assert link.stats()["bad"] == 0
+
+
+def test_kill_states_that_contradict_tripped_are_refused_at_once(link):
+    with pytest.raises(ValueError, match="kill state 'stopped' with tripped True"):
+        link.put_kill("global", 0, 0, True, "u", "r", 1, state="stopped")
+    with pytest.raises(ValueError, match="kill state 'active' with tripped True"):
+        link.put_kill("global", 0, 0, True, "u", "r", 1, state="active")
+    with pytest.raises(ValueError, match="scope_name 's{49}' \\(49 bytes, at most 48\\)"):
+        link.put_kill("global", 0, 0, True, "u", "r", 1, scope_name="s" * 49)
+    with pytest.raises(ValueError, match="needs a scope and a key, was scope '', key 'k'"):
+        link.put_limit("u", "trader", "w", "", "k", "1", "2", "", 1)
+    assert link.last_seq == 0
+
+
+def test_limit_changes_keep_long_texts_cut_and_no_nul(link, db):
+    link.put_limit("ana", "risk_manager", "ws-3", "strategy:pairs", "max_position", "",
+                   "x" * 300, "é" * 200, 7)  # a new limit (no old value), long texts
+    link.put_limit("ana", "risk_manager", "ws\0-3", "default", "collar_bps", "200", "",
+                   "removed", 8)  # NUL in a text: gone (PostgreSQL stores none)
+    link.put_limit("ana", "risk_manager", "ws-3", "default", "collar_bps", "200", "",
+                   "removed", 8)  # the same change again: one row
+    flushed(link)
+    a, b = db.rows(m.limit_changes, order_by=m.limit_changes.c.ts_ns)
+    assert (a["old_value"], a["new_value"], a["reason"]) == ("", "x" * 256, "é" * 128)
+    assert (b["workstation"], b["new_value"], b["key"]) == ("ws-3", "", "collar_bps")
+    assert link.stats()["bad"] == 0
+
+
+def test_a_command_id_beyond_64_bits_and_nul_in_text_are_handled(link, db):
+    bad = link.put_command(2**64 - 1, "u", "w", 1, Verb.PING, 0, 0, 0.0, 0.0, "", 1, "", 1)
+    ok = link.put_command(5, "u\0v", "w", 1, Verb.PING, 0, 0, 0.0, 0.0, "a\0b", 1, "", 2)
+    flushed(link)
+    assert link.durable(bad) and link.durable(ok) and link.stats()["bad"] == 1
+    (row,) = db.rows(m.commands)
+    assert (row["cmd_id"], row["user"], row["text"]) == (5, "uv", "ab")
+
+
 def test_upserts_compile_for_postgresql_and_sqlite():
     for dialect, name in ((postgresql.dialect(), "postgresql"), (sqlite.dialect(), "sqlite")):
         sql = str(m.upsert(m.orders, name, keep=("created_ns",)).compile(dialect=dialect))
@@ -206,7 +279,7 @@ def test_record_kinds_are_stable_numbers():
     # written into shared memory: a renumbering would need a new STORE_VERSION
     assert {k.name: k.value for k in Kind} == {"ORDER": 1, "EXECUTION": 2, "COMMAND": 3,
                                                "KILL": 4, "FIX_SEQ": 5, "FIX_MSG": 6,
-                                               "FIX_RESET": 7}
+                                               "FIX_RESET": 7, "LIMIT": 8}
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
