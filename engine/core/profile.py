@@ -21,6 +21,10 @@ Schema (every later issue adds its own section here rather than a new format)::
     [limits.instrument.ESZ6] # per instrument, strategy, account and venue
     max_order_qty = 50
 
+    [var]                    # value at risk, off the hot path: see engine/risk/var.py
+    window = 250             # marks in the historical window
+    interval_ms = 1000       # one mark per interval
+
     [feed]
     kind = "sim"             # sim: one simulated venue, SIM, quoting every instrument (a
                              #   preset of simvenues); simvenues: several simulated venues
@@ -244,6 +248,8 @@ class Profile:
     database_url: str = DEFAULT_DATABASE_URL
     database_password: str = ""  #: a secret reference (env:NAME, keyring:NAME), or none
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    #: the ``[var]`` table as written (engine.risk.var.VarConfig reads and checks it)
+    var: dict = field(default_factory=dict)
 
     def database(self, data_dir: str) -> str:
         """The database URL with ``{data_dir}`` and ``{instance}`` filled in and the password
@@ -511,11 +517,12 @@ def parse_profile(data: dict, path: Path) -> Profile:
     db.done()
     limits = parse_limits(_Reader(path, "[limits]", root.get("limits", dict, {})), seen,
                           {v.name for v in venues})
+    var = dict(root.get("var", dict, {}))
     root.done()
     return Profile(
         path=path, engine=engine, desk=desk, feed=feed, instruments=tuple(instruments), users=users,
         venue=venue, venues=venues, database_url=database_url,
-        database_password=database_password, limits=limits,
+        database_password=database_password, limits=limits, var=var,
     )
 
 

@@ -59,7 +59,8 @@ import numpy as np
 from engine.core.intents import ROUTER, OrderIntent
 from engine.core.limits import LimitsConfig
 from engine.core.profile import Profile
-from engine.core.records import LIMIT_ROW, KillState, Notice, Scope
+from engine.book.books import BBO_NOT_OK
+from engine.core.records import LIMIT_ROW, VAR_ROW, KillState, Notice, Scope
 from engine.execution.orders import OrdStatus
 from engine.risk.killswitch import KillStateFile, KillSwitches
 from engine.risk.portfolio import Portfolio
@@ -247,6 +248,13 @@ class RiskEngine:
         self._warned: set[tuple] = set()
         self.checks: list[tuple[str, Callable[[_Order], str | None]]] = [
             (name, getattr(self, f"_check_{name}")) for name in CHECKS]
+        #: the VaR calculator (engine.risk.var: a VarService helper process live, a
+        #: VarCalculator in a backtest; None: no VaR)
+        self.var = None
+        self._var_fills = -1
+        self._var_result = None
+        self._var_published = None
+        self._mids = None
         self.counters: dict[str, int] = {"checked": 0, "refused": 0}
         self.refusals: dict[str, int] = dict.fromkeys(CHECKS, 0)
         self.now = 0
@@ -807,7 +815,32 @@ class RiskEngine:
             self._stale_data(now_ns)
         self._venue_sessions(now_ns)
         self._flatten_step(now_ns)
+        if self.var is not None:
+            self._var_step(now_ns)
         return self._next_mark
+
+    def _var_step(self, now_ns: int) -> None:
+        """Hand the VaR calculator the marks (and the positions, when fills moved them);
+        take its newest figures."""
+        var = self.var
+        if now_ns >= var.due_ns and self.market is not None:
+            b = self.market.books
+            bbo = b.bbo
+            if self._mids is None:
+                self._ticks = np.asarray(self.config.ticks, dtype=np.float64)
+                self._mids = np.full(len(self._ticks), np.nan)
+            ok = (bbo["flags"] & BBO_NOT_OK) == 0
+            mids = (bbo["bid_px"] + bbo["ask_px"]) * 0.5 * self._ticks
+            np.copyto(self._mids, mids, where=ok)  # an unusable book keeps its last mid
+            p = self.portfolio
+            positions = None
+            if p.fills != self._var_fills:
+                self._var_fills = p.fills
+                positions = p.qty_np[:1 + p.n_strategies]
+            var.mark(now_ns, self._mids, positions)
+        r = var.poll()
+        if r is not None:
+            self._var_result = r
 
     def _stale_data(self, now_ns: int) -> None:
         trip = _TRIP_STATE[self.limits.stale_data]
@@ -950,10 +983,28 @@ class RiskEngine:
 
     def var_rows(self) -> np.ndarray | None:
         """VAR_ROW rows of the newest VaR figures (None: nothing new since the last call)."""
-        return None
+        r = self._var_result
+        if r is None or r is self._var_published:
+            return None
+        self._var_published = r
+        names = self.portfolio.book_names[:1 + self.portfolio.n_strategies]
+        rows = np.zeros(len(names), dtype=VAR_ROW)
+        rows["book"] = [n.encode()[:24] for n in names]
+        for key in ("var95_hist", "var99_hist", "var95_param", "var99_param"):
+            try:
+                rows[key] = getattr(r, key)
+            except (AttributeError, ValueError):
+                rows[key] = np.nan  # a level not configured, or the helper failed
+        rows["n_marks"] = r.n_marks
+        rows["ts_ns"] = r.ts_ns
+        return rows
 
     def close(self) -> None:
-        self.kill.close()
+        try:
+            if self.var is not None:
+                self.var.close()
+        finally:
+            self.kill.close()
 
 
 def _in_last_second(q: deque, now: int) -> int:

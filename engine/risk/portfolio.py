@@ -50,6 +50,8 @@ class Portfolio:
         self.exposure = [0.0] * nb  #: Σ |qty| × mark (positions; working orders apart)
         self.work_notional = [0.0] * nb  #: Σ leaves × price of working orders
         self.marks = [NAN] * n
+        #: qty as a numpy array (books × instruments), for the VaR helper
+        self.qty_np = np.zeros((nb, n), dtype=np.float64)
         #: instrument -> the books holding a position in it
         self.holders: list[set[int]] = [set() for _ in range(n)]
         self.fills = 0
@@ -74,6 +76,7 @@ class Portfolio:
                                       fee)
             self.realized_tot[b] += real - self.realized[b][i]
             self.qty[b][i], self.avg[b][i], self.realized[b][i] = q, avg, real
+            self.qty_np[b, i] = q
             self.fees[b][i] += fee
             u = (mark - avg) * q
             self.unreal_tot[b] += u - self.unreal[b][i]
@@ -160,6 +163,7 @@ class Portfolio:
     def restore(self, b: int, i: int, qty: int, avg: float, realized: float) -> None:
         """A position rebuilt after a restart (from the database)."""
         self.qty[b][i], self.avg[b][i] = qty, avg
+        self.qty_np[b, i] = qty
         self.realized_tot[b] += realized - self.realized[b][i]
         self.realized[b][i] = realized
         if qty:
