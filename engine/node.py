@@ -110,8 +110,13 @@ class StoreJournal(Journal):
         self.store.put_command_ack(cmd, ack)
 
     def kill(self, name: str, scope: int, scope_id: int, tripped: bool, user: str, why: str,
-             ts_ns: int) -> None:
-        self.store.put_kill(name, scope, scope_id, tripped, user, why, ts_ns)
+             ts_ns: int, *, state: str = "", scope_name: str = "") -> None:
+        self.store.put_kill(name, scope, scope_id, tripped, user, why, ts_ns, state=state,
+                            scope_name=scope_name)
+
+    def limit(self, user: str, role: str, workstation: str, scope: str, key: str, old: str,
+              new: str, reason: str, ts_ns: int) -> None:
+        self.store.put_limit(user, role, workstation, scope, key, old, new, reason, ts_ns)
 
 
 class ShmPublisher(Publisher):
@@ -246,7 +251,7 @@ class LiveNode:
             if persist else None
         sources, market_venues, recorder = [], [], None
         try:
-            if profile.venues and persist:
+            if persist:  # the audit trail is kept whatever the engine trades
                 self._open_store()
             self.shm = EngineSegment(
                 cfg.instance,
@@ -566,9 +571,13 @@ class _Both(Journal):
         self.a.command(cmd, ack)
         self.b.command(cmd, ack)
 
-    def kill(self, *args) -> None:
-        self.a.kill(*args)
-        self.b.kill(*args)
+    def kill(self, *args, **kw) -> None:
+        self.a.kill(*args, **kw)
+        self.b.kill(*args, **kw)
+
+    def limit(self, *args) -> None:
+        self.a.limit(*args)
+        self.b.limit(*args)
 
 
 # -- sources shared with the backtest --------------------------------------------------------------
