@@ -62,8 +62,10 @@ SCOPE_GLOBAL = 0
 SCOPE_NAMES = ("global", "instrument", "strategy", "venue", "account", "trader")
 ROLES = ("viewer", "trader", "risk_manager")
 
-COLUMNS = ("Switch", "State", "Auto", "By", "When", "Cooling-off", "Reason", "")
-NAME, STATE, AUTO, USER, WHEN, COOL, REASON, ACTIONS = range(len(COLUMNS))
+# the buttons next to the state, so a narrow dock still shows them
+COLUMNS = ("Switch", "State", "", "Auto", "By", "When", "Cooling-off", "Reason")
+NAME, STATE, ACTIONS, AUTO, USER, WHEN, COOL, REASON = range(len(COLUMNS))
+_CELLS = (NAME, STATE, AUTO, USER, WHEN, COOL, REASON)  #: the text columns, in a row's cells
 _STATE_FG = {ACTIVE: QColor("#8fe3ab"), REDUCING: QColor("#f0c674"), HALTED: QColor("#ff6b6b")}
 _UNKNOWN_FG = QColor("#7d838b")
 
@@ -90,10 +92,11 @@ class _Row:
     name: str = ""
     state: int = ACTIVE
     cooling_until: int = 0  #: ns; 0 or past: may be re-armed
-    cells: tuple[str, ...] = ()  #: the engine's figures as text (the state without "pending")
+    cells: tuple[str, ...] = ()  #: the engine's figures as text
     reduce: QToolButton | None = None
     halt: QToolButton | None = None
     rearm: QToolButton | None = None
+    waiting: QLabel | None = None  #: in the buttons' place while a command of the row waits
     buttons: QWidget | None = field(default=None, repr=False)
 
 
@@ -291,12 +294,18 @@ class KillSwitchPanel(QWidget):
 
     # -- what the user sees (tests read this) ------------------------------------------------------
     def row_texts(self, name: str) -> tuple[str, ...] | None:
-        """The cells of one switch's row, as shown."""
+        """The texts of one switch's row, as shown: switch, state, auto, by, when,
+        cooling-off, reason."""
         row = self._row_of.get(name)
         if row is None:
             return None
         r = self._rows.index(row)
-        return tuple(self.scope_table.item(r, c).text() for c in range(ACTIONS))
+        return tuple(self.scope_table.item(r, c).text() for c in _CELLS)
+
+    def row_pending(self, name: str) -> str:
+        """What one switch's row says in its buttons' place while its command waits ("")."""
+        row = self._row_of[name]
+        return "" if row.waiting.isHidden() else row.waiting.text()
 
     def row_buttons(self, name: str) -> tuple[QToolButton, QToolButton, QToolButton]:
         """(Reduce, Halt, Re-arm…) of one switch's row."""
@@ -327,11 +336,8 @@ class KillSwitchPanel(QWidget):
         del self._rows[n:]
         for r in range(old, n):
             row = _Row()
-            for c in range(ACTIONS):
-                item = QTableWidgetItem()
-                if c in (STATE, AUTO, WHEN, COOL):
-                    item.setTextAlignment(Qt.AlignCenter)
-                t.setItem(r, c, item)
+            for c in _CELLS:
+                t.setItem(r, c, QTableWidgetItem())
             t.item(r, STATE).setFont(self._bold)
             box = QWidget()
             box.setObjectName("killRowButtons")
@@ -343,6 +349,10 @@ class KillSwitchPanel(QWidget):
             row.rearm = self._tool("Re-arm…", "rowRearm", lambda _=False, x=row: self._ask_rearm_row(x))
             for b in (row.reduce, row.halt, row.rearm):
                 h.addWidget(b)
+            row.waiting = QLabel("waiting for the engine's ack…")
+            row.waiting.setObjectName("rowPending")
+            row.waiting.hide()
+            h.addWidget(row.waiting)
             row.buttons = box
             t.setCellWidget(r, ACTIONS, box)
             self._rows.append(row)
@@ -372,7 +382,7 @@ class KillSwitchPanel(QWidget):
             self.scope_table.item(r, STATE).setForeground(
                 QBrush(_STATE_FG.get(row.state, _UNKNOWN_FG)))
         row.cells = cells
-        for c, text in enumerate(cells):
+        for c, text in zip(_CELLS, cells):
             item = self.scope_table.item(r, c)
             if item.text() != text:
                 item.setText(text)
@@ -456,10 +466,12 @@ class KillSwitchPanel(QWidget):
                 "Waiting for the engine's ack"
             no_trip = no_trip or wait
             no_rearm = no_rearm or wait
-        state = self.scope_table.item(r, STATE)
-        shown = STATE_NAMES.get(row.state, f"? {row.state}") + (" · pending…" if pending is not None else "")
-        if state.text() != shown:
-            state.setText(shown)
+        if row.waiting.isHidden() == (pending is not None):
+            for b in (row.reduce, row.halt, row.rearm):
+                b.setVisible(pending is None)
+            row.waiting.setVisible(pending is not None)
+        if pending is not None:
+            row.waiting.setToolTip(wait)
         name = row.name
         reduce_why = no_trip or {
             REDUCING: f"{name} is already REDUCING",

@@ -477,7 +477,9 @@ def test_a_row_stays_pending_until_the_caller_clears_it(panel, qtbot):
     seen = []
     p.pending_changed.connect(lambda pending, text: seen.append((pending, text)))
     p.set_pending(True, "Halt strategy:momo: waiting for the engine's ack", name="strategy:momo")
-    assert p.row_texts("strategy:momo")[1] == "REDUCING · pending…"
+    assert p.row_texts("strategy:momo")[1] == "REDUCING"
+    assert p.row_pending("strategy:momo") == "waiting for the engine's ack…"
+    assert p.row_pending("venue:SIMA") == ""
     _, halt, rearm = p.row_buttons("strategy:momo")
     assert not halt.isEnabled() and not rearm.isEnabled()
     assert halt.toolTip() == ("Waiting for the engine's ack: Halt strategy:momo: waiting for the "
@@ -485,12 +487,12 @@ def test_a_row_stays_pending_until_the_caller_clears_it(panel, qtbot):
     assert p.kill_button.isEnabled()  # one row's command holds up nothing else
     assert p.row_buttons("venue:SIMA")[1].isEnabled()
     p.set_rows(kill_rows(), now_ns=NOW)  # a snapshot before the ack: still pending
-    assert p.row_texts("strategy:momo")[1] == "REDUCING · pending…"
+    assert p.row_pending("strategy:momo") == "waiting for the engine's ack…"
     rows = kill_rows()
     rows[5]["state"] = KillState.HALTED
     p.set_rows(rows, now_ns=NOW)
     p.set_pending(False, "Halt strategy:momo: confirmed by engine", name="strategy:momo")
-    assert p.row_texts("strategy:momo")[1] == "HALTED"
+    assert p.row_texts("strategy:momo")[1] == "HALTED" and p.row_pending("strategy:momo") == ""
     assert p.pending_label.text() == "Halt strategy:momo: confirmed by engine"
     assert rearm.isEnabled() and not halt.isEnabled()
     assert seen == [(True, "Halt strategy:momo: waiting for the engine's ack"),
@@ -610,6 +612,12 @@ def test_render_kill_panel(qtbot, desk_theme):
     p.show()
     qtbot.waitExposed(p)
     save_png(p, "kill_panel.png")
+    p.resize(480, 560)  # as wide as the desk's right dock: the buttons must still show
+    qtbot.waitUntil(lambda: p.width() == 480, timeout=2_000)
+    buttons = p.row_buttons("global")[2].parentWidget()
+    right = buttons.mapTo(p.scope_table.viewport(), buttons.rect().topRight()).x()
+    assert right <= p.scope_table.viewport().width()
+    save_png(p, "kill_panel_narrow.png")
     qtbot.mouseClick(p.row_buttons("instrument:AAPL")[2], Qt.LeftButton)
     qtbot.waitUntil(lambda: p.rearm_dialog is not None and p.rearm_dialog.isVisible(),
                     timeout=2_000)
