@@ -6,7 +6,7 @@
     helmdesk desk --attach NAME   a desk attached to a running engine
     helmdesk venue --profile P    a simulated exchange (FIX acceptor, matching engine)
     helmdesk backtest --profile P --day D   the engine over a recorded day, simulated venues
-    helmdesk ctl status|kill|rearm|order|cancel|cancel-all|orders   commands for scripts and runbooks
+    helmdesk ctl status|kill|rearm|order|cancel|cancel-all|orders|audit   commands for scripts and runbooks
     helmdesk import-ticks FILE.csv  quotes and trades into the tick store; ticks info: what is there
     helmdesk --version
 """
@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--profile", help="the engine's profile, for its [database] (default: the "
                                      "instance's SQLite file in the data directory)")
     w.add_argument("--last", type=_positive_int, default=20, help="how many (newest first)")
+    _audit_parser(csub)
     a = csub.add_parser("cancel-all", help="cancel every live order (in scope)")
     a.add_argument("--instrument", "--scope", dest="instrument", metavar="SYMBOL",
                    help="only this instrument's orders")
@@ -113,6 +114,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     ticks_parsers(sub)
     return p
+
+
+def _audit_parser(csub) -> None:
+    from engine.store.audit import KINDS
+
+    u = csub.add_parser(
+        "audit", help="the audit trail from the engine's database: commands and their answers, "
+                      "orders, executions, kill switch and limit changes (the engine need not "
+                      "run)",
+        description="Prints the audit trail oldest first, one line per entry: time (UTC), who, "
+                    "role, workstation, kind, what, and the engine's answer after '=>'. WHEN is "
+                    "an ISO time (2026-12-04T10:00, 2026-12-04: UTC unless it has an offset) or "
+                    "a time ago (30s, 15m, 2h, 1d, 1w).")
+    u.add_argument("--since", metavar="WHEN", help="entries at or after WHEN")
+    u.add_argument("--until", metavar="WHEN", help="entries before WHEN")
+    u.add_argument("--kind", action="append", choices=KINDS,
+                   help="only this kind (repeat for several; default: all)")
+    u.add_argument("--last", type=_positive_int, metavar="N",
+                   help="only the newest N (default: 100, or all with --since)")
+    u.add_argument("--profile", help="the engine's profile, for its [database] (default: the "
+                                     "instance's SQLite file in the data directory)")
 
 
 def _positive_int(text: str) -> int:

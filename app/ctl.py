@@ -115,9 +115,84 @@ def _orders(args: argparse.Namespace, instance: str) -> int:
     return 0
 
 
+def _audit_url(args: argparse.Namespace, instance: str) -> tuple[str | None, int]:
+    """The engine's database URL (its profile's [database], or the instance's SQLite file), or
+    None and the exit code, said, when there is none to read."""
+    from engine.core.paths import data_dir
+    from engine.core.profile import DEFAULT_DATABASE_URL, ProfileError, load_profile
+    from engine.store.models import safe_url
+
+    try:
+        if args.profile:
+            url = load_profile(args.profile).database(str(data_dir()))
+        else:
+            url = DEFAULT_DATABASE_URL.format(data_dir=data_dir(), instance=instance)
+    except ProfileError as e:
+        _err(str(e))
+        return None, 2
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+        _err(f"no database for engine {instance!r} at {safe_url(url)} (give --profile for "
+             f"another)")
+        return None, 3
+    return url, 0
+
+
+def _audit_times(args: argparse.Namespace) -> tuple[int | None, int | None]:
+    """--since and --until in ns; ``ValueError`` names the option and the input."""
+    from engine.store.audit import parse_when
+
+    now = time.time_ns()
+    out = []
+    for opt, text in (("--since", args.since), ("--until", args.until)):
+        try:
+            out.append(None if text is None else parse_when(text, now))
+        except ValueError as e:
+            raise ValueError(f"{opt}: {e}") from None
+    since, until = out
+    if since is not None and until is not None and since >= until:
+        raise ValueError(f"--since {args.since!r} is not before --until {args.until!r}")
+    return since, until
+
+
+def _audit(args: argparse.Namespace, instance: str) -> int:
+    """The audit trail from the database, oldest first, one line per entry; works with or
+    without a running engine."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from engine.store.audit import KINDS, read_audit
+    from engine.store.models import safe_url
+    from engine.store.schema import SchemaError
+
+    try:
+        since, until = _audit_times(args)
+    except ValueError as e:
+        _err(str(e))
+        return 2
+    url, rc = _audit_url(args, instance)
+    if url is None:
+        return rc
+    last = args.last if args.last is not None else (None if since is not None else 100)
+    try:
+        entries = read_audit(url, since_ns=since, until_ns=until, kinds=args.kind or KINDS,
+                             last=last)
+    except SchemaError as e:
+        _err(str(e))
+        return 3
+    except SQLAlchemyError as e:
+        _err(f"cannot read {safe_url(url)}: {str(getattr(e, 'orig', e)).splitlines()[0]}")
+        return 3
+    for e in entries:
+        print(e.line())
+    if not entries:
+        _err(f"no audit entries in {safe_url(url)} for that selection")
+    return 0
+
+
 def run(args: argparse.Namespace, instance: str) -> int:
     if args.verb == "orders":
         return _orders(args, instance)
+    if args.verb == "audit":
+        return _audit(args, instance)
     try:
         client = EngineClient(instance, commands=args.verb != "status", workstation="ctl")
     except IpcError as e:
