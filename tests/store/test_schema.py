@@ -145,3 +145,31 @@ def test_an_unknown_table_set_is_created_alongside(url):
     eng = m.open_db(url)
     assert version(eng) == SCHEMA_VERSION and "theirs" in inspect(eng).get_table_names()
     eng.dispose()
+
+
+def test_a_migration_that_fails_half_way_leaves_the_database_as_it_was(url, monkeypatch):
+    """One transaction, DDL included, on both: a step that breaks after renaming and
+    rebuilding kill_events leaves version 1 with its old table, and the next open migrates."""
+    from engine.store import schema
+
+    _v1(url)
+    step = schema.MIGRATIONS[1]
+
+    def broken(conn):
+        step(conn)
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setitem(schema.MIGRATIONS, 1, broken)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        m.open_db(url)
+    probe = create_engine(url)
+    insp = inspect(probe)
+    assert version(probe) == 1
+    assert "state" not in {c["name"] for c in insp.get_columns("kill_events")}
+    assert not {"kill_events_v1", "limit_changes", "schema_version"} & set(
+        insp.get_table_names())
+    probe.dispose()
+    monkeypatch.setitem(schema.MIGRATIONS, 1, step)
+    eng = m.open_db(url)
+    assert version(eng) == SCHEMA_VERSION
+    eng.dispose()
