@@ -179,17 +179,19 @@ class Kernel:
         self._book_seen = self.market.new_seen()
 
     # -- the door ------------------------------------------------------------------------------
-    def submit(self, intent: OrderIntent, now_ns: int):
+    def submit(self, intent: OrderIntent, now_ns: int, source: str | None = None):
         """The one door into execution: the risk engine's checks, then execution. Returns the
-        order (or router parent), or why it was refused."""
+        order (or router parent), or why it was refused. ``source``: who asks, if not
+        ``intent.source`` (a strategy's context says "strategy:NAME" so)."""
         risk = self.risk
         risk.now = now_ns
-        why = risk.check_intent(intent, now_ns)
+        source = source or intent.source
+        why = risk.check_intent(intent, now_ns, source)
         if why is not None:
-            log.warning("%s %s %s %d @ %s REFUSED: %s", intent.source, intent.symbol,
+            log.warning("%s %s %s %d @ %s REFUSED: %s", source, intent.symbol,
                         intent.side, intent.qty, intent.price, why)
             return why
-        risk.sending(intent)
+        risk.sending(intent, source)
         r = None
         try:
             r = self.execution.submit(intent, now_ns)

@@ -73,6 +73,7 @@ log = logging.getLogger("helmdesk.risk")
 INFO, WARNING, ERROR = logging.INFO, logging.WARNING, logging.ERROR
 ACTIVE, REDUCING, HALTED = int(KillState.ACTIVE), int(KillState.REDUCING), int(KillState.HALTED)
 SECOND = 1_000_000_000
+INF = float("inf")
 _TRIP_STATE = {"reducing": REDUCING, "halted": HALTED, "none": ACTIVE}
 _CANCEL_STATES = (OrdStatus.PENDING_CANCEL,)
 
@@ -129,35 +130,48 @@ class _Who:
         self.flatten = source.startswith("risk:")
 
 
+class _InstLimits:
+    """An instrument's limits: its own values, else the desk's."""
+
+    __slots__ = ("max_qty", "max_notional", "collar", "max_pos", "max_gross", "label")
+
+    def __init__(self, cfg: LimitsConfig, symbol: str) -> None:
+        d, own = cfg.desk, cfg.overrides("instrument", symbol)
+        self.max_qty = own.get("max_order_qty", d.max_order_qty)
+        self.max_notional = own.get("max_order_notional", d.max_order_notional)
+        self.collar = own.get("price_collar_bps", d.price_collar_bps) / 1e4
+        self.max_pos = own.get("max_position", d.max_position)
+        self.max_gross = own.get("max_gross_position", d.max_gross_position)
+        self.label = f"instrument:{symbol}"
+
+
 class _Lim:
-    """The limits that apply to one (instrument, strategy, account, venue), resolved once."""
+    """The limits one (strategy, account, venue) adds to an order's instrument's: the strictest
+    of what each sets for the order itself (INF: none), their books' own limits, and the
+    rates (the strategy's or venue's value, else the desk's). Few combinations: cached."""
 
     __slots__ = ("max_qty", "max_notional", "collar", "positions", "exposures", "losses",
                  "venue_orders", "venue_messages", "strategy_orders", "open_orders", "fills",
-                 "runaway", "why")
+                 "runaway")
 
-    def __init__(self, cfg: LimitsConfig, symbol: str, strategy: str | None, account: str,
+    def __init__(self, cfg: LimitsConfig, strategy: str | None, account: str,
                  venue: str | None, who: _Who) -> None:
         d = cfg.desk
-        inst = cfg.overrides("instrument", symbol)
         st = cfg.overrides("strategy", strategy) if strategy else {}
         ac = cfg.overrides("account", account)
         ve = cfg.overrides("venue", venue) if venue else {}
 
-        def strictest(key: str):
-            vals = [inst.get(key, getattr(d, key))] + [s[key] for s in (st, ac, ve) if key in s]
-            return min(vals)
+        def strictest(key: str) -> float:
+            return min([s[key] for s in (st, ac, ve) if key in s], default=INF)
 
         self.max_qty = strictest("max_order_qty")
         self.max_notional = strictest("max_order_notional")
         self.collar = strictest("price_collar_bps") / 1e4
-        desk_book, books = 0, who.books
-        # (book, max net, max gross, scope label)
-        self.positions = [(desk_book, inst.get("max_position", d.max_position),
-                           inst.get("max_gross_position", d.max_gross_position),
-                           f"instrument:{symbol}")]
-        self.exposures = [(desk_book, d.max_exposure, "desk")]
-        self.losses = [(desk_book, d.daily_loss_limit, "desk")]
+        books = who.books
+        # (book, max net, max gross, scope label): the books with limits of their own
+        self.positions = []
+        self.exposures = [(0, d.max_exposure, "desk")]
+        self.losses = [(0, d.daily_loss_limit, "desk")]
         for ov, book, label in ((st, books[1] if who.strategy >= 0 else None,
                                  f"strategy:{strategy}"),
                                 (ac, books[-1], f"account:{account}")):
@@ -182,8 +196,11 @@ class _Lim:
 class _Order:
     """One order being checked: what every check reads."""
 
-    __slots__ = ("i", "symbol", "side", "qty", "price", "venue", "v", "who", "lim", "ref",
-                 "notional", "now", "child", "intent")
+    __slots__ = ("i", "symbol", "side", "qty", "price", "venue", "v", "who", "lim", "il",
+                 "ref", "notional", "now", "child", "intent", "dupkey")
+
+    def __init__(self) -> None:
+        self.dupkey = None
 
 
 class _Track:
@@ -233,8 +250,12 @@ class RiskEngine:
         self._venue_messages = {v: deque() for v in config.venues}
         self._who: dict[tuple[str, str], _Who] = {}
         self._lims: dict[tuple, _Lim] = {}
-        self._dups: dict[tuple, int] = {}
+        self._inst_limits = [_InstLimits(config.limits, sym) for sym in config.symbols]
+        self._dups: dict[tuple, int] = {}  # order key -> when last accepted
+        self._dup_times: deque = deque()  # (when, key) in time order: old keys leave first
         self._orders: dict[str, _Track] = {}  # ClOrdID -> working order followed
+        #: instrument -> its working orders followed (ClOrdID -> _Track): self-match looks here
+        self._by_inst: list[dict[str, _Track]] = [{} for _ in config.symbols]
         self._parents: dict[str, _Who] = {}  # router parent id -> whose it is
         self._sending: _Who | None = None  # the intent being submitted (tags its orders)
         self._sending_rows: tuple = ()
@@ -255,12 +276,28 @@ class RiskEngine:
         self._var_result = None
         self._var_published = None
         self._mids = None
+        self._stale = np.zeros(len(config.symbols), dtype=bool)
         self.counters: dict[str, int] = {"checked": 0, "refused": 0}
         self.refusals: dict[str, int] = dict.fromkeys(CHECKS, 0)
         self.now = 0
+        self._o_intent, self._o_child = _Order(), _Order()
+        self._bbo_views = None
+        self._warm()
+
+    def _warm(self) -> None:
+        """Resolve every known source's books and limits now, not on its first order."""
+        t = self.table
+        sources = ([f"strategy:{n}" for n in t.names[Scope.STRATEGY]]
+                   + [f"manual:{n}" for n in t.names[Scope.TRADER]] + ["risk:flatten"])
+        for src in sources:
+            for acct in ["", *t.names[Scope.ACCOUNT]]:
+                who = self._who_of(src, acct)
+                for venue in (ROUTER, *self.config.venues):
+                    self._lim(who, venue)
 
     # -- the door --------------------------------------------------------------------------------
-    def check_intent(self, intent: OrderIntent, now_ns: int | None = None) -> str | None:
+    def check_intent(self, intent: OrderIntent, now_ns: int | None = None,
+                     source: str | None = None) -> str | None:
         """Why ``intent`` may not go to execution, or None. An accepted intent's orders are
         then tagged with who sent it (``sending`` ... ``sent``: the kernel brackets the
         submit)."""
@@ -268,9 +305,9 @@ class RiskEngine:
         i = self.index.get(intent.symbol)
         if i is None:
             return f"unknown instrument {intent.symbol!r}"
-        who = self._who_of(intent.source, intent.account)
+        who = self._who_of(source or intent.source, intent.account)
         venue = intent.venue
-        o = _Order()
+        o = self._o_intent  # one at a time: a check never submits (re-enters) another intent
         o.i, o.symbol, o.side, o.qty, o.price = i, intent.symbol, intent.side, intent.qty, \
             intent.price
         o.venue, o.who, o.now, o.child, o.intent = venue, who, now, False, True
@@ -278,7 +315,8 @@ class RiskEngine:
             o.v = -1
         else:
             o.v = self._venue_id.get(venue, -2)
-        o.lim = self._lim(i, who, venue)
+        o.lim = self._lim(who, venue)
+        o.il = self._inst_limits[i]
         return self._run(o)
 
     def check_child(self, venue: str, symbol: str, side: int, qty: int,
@@ -290,11 +328,12 @@ class RiskEngine:
         if i is None:
             return f"unknown instrument {symbol!r}"
         who = self._parents.get(parent_id) or self._sending or self._who_of("router", "")
-        o = _Order()
+        o = self._o_child
         o.i, o.symbol, o.side, o.qty, o.price = i, symbol, side, qty, price
         o.venue, o.who, o.now, o.child, o.intent = venue, who, self.now, True, False
         o.v = self._venue_id.get(venue, -2)
-        o.lim = self._lim(i, who, venue)
+        o.lim = self._lim(who, venue)
+        o.il = self._inst_limits[i]
         return self._run(o)
 
     def _run(self, o: _Order) -> str | None:
@@ -309,13 +348,15 @@ class RiskEngine:
             self._venue_orders[o.venue].append(o.now)
         if not o.child:
             o.who.orders.append(o.now)
-            if self.limits.duplicate_window_ms:
-                self._dups[(o.who.source, o.i, o.side, o.qty, o.price, o.venue)] = o.now
+            key = o.dupkey
+            if key is not None:
+                self._dups[key] = o.now
+                self._dup_times.append((o.now, key))
         return None
 
-    def sending(self, intent: OrderIntent) -> None:
+    def sending(self, intent: OrderIntent, source: str | None = None) -> None:
         """The kernel is about to submit ``intent``: orders created now are its."""
-        self._sending = self._who_of(intent.source, intent.account)
+        self._sending = self._who_of(source or intent.source, intent.account)
 
     def sent(self, result) -> None:
         """The submit returned (an order, a router parent, or why not)."""
@@ -348,13 +389,13 @@ class RiskEngine:
         who = self._who[key] = _Who(source, strategy, trader, acct, books, rows, runaway_row)
         return who
 
-    def _lim(self, i: int, who: _Who, venue: str) -> _Lim:
-        key = (i, who.strategy, who.account, venue)
+    def _lim(self, who: _Who, venue: str) -> _Lim:
+        key = (who.strategy, who.account, venue)
         lim = self._lims.get(key)
         if lim is None:
             t = self.table
             strategy = t.names[Scope.STRATEGY][who.strategy] if who.strategy >= 0 else None
-            lim = self._lims[key] = _Lim(self.limits, self.config.symbols[i], strategy,
+            lim = self._lims[key] = _Lim(self.limits, strategy,
                                          t.names[Scope.ACCOUNT][who.account],
                                          None if venue == ROUTER else venue, who)
         return lim
@@ -366,6 +407,8 @@ class RiskEngine:
         return None
 
     def _check_kill_switch(self, o: _Order) -> str | None:
+        if not self.kill.n_tripped:
+            return None
         states = self.kill.states
         worst, row = states[self._inst_row[o.i]], self._inst_row[o.i]
         for r in o.who.rows:
@@ -413,8 +456,9 @@ class RiskEngine:
         return None
 
     def _check_order_qty(self, o: _Order) -> str | None:
-        if o.qty > o.lim.max_qty:
-            return f"quantity {o.qty} is over max_order_qty {o.lim.max_qty} for {o.symbol}"
+        if o.qty > o.il.max_qty or o.qty > o.lim.max_qty:
+            lim = min(o.il.max_qty, o.lim.max_qty)
+            return f"quantity {o.qty} is over max_order_qty {lim:g} for {o.symbol}"
         return None
 
     def _check_reference(self, o: _Order) -> str | None:
@@ -427,9 +471,10 @@ class RiskEngine:
     def _check_notional(self, o: _Order) -> str | None:
         px = o.price if o.price is not None else o.ref
         notional = o.notional = o.qty * px
-        if notional > o.lim.max_notional:
+        if notional > o.il.max_notional or notional > o.lim.max_notional:
+            lim = min(o.il.max_notional, o.lim.max_notional)
             return (f"notional {notional:,.0f} is over max_order_notional "
-                    f"{o.lim.max_notional:,.0f} for {o.symbol}")
+                    f"{lim:,.0f} for {o.symbol}")
         return None
 
     def _check_price_collar(self, o: _Order) -> str | None:
@@ -437,22 +482,28 @@ class RiskEngine:
         if px is None:
             return None
         ref = o.ref
-        if abs(px - ref) > ref * o.lim.collar:
-            return (f"price {px:g} is outside the collar of {o.lim.collar * 1e4:g} bps around "
+        collar = o.il.collar if o.il.collar < o.lim.collar else o.lim.collar
+        if abs(px - ref) > ref * collar:
+            return (f"price {px:g} is outside the collar of {collar * 1e4:g} bps around "
                     f"the reference {ref:g} for {o.symbol}")
         return None
 
     def _check_duplicate(self, o: _Order) -> str | None:
         window = self.limits.duplicate_window_ms
         if not window or o.child or o.who.flatten:
+            o.dupkey = None
             return None
-        last = self._dups.get((o.who.source, o.i, o.side, o.qty, o.price, o.venue))
-        if last is not None and o.now - last < window * 1_000_000:
+        cut = o.now - window * 1_000_000
+        times, dups = self._dup_times, self._dups
+        while times and times[0][0] <= cut:  # forget what left the window
+            t, key = times.popleft()
+            if dups.get(key) == t:
+                del dups[key]
+        key = o.dupkey = (o.who.source, o.i, o.side, o.qty, o.price, o.venue)
+        last = dups.get(key)
+        if last is not None:
             return (f"duplicate order: the same {o.symbol} order from {o.who.source} "
                     f"{(o.now - last) / 1e6:.0f} ms ago (duplicate_window_ms {window})")
-        if len(self._dups) > 10_000:
-            cut = o.now - window * 1_000_000
-            self._dups = {k: t for k, t in self._dups.items() if t >= cut}
         return None
 
     def _check_order_rate(self, o: _Order) -> str | None:
@@ -494,24 +545,37 @@ class RiskEngine:
         return None
 
     def _check_position(self, o: _Order) -> str | None:
+        il = o.il
+        why = self._position(o, 0, il.max_pos, il.max_gross, il.label)
+        if why is None and o.lim.positions:
+            for book, max_net, max_gross, label in o.lim.positions:
+                why = self._position(o, book, max_net, max_gross, label)
+                if why is not None:
+                    break
+        return why
+
+    def _position(self, o: _Order, book: int, max_net: int, max_gross: int,
+                  label: str) -> str | None:
+        """Book ``book``'s position in the order's instrument with working orders and this
+        order, against its net and gross limits."""
         p = self.portfolio
         i, qty = o.i, o.qty
-        for book, max_net, max_gross, label in o.lim.positions:
-            q, wb, ws = p.qty[book][i], p.work_buy[book][i], p.work_sell[book][i]
-            net = q + wb + qty if o.side == 1 else q - ws - qty
-            if abs(net) > max_net and abs(net) > abs(q):
-                return (f"position: {o.symbol} would reach {net:+d} with working orders, over "
-                        f"max_position {max_net} ({label})")
-            gross = abs(q) + wb + ws + qty
-            if gross > max_gross and not self._reduces(o, book):
-                return (f"gross position: {o.symbol} would reach {gross} with working orders, "
-                        f"over max_gross_position {max_gross} ({label})")
+        q, wb, ws = p.qty[book][i], p.work_buy[book][i], p.work_sell[book][i]
+        net = q + wb + qty if o.side == 1 else q - ws - qty
+        if (net > max_net or -net > max_net) and abs(net) > abs(q):
+            return (f"position: {o.symbol} would reach {net:+d} with working orders, over "
+                    f"max_position {max_net} ({label})")
+        gross = (q if q >= 0 else -q) + wb + ws + qty
+        if gross > max_gross and not self._reduces(o, book):
+            return (f"gross position: {o.symbol} would reach {gross} with working orders, "
+                    f"over max_gross_position {max_gross} ({label})")
         return None
 
     def _check_exposure(self, o: _Order) -> str | None:
         p = self.portfolio
+        exposure, working, notional = p.exposure, p.work_notional, o.notional
         for book, limit, label in o.lim.exposures:
-            e = p.exposure[book] + p.work_notional[book] + o.notional
+            e = exposure[book] + working[book] + notional
             if e > limit and not self._reduces(o, book):
                 return (f"exposure: {e:,.0f} with this order, over max_exposure {limit:,.0f} "
                         f"({label})")
@@ -519,18 +583,22 @@ class RiskEngine:
 
     def _check_daily_loss(self, o: _Order) -> str | None:
         p = self.portfolio
+        realized, unreal = p.realized_tot, p.unreal_tot
         for book, limit, label in o.lim.losses:
-            pnl = p.realized_tot[book] + p.unreal_tot[book]
+            pnl = realized[book] + unreal[book]
             if pnl < -limit and not self._reduces(o, book):
                 return (f"daily loss: P&L {pnl:,.0f} is past daily_loss_limit {limit:,.0f} "
                         f"({label}): only reducing orders pass")
         return None
 
     def _check_self_match(self, o: _Order) -> str | None:
+        mine = self._by_inst[o.i]
+        if not mine:
+            return None
         px = o.price
         hits = []
-        for cl, t in self._orders.items() if self._orders else ():
-            if t.i != o.i or t.side == o.side or t.leaves <= 0 or t.price is None:
+        for cl, t in mine.items():
+            if t.side == o.side or t.leaves <= 0 or t.price is None:
                 continue
             if o.v >= 0 and t.venue != o.venue:
                 continue
@@ -564,10 +632,14 @@ class RiskEngine:
         m = self.market
         if m is None:
             return None
+        views = self._bbo_views
+        if views is None:
+            bbo = m.books.bbo
+            views = self._bbo_views = (bbo["flags"], bbo["bid_px"], bbo["ask_px"], m.ticks)
+        flags, bid, ask, ticks = views
+        if not flags.item(i) & BBO_NOT_OK:
+            return (bid.item(i) + ask.item(i)) * 0.5 * ticks[i]
         b = m.books
-        if b.bbo_ok(i):
-            bbo = b.bbo
-            return (int(bbo["bid_px"][i]) + int(bbo["ask_px"][i])) * 0.5 * m.ticks[i]
         v = b.venue[:, i]
         k = int(np.argmax(v["ts_recv_ns"] * (v["trades"] > 0)))
         if v["trades"][k] and now_ns - int(v["ts_recv_ns"][k]) <= \
@@ -602,6 +674,7 @@ class RiskEngine:
             self._on_fill(t, u)
         if u.leaves_qty <= 0:
             self._orders.pop(cl, None)
+            self._by_inst[t.i].pop(cl, None)
 
     def _track(self, u, o) -> _Track:
         who = self._sending
@@ -617,6 +690,7 @@ class RiskEngine:
             (self._venue_row[u.venue],) if v >= 0 else ())
         t = self._orders[u.cl_ord_id] = _Track(i, o.side, o.price, u.venue, v, who, rows,
                                                parent)
+        self._by_inst[i][u.cl_ord_id] = t
         return t
 
     def _on_fill(self, t: _Track, u) -> None:
@@ -628,8 +702,7 @@ class RiskEngine:
         self._post_trade(t.i, t.who.books)
 
     def _fill_throttle(self, t: _Track, s: int) -> None:
-        lim = self._lim(t.i, t.who, t.venue)
-        n, window_ms, pause_ms = lim.fills
+        n, window_ms, pause_ms = self._lim(t.who, t.venue).fills
         if not n:
             return
         q = self._fills.setdefault(s, deque())
@@ -805,7 +878,7 @@ class RiskEngine:
         p = self.portfolio
         if m is not None:
             b = m.books
-            held = [i for i in range(p.n) if p.holders[i]]
+            held = sorted(p.held)
             for i in held:
                 if b.bbo_ok(i):
                     bbo = b.bbo
@@ -848,11 +921,11 @@ class RiskEngine:
             return
         b = self.market.books
         every = (1 << b.n_venues) - 1
-        excluded = b.bbo["excluded"]
-        for i, row in enumerate(self._inst_row):
-            stale = int(excluded[i]) & every == every
-            self._condition(row, stale, trip, f"market data for {self.config.symbols[i]} "
-                                              f"is stale", now_ns)
+        stale = (b.bbo["excluded"] & every) == every
+        for i in np.flatnonzero(stale != self._stale).tolist():  # only what changed
+            self._condition(self._inst_row[i], bool(stale[i]), trip,
+                            f"market data for {self.config.symbols[i]} is stale", now_ns)
+        self._stale = stale
 
     def _venue_sessions(self, now_ns: int) -> None:
         trip = _TRIP_STATE[self.limits.venue_down]
@@ -950,6 +1023,8 @@ class RiskEngine:
             old = self.limits.overrides(kind, name).get(key)
         self.limits = self.limits.with_value(kind, name, key, value)
         self._lims.clear()
+        self._inst_limits = [_InstLimits(self.limits, sym) for sym in self.config.symbols]
+        self._warm()
         return old, value
 
     # -- what the desk shows ---------------------------------------------------------------------

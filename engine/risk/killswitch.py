@@ -56,6 +56,7 @@ class KillSwitches:
         self.row_of = {name: r for r, name in enumerate(self.names)}
         #: each row's KillState as a plain int: what the pre-trade check reads
         self.states = [0] * table.n_rows
+        self.n_tripped = 0  #: rows not ACTIVE (0: the pre-trade check has nothing to look at)
         self.failed_closed: str | None = None  #: why the state came up HALTED at start
         self._state = state
         self.version = 0  # bumped on every change: the publisher compares it
@@ -100,6 +101,7 @@ class KillSwitches:
         row["cool_until_ns"] = cool_until_ns if state != KillState.ACTIVE else 0
         row["user"] = _clip(user, 32)
         row["reason"] = _clip(reason, 96)
+        self.n_tripped += (state != 0) - (self.states[r] != 0)
         self.states[r] = state
         self.version += 1
         if persist:
@@ -144,6 +146,7 @@ class KillSwitches:
             row["user"] = _clip(e["user"], 32)
             row["reason"] = _clip(e["reason"], 96)
             self.states[r] = int(st)
+        self.n_tripped = sum(1 for x in self.states if x)
         self.version += 1
 
     def _fail_closed(self, why: str, short: str) -> None:

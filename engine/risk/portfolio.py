@@ -54,6 +54,7 @@ class Portfolio:
         self.qty_np = np.zeros((nb, n), dtype=np.float64)
         #: instrument -> the books holding a position in it
         self.holders: list[set[int]] = [set() for _ in range(n)]
+        self.held: set[int] = set()  #: instruments some book holds
         self.fills = 0
 
     def strategy_book(self, s: int) -> int:
@@ -86,6 +87,10 @@ class Portfolio:
                 self.holders[i].add(b)
             else:
                 self.holders[i].discard(b)
+        if self.holders[i]:
+            self.held.add(i)
+        else:
+            self.held.discard(i)
 
     def working(self, books: Sequence[int], i: int, side: int, delta: int, px: float) -> None:
         """Working quantity of a side changed by ``delta`` (an order sent, filled, cancelled)."""
@@ -168,6 +173,7 @@ class Portfolio:
         self.realized[b][i] = realized
         if qty:
             self.holders[i].add(b)
+            self.held.add(i)
             m = self.marks[i]
             if m == m:
                 u = (m - avg) * qty

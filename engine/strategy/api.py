@@ -22,7 +22,6 @@ Callbacks (all optional): ``on_start(ctx, now_ns)``, ``on_book(ctx, instruments,
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from engine.core.intents import OrderIntent
@@ -56,9 +55,7 @@ class StrategyContext:
     def submit(self, intent: OrderIntent, now_ns: int) -> Any:
         """Ask for an order; returns the order (or router parent), or why it was refused. The
         intent is the strategy's ("strategy:NAME"): its limits, books and kill switch."""
-        if intent.source != self._source:
-            intent = replace(intent, source=self._source)
-        return self._submit(intent, now_ns)
+        return self._submit(intent, now_ns, self._source)
 
     def cancel(self, cl_ord_id: str, now_ns: int) -> str | None:
         return self._cancel(cl_ord_id, now_ns)

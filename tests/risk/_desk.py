@@ -3,7 +3,8 @@ in-process simulated venues (their other participants: those books), no desk, no
 
 ``Desk(limits=...)`` starts it with the venues logged on; ``order(...)`` submits through the
 kernel's one door like a manual order; ``run(seconds)`` steps the clock; ``quote(...)`` moves
-an instrument's books (every venue)."""
+an instrument's books (every venue). The risk benchmark (bench/risk.py) builds a larger one:
+``Desk(limits, symbols={...500...}, strategies_named=[...])``."""
 
 from __future__ import annotations
 
@@ -25,12 +26,14 @@ VENUES = ("SIMA", "SIMB", "SIMC")
 SYMBOLS = {"AAA": (0.01, 100.0), "BBB": (0.01, 50.0), "CCC": (0.25, 5000.0)}
 
 
-def profile_dict(limits: dict | None = None, users: dict | None = None) -> dict:
+def profile_dict(limits: dict | None = None, users: dict | None = None,
+                 symbols: dict | None = None) -> dict:
     return {
         "engine": {"instance": "risk-test"},
         "desk": {"name": "test-desk", "account": "main"},
         "feed": {"kind": "replay", "day": "2026-12-04", "silence_ms": 3_600_000},
-        "instruments": [{"symbol": s, "tick": t, "price": p} for s, (t, p) in SYMBOLS.items()],
+        "instruments": [{"symbol": s, "tick": t, "price": p}
+                        for s, (t, p) in (symbols or SYMBOLS).items()],
         "venues": [{"name": v, "kind": "sim", "latency_us": 100} for v in VENUES],
         "users": users or {"alice": "trader", "rita": "risk_manager", "*": "viewer"},
         "limits": limits or {},
@@ -51,15 +54,20 @@ class _Source(MarketDataSource):
 
     def step(self, now_ns: int, out) -> int:
         n = 0
-        while self.pending:
-            recs = self.pending.pop(0)
-            recs["recv_ns"] = now_ns
-            recs["exch_ns"] = now_ns
-            k = len(recs)
-            out.rec[out.n:out.n + k] = recs
+        while self.pending and out.n < out.capacity:
+            recs = self.pending[0]
+            k = min(len(recs), out.capacity - out.n)
+            part, rest = recs[:k].copy(), recs[k:]
+            part["recv_ns"] = now_ns
+            part["exch_ns"] = now_ns
+            out.rec[out.n:out.n + k] = part
             out.n += k
             n += k
-        self.next_due_ns = 1 << 62
+            if len(rest):
+                self.pending[0] = rest
+            else:
+                self.pending.pop(0)
+        self.next_due_ns = now_ns if self.pending else 1 << 62
         return n
 
     def push(self, rows: list[dict]) -> None:
@@ -76,8 +84,10 @@ class _Source(MarketDataSource):
 
 class Desk:
     def __init__(self, limits: dict | None = None, *, strategies=(), kill_state=None,
-                 users: dict | None = None, journal=None) -> None:
-        self.profile = parse_profile(profile_dict(limits, users), Path("risk-test.toml"))
+                 users: dict | None = None, journal=None, symbols: dict | None = None) -> None:
+        self.specs = symbols or SYMBOLS
+        self.profile = parse_profile(profile_dict(limits, users, self.specs),
+                                     Path("risk-test.toml"))
         self.source = _Source()
         self.clients = [InProcessVenue(v, self.profile.instruments, latency_ns=100_000)
                         for v in VENUES]
@@ -85,9 +95,9 @@ class Desk:
                              venues=self.clients, ids=ClOrdIds("T", 1), strategies=strategies,
                              kill_state=kill_state, journal=journal)
         self.risk = self.kernel.risk
-        self.symbols = list(SYMBOLS)
+        self.symbols = list(self.specs)
         self.t = T0
-        for i, (s, (_tick, px)) in enumerate(SYMBOLS.items()):
+        for s, (_tick, px) in self.specs.items():
             self.quote(s, px)
         self.kernel.start(self.t)
         self.run(0.05)
@@ -98,7 +108,7 @@ class Desk:
               spread_ticks: int = 1) -> None:
         """Every venue quotes ``symbol`` around ``mid``: 5 levels a side, ``size`` each."""
         i = self.symbols.index(symbol)
-        tick = SYMBOLS[symbol][0]
+        tick = self.specs[symbol][0]
         m = round(mid / tick)
         rows = []
         for v in venues:
