@@ -9,6 +9,8 @@ import sys
 import time
 from datetime import datetime
 
+import numpy as np
+
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QApplication,
@@ -27,7 +29,7 @@ from engine.core.profile import DeskConfig
 from engine.core.roles import Role
 from engine.core.ticks import tick_decimals
 from engine.ipc import IpcError, Scope, Verb
-from engine.ipc.commands import order_text
+from engine.ipc.commands import confirmation_code, order_text
 from engine.ipc.events import decode_order, event_text
 from engine.ipc.layout import BOOK_CROSSED, BOOK_LOCKED, H, EventKind
 from widgets import (
@@ -37,7 +39,10 @@ from widgets import (
     FeedHealth,
     KillSwitchPanel,
     LadderWidget,
+    LimitEditor,
+    PositionsTable,
     PriceChart,
+    RiskPanel,
 )
 
 __all__ = ["DeskWindow", "run_desk_window"]
@@ -70,14 +75,24 @@ class DeskWindow(QMainWindow):
         self.feeds = FeedHealth()
         self.counters = QLabel("")
         self.counters.setObjectName("counters")
+        self.risk = RiskPanel()
+        self.limits = LimitEditor()
+        self.positions = PositionsTable(())  # rebuilt with the engine's instruments on attach
+        self._kill_rows = None
 
         self.setCentralWidget(self.chart)
         self.ladder_dock = self._dock("Ladder", self.ladder, Qt.LeftDockWidgetArea)
         self.kill_dock = self._dock("Kill switches", self.killpanel, Qt.RightDockWidgetArea)
         self.events_dock = self._dock("Events", self.eventlog, Qt.BottomDockWidgetArea)
         self.blotter_dock = self._dock("Orders", self.blotter, Qt.BottomDockWidgetArea)
+        self.positions_dock = self._dock("Positions", self.positions, Qt.BottomDockWidgetArea)
         self.tabifyDockWidget(self.events_dock, self.blotter_dock)
+        self.tabifyDockWidget(self.blotter_dock, self.positions_dock)
         self.blotter_dock.raise_()
+        self.risk_dock = self._dock("Risk", self.risk, Qt.RightDockWidgetArea)
+        self.limits_dock = self._dock("Limits", self.limits, Qt.RightDockWidgetArea)
+        self.tabifyDockWidget(self.risk_dock, self.limits_dock)
+        self.risk_dock.raise_()
 
         tb = QToolBar("Instrument")
         tb.setObjectName("mainToolbar")
@@ -108,6 +123,14 @@ class DeskWindow(QMainWindow):
         self.link.refused.connect(self._on_refused)
         self.killpanel.kill_clicked.connect(lambda: self._spawn(self.kill_global()))
         self.killpanel.rearm_requested.connect(lambda r: self._spawn(self.rearm_global(r)))
+        self.killpanel.trip_requested.connect(
+            lambda scope, sid, state, name: self._spawn(self.trip(scope, sid, state, name)))
+        self.killpanel.rearm_scope_requested.connect(
+            lambda scope, sid, name, reason, typed: self._spawn(
+                self.rearm(scope, sid, name, reason, typed)))
+        self.limits.limit_change_requested.connect(
+            lambda scope, key, value, reason: self._spawn(
+                self.set_limit(scope, key, value, reason)))
         self.blotter.order_requested.connect(
             lambda *a: self._spawn(self.send_order(*a)))
         self.blotter.cancel_requested.connect(lambda cl: self._spawn(self.cancel_order(cl)))
@@ -115,6 +138,9 @@ class DeskWindow(QMainWindow):
         self._chart_timer = QTimer(self)
         self._chart_timer.setInterval(500)  # a glance chart: 2 Hz is plenty, and cheap
         self._chart_timer.timeout.connect(self.chart.redraw)
+        self._risk_timer = QTimer(self)
+        self._risk_timer.setInterval(250)  # positions, limits and VaR: the engine publishes 10 Hz
+        self._risk_timer.timeout.connect(self._read_risk)
         self._tasks: set[asyncio.Task] = set()
 
     def _dock(self, title: str, w: QWidget, area) -> QDockWidget:
@@ -128,6 +154,7 @@ class DeskWindow(QMainWindow):
     def start(self) -> None:
         self.link.start()
         self._chart_timer.start()
+        self._risk_timer.start()
 
     # -- link events --------------------------------------------------------------------------------
     def _on_attached(self, instruments) -> None:
@@ -141,6 +168,11 @@ class DeskWindow(QMainWindow):
         self.instrument_box.setCurrentIndex(idx)
         self.instrument_box.blockSignals(False)
         self._select(idx)
+        self.positions_dock.setWidget(None)
+        self.positions.deleteLater()
+        self.positions = PositionsTable([i.symbol for i in instruments],
+                                        [tick_decimals(i.tick) for i in instruments])
+        self.positions_dock.setWidget(self.positions)
         # an engine that trades shows its orders first; one that does not, its events
         (self.blotter_dock if self.link.client.venues() else self.events_dock).raise_()
         # after the engine's own earlier events, which this same poll is about to drain
@@ -199,14 +231,28 @@ class DeskWindow(QMainWindow):
             self.chart.append(rec["ts_event_ns"] / 1e9, (a + b) / 2)
 
     def _on_kill(self, rows) -> None:
-        g = rows[0]
-        when = datetime.fromtimestamp(g["ts_ns"] / 1e9).strftime("%H:%M:%S") if g["ts_ns"] else ""
-        self.killpanel.set_state(bool(g["tripped"]), g["user"].decode(errors="replace"),
-                                 g["reason"].decode(errors="replace"), when)
-        self.killpanel.set_instruments(
-            [(ins.symbol, bool(rows[1 + ins.index]["tripped"])) for ins in self._instruments
-             if 1 + ins.index < len(rows)]
-        )
+        self._kill_rows = rows
+        self.killpanel.set_rows(rows, time.time_ns())
+
+    def _read_risk(self) -> None:
+        """The engine's positions, limit use and VaR, as last published."""
+        c = self.link.client
+        if c is None:
+            return
+        positions, limits, var = (c.read_risk(n) for n in ("positions", "limits", "var"))
+        if positions is not None:
+            self.positions.update(positions)
+        if limits is not None:
+            measured = limits[np.isfinite(limits["used"])]
+            self.risk.set_limits(measured)
+            self.limits.set_limits(limits)
+            desk = measured[(measured["key"] == b"daily_loss_limit") & (measured["scope"] == b"desk")]
+            total = positions[(positions["book"] == b"desk") & (positions["instrument"] == -1)] \
+                if positions is not None else ()
+            pnl = float(total[0]["realized"] + total[0]["unrealized"]) if len(total) else 0.0
+            self.risk.set_pnl(pnl, float(desk[0]["limit"]) if len(desk) else float("nan"))
+        if var is not None:
+            self.risk.var_model.update(var)
 
     def _on_events(self, recs, lost: int) -> None:
         lines = []
@@ -233,9 +279,10 @@ class DeskWindow(QMainWindow):
     def _on_role(self, role: Role) -> None:
         self.role = role
         self.role_label.setText(f"role: {role.label} ")
-        self.killpanel.set_can_rearm(role is Role.RISK_MANAGER)
-        self.blotter.set_permissions(trade=role is Role.TRADER,
-                                     cancel=role in (Role.TRADER, Role.RISK_MANAGER))
+        self.killpanel.set_can_rearm(role.manages_risk)
+        self.killpanel.set_role(_role_name(role))
+        self.limits.set_role(_role_name(role))
+        self.blotter.set_permissions(trade=role.trades, cancel=role is not Role.VIEWER)
 
     def _on_refused(self, msg: str) -> None:
         self.eventlog.append([f"{_now()}  REFUSED: {msg}"])
@@ -246,10 +293,10 @@ class DeskWindow(QMainWindow):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, label: str, verb: Verb, text: str = "") -> None:
+    async def _send(self, label: str, verb: Verb, text: str = "", **kw) -> None:
         self.killpanel.set_pending(True, f"{label}: pending — waiting for the engine's ack")
         try:
-            ack = await self.link.command(verb, Scope.GLOBAL, 0, text=text)
+            ack = await self.link.command(verb, Scope.GLOBAL, 0, text=text, **kw)
         except asyncio.TimeoutError:
             self.killpanel.set_pending(False, f"{label}: NO ACK within 2 s — engine not responding")
             return
@@ -297,13 +344,74 @@ class DeskWindow(QMainWindow):
         await self._send("KILL", Verb.KILL, "KILL button on desk")
 
     async def rearm_global(self, reason: str) -> None:
-        await self._send("Re-arm", Verb.REARM, reason)
+        """The big button's re-arm: its dialog asked for the reason; the name it confirms is
+        the global switch's."""
+        await self._send("Re-arm", Verb.REARM, reason, arg1=confirmation_code("global"))
+
+    async def trip(self, scope: int, scope_id: int, state: int, name: str) -> None:
+        label = f"{'REDUCE' if state == 1 else 'HALT'} {name}"
+        await self._scoped(name, label, Verb.KILL, scope, scope_id, text="kill panel on desk",
+                           arg0=float(state))
+
+    async def rearm(self, scope: int, scope_id: int, name: str, reason: str,
+                    typed: str) -> None:
+        await self._scoped(name, f"Re-arm {name}", Verb.REARM, scope, scope_id, text=reason,
+                           arg1=confirmation_code(typed))
+
+    async def set_limit(self, scope: str, key: str, value: float, reason: str) -> None:
+        """A risk manager's limit edit: the scope by its name, as the engine names it."""
+        where = self._scope_of(scope)
+        if where is None:
+            self.limits.set_result(scope, key, False, f"no scope {scope!r} in this engine")
+            return
+        text = f"{key} {reason}"[:48]
+        try:
+            ack = await self.link.command(Verb.LIMIT, where[0], where[1], text=text,
+                                          arg0=float(value))
+        except (asyncio.TimeoutError, IpcError) as e:
+            self.limits.set_result(scope, key, False, f"not confirmed: {e or 'no ack in 2 s'}")
+            return
+        self.limits.set_result(scope, key, ack.accepted, ack.reason)
+        self.link.poll()
+
+    def _scope_of(self, name: str) -> tuple[int, int] | None:
+        """(scope, scope_id) of a scope's name ("desk" is the global scope)."""
+        if name in ("desk", "global"):
+            return Scope.GLOBAL, 0
+        rows = self._kill_rows
+        if rows is None:
+            return None
+        hit = rows[rows["name"] == name.encode()]
+        return (int(hit[0]["scope"]), int(hit[0]["scope_id"])) if len(hit) else None
+
+    async def _scoped(self, name: str, label: str, verb: Verb, scope: int, scope_id: int,
+                      **kw) -> None:
+        """A kill-panel row's command: pending on its row until the ack."""
+        self.killpanel.set_pending(True, f"{label}: pending", name)
+        try:
+            ack = await self.link.command(verb, scope, scope_id, **kw)
+        except asyncio.TimeoutError:
+            self.killpanel.set_pending(False, f"{label}: NO ACK within 2 s", name)
+            self.eventlog.append([f"{_now()}  {label}: NO ACK within 2 s — engine not responding"])
+            return
+        except IpcError as e:
+            self.killpanel.set_pending(False, f"{label}: not sent — {e}", name)
+            return
+        verdict = "confirmed" if ack.accepted else "REJECTED"
+        self.killpanel.set_pending(False, f"{label}: {verdict} — {ack.reason}", name)
+        self.eventlog.append([f"{_now()}  {label}: {verdict} — {ack.reason}"])
+        self.link.poll()
 
     def closeEvent(self, event) -> None:
         self.link.close()
         for t in list(self._tasks):
             t.cancel()
         super().closeEvent(event)
+
+
+def _role_name(role: Role) -> str:
+    """The widgets' role names: a trader and risk manager in one is a risk manager who trades."""
+    return "risk_manager" if role.manages_risk else role.name.lower()
 
 
 def _now() -> str:

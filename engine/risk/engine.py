@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.core.intents import ROUTER, OrderIntent
-from engine.core.limits import LimitsConfig
+from engine.core.limits import LIMIT_KEYS, LimitsConfig
 from engine.core.profile import Profile
 from engine.book.books import BBO_NOT_OK
 from engine.core.records import LIMIT_ROW, VAR_ROW, KillState, Notice, Scope
@@ -1050,10 +1050,21 @@ class RiskEngine:
         for v, q in self._venue_orders.items():
             lim = self.limits.overrides("venue", v).get("max_orders_per_s", d.max_orders_per_s)
             out.append(("max_orders_per_s", f"venue:{v}", _in_last_second(q, self.now), lim))
+        # then every limit as configured (used NaN: not measured here), for the limit editor
+        shown = {(k, sc) for k, sc, _u, _l in out}
+        nan = float("nan")
+        for key in LIMIT_KEYS:
+            if (key, "desk") not in shown:
+                out.append((key, "desk", nan, getattr(d, key)))
+        for kind, names in sorted(self.limits.scoped.items()):
+            for name, values in sorted(names.items()):
+                for key, value in values.items():
+                    if (key, f"{kind}:{name}") not in shown:
+                        out.append((key, f"{kind}:{name}", nan, value))
         rows = np.zeros(len(out), dtype=LIMIT_ROW)
         for k, (key, scope, used, limit) in enumerate(out):
             rows[k] = (key.encode()[:24], scope.encode()[:24], used, limit,
-                       used / limit if limit else 0.0)
+                       used / limit if limit else (nan if used != used else 0.0))
         return rows
 
     def var_rows(self) -> np.ndarray | None:
