@@ -27,6 +27,7 @@ __all__ = [
     "POSITION_ROW",
     "LIMIT_ROW",
     "VAR_ROW",
+    "RECON_ROW",
     "FEED_HEALTH",
 ]
 
@@ -173,3 +174,21 @@ FEED_HEALTH = np.dtype([
     ("pad", "u1", (7,)),
 ])
 assert FEED_HEALTH.itemsize == 176
+
+#: One difference between the database and a venue found after a restart, for a risk manager
+#: to accept (keep the engine's figure; for an order, the venue's fills are already applied) or
+#: correct (book the venue's figure). ``state`` 0 open, 1 accepted, 2 corrected.
+RECON_ROW = np.dtype([
+    ("id", "<i4"),
+    ("state", "u1"),
+    ("kind", "u1"),           # 0 order, 1 position
+    ("pad", "u1", (2,)),
+    ("instrument", "<i4"),
+    ("pad1", "u1", (4,)),
+    ("db_qty", "<i8"),        # the database's figure (filled qty of the order / position)
+    ("venue_qty", "<i8"),     # the venue's
+    ("ts_ns", "<i8"),
+    ("key", "S48"),           # the order's ClOrdID, or the instrument's symbol
+    ("text", "S88"),          # what differs, and who settled it how
+])
+assert RECON_ROW.itemsize == 176

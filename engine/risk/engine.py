@@ -60,7 +60,7 @@ from engine.core.intents import ROUTER, OrderIntent
 from engine.core.limits import LIMIT_KEYS, LimitsConfig
 from engine.core.profile import Profile
 from engine.book.books import BBO_NOT_OK
-from engine.core.records import LIMIT_ROW, VAR_ROW, KillState, Notice, Scope
+from engine.core.records import LIMIT_ROW, RECON_ROW, VAR_ROW, KillState, Notice, Scope
 from engine.execution.orders import OrdStatus
 from engine.risk.killswitch import KillStateFile, KillSwitches
 from engine.risk.portfolio import Portfolio
@@ -214,6 +214,22 @@ class _Track:
 
 
 @dataclass(slots=True)
+class Difference:
+    """The database and a venue disagree (found after a restart)."""
+
+    id: int
+    kind: str  # "order": its fills; "position": the net position
+    key: str  # the order's ClOrdID, or the instrument's symbol
+    instrument: int
+    db_qty: int
+    venue_qty: int
+    ts_ns: int
+    state: int = 0  # 0 open, 1 accepted, 2 corrected
+    text: str = ""  # what differs
+    settled: str = ""  # how, by whom, why
+
+
+@dataclass(slots=True)
 class _Flatten:
     """A de-risking job: bring one book's positions to zero through the router."""
 
@@ -274,6 +290,10 @@ class RiskEngine:
         self.var = None
         self._var_fills = -1
         self._var_result = None
+        #: what a restart found the database and the venues disagree on (``Difference``)
+        self.differences: list[Difference] = []
+        self._in_doubt: dict[str, tuple[int, int]] = {}  # restored ClOrdID -> (i, cum qty)
+        self._journal_recon: Callable | None = None  #: the audit of differences and settling
         self._var_published = None
         self._mids = None
         self._stale = np.zeros(len(config.symbols), dtype=bool)
@@ -651,6 +671,8 @@ class RiskEngine:
     def on_order(self, u, o) -> None:
         """Every change to every order (the execution stage's subscriber)."""
         cl = u.cl_ord_id
+        if self._in_doubt and cl in self._in_doubt and not u.unknown and u.text != "restored":
+            self._reconciled(cl, u)
         t = self._orders.get(cl)
         if t is None:
             if u.leaves_qty <= 0 and not u.last_qty:
@@ -1007,6 +1029,96 @@ class RiskEngine:
         if p.book_kind[b] == 2:
             return "risk:flatten", name.split(":", 1)[1]
         return "risk:flatten", ""
+
+    # -- restart: what the database and the venues say ---------------------------------------
+    def expect_reconcile(self, orders) -> None:
+        """Orders restored from the database: as each venue answers for them, a difference in
+        their fills is a difference to settle (``differences``)."""
+        for o in orders:
+            if o.leaves_qty > 0:
+                self._in_doubt[o.cl_ord_id] = (self.index.get(o.symbol, 0), o.cum_qty)
+
+    def _reconciled(self, cl: str, u) -> None:
+        i, cum = self._in_doubt.pop(cl)
+        if u.cum_qty != cum:
+            self._difference("order", cl, i, cum, u.cum_qty,
+                             f"order {cl} {self.config.symbols[i]}: the database had {cum} "
+                             f"filled, the venue {u.cum_qty} (its fills applied)")
+
+    def compare_positions(self, venue_positions: dict[str, int], where: str) -> int:
+        """Compare the desk's positions with a venue's account of ours (its drop copy);
+        return how many differ (each one a difference to settle)."""
+        n = 0
+        open_keys = {d.key for d in self.differences if d.kind == "position" and not d.state}
+        for i, sym in enumerate(self.config.symbols):
+            ours, theirs = self.portfolio.qty[0][i], int(venue_positions.get(sym, 0))
+            if ours != theirs and sym not in open_keys:
+                n += 1
+                self._difference("position", sym, i, ours, theirs,
+                                 f"position {sym}: the engine holds {ours:+d}, {where} "
+                                 f"{theirs:+d}")
+        return n
+
+    def _difference(self, kind: str, key: str, i: int, db: int, venue: int, text: str) -> None:
+        d = Difference(len(self.differences) + 1, kind, key, i, db, venue, self.now, text=text)
+        self.differences.append(d)
+        log.error("DIFFERENCE %d: %s", d.id, text)
+        self._notify(ERROR, f"DIFF {d.id}: {text}"[:120], i, Notice.ALERT)
+        row = self._inst_row[i]
+        if self.kill.states[row] < REDUCING:
+            self.trip(row, REDUCING, "engine", "restart: database and venue disagree "
+                                               "(differences to settle)", self.now, auto=True)
+        if self._journal_recon is not None:
+            self._journal_recon(d, "found", "engine", text)
+
+    def settle(self, diff_id: int, correct: bool, user: str, reason: str,
+               now_ns: int) -> str:
+        """A risk manager settles a difference: accept (the engine's figure stands; an order's
+        venue fills are already applied) or correct (a position is booked to the venue's
+        figure, at the mark). When none is left open for its instrument, the instrument's
+        switch the restart tripped is re-armed. ``ValueError`` says why not."""
+        d = next((x for x in self.differences if x.id == diff_id), None)
+        if d is None:
+            raise ValueError(f"no difference {diff_id} (there are {len(self.differences)})")
+        if d.state:
+            raise ValueError(f"difference {diff_id} is already settled: {d.text}")
+        if correct:
+            if d.kind != "position":
+                raise ValueError(f"difference {diff_id} is an order's: its venue fills are "
+                                 f"applied already; accept it")
+            self._book_adjustment(d)
+        d.state = 2 if correct else 1
+        how = "corrected to the venue's figure" if correct else "accepted"
+        d.settled = f"{how} by {user}: {reason}"
+        log.warning("difference %d %s by %s: %s", d.id, how, user, reason)
+        if self._journal_recon is not None:
+            self._journal_recon(d, "corrected" if correct else "accepted", user, reason)
+        row = self._inst_row[d.instrument]
+        if (not any(x.instrument == d.instrument and not x.state for x in self.differences)
+                and self.kill.rows["auto"][row] and self.kill.states[row] == REDUCING):
+            self.trip(row, ACTIVE, user, f"differences settled: {reason}", now_ns)
+        return f"difference {d.id} {how}"
+
+    def _book_adjustment(self, d: Difference) -> None:
+        """Book the venue's position: a fill for the difference at the mark (no P&L)."""
+        p = self.portfolio
+        delta = d.venue_qty - p.qty[0][d.instrument]
+        if not delta:
+            return
+        mark = p.marks[d.instrument]
+        if mark != mark:
+            mark = self.reference(d.instrument, self.now) or p.avg[0][d.instrument] or 0.0
+        acct = p.account_book(self.table.ids[Scope.ACCOUNT][self.config.account])
+        p.fill((0, acct), d.instrument, 1 if delta > 0 else 2, abs(delta), mark)
+
+    def recon_rows(self) -> np.ndarray:
+        """RECON_ROW rows of every difference, open or settled."""
+        rows = np.zeros(len(self.differences), dtype=RECON_ROW)
+        for k, d in enumerate(self.differences):
+            rows[k] = (d.id, d.state, 0 if d.kind == "order" else 1, 0, d.instrument, 0,
+                       d.db_qty, d.venue_qty, d.ts_ns, d.key.encode()[:48],
+                       (d.settled or d.text).encode()[:88])
+        return rows
 
     # -- limits at run time ----------------------------------------------------------------------
     def set_limit(self, kind: str, name: str, key: str, value) -> tuple[object, object]:

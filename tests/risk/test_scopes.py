@@ -221,3 +221,45 @@ def test_the_portfolio_follows_fills_in_the_kernel_with_venue_fees():
     p = d.risk.portfolio
     assert p.qty[0][0] == 10 and p.avg[0][0] == pytest.approx(100.01)
 
+
+
+def test_a_restart_difference_trips_reducing_until_a_risk_manager_settles_it():
+    from engine.execution.oms import OrderUpdate
+    from engine.execution.orders import Order, OrdStatus
+
+    d = Desk()
+    r = d.risk
+    restored = Order(cl_ord_id="OLD-1", symbol="AAA", side=1, qty=10, price=99.0, venue="SIMA",
+                     tif="day")
+    restored.cum_qty = 4
+    r.expect_reconcile([restored])
+    # the venue answers the status request: 7 filled, not the 4 the database had
+    r.on_order(OrderUpdate("OLD-1", "SIMA", "AAA", OrdStatus.PARTIALLY_FILLED, 7, 3, 3, 99.0,
+                           "reconciled: 3 filled while in doubt"), restored)
+    assert [x.kind for x in r.differences] == ["order"]
+    diff = r.differences[0]
+    assert (diff.db_qty, diff.venue_qty) == (4, 7) and "OLD-1" in diff.text
+    assert r.kill.state(Scope.INSTRUMENT, 0) == R
+    with pytest.raises(ValueError, match="its venue fills are applied already"):
+        r.settle(diff.id, True, "rita", "x", d.t)
+    assert "accepted" in r.settle(diff.id, False, "rita", "checked the venue's blotter", d.t)
+    assert r.kill.state(Scope.INSTRUMENT, 0) == A
+    with pytest.raises(ValueError, match="already settled"):
+        r.settle(diff.id, False, "rita", "again", d.t)
+    rows = r.recon_rows()
+    assert rows[0]["state"] == 1 and b"accepted by rita" in rows[0]["text"]
+
+
+def test_a_position_difference_is_corrected_to_the_venues_figure():
+    d = Desk()
+    r = d.risk
+    d.order("AAA", "buy", 10, 100.01)
+    d.run(0.01)
+    assert r.compare_positions({"AAA": 12}, "SIMA's drop copy") == 1
+    diff = r.differences[0]
+    assert diff.kind == "position" and (diff.db_qty, diff.venue_qty) == (10, 12)
+    assert r.compare_positions({"AAA": 12}, "SIMA's drop copy") == 0  # not listed twice
+    assert r.kill.state(Scope.INSTRUMENT, 0) == R
+    r.settle(diff.id, True, "rita", "venue is right", d.t)
+    assert d.position("AAA") == 12
+    assert r.kill.state(Scope.INSTRUMENT, 0) == A
