@@ -11,7 +11,13 @@ Errors (all ``IpcError``)::
     ├── NoEngine           no segment of that name (engine not running)
     ├── EngineStarting     segment exists but the engine has not finished writing it
     ├── LayoutMismatch     wrong magic or layout version: refuse, never guess
+    ├── AttachRefused      the engine refused this desk (its OS user is not in the profile's
+    │                      [users], no command slot is free, …): the message says why
     └── EngineAlreadyRunning   a live engine owns the instance name
+
+A desk maps what the engine hands it over its attach socket (``Segment.from_fd``:
+``engine.ipc.attach``); ``attach`` by name is for the engine's own user (taking over a dead
+engine's segment, the store's rings, reading what a dead engine left).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ __all__ = [
     "NoEngine",
     "EngineStarting",
     "LayoutMismatch",
+    "AttachRefused",
     "EngineAlreadyRunning",
     "Segment",
     "segment_exists",
@@ -78,6 +85,10 @@ class LayoutMismatch(IpcError):
     pass
 
 
+class AttachRefused(IpcError):
+    pass
+
+
 class EngineAlreadyRunning(IpcError):
     pass
 
@@ -98,15 +109,21 @@ def unlink_segment(name: str) -> None:
 
 
 class Segment:
-    """A mapped segment. ``buf`` is a writable memoryview over the whole mapping."""
+    """A mapped segment. ``buf`` is a memoryview over the whole mapping: writable, or
+    read-only (``readonly``: mapped PROT_READ, as desks map the engine's segment)."""
 
-    def __init__(self, name: str, fd: int, size: int, owner: bool) -> None:
+    def __init__(self, name: str, fd: int, size: int, owner: bool, *,
+                 readonly: bool = False) -> None:
         self.name = name
         self.owner = owner
         self.size = size
+        self.readonly = readonly
         self.fd = fd  # kept open: OFD locks live on it
         try:
-            self._mmap = mmap.mmap(fd, size)
+            if readonly:
+                self._mmap = mmap.mmap(fd, size, prot=mmap.PROT_READ)
+            else:
+                self._mmap = mmap.mmap(fd, size)
         except BaseException:
             os.close(fd)
             raise
@@ -153,10 +170,29 @@ class Segment:
             raise
 
     @classmethod
-    def attach(cls, name: str, *, check: bool = True) -> "Segment":
-        """Attach to an engine's segment, checking its magic and layout version."""
+    def from_fd(cls, name: str, fd: int, size: int, *, readonly: bool,
+                uid: int) -> "Segment":
+        """Map an object an engine handed over (``fd`` is ours to close): it must belong to
+        ``uid`` (the engine's) and hold at least ``size`` bytes."""
         try:
-            fd = _posixshmem.shm_open(name, os.O_RDWR, mode=0o600)
+            st = os.fstat(fd)
+            if st.st_uid != uid:
+                raise IpcError(f"{name} handed over by the engine belongs to uid {st.st_uid}, "
+                               f"not to the engine's uid {uid}; refusing it")
+            if st.st_size < size:
+                raise IpcError(f"{name} handed over by the engine holds {st.st_size} bytes, "
+                               f"less than the {size} it says; refusing it")
+        except BaseException:
+            os.close(fd)
+            raise
+        return cls(name, fd, size, owner=False, readonly=readonly)
+
+    @classmethod
+    def attach(cls, name: str, *, check: bool = True, readonly: bool = False) -> "Segment":
+        """Attach to a segment of our own user by name, checking its magic and layout
+        version (``check``)."""
+        try:
+            fd = _posixshmem.shm_open(name, os.O_RDONLY if readonly else os.O_RDWR, mode=0o600)
         except FileNotFoundError:
             raise NoEngine(f"no engine is running: shared memory {name} does not exist") from None
         except PermissionError:
@@ -174,7 +210,7 @@ class Segment:
         if size < HEADER_SIZE:
             os.close(fd)
             raise EngineStarting(f"shared memory {name} is still being created ({size} bytes)")
-        seg = cls(name, fd, size, owner=False)
+        seg = cls(name, fd, size, owner=False, readonly=readonly)
         if check:
             try:
                 seg.check_header()
