@@ -22,6 +22,7 @@ from collections.abc import Callable
 from engine.core.intents import ROUTER, SIDE_NAMES, OrderIntent
 from engine.core.profile import Profile
 from engine.core.records import SCOPE_NAMES, KillState, Notice, Scope
+from engine.core.roles import Role
 from engine.ipc.commands import (
     ROLE_MAY,
     Ack,
@@ -93,7 +94,7 @@ class CommandHandlers:
         k = self.kernel
         reason = check_command(cmd, self.kernel.risk.table.sizes())
         if reason is None:
-            granted = self.profile.role_of(cmd.user)
+            granted = Role(cmd.role)  # the engine's grant at attach (engine.ipc.attach)
             verb = Verb(cmd.verb)
             if verb not in ROLE_MAY[granted]:
                 reason = f"user {cmd.user!r} is {granted.label} here and may not {verb.name}"
@@ -113,7 +114,7 @@ class CommandHandlers:
 
     # -- HANDLERS ----------------------------------------------------------------------------
     def _handle_ping(self, cmd: Command, now_ns: int) -> tuple[str, int]:
-        role = self.profile.role_of(cmd.user)
+        role = Role(cmd.role)
         return f"pong; you are {role.label}", int(role)
 
     def _handle_kill(self, cmd: Command, now_ns: int) -> tuple[str, int]:
@@ -192,7 +193,7 @@ class CommandHandlers:
             raise _Refused(str(e)) from None
         journal = self.kernel.journal
         if journal is not None:
-            journal.limit(cmd.user, self.profile.role_of(cmd.user).label, cmd.workstation,
+            journal.limit(cmd.user, Role(cmd.role).label, cmd.workstation,
                           where, key, "default" if old is None else f"{old:g}", f"{new:g}",
                           reason, now_ns)
         shown = "default" if old is None else f"{old:g}"

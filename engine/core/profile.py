@@ -47,9 +47,12 @@ Schema (every later issue adds its own section here rather than a new format)::
     price = 5000.0           # starting reference price
     update_hz = 50           # simulated book updates per second
 
-    [users]                  # OS user -> role; "*" is everybody else (default: viewer)
-    alice = "trader"
-    "*" = "viewer"
+    [users]                  # OS user -> role; "*" is everybody else. Who a desk is comes
+    alice = "trader"         #   from the kernel (SO_PEERCRED when it attaches to the engine's
+    "*" = "viewer"           #   socket: engine/ipc/attach.py), never from the desk; an OS user
+                             #   not listed, when there is no "*", cannot attach at all (not
+                             #   even to watch): it is refused with its name and this file's
+                             #   path. A uid with no passwd entry matches "*" only.
 
     [venue]                  # optional: makes the profile a simulated exchange's (helmdesk venue);
     name = "SIMA"            # the engine ignores it. Letters, digits, - and _ (file names use it)
