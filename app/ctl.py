@@ -1,4 +1,7 @@
-"""``helmdesk ctl``: the desk's commands from a terminal, through the same command ring."""
+"""``helmdesk ctl``: the desk's commands from a terminal, through the same command ring.
+
+It attaches like a desk (engine.ipc.attach): the engine grants it the role its OS user has in
+the profile's ``[users]``, whatever it is asked to do, and refuses a user it does not list."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from engine.ipc import CommandTimeout, EngineClient, IpcError, Scope, Verb
+from engine.ipc import AttachRefused, CommandTimeout, EngineClient, IpcError, Scope, Verb
 from engine.ipc.commands import order_text
 from engine.ipc.events import decode_order, event_text
 
@@ -195,8 +198,12 @@ def run(args: argparse.Namespace, instance: str) -> int:
         return _audit(args, instance)
     try:
         client = EngineClient(instance, commands=args.verb != "status", workstation="ctl")
+    except AttachRefused as e:  # this OS user is not in the engine's [users], say
+        _err(str(e) + ("" if args.verb == "status" else f"; {args.verb} not sent"))
+        return 3
     except IpcError as e:
-        _err(f"{e} (instance {instance!r}; start one with 'helmdesk' or 'helmdesk engine')")
+        _err(f"{e} (instance {instance!r}; start one with 'helmdesk' or 'helmdesk engine')"
+             + ("" if args.verb == "status" else f"; {args.verb} not sent"))
         return 3
     try:
         if args.verb == "status":

@@ -15,7 +15,15 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from engine.core.roles import Role
-from engine.ipc import Ack, EngineClient, EngineState, IpcError, LayoutMismatch, SlotReset
+from engine.ipc import (
+    Ack,
+    AttachRefused,
+    EngineClient,
+    EngineState,
+    IpcError,
+    LayoutMismatch,
+    SlotReset,
+)
 
 __all__ = ["EngineLink", "Health"]
 
@@ -139,7 +147,7 @@ class EngineLink(QObject):
         self._next_attach = now + 0.25
         try:
             client = EngineClient(self.instance, workstation=self.workstation)
-        except LayoutMismatch as e:
+        except (LayoutMismatch, AttachRefused) as e:  # the user must act: say so
             if str(e) != self._refused_msg:
                 self._refused_msg = str(e)
                 self.refused.emit(str(e))
@@ -152,7 +160,7 @@ class EngineLink(QObject):
         self.client = client
         self._refused_msg = ""
         self._book_seq = self._kill_seq = -1
-        self._need_role = True
+        self._need_role = True  # a PING confirms it (the engine granted client.role)
         self.attached.emit(client.instruments)
         return True
 

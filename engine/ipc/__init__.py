@@ -2,6 +2,7 @@
 
 from engine.ipc.client import (
     CommandTimeout,
+    DeskInfo,
     EngineClient,
     EngineStatus,
     Instrument,
@@ -10,6 +11,7 @@ from engine.ipc.client import (
 from engine.ipc.commands import Ack, AckStatus, Command, Scope, Verb
 from engine.ipc.layout import EngineState, Layout, segment_name
 from engine.ipc.segment import (
+    AttachRefused,
     EngineAlreadyRunning,
     EngineStarting,
     IpcError,
@@ -20,8 +22,10 @@ from engine.ipc.segment import (
 __all__ = [
     "Ack",
     "AckStatus",
+    "AttachRefused",
     "Command",
     "CommandTimeout",
+    "DeskInfo",
     "EngineAlreadyRunning",
     "EngineClient",
     "EngineStarting",
