@@ -177,14 +177,8 @@ def test_a_signal_to_the_demo_closes_the_desk_and_stops_its_engine(tmp_path, ins
 
 def _desk_attached(instance: str, pid: int) -> bool:
     """Process ``pid`` holds a command slot (the demo's window is up and attached)."""
-    import struct
-
-    from engine.ipc.layout import SLOT_OWNER_PID
-
     try:
         with EngineClient(instance, commands=False) as c:
-            lay, buf = c.layout, c.seg.buf
-            return any(struct.unpack_from("<q", buf, lay.slot_off(k) + SLOT_OWNER_PID)[0] == pid
-                       for k in range(lay.max_desks))
+            return any(d.pid == pid for d in c.desks())
     except IpcError:
         return False

@@ -24,8 +24,8 @@ def test_a_command_ring_reset_fails_the_waiting_command_with_the_reason(instance
         seg.heartbeat(time.monotonic_ns(), time.time_ns())
         link.poll()
         assert link.client is not None
-        lay, k = link.client.layout, link.client.slot
-        ctl = link.client.seg.buf[lay.cmd_ring_off(k): lay.cmd_ring_off(k) + RING_CONTROL].cast("Q")
+        off = link.client.layout.slot_cmd_off  # in the desk's own slot object
+        ctl = link.client.slot_seg.buf[off : off + RING_CONTROL].cast("Q")
 
         async def main():
             waiting = asyncio.ensure_future(link.command(Verb.PING, timeout=5))

@@ -1,14 +1,21 @@
 """Commands through a real engine: exactly one ack each; bad ones rejected with a reason."""
 
 import math
+import os
+import pwd
+import re
 
 from hypothesis import given, settings, strategies as st
 
-from engine.ipc import AckStatus, EngineClient, Scope, Verb
+from engine.core.roles import Role
+from engine.ipc import AckStatus, AttachRefused, EngineClient, IpcError, Scope, Verb
 from engine.ipc.commands import Command, check_command
-from engine.ipc.layout import COMMAND_STRUCT, H
+from engine.ipc.layout import COMMAND_STRUCT, REJECT_REASONS, EngineState, H, segment_name
+from engine.ipc.segment import Segment
 
 from tests.conftest import wait_until
+
+ME = pwd.getpwuid(os.geteuid()).pw_name
 
 
 def test_every_command_gets_exactly_one_ack(engine):
@@ -52,20 +59,44 @@ def test_bad_commands_are_rejected_with_the_reason_and_the_engine_goes_on(engine
         assert not c.status().kill_tripped
 
 
-def test_roles_are_enforced_by_the_engine(engine_factory, instance):
-    e = engine_factory(instance, users='alice = "risk_manager"\nbob = "trader"\n"*" = "viewer"').start()
-    with EngineClient(instance, user="eve") as c:
-        assert reject_reason(c, Verb.KILL) == "user 'eve' is viewer here and may not KILL"
-        assert c.request(Verb.PING).value == 0
-    with EngineClient(instance, user="bob") as c:
-        ack = c.request(Verb.KILL, text="fat finger")
-        assert ack.accepted and ack.kill_tripped
-        assert reject_reason(c, Verb.REARM, text="ok") == "user 'bob' is trader here and may not REARM"
-    with EngineClient(instance, user="alice") as c:
-        assert c.status().kill_tripped and c.status().kill_user == "bob"
-        ack = c.request(Verb.REARM, text="checked with bob")
-        assert ack.accepted and not ack.kill_tripped
-        assert not c.status().kill_tripped
+def test_the_engine_grants_the_os_users_role_whatever_the_desk_claims(engine_factory, instance):
+    """Who a desk is comes from the kernel (SO_PEERCRED at attach), its role from [users]:
+    a client that calls itself bob, a risk manager, is still this OS user, a viewer here."""
+    e = engine_factory(instance, users=f'{ME} = "viewer"\nbob = "risk_manager"').start()
+    with EngineClient(instance, user="bob", role=Role.RISK_MANAGER) as c:
+        assert (c.user, c.role) == (ME, Role.VIEWER)  # what the engine granted
+        assert reject_reason(c, Verb.KILL) == f"user {ME!r} is viewer here and may not KILL"
+        ack = c.request(Verb.PING)
+        assert ack.value == Role.VIEWER and ack.reason == "pong; you are viewer"
+        assert [(d.pid, d.uid, d.user, d.role) for d in c.desks()] == [
+            (os.getpid(), os.geteuid(), ME, Role.VIEWER)]
+    assert e.stop() == 0
+
+
+def test_a_user_the_profile_does_not_list_cannot_attach(engine_factory, instance):
+    e = engine_factory(instance, users='somebody-else = "risk_manager"').start(wait=False)
+    why = (f"engine {instance!r} refused this desk: OS user {ME!r} \\(uid {os.geteuid()}\\) is "
+           f"not in \\[users\\] of profile {e.profile} and it has no \"\\*\" entry: add the "
+           "user there")
+
+    def refused(commands):
+        try:
+            EngineClient(instance, commands=commands).close()
+        except AttachRefused as err:
+            return str(err)
+        except IpcError:  # not up yet
+            return None
+        raise AssertionError("an unlisted user attached")
+
+    assert re.match(why, wait_until(lambda: refused(True), 20, "the refusal"))
+    assert re.match(why, refused(False))  # not even to watch
+    seg = Segment.attach(segment_name(instance), readonly=True)  # ours: read it by name
+    try:
+        assert seg.q[H.REJECTS // 8 + REJECT_REASONS.index("refused")] >= 2
+        wait_until(lambda: seg.q[H.STATE // 8] == EngineState.RUNNING, 20, "the engine to run")
+    finally:
+        seg.close()
+    assert e.proc.poll() is None  # the engine goes on
     assert e.stop() == 0
 
 
@@ -74,7 +105,7 @@ def test_raw_garbage_in_the_command_ring_is_rejected_not_fatal(engine):
         ring = c._cmd
         # a record no desk would write: huge verb, negative scope id, NaN, bytes that are not UTF-8
         ring.try_push(12345, 0, 65535, 65535, -5, math.nan, math.nan, b"\xff\xfe", b"\xc3", 255, b"", 0, b"\x80" * 48)
-        c.seg.q[H.CMD_BELL // 8] = 12345
+        c._ring_bell()
         acks = wait_until(c.poll_acks, 5, "an ack for the garbage record")
         assert acks[0].cmd_id == 12345 and acks[0].status is AckStatus.REJECTED
         assert acks[0].reason == "unknown verb 65535"

@@ -1,7 +1,9 @@
 """Clients cannot crash the engine through shared memory.
 
 Every word a desk can write is scribbled on here: the command ring's and the ack ring's
-control words, the records, the slot header, the header's words the engine keeps counts in.
+control words, the records, the slot header (all in the desk's own slot object); and the
+header's words the engine keeps counts in (which a process of the engine's own user could
+reach by opening the segment by name: desks map it read-only).
 The engine drops what is impossible, counts it by reason, resets the slot and tells the
 desk; it never raises. Then a real engine is scribbled on by a real process for a few seconds
 while an honest desk keeps getting its PINGs answered.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import pwd
 import random
 import threading
 import time
@@ -20,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engine.core.roles import Role
 from engine.ipc import AckStatus, EngineClient, Scope, Verb
 from engine.ipc.client import SlotReset
 from engine.ipc.commands import Ack, Command
@@ -51,15 +55,15 @@ class Desk:
 
     def __init__(self, instance: str) -> None:
         self.shm = EngineSegment(instance, [("A", 0.01, 10.0)], idle="sleep")
-        self.c = EngineClient(instance, user="desk")
+        self.c = EngineClient(instance)
         lay = self.c.layout
-        buf = self.c.seg.buf
-        k = self.c.slot
+        buf = self.c.slot_seg.buf  # the desk's own slot object
         self.cap = lay.cmd_capacity
-        self.cmd_ctl = buf[lay.cmd_ring_off(k) : lay.cmd_ring_off(k) + RING_CONTROL].cast("Q")
-        self.ack_ctl = buf[lay.ack_ring_off(k) : lay.ack_ring_off(k) + RING_CONTROL].cast("Q")
-        self.hdr = buf[lay.slot_off(k) : lay.slot_off(k) + CACHE_LINE].cast("Q")
-        self.cmd_rec = lay.cmd_ring_off(k) + RING_CONTROL
+        cmd_off, ack_off = lay.slot_cmd_off, lay.slot_ack_off
+        self.cmd_ctl = buf[cmd_off : cmd_off + RING_CONTROL].cast("Q")
+        self.ack_ctl = buf[ack_off : ack_off + RING_CONTROL].cast("Q")
+        self.hdr = buf[:CACHE_LINE].cast("Q")
+        self.cmd_rec = cmd_off + RING_CONTROL
         self.buf = buf
         self.handled: list[Command] = []
 
@@ -229,10 +233,8 @@ def test_a_record_left_from_the_last_lap_is_dropped_as_torn(desk):
     ({"verb": Verb.ORDER, "scope": Scope.INSTRUMENT, "arg0": -5, "arg1": 10.0,
       "text": b"X buy"},
      "bad_number", "quantity must be a whole number 1..2147483647, was -5"),
-    ({"user": b"\xff\xfe"}, "bad_text", "user, workstation or text is not UTF-8"),
-    ({"workstation": b"ws\xc3"}, "bad_text", "user, workstation or text is not UTF-8"),
-    ({"text": b"\x80" * 48}, "bad_text", "user, workstation or text is not UTF-8"),
-    ({"role": 9}, "bad_role", "unknown role 9"),
+    ({"workstation": b"ws\xc3"}, "bad_text", "workstation or text is not UTF-8"),
+    ({"text": b"\x80" * 48}, "bad_text", "workstation or text is not UTF-8"),
 ])
 def test_garbage_in_a_field_is_rejected_by_reason_before_any_handler(desk, bad, reason, said):
     desk.write_record(0, fields(cmd_id=bad.get("cmd_id", 31), **{k: v for k, v in bad.items()
@@ -245,6 +247,17 @@ def test_garbage_in_a_field_is_rejected_by_reason_before_any_handler(desk, bad, 
     assert desk.c.counter(H.CMDS_REJECTED) == 1 and desk.handled == []
     desk.ping_round_trip()
     assert desk.c.counter(H.CMDS_ACCEPTED) == 1
+
+
+@pytest.mark.parametrize("user, role", [(b"root", 2), (b"\xff\xfe", 9), (b"", 255)])
+def test_the_records_user_and_role_are_ignored_the_granted_ones_stamped(desk, user, role):
+    """Whatever a desk writes as its user and role (a name, garbage, a role that does not
+    exist), the handler sees who the kernel said it is and the role the engine granted."""
+    desk.write_record(0, fields(cmd_id=51, user=user, role=role))
+    assert desk.serve() == 1
+    (cmd,) = desk.handled
+    assert (cmd.user, cmd.role) == (pwd.getpwuid(os.geteuid()).pw_name, Role.VIEWER)
+    assert desk.rejects() == {}
 
 
 def test_text_after_the_nul_padding_is_not_read(desk):
@@ -295,8 +308,7 @@ def test_any_words_and_bytes_in_a_slot_never_raise_and_the_slot_recovers(
         desk, cmd_head, cmd_tail, ack_head, ack_tail, records, slot_header):
     off = desk.cmd_rec
     desk.buf[off : off + len(records)] = records
-    slot_off = desk.c.layout.slot_off(desk.c.slot)
-    desk.buf[slot_off : slot_off + len(slot_header)] = slot_header
+    desk.buf[: len(slot_header)] = slot_header
     desk.cmd_ctl[HEAD], desk.cmd_ctl[TAIL] = cmd_head, cmd_tail
     desk.ack_ctl[HEAD], desk.ack_ctl[TAIL] = ack_head, ack_tail
     resets = desk.c.resets
@@ -310,7 +322,7 @@ def test_any_words_and_bytes_in_a_slot_never_raise_and_the_slot_recovers(
 
 
 def test_scribbled_header_counters_and_sequences_are_never_read_back(desk):
-    q = desk.c.seg.q
+    q = desk.shm.q  # the engine's user can open the segment read-write by name
     for off in (H.HB_COUNT, H.CMDS_ACCEPTED, H.CMDS_REJECTED, H.ACK_BACKPRESSURE,
                 *(H.REJECTS + 8 * k for k in range(len(REJECT_REASONS)))):
         q[off // 8] = U64
@@ -353,10 +365,9 @@ def test_the_command_ring_refuses_and_says_so_when_its_words_are_corrupt(desk):
 # -- a real engine, a real scribbler ------------------------------------------------------------
 def _scribbler(instance: str, seconds: float, seed: int, started) -> None:
     """A desk process that claims a slot and writes random words and bytes into all of it."""
-    c = EngineClient(instance, user="vandal")
-    lay, buf, q = c.layout, c.seg.buf, c.seg.q
-    k = c.slot
-    slot_off, cmd_off, ack_off = lay.slot_off(k), lay.cmd_ring_off(k), lay.ack_ring_off(k)
+    c = EngineClient(instance)
+    lay, buf = c.layout, c.slot_seg.buf  # all it can write: its own slot
+    slot_off, cmd_off, ack_off = 0, lay.slot_cmd_off, lay.slot_ack_off
     cmd = buf[cmd_off : cmd_off + RING_CONTROL].cast("Q")
     ack = buf[ack_off : ack_off + RING_CONTROL].cast("Q")
     rng = random.Random(seed)
@@ -395,8 +406,6 @@ def _scribbler(instance: str, seconds: float, seed: int, started) -> None:
             f[11] = command_seal(tail)
             COMMAND_STRUCT.pack_into(buf, off, *f)
             cmd[TAIL] = (tail + 1) & U64
-        if n % 16 == 0:
-            q[H.CMD_BELL // 8] = rng.getrandbits(64)
     for v in (cmd, ack):
         v.release()
     c.close()
@@ -408,7 +417,7 @@ def test_a_scribbling_desk_cannot_stop_the_engine_answering_another(engine, data
     vandal = ctx.Process(target=_scribbler, args=(engine.instance, 3.0, 1234, started))
     vandal.start()
     try:
-        with EngineClient(engine.instance, user="honest") as c:
+        with EngineClient(engine.instance) as c:
             wait_until(started.is_set, 20, "the scribbler to claim its slot")
             pings = 0
             while vandal.is_alive():
