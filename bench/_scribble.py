@@ -141,19 +141,18 @@ def child_scribble(instance: str, phase: str, seconds: float, seed: int) -> int:
                 if n % 4096 == 0 and c.replaced():
                     break
         finally:
-            for v in views:
-                v.release()
+            for v in views:  # memoryviews, then the segment they view
+                (v.release if hasattr(v, "release") else v.close)()
             c.close()
     return 0
 
 
 def _slot_scribbler(c, rng: random.Random):
     """One random write into the client's own slot a call."""
-    from engine.ipc.layout import COMMAND_STRUCT, RING_CONTROL, H, command_seal
+    from engine.ipc.layout import COMMAND_STRUCT, RING_CONTROL, command_seal
 
-    lay, buf, q = c.layout, c.seg.buf, c.seg.q
-    slot_off, cmd_off, ack_off = (lay.slot_off(c.slot), lay.cmd_ring_off(c.slot),
-                                  lay.ack_ring_off(c.slot))
+    lay, buf = c.layout, c.slot_seg.buf  # the desk's own slot object: all it can write
+    slot_off, cmd_off, ack_off = 0, lay.slot_cmd_off, lay.slot_ack_off
     cmd = c._cmd._ctl
     ack = c._ack._ctl
     spans = ((cmd_off + RING_CONTROL, ack_off), (ack_off + RING_CONTROL,
@@ -188,17 +187,20 @@ def _slot_scribbler(c, rng: random.Random):
                 rng.randrange(0, 5), b"", command_seal(tail),
                 rng.choice((b"ok", b"\xc3", b"SIM buy day")))
             cmd[_TAIL] = (tail + 1) & U64
-        q[H.CMD_BELL // 8] = rng.getrandbits(64)
+        c._ring_bell()
 
     return scribble, ()
 
 
 def _segment_scribbler(c, rng: random.Random):
-    """One random write anywhere past the header a call: bytes, or an aligned word."""
+    """One random write anywhere past the header a call: bytes, or an aligned word. Desks map
+    the segment read-only: this is a process of the engine's own user opening it by name."""
     from engine.ipc.layout import HEADER_SIZE
+    from engine.ipc.segment import Segment
 
-    buf = c.seg.buf
-    size = c.seg.size
+    seg = Segment.attach(c.seg.name)
+    buf = seg.buf
+    size = seg.size
     words = buf[HEADER_SIZE:size].cast("Q")
     n_words = len(words)
 
@@ -211,7 +213,7 @@ def _segment_scribbler(c, rng: random.Random):
             words[rng.randrange(n_words)] = rng.choice(
                 (rng.getrandbits(64), U64, 1 << 63, 0, rng.randrange(0, 1 << 20)))
 
-    return scribble, (words,)
+    return scribble, (words, seg)
 
 
 def main(argv: list[str] | None = None) -> int:

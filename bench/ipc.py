@@ -49,7 +49,6 @@ from engine.ipc.layout import (
     BOOK_DTYPE,
     EVENT_DTYPE,
     RING_CONTROL,
-    SLOT_OWNER_PID,
     Layout,
     segment_name,
 )
@@ -453,12 +452,7 @@ def bench_rtt(sz: Sizes, engine_cores: list[int] | None, table: Table, figures: 
 def _desk_attached(instance: str, desk_pid: int) -> bool:
     """Has the desk claimed a command slot (so it really is attached and polling)?"""
     with EngineClient(instance, commands=False) as c:
-        lay, buf = c.layout, c.seg.buf
-        for k in range(lay.max_desks):
-            off = lay.slot_off(k) + SLOT_OWNER_PID
-            if int.from_bytes(buf[off : off + 8], "little") == desk_pid:
-                return True
-    return False
+        return any(d.pid == desk_pid for d in c.desks())
 
 
 def bench_desk(sz: Sizes, engine_cores: list[int] | None, desk_cpus: list[int], table: Table,
