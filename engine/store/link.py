@@ -637,8 +637,9 @@ class StoreLink:
             unlink_segment(self.name)
             return True
         if not try_lock(seg.fd, ENGINE_LOCK):
-            raise StoreInUse(f"store ring {self.name} belongs to a running engine "
-                             f"(pid {q[W.ENGINE_PID]}); one engine per instance")
+            raise StoreInUse(f"an engine for instance {self.instance!r} is already running "
+                             f"(pid {q[W.ENGINE_PID]}): store ring {self.name} belongs to it; "
+                             f"one engine per instance")
         # an orphaned writer may still be writing what its engine left: let it finish
         while not try_lock(seg.fd, WRITER_LOCK):
             if time.monotonic() > deadline:

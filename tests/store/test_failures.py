@@ -161,7 +161,8 @@ def test_a_bad_url_gives_a_clear_error_and_leaves_nothing(instance, bad_url, rea
 
 
 def test_a_second_link_for_a_live_instance_is_refused(link, instance):
-    with pytest.raises(StoreInUse, match=f"belongs to a running engine \\(pid {os.getpid()}\\)"):
+    with pytest.raises(StoreInUse, match=f"an engine for instance '{instance}' is already "
+                                         f"running \\(pid {os.getpid()}\\)"):
         StoreLink(instance, link.url)
     assert link.alive and segment_exists(segment_name(instance))
 
