@@ -13,10 +13,17 @@ then idles as the profile says:
 
 Waiting is ``select`` on the doorbell socket and the venue sessions' sockets, with a timeout
 that ends when the kernel next has work due or after ``max_sleep_us`` (≤ 1 ms), whichever is
-first. A desk rings the bell (one datagram) after every command it pushes unless the engine
-spins; ringing only when the header's asleep flag is up would need a store-load fence that
-Python cannot issue. The flag is still kept, for anyone who wants to see whether the engine
-sleeps, and the timeout bounds any lost wake-up.
+first. A desk rings the bell (one datagram, on the socket the engine connected to its
+doorbell for it when it attached) after every command it pushes unless the engine spins;
+ringing only when the header's asleep flag is up would need a store-load fence that Python
+cannot issue. The flag is still kept, for anyone who wants to see whether the engine sleeps,
+and the timeout bounds any lost wake-up. Before it waits, and on every turn it spins, the
+loop looks at each attached desk's command tail.
+
+Desks attach through the segment's attach socket (engine.ipc.attach, on a thread of its
+own): the kernel names the desk's OS user, ``_grant`` gives it the role the profile's
+``[users]`` lists for it (``"*"``: anyone else) or refuses it, and every command the desk
+sends carries that user and role.
 
 SIGTERM/SIGINT stop the loop; ``close`` stops the kernel, the store writer and removes the
 segment. The node pins itself to the profile's cores (``pin_to_cores``).
@@ -38,7 +45,8 @@ from engine.book.books import BBO_CROSSED, BBO_LOCKED
 from engine.core.clock import Clock, LiveClock
 from engine.core.paths import data_dir, state_dir
 from engine.core.profile import Profile, VenueLinkConfig
-from engine.core.records import Notice
+from engine.core.records import KillState, Notice
+from engine.core.roles import Role
 from engine.execution.oms import OrderUpdate
 from engine.execution.orders import ClOrdIds, Order
 from engine.execution.venues import FixVenueClient
@@ -55,6 +63,7 @@ from engine.ipc.orders import encode_order
 from engine.ipc.publisher import EngineSegment
 from engine.kernel import CommandSource, Journal, Kernel, Publisher
 from engine.risk.killswitch import KillStateFile
+from engine.risk.scopes import ScopeTable
 
 __all__ = ["LiveNode", "pin_to_cores"]
 
@@ -142,6 +151,7 @@ class ShmPublisher(Publisher):
         self.publishes = 0
         self.store_failing = False  #: set by the node: the store cannot make records durable
         self.not_durable = 0  #: ORDER records published before their fill was durable
+        self._risk_overflow = False
 
     def order(self, u: OrderUpdate, o: Order, ts_ns: int) -> None:
         payload = _order_payload(u, o, u.text)
@@ -208,23 +218,35 @@ class ShmPublisher(Publisher):
         for k, state in enumerate(venue_states):
             self.shm.set_venue_state(k, state)
 
+    def risk(self, risk, ts_ns: int) -> None:
+        shm = self.shm
+        lost = shm.publish_risk("positions", risk.portfolio.rows())
+        lost += shm.publish_risk("limits", risk.limit_rows())
+        var = risk.var_rows()
+        if var is not None:
+            lost += shm.publish_risk("var", var)
+        if lost and not self._risk_overflow:
+            self._risk_overflow = True
+            log.warning("%d risk rows did not fit the segment's tables: the desk sees the "
+                        "first ones only", lost)
+
 
 class ShmCommands(CommandSource):
-    """The desks' command rings: looked at when a desk rang the header's bell word, and in
-    full every 10 ms whatever happened."""
+    """The desks' command rings: served when an attached desk's command tail moved (or a desk
+    came or went), and in full every 10 ms whatever happened."""
 
     SCAN_NS = 10_000_000
 
     def __init__(self, shm: EngineSegment) -> None:
         self.shm = shm
-        self.q = shm.q
+        self.pending = shm.commands_pending
         self.next_scan = 0
 
     def serve(self, now_ns: int, handle) -> int:
         shm = self.shm
         if shm.acks_waiting:
             shm.flush_acks()  # a kill's ack, once its state is durable
-        if self.q[H.CMD_BELL // 8] == shm.last_bell and now_ns < self.next_scan:
+        if now_ns < self.next_scan and not self.pending():
             return 0
         self.next_scan = now_ns + self.SCAN_NS
         return shm.serve_commands(handle)
@@ -253,6 +275,7 @@ class LiveNode:
         try:
             if persist:  # the audit trail is kept whatever the engine trades
                 self._open_store()
+            scopes = ScopeTable.from_profile(profile, [s.name for s in strategies])
             self.shm = EngineSegment(
                 cfg.instance,
                 [(i.symbol, i.tick, i.price) for i in profile.instruments],
@@ -262,6 +285,8 @@ class LiveNode:
                 epoch_mono_ns=self.clock.mono_ns(),
                 log=log.warning,
                 venues=[v.name for v in profile.venues],
+                kill_rows=scopes.n_rows, scope_sizes=scopes.sizes(),
+                grant=self._grant,
             )
         except BaseException:
             self._close_early()
@@ -279,6 +304,7 @@ class LiveNode:
                 ids=self._clordids(persist), publisher=self.publisher, journal=journal,
                 commands=ShmCommands(self.shm), strategies=strategies,
                 kill_state=self._kill_state, recorder=recorder)
+            self._start_var(persist)
         except BaseException:
             for s in sources:
                 s.close()
@@ -294,6 +320,33 @@ class LiveNode:
             self._kill_state.on_saved = self.shm.ring_own_bell
 
     # -- building ------------------------------------------------------------------------------
+    def _start_var(self, live: bool) -> None:
+        """VaR in a helper process (``[var]``; ``enabled = false``: none). ``ProfileError`` for
+        a bad ``[var]`` table."""
+        from engine.risk.var import VarCalculator, VarConfig, VarService
+
+        table = dict(self.profile.var)
+        if not table.pop("enabled", True):
+            return
+        cfg = VarConfig.from_table(table, where=f"{self.profile.path}: [var]")
+        p = self.kernel.risk.portfolio
+        n_books = 1 + p.n_strategies
+        self.kernel.risk.var = (VarService(cfg, p.n, n_books) if live
+                                else VarCalculator(cfg, p.n, n_books))
+
+    def _grant(self, uid: int, user: str) -> Role | str:
+        """The role the profile's ``[users]`` gives OS user ``user`` (the kernel named it at
+        attach: engine.ipc.attach), or why it may not attach. Runs on the attach thread."""
+        users = self.profile.users
+        role = users.get(user)
+        if role is None:
+            role = users.get("*")
+        if role is None:
+            return (f"OS user {user!r} (uid {uid}) is not in [users] of profile "
+                    f"{self.profile.path} and it has no \"*\" entry: add the user there "
+                    f"(viewer, trader or risk_manager) to attach to engine {self.instance!r}")
+        return role
+
     def _client(self, v: VenueLinkConfig, persist: bool):
         if v.kind == "sim":
             from engine.venue.inprocess import InProcessVenue
@@ -359,7 +412,9 @@ class LiveNode:
     def _restore(self) -> None:
         """Orders rebuilt from the store after a restart: shown, in doubt until reconciled."""
         r = self._recovered
-        self.kernel.risk.kill.check_audit({k.name: (k.tripped, k.ts_ns) for k in r.kills.values()})
+        self.kernel.risk.kill.check_audit(
+            {k.name: (KillState[k.state.upper()] if k.state else k.tripped, k.ts_ns)
+             for k in r.kills.values()})
         working = sorted(r.working.values(), key=lambda o: o.cl_ord_id)
         self.kernel.now = self.clock.wall_ns()
         self.kernel.execution.restore(working)
@@ -381,10 +436,9 @@ class LiveNode:
             return
         now = self.clock.wall_ns()
         for r, row in enumerate(kill.rows):
-            if row["tripped"] and row["user"] == b"engine":
-                name = "global" if r == 0 else self.symbols[r - 1]
-                journal.kill(name, int(row["scope"]), int(row["scope_id"]), True, "engine",
-                             kill.failed_closed, now)
+            if row["state"] and row["user"] == b"engine":
+                self.kernel._journal_kill(r, int(row["state"]), "engine", kill.failed_closed,
+                                          now)
 
     def _clordids(self, persist: bool) -> ClOrdIds:
         """ClOrdIDs unique across restarts: each start must be later than the last one."""
@@ -425,6 +479,7 @@ class LiveNode:
         execution = kernel.execution
         q = shm.q
         bell = shm.bell
+        commands_pending = shm.commands_pending
         mono = clock.mono_ns
         wall = clock.wall_ns
         spin = cfg.idle == "spin"
@@ -484,7 +539,7 @@ class LiveNode:
             if timeout <= 0:
                 continue
             q[H.ASLEEP // 8] = 1
-            if q[H.CMD_BELL // 8] == shm.last_bell:
+            if not commands_pending():
                 r, _, _ = select.select([bell, *execution.fds()], (), (), timeout / 1e9)
                 if bell in r:
                     shm.drain_bell()

@@ -2,7 +2,22 @@
 
 Plain Python, no Qt: ``app/`` wraps it in a QObject; ``helmdesk ctl`` uses it directly.
 
-Anything attached to the segment can scribble over it, this desk's slot included. Nothing
+A client attaches through the engine's attach socket (``engine.ipc.attach``): the engine
+learns from the kernel which OS user it is and grants it a role from the profile's
+``[users]``, or refuses it (``AttachRefused``, saying why). It hands over the segment
+read-only, and, for a client that sends commands, a slot object of its own (command and ack
+rings) and a socket connected to its doorbell; the connection stays open for the client's
+life, and closing it (or dying) frees the slot. The client checks that the socket's peer runs
+as the owner of the segment's name and is the pid in its header: nobody else can pose as the
+engine. ``user`` and ``role`` are what the engine granted; whatever a client writes in its
+records' user and role fields is ignored.
+
+When nothing listens on the socket but the segment is there and ours (the engine is still
+starting, or died and left it), a read-only client (``commands=False``) maps it directly to
+say so (``EngineStarting``, ``LayoutMismatch``, or the dead engine's last heartbeat); no slot
+is ever had that way.
+
+Anything can scribble over this desk's slot. Nothing
 read here raises because of it: a corrupt ring reads as empty (or full), and when the engine
 resets this desk's slot (it found its words impossible: ``engine.ipc.deskslots``) the client
 notices the slot's reset count move, writes its slot header again and goes on; ``request``
@@ -11,10 +26,10 @@ raises ``SlotReset`` for a command the reset may have swallowed.
 
 from __future__ import annotations
 
-import getpass
 import itertools
 import os
 import socket
+import struct
 import time
 from typing import NamedTuple
 from dataclasses import dataclass, field
@@ -31,6 +46,16 @@ from engine.ipc.layout import (
     INSTRUMENT_DTYPE,
     KILL_DTYPE,
     FEED_DTYPE,
+    DESK_ATTACHES,
+    DESK_PID,
+    DESK_ROLE,
+    DESK_UID,
+    DESK_USER,
+    DESK_USER_LEN,
+    LAYOUT_VERSION,
+    LIMIT_DTYPE,
+    POSITION_DTYPE,
+    VAR_DTYPE,
     MAX_VENUES,
     REJECT_REASONS,
     VENUE_BOOKS_OK,
@@ -44,17 +69,28 @@ from engine.ipc.layout import (
     Layout,
     segment_name,
 )
+from engine.ipc.attach import (
+    OK,
+    REQUEST,
+    REQUEST_MAGIC,
+    WANT_SLOT,
+    attach_address,
+    peer_credentials,
+    recv_reply,
+)
 from engine.ipc.rings import EventRingReader, SealedCommandRing, SpscRing
-from engine.ipc.rundir import doorbell_path
-from engine.ipc.segment import IpcError, Segment, try_lock, unlock
+from engine.ipc.segment import AttachRefused, IpcError, NoEngine, Segment
 from engine.ipc.seqlock import SeqlockBlock
 
-__all__ = ["EngineClient", "EngineStatus", "CommandTimeout", "SlotReset", "Instrument"]
+__all__ = ["EngineClient", "EngineStatus", "CommandTimeout", "SlotReset", "Instrument",
+           "DeskInfo"]
 
 _IDLE_NAMES = {0: "spin", 1: "hybrid", 2: "sleep"}
 _SPIN = 0
 _U64 = (1 << 64) - 1
 _RESETS = SLOT_RESETS // 8
+_DESK_ROW = struct.Struct(f"<QQQQ{DESK_USER_LEN}s")
+assert (DESK_PID, DESK_UID, DESK_ROLE, DESK_ATTACHES, DESK_USER) == (0, 8, 16, 24, 32)
 
 
 class CommandTimeout(IpcError):
@@ -71,6 +107,17 @@ class Instrument:
     symbol: str
     tick: float
     ref_price: float
+
+
+class DeskInfo(NamedTuple):
+    """A desk holding a command slot, as the kernel told the engine (the DESKS table)."""
+
+    slot: int
+    pid: int
+    uid: int
+    user: str
+    role: Role
+    attaches: int  #: how many desks have held this slot since the engine started
 
 
 class VenueStatus(NamedTuple):
@@ -114,12 +161,118 @@ class EngineClient:
         workstation: str = "",
         role: Role = Role.VIEWER,
         commands: bool = True,
+        timeout: float = 5.0,
     ) -> None:
+        """``user`` and ``role`` are accepted for old callers and ignored: who this client is
+        comes from the kernel, its role from the engine (``self.user``, ``self.role``)."""
+        del user, role
         self.instance = instance
-        self.user = user if user is not None else _os_user()
         self.workstation = workstation or os.uname().nodename[:16]
-        self.role = role
-        self.seg = seg = Segment.attach(segment_name(instance))
+        self.user = ""  #: the OS user the engine saw (SO_PEERCRED), once attached
+        self.role = Role.VIEWER  #: the role the engine granted
+        self.alive = True  #: False: a dead engine's segment, read where it lies
+        self.seg = None
+        self.slot: int | None = None
+        self.slot_seg: Segment | None = None  #: this desk's slot object (commands only)
+        self._cmd: SealedCommandRing | None = None
+        self._ack: SpscRing | None = None
+        self._slot_q: memoryview | None = None  # the slot header as u64 words
+        self._conn: socket.socket | None = None  # held open while we hold the slot
+        self._bell: socket.socket | None = None
+        self._resets_seen = 0
+        self.resets = 0  #: how many times the engine reset this desk's slot
+        self._ids = itertools.count(1)
+        self.books = []
+        self.kill = self.feed = self.positions = self.limits = self.var = None
+        self.events = None
+        try:
+            self._attach(commands, timeout)
+            self._map()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- attaching -------------------------------------------------------------------------------
+    def _attach(self, commands: bool, timeout: float) -> None:
+        """Ask the engine for its segment (and a slot): engine.ipc.attach."""
+        name = segment_name(self.instance)
+        path = "/dev/shm" + name
+        try:
+            named = os.stat(path)
+        except FileNotFoundError:
+            raise NoEngine(f"no engine is running: shared memory {name} does not exist") from None
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        deadline = time.monotonic() + timeout
+        fds: list[int] = []
+        try:
+            sock.settimeout(timeout)
+            try:
+                sock.connect(attach_address(self.instance))
+            except (ConnectionRefusedError, FileNotFoundError):
+                sock.close()
+                return self._no_listener(name, named, commands)
+            pid, uid, _gid = peer_credentials(sock)
+            if uid != named.st_uid:
+                raise IpcError(
+                    f"the attach socket of engine {self.instance!r} is held by pid {pid} of uid "
+                    f"{uid}, but its shared memory {name} belongs to uid {named.st_uid}: not "
+                    "the engine; refusing to attach")
+            sock.sendall(REQUEST.pack(REQUEST_MAGIC, LAYOUT_VERSION,
+                                      WANT_SLOT if commands else 0,
+                                      self.workstation.encode()[:16]))
+            head, reason, fds = recv_reply(sock, deadline)
+            (_m, status, slot, role, _uid, engine_pid, size, slot_size, user, _n) = head
+            if status != OK:
+                raise AttachRefused(f"engine {self.instance!r} refused this desk: {reason}")
+            if engine_pid != pid or len(fds) != (3 if commands else 1) or \
+                    (commands and not 0 <= slot < 64):
+                raise IpcError(f"engine {self.instance!r} answered an attach request with "
+                               f"{len(fds)} descriptors, slot {slot}, pid {engine_pid} "
+                               f"(its socket's is {pid}); refusing it")
+            main_fd = fds.pop(0)
+            if os.fstat(main_fd).st_ino != named.st_ino:
+                os.close(main_fd)
+                raise IpcError(f"engine {self.instance!r} handed over another object than its "
+                               f"shared memory {name}; refusing it")
+            self.seg = Segment.from_fd(name, main_fd, size, readonly=True, uid=uid)
+            self.seg.check_header()
+            if self.seg.q[H.PID // 8] != pid:
+                raise IpcError(f"engine segment {name} says pid {self.seg.q[H.PID // 8]}, but "
+                               f"pid {pid} handed it over; refusing it")
+            self.user = user.split(b"\0", 1)[0].decode(errors="replace")
+            self.role = Role(role)
+            if commands:
+                self.slot = slot
+                self.slot_seg = Segment.from_fd(f"{name}#desk{slot}", fds.pop(0), slot_size,
+                                                readonly=False, uid=uid)
+                self._bell = socket.socket(fileno=fds.pop(0))
+                self._bell.setblocking(False)
+                self._conn, sock = sock, None  # held open: closing it frees the slot
+        finally:
+            for fd in fds:
+                os.close(fd)
+            if sock is not None:
+                sock.close()
+
+    def _no_listener(self, name: str, named: os.stat_result, commands: bool) -> None:
+        """Nothing listens on the attach socket: say why as well as we can."""
+        if named.st_uid != os.geteuid():
+            raise NoEngine(f"engine {self.instance!r} is not running or still starting: nothing "
+                           f"listens on its attach socket (its shared memory {name} belongs "
+                           f"to uid {named.st_uid})")
+        seg = Segment.attach(name, readonly=True)  # ours: raises EngineStarting / LayoutMismatch
+        pid = seg.q[H.PID // 8]
+        if commands:
+            seg.close()
+            raise NoEngine(f"engine {self.instance!r} (pid {pid}) is not running: nothing "
+                           f"listens on its attach socket (its shared memory {name} is left "
+                           "behind)")
+        self.seg = seg  # a dead engine's last words, for status
+        self.alive = False
+
+    def _map(self) -> None:
+        """The views of the segment (and of our slot)."""
+        seg = self.seg
         q = seg.q
         try:
             self.layout = lay = Layout(
@@ -128,12 +281,14 @@ class EngineClient:
                 cmd_capacity=q[H.CMD_CAPACITY // 8],
                 max_desks=q[H.MAX_DESKS // 8],
                 book_depth=q[H.BOOK_DEPTH // 8],
+                kill_rows=q[H.N_KILL_ROWS // 8],
+                position_cap=q[H.POSITION_CAP // 8],
+                limit_cap=q[H.LIMIT_CAP // 8],
+                var_cap=q[H.VAR_CAP // 8],
             )
         except ValueError as e:
-            seg.close()
             raise IpcError(f"engine segment {seg.name} has an impossible layout: {e}") from None
         if lay.total_size != seg.size:
-            seg.close()
             raise IpcError(f"engine segment {seg.name} size does not match its own header")
         self.pid = q[H.PID // 8]
         self.epoch_wall_ns = q[H.EPOCH_WALL_NS // 8]
@@ -150,65 +305,50 @@ class EngineClient:
         ]
         self.kill = SeqlockBlock(seg.buf, lay.kill_off, KILL_DTYPE, lay.kill_rows)
         self.feed = SeqlockBlock(seg.buf, lay.feed_off, FEED_DTYPE, MAX_VENUES)
+        self.positions = SeqlockBlock(seg.buf, lay.positions_off, POSITION_DTYPE, lay.position_cap)
+        self.limits = SeqlockBlock(seg.buf, lay.limits_off, LIMIT_DTYPE, lay.limit_cap)
+        self.var = SeqlockBlock(seg.buf, lay.var_off, VAR_DTYPE, lay.var_cap)
         self.events = EventRingReader(seg.buf, lay.events_off, lay.event_capacity, from_start=True)
-        self.slot: int | None = None
-        self._cmd: SealedCommandRing | None = None
-        self._ack: SpscRing | None = None
-        self._slot_q: memoryview | None = None  # the slot header as u64 words
-        self._resets_seen = 0
-        self.resets = 0  #: how many times the engine reset this desk's slot
-        self._ids = itertools.count(1)
-        self._bell: socket.socket | None = None
-        self._bell_path = ""
-        self._bell_connected = False
-        if commands:
-            try:
-                self._claim_slot()
-            except BaseException:
-                self.close()
-                raise
+        if self.slot_seg is not None:
+            self._map_slot()
 
-    # -- slots ----------------------------------------------------------------------------------
-    def _claim_slot(self) -> None:
-        lay, seg = self.layout, self.seg
-        for k in range(lay.max_desks):
-            if try_lock(seg.fd, lay.slot_off(k), 1):
-                self.slot = k
-                break
-        else:
-            raise IpcError(
-                f"all {lay.max_desks} command slots of engine {self.instance!r} are in use; "
-                "close a desk or ctl first"
-            )
-        off = lay.slot_off(self.slot)
-        buf = seg.buf
-        self._slot_q = sq = buf[off : off + CACHE_LINE].cast("Q")
+    def _map_slot(self) -> None:
+        lay, buf = self.layout, self.slot_seg.buf
+        if self.slot_seg.size < lay.slot_size:
+            raise IpcError(f"engine {self.instance!r} handed over a command slot of "
+                           f"{self.slot_seg.size} bytes, its layout says {lay.slot_size}")
+        self._slot_q = sq = buf[:CACHE_LINE].cast("Q")
         claims = (sq[SLOT_CLAIMS // 8] + 1) & _U64
         sq[SLOT_CLAIMS // 8] = claims
         self._write_slot_header()
         self._resets_seen = sq[SLOT_RESETS // 8]
-        self._cmd = SealedCommandRing(buf, lay.cmd_ring_off(self.slot), lay.cmd_capacity,
-                                      COMMAND_STRUCT)
-        self._ack = SpscRing(buf, lay.ack_ring_off(self.slot), lay.cmd_capacity, ACK_STRUCT)
-        self._ack.skip_all()  # acks left by a previous owner are not ours
-        # command ids: unique per process and claim, never 0
-        self._id_base = (os.getpid() & 0x3FFFFF) << 40 | (claims & 0xFF) << 32
-        self._bell_path = doorbell_path(self.instance)
-        self._bell = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._bell.setblocking(False)
-        try:  # connected once: each ring is then a send, no path lookup in the kernel
-            self._bell.connect(self._bell_path)
-            self._bell_connected = True
-        except OSError:
-            self._bell_connected = False  # rung by path (sendto) until a connect works
+        self._cmd = SealedCommandRing(buf, lay.slot_cmd_off, lay.cmd_capacity, COMMAND_STRUCT)
+        self._ack = SpscRing(buf, lay.slot_ack_off, lay.cmd_capacity, ACK_STRUCT)
+        # command ids: unique per process and slot, never 0
+        self._id_base = (os.getpid() & 0x3FFFFF) << 40 | (self.slot & 0xFF) << 32
 
     def _write_slot_header(self) -> None:
-        """Who holds the slot (for ``helmdesk status`` and the desks): pid and user."""
-        off = self.layout.slot_off(self.slot)
-        buf = self.seg.buf
+        """Who holds the slot, in its header: for people looking at it; the engine never
+        reads it (it knows who we are from the kernel: ``desks()``)."""
         self._slot_q[SLOT_OWNER_PID // 8] = os.getpid()
         user = self.user.encode()[:16].ljust(16, b"\0")
-        buf[off + SLOT_USER : off + SLOT_USER + 16] = user
+        self.slot_seg.buf[SLOT_USER : SLOT_USER + 16] = user
+
+    def desks(self) -> list[DeskInfo]:
+        """The desks holding a command slot now (the engine's DESKS table)."""
+        lay, buf = self.layout, self.seg.buf
+        out = []
+        for k in range(lay.max_desks):
+            pid, uid, role, attaches, raw = _DESK_ROW.unpack_from(buf, lay.desk_row_off(k))
+            if not pid:
+                continue
+            try:
+                role = Role(role)
+            except ValueError:
+                continue  # being written
+            out.append(DeskInfo(k, pid, uid, raw.split(b"\0", 1)[0].decode(errors="replace"),
+                                role, attaches))
+        return out
 
     def _check_reset(self) -> bool:
         """Did the engine reset this slot since we last looked? If so, resync (and say so)."""
@@ -245,10 +385,12 @@ class EngineClient:
         g_tripped, g_reason, g_user = False, "", ""
         killed: list[str] = []
         if kill is not None:
-            g_tripped = bool(kill[0]["tripped"])
+            g_tripped = bool(kill[0]["state"])
             g_reason = kill[0]["reason"].decode(errors="replace")
             g_user = kill[0]["user"].decode(errors="replace")
-            killed = [self.instruments[i - 1].symbol for i in range(1, len(kill)) if kill[i]["tripped"]]
+            n = len(self.instruments)
+            killed = [self.instruments[i - 1].symbol for i in range(1, min(n + 1, len(kill)))
+                      if kill[i]["state"]]
         raw = bytes(self.seg.buf[H.INSTANCE : H.INSTANCE + H.INSTANCE_LEN])
         return EngineStatus(
             instance=raw.split(b"\0", 1)[0].decode(errors="replace"),
@@ -290,6 +432,15 @@ class EngineClient:
 
     def read_kill(self, out: np.ndarray | None = None) -> np.ndarray | None:
         return self.kill.read(out)
+
+    def read_risk(self, name: str) -> np.ndarray | None:
+        """The ``positions``, ``limits`` or ``var`` table as last published (used rows only;
+        None: a torn read, try again)."""
+        rows = getattr(self, name).read()
+        if rows is None:
+            return None
+        key = "book" if name != "limits" else "key"
+        return rows[rows[key] != b""]
 
     def read_feed(self) -> np.ndarray | None:
         """Market data health per feed venue (FEED_DTYPE rows with a venue name), or None
@@ -340,24 +491,21 @@ class EngineClient:
                 f"command ring of this desk's slot {self.slot} is corrupt (head {ring.head}, "
                 f"tail {ring.tail}); the engine resets it at its next look: send again"
             )
-        self.seg.q[H.CMD_BELL // 8] = cmd_id  # any change tells the engine to look
         self._ring_bell()
         return cmd_id
 
     def _ring_bell(self) -> None:
-        # Ring the doorbell unless the engine never sleeps. Ringing only when the asleep flag
-        # is up would race (x86 may order our flag load before our bell store becomes
-        # visible: a wake-up lost until max_sleep_us); a datagram costs a few µs per command.
+        # Ring the doorbell unless the engine never sleeps (a spinning engine looks at every
+        # attached desk's command tail each turn). Ringing only when the asleep flag is up
+        # would race (x86 may order our flag load before our tail store becomes visible: a
+        # wake-up lost until max_sleep_us); a datagram costs a few µs per command. The socket
+        # is the one the engine connected to its doorbell for us at attach.
         if self.seg.q[H.IDLE_MODE // 8] != _SPIN:
             try:
-                if self._bell_connected:
-                    self._bell.send(b"!")
-                else:
-                    self._bell.sendto(b"!", self._bell_path)
-            except BlockingIOError:
-                pass  # its bell is full: the engine is awake, or looks within max_sleep_us
+                self._bell.send(b"!")
             except OSError:
-                self._bell_connected = False  # the engine's socket went away: by path again
+                pass  # its bell is full (the engine is awake, or looks within max_sleep_us),
+                #       or the engine is gone (the heartbeat says so)
 
     def poll_acks(self) -> list[Ack]:
         acks = []
@@ -410,29 +558,30 @@ class EngineClient:
 
     # -- teardown ------------------------------------------------------------------------------------
     def close(self) -> None:
-        if self.seg is None:
-            return
         if self._bell is not None:
             self._bell.close()
-        if self.slot is not None:
-            off = self.layout.slot_off(self.slot)
-            if self._slot_q is not None:
-                self._slot_q[SLOT_OWNER_PID // 8] = 0
-                self._slot_q.release()
-            try:
-                unlock(self.seg.fd, off, 1)
-            except OSError:
-                pass
-        self._slot_q = None
+            self._bell = None
+        if self._slot_q is not None:
+            self._slot_q.release()
+            self._slot_q = None
+        self._cmd = self._ack = None
+        if self.slot_seg is not None:
+            self.slot_seg.close()
+            self.slot_seg = None
+        if self._conn is not None:
+            self._conn.close()  # the engine frees our slot as soon as it sees this
+            self._conn = None
         for b in self.books:
             b.release()
-        self.kill.release()
-        self.feed.release()
         self.books = []
+        for block in (self.kill, self.feed, self.positions, self.limits, self.var):
+            if block is not None:
+                block.release()
+        self.kill = self.feed = self.positions = self.limits = self.var = None
         self.events = None
-        self._cmd = self._ack = None
-        self.seg.close()
-        self.seg = None
+        if self.seg is not None:
+            self.seg.close()
+            self.seg = None
 
     def __enter__(self) -> "EngineClient":
         return self
@@ -446,10 +595,3 @@ def _verb_name(verb: int) -> str:
         return Verb(verb).name
     except ValueError:
         return f"verb#{verb}"
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry in some containers
-        return str(os.getuid())

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import enum
 import math
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine.core.records import Scope
+from engine.core.records import SCOPE_NAMES, KillState, Scope
 from engine.core.roles import Role
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "PendingAck",
     "ROLE_MAY",
     "check_command",
+    "confirmation_code",
     "order_text",
     "parse_order_text",
     "SIDES",
@@ -39,11 +41,13 @@ __all__ = [
 
 class Verb(enum.IntEnum):
     PING = 1  #: no effect; proves the round trip
-    KILL = 2  #: trip a kill switch in a scope
-    REARM = 3  #: re-arm a tripped kill switch (risk manager only; needs a reason)
+    KILL = 2  #: trip a kill switch in a scope: arg0 the state (1 reducing, 2 or 0 halted)
+    REARM = 3  #: re-arm a tripped kill switch (risk manager only): text the reason, arg1 the
+    #:            typed confirmation (``confirmation_code`` of the scope's name)
     ORDER = 4  #: a manual order: see ``order_text``
     CANCEL = 5  #: cancel one order; text is its ClOrdID
     CANCEL_ALL = 6  #: cancel every live order in scope; text may name one venue
+    LIMIT = 7  #: set a limit in scope: arg0 the value, text "KEY REASON" (risk manager only)
 
 
 class AckStatus(enum.IntEnum):
@@ -56,8 +60,16 @@ ROLE_MAY: dict[Role, frozenset[Verb]] = {
     Role.VIEWER: frozenset({Verb.PING}),
     Role.TRADER: frozenset({Verb.PING, Verb.KILL, Verb.ORDER, Verb.CANCEL, Verb.CANCEL_ALL}),
     # A risk manager de-risks (cancels) but does not trade.
-    Role.RISK_MANAGER: frozenset({Verb.PING, Verb.KILL, Verb.REARM, Verb.CANCEL, Verb.CANCEL_ALL}),
+    Role.RISK_MANAGER: frozenset({Verb.PING, Verb.KILL, Verb.REARM, Verb.CANCEL, Verb.CANCEL_ALL,
+                                  Verb.LIMIT}),
 }
+ROLE_MAY[Role.TRADER_RISK_MANAGER] = ROLE_MAY[Role.TRADER] | ROLE_MAY[Role.RISK_MANAGER]
+
+
+def confirmation_code(name: str) -> float:
+    """A re-arm's typed confirmation as the command carries it: the CRC-32 of the scope's
+    name as typed ("strategy:pairs"). The engine re-arms only if it is its own name's."""
+    return float(zlib.crc32(name.strip().encode()))
 
 #: An ORDER command: scope INSTRUMENT and the instrument's id, arg0 the quantity (a whole
 #: number), arg1 the limit price (0: a market order), text "VENUE SIDE [TIF]", for example
@@ -207,8 +219,12 @@ class PendingAck:
         return self._ready()
 
 
-def check_command(cmd: Command, n_instruments: int) -> str | None:
-    """Return why a command is malformed, or None. Permissions are checked by the engine."""
+def check_command(cmd: Command, sizes: "dict[int, int] | int") -> str | None:
+    """Return why a command is malformed, or None. ``sizes``: scope kind -> how many the
+    engine has (an int: the number of instruments, the other kinds none). Permissions are
+    checked by the engine."""
+    if isinstance(sizes, int):
+        sizes = {Scope.INSTRUMENT: sizes}
     try:
         verb = Verb(cmd.verb)
     except ValueError:
@@ -216,16 +232,27 @@ def check_command(cmd: Command, n_instruments: int) -> str | None:
     try:
         scope = Scope(cmd.scope)
     except ValueError:
-        return f"bad scope {cmd.scope} (expected 0=global or 1=instrument)"
+        return (f"bad scope {cmd.scope} (expected "
+                + ", ".join(f"{int(k)}={n}" for k, n in SCOPE_NAMES.items()) + ")")
     if scope is Scope.GLOBAL and cmd.scope_id != 0:
         return f"bad scope id {cmd.scope_id} for global scope (must be 0)"
-    if scope is Scope.INSTRUMENT and not 0 <= cmd.scope_id < n_instruments:
-        return f"unknown instrument id {cmd.scope_id} (engine has {n_instruments})"
+    n = sizes.get(scope, 0)
+    if scope is not Scope.GLOBAL and not 0 <= cmd.scope_id < n:
+        what = SCOPE_NAMES[scope]
+        return f"unknown {what} id {cmd.scope_id} (engine has {n} {what}s)"
     for name, v in (("arg0", cmd.arg0), ("arg1", cmd.arg1)):
         if not math.isfinite(v):
             return f"argument {name} is {v} (must be a finite number)"
     if verb is Verb.REARM and not cmd.text.strip():
         return "REARM needs a reason"
+    if verb is Verb.KILL and cmd.arg0 not in (0, KillState.REDUCING, KillState.HALTED):
+        return f"KILL state must be 1=reducing or 2=halted (0: halted), was {cmd.arg0:g}"
+    if verb is Verb.LIMIT:
+        if scope not in (Scope.GLOBAL, Scope.INSTRUMENT, Scope.STRATEGY, Scope.ACCOUNT,
+                         Scope.VENUE):
+            return "LIMIT applies to global (the desk), instrument, strategy, account or venue"
+        if not cmd.text.split(maxsplit=1)[1:]:
+            return "LIMIT text must be 'KEY REASON'"
     if verb is Verb.ORDER:
         if scope is not Scope.INSTRUMENT:
             return "ORDER needs instrument scope"

@@ -1,8 +1,13 @@
 """The engine's side of the desk slots: every word a desk writes is checked on each read.
 
-Each desk slot holds a command ring (the desk produces, the engine consumes) and an ack ring
-(the engine produces, the desk consumes). Anything that can attach to the segment can write
-any byte of it, so the engine trusts none of what desks write:
+Each desk slot is its own memory object (``layout``'s SLOT OBJECT, made by the attach thread
+when a desk attaches: ``engine.ipc.attach``) holding a command ring (the desk produces, the
+engine consumes) and an ack ring (the engine produces, the desk consumes). New slots and
+freed ones reach the loop through ``inbox`` (the attach thread appends, ``serve`` takes); the
+loop looks only at the slots of attached desks. Who sent a command is what the kernel said at
+attach: the user and role the engine granted are stamped on every ``Command`` here, before any
+handler sees it; the user and role bytes of the record (the desk's claim) are never read.
+The desk can write any byte of its slot, so the engine trusts none of what it writes there:
 
 - It keeps its own copy of the indices it owns (the command ring's head, the ack ring's tail)
   and only stores them; the words desks own (the command ring's tail, the ack ring's head)
@@ -22,7 +27,7 @@ any byte of it, so the engine trusts none of what desks write:
 - Each record is checked before any handler sees it (``_decode``): its seal (written last by
   the desk: a record half written, or one left from an earlier lap, has the wrong one), a
   command id other than 0, a verb and scope that exist, a scope id in range, finite numbers,
-  an order quantity in range, UTF-8 text, a role that exists. A bad record is answered with a
+  an order quantity in range, UTF-8 workstation and text. A bad record is answered with a
   REJECTED ack and its reason, and counted.
 
 Every drop is counted by reason in the header (``H.REJECTS``, ``REJECT_REASONS``) and logged,
@@ -37,7 +42,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from engine.core.roles import Role
 from engine.ipc.commands import (
     MAX_ORDER_QTY,
     Ack,
@@ -54,6 +58,7 @@ from engine.ipc.layout import (
     COMMAND_STRUCT,
     REJECT_REASONS,
     RING_CONTROL,
+    SLOT_HEADER,
     SLOT_RESETS,
     H,
     Layout,
@@ -64,9 +69,8 @@ __all__ = ["DeskSlots"]
 
 _HEAD, _TAIL = 0, CACHE_LINE // 8  # u64 indices of a ring's control words
 _VERBS = frozenset(int(v) for v in Verb)
-_ROLES = frozenset(int(r) for r in Role)
 _GLOBAL, _INSTRUMENT, _ORDER = int(Scope.GLOBAL), int(Scope.INSTRUMENT), int(Verb.ORDER)
-(CMD_RING, ACK_RING, TORN, BAD_ID, BAD_VERB, BAD_SCOPE, BAD_NUMBER, BAD_TEXT, BAD_ROLE,
+(CMD_RING, ACK_RING, TORN, BAD_ID, BAD_VERB, BAD_SCOPE, BAD_NUMBER, BAD_TEXT, REFUSED,
  SLOT_ERROR) = range(len(REJECT_REASONS))
 _LOG_EVERY_NS = 1_000_000_000
 
@@ -77,42 +81,58 @@ def _utf8(raw: bytes) -> str:
 
 
 class _Slot:
-    """One desk slot as the engine sees it: views of its words and the engine's own indices."""
+    """One desk slot as the engine sees it: views of its words, the engine's own indices and
+    who the desk is (``engine.ipc.attach.Granted``)."""
 
-    __slots__ = ("ack", "ack_rec", "ack_tail", "cmd", "cmd_rec", "hdr", "head", "k", "resets",
-                 "waiting")
+    __slots__ = ("ack", "ack_rec", "ack_tail", "buf", "cmd", "cmd_rec", "hdr", "head", "k",
+                 "mm", "resets", "role", "user", "waiting", "who")
 
-    def __init__(self, buf: memoryview, lay: Layout, k: int) -> None:
+    def __init__(self, mm, lay: Layout, k: int, who) -> None:
         self.k = k
-        cmd_off, ack_off = lay.cmd_ring_off(k), lay.ack_ring_off(k)
+        self.mm = mm
+        self.buf = buf = memoryview(mm)
+        cmd_off, ack_off = lay.slot_cmd_off, lay.slot_ack_off
         self.cmd = buf[cmd_off : cmd_off + RING_CONTROL].cast("Q")
         self.ack = buf[ack_off : ack_off + RING_CONTROL].cast("Q")
-        self.hdr = buf[lay.slot_off(k) : lay.slot_off(k) + CACHE_LINE].cast("Q")
+        self.hdr = buf[:SLOT_HEADER].cast("Q")
         self.cmd_rec = cmd_off + RING_CONTROL
         self.ack_rec = ack_off + RING_CONTROL
-        self.head = 0  # the command ring's head: ours (the segment starts zeroed)
+        self.head = 0  # the command ring's head: ours (the object starts zeroed)
         self.ack_tail = 0  # the ack ring's tail: ours
         self.resets = 0
         self.waiting: deque = deque()  # acks not sent yet: a PendingAck first, in order
+        self.who = who
+        self.user = who.user  #: the OS user the kernel named at attach
+        self.role = who.role  #: the role the engine granted that user
 
     def release(self) -> None:
         self.cmd.release()
         self.ack.release()
         self.hdr.release()
+        self.buf.release()
+        try:
+            self.mm.close()
+        except BufferError:  # a view still points into it: unmapped when it is collected
+            pass
 
 
 class DeskSlots:
     """Serve the command rings of every desk slot of a segment (module docstring)."""
 
-    def __init__(self, buf: memoryview, q: memoryview, lay: Layout,
-                 log: Callable[[str], None]) -> None:
-        self._buf = buf
+    def __init__(self, q: memoryview, lay: Layout,
+                 log: Callable[[str], None], scope_sizes: dict[int, int] | None = None) -> None:
+        """``scope_sizes``: scope kind -> how many the engine has (default: instruments)."""
         self._q = q
         self._log = log
+        self._layout = lay
         self.capacity = lay.cmd_capacity
         self._mask = lay.cmd_capacity - 1
         self._n_instruments = lay.n_instruments
-        self.slots = [_Slot(buf, lay, k) for k in range(lay.max_desks)]
+        self._sizes = scope_sizes or {_INSTRUMENT: lay.n_instruments}
+        self.slots: list[_Slot | None] = [None] * lay.max_desks  #: by slot index
+        self.active: list[_Slot] = []  #: the slots of attached desks
+        #: ("attach", k, mmap, Granted) / ("detach", k) from the attach thread, in order
+        self.inbox: deque = deque()
         self._unpack = COMMAND_STRUCT.unpack_from
         self._pack_ack = ACK_STRUCT.pack_into
         # the counters, as the header shows them (written from these, never read back)
@@ -126,13 +146,40 @@ class DeskSlots:
     def reject_counts(self) -> dict[str, int]:
         return dict(zip(REJECT_REASONS, self.rejects))
 
+    # -- attach and detach -----------------------------------------------------------------------
+    def _take_inbox(self) -> None:
+        inbox = self.inbox
+        while inbox:
+            item = inbox.popleft()
+            k = item[1]
+            old = self.slots[k]
+            if old is not None:  # detached (or a detach we have not seen: same thing)
+                self.waiting -= len(old.waiting)  # its acks have nobody to go to
+                old.waiting.clear()
+                self.slots[k] = None
+                old.release()
+            if item[0] == "attach":
+                self.slots[k] = _Slot(item[2], self._layout, k, item[3])
+        self.active = [s for s in self.slots if s is not None]
+
+    def pending(self) -> bool:
+        """Is there anything for ``serve`` to do: a command waiting, a desk come or gone?"""
+        if self.inbox:
+            return True
+        for s in self.active:
+            if s.cmd[_TAIL] != s.head:
+                return True
+        return False
+
     # -- the loop's entry ------------------------------------------------------------------------
     def serve(self, handle: Callable[[Command], Ack | PendingAck]) -> int:
         """Answer every pending command with exactly one ack; return how many. Never raises."""
         done = 0
+        if self.inbox:
+            self._take_inbox()
         if self.waiting:
             self.flush()
-        for s in self.slots:
+        for s in self.active:
             ctl, head = s.cmd, s.head
             if ctl[_TAIL] == head and ctl[_HEAD] == head:
                 continue
@@ -166,10 +213,10 @@ class DeskSlots:
                 self.backpressure += 1
                 q[H.ACK_BACKPRESSURE // 8] = self.backpressure
                 return done
-            rec = self._unpack(self._buf, s.cmd_rec + (head & self._mask) * COMMAND_STRUCT.size)
+            rec = self._unpack(s.buf, s.cmd_rec + (head & self._mask) * COMMAND_STRUCT.size)
             s.head = head + 1
             s.cmd[_HEAD] = head + 1
-            cmd = self._decode(rec, head)
+            cmd = self._decode(rec, head, s)
             if isinstance(cmd, Command):
                 try:
                     ack = handle(cmd)
@@ -188,7 +235,7 @@ class DeskSlots:
 
     def flush(self) -> int:
         """Send the held acks that may go now (each slot's in order); return how many wait."""
-        for s in self.slots:
+        for s in self.active:
             w = s.waiting
             while w:
                 ack = w[0]
@@ -216,10 +263,12 @@ class DeskSlots:
             q[H.CMDS_REJECTED // 8] = self.rejected
 
     # -- records -----------------------------------------------------------------------------------
-    def _decode(self, rec: tuple, index: int) -> Command | tuple[int, str]:
-        """The command in a record, or (reason, why) if the record is not one a desk sends."""
-        (cmd_id, ts_ns, verb, scope, scope_id, arg0, arg1, user, workstation, role, _pad, seal,
-         text) = rec
+    def _decode(self, rec: tuple, index: int, s: _Slot) -> Command | tuple[int, str]:
+        """The command in a record, stamped with who the slot's desk is (the user and role
+        the engine granted at attach; the record's own are ignored), or (reason, why) if the
+        record is not one a desk sends."""
+        (cmd_id, ts_ns, verb, scope, scope_id, arg0, arg1, _user, workstation, _role, _pad,
+         seal, text) = rec
         if seal != command_seal(index):
             return TORN, (f"command at ring index {index} was not finished or is stale "
                           f"(seal {seal:#x})")
@@ -228,24 +277,22 @@ class DeskSlots:
         if verb not in _VERBS:
             return BAD_VERB, self._why(rec, f"unknown verb {verb}")
         if not (scope == _GLOBAL and scope_id == 0
-                or scope == _INSTRUMENT and 0 <= scope_id < self._n_instruments):
+                or 0 <= scope_id < self._sizes.get(scope, 0)):
             return BAD_SCOPE, self._why(rec, f"bad scope {scope} / scope id {scope_id}")
         if not (math.isfinite(arg0) and math.isfinite(arg1)):
             return BAD_NUMBER, self._why(rec, "arguments must be finite numbers")
         if verb == _ORDER and not (0 < arg0 <= MAX_ORDER_QTY and arg0 == int(arg0)):
             return BAD_NUMBER, self._why(rec, f"quantity {arg0:g} out of range")
         try:
-            user_s, ws_s, text_s = _utf8(user), _utf8(workstation), _utf8(text)
+            ws_s, text_s = _utf8(workstation), _utf8(text)
         except UnicodeDecodeError:
-            return BAD_TEXT, "user, workstation or text is not UTF-8"
-        if role not in _ROLES:
-            return BAD_ROLE, f"unknown role {role}"
-        return Command(cmd_id, verb, scope, scope_id, arg0, arg1, user_s, ws_s, role, text_s,
+            return BAD_TEXT, "workstation or text is not UTF-8"
+        return Command(cmd_id, verb, scope, scope_id, arg0, arg1, s.user, ws_s, s.role, text_s,
                        ts_ns)
 
     def _why(self, rec: tuple, fallback: str) -> str:
         """The reason ``check_command`` gives (what desks have always been told), if any."""
-        return check_command(Command.from_fields(rec), self._n_instruments) or fallback
+        return check_command(Command.from_fields(rec), self._sizes) or fallback
 
     # -- acks and resets -------------------------------------------------------------------------
     def _ack_room(self, s: _Slot) -> int:
@@ -272,7 +319,7 @@ class DeskSlots:
 
     def _push_ack(self, s: _Slot, ack: Ack) -> None:
         tail = s.ack_tail
-        self._pack_ack(self._buf, s.ack_rec + (tail & self._mask) * ACK_STRUCT.size,
+        self._pack_ack(s.buf, s.ack_rec + (tail & self._mask) * ACK_STRUCT.size,
                        *ack.fields())
         s.ack_tail = tail + 1
         s.ack[_TAIL] = tail + 1  # the ack is visible only after this store
@@ -301,6 +348,15 @@ class DeskSlots:
                       f"[{n} {REJECT_REASONS[reason]} so far]")
 
     def release(self) -> None:
-        for s in self.slots:
+        """Unmap every slot (the engine is closing; the attach thread has stopped)."""
+        for s in self.active:
             s.release()
-        self.slots = []
+        for item in self.inbox:
+            if item[0] == "attach":
+                try:
+                    item[2].close()
+                except BufferError:
+                    pass
+        self.inbox.clear()
+        self.slots = [None] * len(self.slots)
+        self.active = []

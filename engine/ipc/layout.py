@@ -1,9 +1,14 @@
 """The shared-memory layout: the single source of truth for engine and desk.
 
 One segment per engine instance, ``/dev/shm/helmdesk.<instance>``, created by the engine
-(mode 0600) and attached by desks and ``helmdesk ctl``. Every offset below is a multiple of
-64 so counters written by different processes never share a cache line::
+(mode 0600, owner-only, whoever the desks are), plus one **slot object** per attached desk (an
+anonymous memfd the engine makes when that desk attaches). A desk never opens either by name:
+it attaches through the engine's attach socket (``engine.ipc.attach``), which hands it the
+segment **read-only** and its own slot object read-write (file descriptors over the socket).
+Every offset below is a multiple of 64 so counters written by different processes never share
+a cache line::
 
+    SEGMENT (the engine writes every byte; desks map it read-only)
     0        HEADER (4096 B)
              line 0  magic u64 · layout version u32 · header size u32 · total size u64 · pid
                      · epoch wall/mono ns · state · idle mode · counts (instruments, depth,
@@ -12,9 +17,8 @@ One segment per engine instance, ``/dev/shm/helmdesk.<instance>``, created by th
              line 3  engine counters (commands accepted/rejected, loop turns, feed events,
                      publishes, ack back-pressure)
              line 4  engine_asleep flag (informational; see engine/node.py on the doorbell)
-             line 5  command bell: any desk writes its last command id here after a push
-             line 6-7 rejects: what the engine dropped from the desk slots, one counter per
-                     reason (REJECT_REASONS)
+             line 6-7 rejects: what the engine dropped from the desk slots or refused at
+                     attach, one counter per reason (REJECT_REASONS)
              line 16 order venues: count · up to 16 × (name, session state)
     INSTRUMENTS   n × INSTRUMENT_DTYPE (static, written before the magic)
     BOOKS         n × seqlock block [seq u64 | pad | BOOK_DTYPE]
@@ -22,18 +26,27 @@ One segment per engine instance, ``/dev/shm/helmdesk.<instance>``, created by th
     FEED          1 × seqlock block [seq u64 | pad | MAX_VENUES × FEED_DTYPE]: market data
                   health per feed venue (rows 0..n_feed_venues-1 in use)
     EVENTS        event ring control (tail intent, tail: own lines) + capacity × EVENT_DTYPE
-    DESKS         max_desks × desk slot:
-                    slot header (owner pid, claim count, user; resets: engine-written) ·
-                    command ring control + cmd_capacity × COMMAND (128 B) ·
-                    ack ring control + cmd_capacity × ACK (128 B)
+    DESKS         max_desks × DESK_ROW (64 B): who holds each command slot, as the kernel
+                  told the engine at attach (pid, uid, granted role, user name, attaches);
+                  pid 0: free. Written by the engine's attach thread, pid last.
 
-The engine writes everything, then the magic and layout version last (as Aeron's
-``signalCncReady``): a desk that reads a zero magic is looking at an engine still starting.
+    SLOT OBJECT (one per attached desk: a fresh memfd each attach, ``slot_size`` bytes)
+    0             slot header (64 B): owner pid, claim count, user (the desk writes them; the
+                  engine never reads them) · resets (the engine writes it)
+    SLOT_HEADER   command ring control + cmd_capacity × COMMAND (128 B)
+    slot_ack_off  ack ring control + cmd_capacity × ACK (128 B)
 
-Every byte of the segment can be written by any process that can attach: the engine treats
-what desks write (the command ring's tail and records, the ack ring's head, the bell word,
-the slot headers) as hostile and checks it on every read, and never reads back what it
-writes itself for a decision (it keeps its own copy of every index and counter).
+The engine writes everything in the segment, then the magic and layout version last (as
+Aeron's ``signalCncReady``): a desk that reads a zero magic is looking at an engine still
+starting.
+
+A desk can write only its own slot object (it never receives another's, and each attach gets
+a new one, so a desk that went away keeps no way into its successor's slot). The engine
+treats what desks write there (the command ring's tail and records, the ack ring's head, the
+slot header) as hostile and checks it on every read, and never reads back what it writes
+itself for a decision (it keeps its own copy of every index and counter). A process of the
+engine's own OS user can open the segment read-write by name: that user is the engine's, and
+nothing the engine reads from the segment can make it raise either.
 
 x86-64 only: the rings and seqlocks rely on total store order (stores are not reordered with
 other stores, loads not with other loads), which Python's plain memory writes give there.
@@ -49,6 +62,9 @@ import numpy as np
 from engine.core.records import (  # the records every stage shares; the segment embeds them
     FEED_HEALTH,
     KILL_ROW,
+    LIMIT_ROW,
+    POSITION_ROW,
+    VAR_ROW,
     MAX_VENUES,
     VENUE_BOOKS_OK,
     VENUE_DOWN,
@@ -73,6 +89,9 @@ __all__ = [
     "BOOK_DTYPE",
     "KILL_DTYPE",
     "FEED_DTYPE",
+    "POSITION_DTYPE",
+    "LIMIT_DTYPE",
+    "VAR_DTYPE",
     "BOOK_CROSSED",
     "BOOK_LOCKED",
     "EVENT_DTYPE",
@@ -89,6 +108,13 @@ __all__ = [
     "SEQLOCK_PREFIX",
     "RING_CONTROL",
     "SLOT_HEADER",
+    "DESK_ROW",
+    "DESK_PID",
+    "DESK_UID",
+    "DESK_ROLE",
+    "DESK_ATTACHES",
+    "DESK_USER",
+    "DESK_USER_LEN",
     "SLOT_OWNER_PID",
     "SLOT_CLAIMS",
     "SLOT_USER",
@@ -102,10 +128,14 @@ __all__ = [
 ]
 
 MAGIC = int.from_bytes(b"HELMDESK", "little")
-LAYOUT_VERSION = 6  # 2: 128-byte event records with order payloads; 3: feed health;
+LAYOUT_VERSION = 8  # 2: 128-byte event records with order payloads; 3: feed health;
 #                    4: book flags (crossed / locked consolidated books); 5: the one
 #                    FEED_HEALTH record (176 B a venue, integrity counters included);
-#                    6: sealed command records, reject counters, slot resets
+#                    6: sealed command records, reject counters, slot resets;
+#                    7: kill switches of every scope with states, positions, limits, VaR;
+#                    8: desk slots in objects of their own handed over the attach socket,
+#                    the DESKS table (who holds each slot), no command bell word, reject
+#                    reason "refused" in place of "bad_role"
 CACHE_LINE = 64
 HEADER_SIZE = 4096
 BOOK_DEPTH = 10
@@ -151,11 +181,16 @@ class H:
     ACK_BACKPRESSURE = 232
     # line 4
     ASLEEP = 256
-    # line 5
-    CMD_BELL = 320
-    # lines 6-7: what the engine dropped from desk slots, one u64 per REJECT_REASONS entry
+    # line 5: unused (a command bell word desks wrote, before the segment was read-only)
+    # lines 6-7: what the engine dropped from desk slots or refused at attach, one u64 per
+    # REJECT_REASONS entry
     REJECTS = 384
     # lines 16-20: the engine's order venues (names static, states live)
+    # line 8: the risk tables' sizes
+    N_KILL_ROWS = 512  # kill switches: global + every instrument, strategy, venue, account, trader
+    POSITION_CAP = 520  # position rows the POSITIONS block holds
+    LIMIT_CAP = 528
+    VAR_CAP = 536
     N_VENUES = 1024
     VENUES = 1032  # MAX_VENUES × [name 8 B, NUL padded | state u64: VENUE_DOWN / VENUE_UP]
 
@@ -196,6 +231,9 @@ BOOK_LOCKED = 2  #: best bid equal to best ask
 KILL_DTYPE = KILL_ROW  # engine.core.records: the kill switches keep their state in it
 
 FEED_DTYPE = FEED_HEALTH  # engine.core.records: market data keeps its health in it
+POSITION_DTYPE = POSITION_ROW  # engine.core.records: the portfolio's rows
+LIMIT_DTYPE = LIMIT_ROW
+VAR_DTYPE = VAR_ROW
 
 # Event ring record: 128 bytes, two cache lines. ``text`` is UTF-8 for every kind but
 # ORDER, whose 104 bytes are an ORDER_EVENT_STRUCT.
@@ -270,8 +308,19 @@ class Layout:
     cmd_capacity: int = 64
     max_desks: int = MAX_DESKS
     book_depth: int = BOOK_DEPTH
+    kill_rows: int = 0  #: 0: global + one per instrument
+    position_cap: int = 1024
+    limit_cap: int = 2048
+    var_cap: int = 64
 
     def __post_init__(self) -> None:
+        if not self.kill_rows:
+            object.__setattr__(self, "kill_rows", self.n_instruments + 1)
+        for name, hi in (("kill_rows", 1 << 16), ("position_cap", 1 << 20),
+                         ("limit_cap", 1 << 16), ("var_cap", 1 << 12)):
+            v = getattr(self, name)
+            if not 0 < v <= hi:
+                raise ValueError(f"{name} must be 1..{hi}, was {v}")
         for name in ("event_capacity", "cmd_capacity"):
             v = getattr(self, name)
             if v <= 0 or v & (v - 1):
@@ -302,21 +351,39 @@ class Layout:
         return self.books_off + self.n_instruments * self.book_block_size
 
     @property
-    def kill_rows(self) -> int:
-        return self.n_instruments + 1
-
-    @property
     def feed_off(self) -> int:
         return _align(self.kill_off + SEQLOCK_PREFIX + self.kill_rows * KILL_DTYPE.itemsize)
 
     @property
-    def events_off(self) -> int:
+    def positions_off(self) -> int:
         return _align(self.feed_off + SEQLOCK_PREFIX + MAX_VENUES * FEED_DTYPE.itemsize)
+
+    @property
+    def limits_off(self) -> int:
+        return _align(self.positions_off + SEQLOCK_PREFIX
+                      + self.position_cap * POSITION_DTYPE.itemsize)
+
+    @property
+    def var_off(self) -> int:
+        return _align(self.limits_off + SEQLOCK_PREFIX + self.limit_cap * LIMIT_DTYPE.itemsize)
+
+    @property
+    def events_off(self) -> int:
+        return _align(self.var_off + SEQLOCK_PREFIX + self.var_cap * VAR_DTYPE.itemsize)
 
     @property
     def desks_off(self) -> int:
         return self.events_off + RING_CONTROL + self.event_capacity * EVENT_DTYPE.itemsize
 
+    def desk_row_off(self, k: int) -> int:
+        """The DESKS row of command slot ``k`` (DESK_* offsets within it)."""
+        return self.desks_off + k * DESK_ROW
+
+    @property
+    def total_size(self) -> int:
+        return _align(self.desks_off + self.max_desks * DESK_ROW, 4096)
+
+    # -- a slot object (one per attached desk) ----------------------------------------------
     @property
     def cmd_ring_size(self) -> int:
         return RING_CONTROL + self.cmd_capacity * COMMAND_STRUCT.size
@@ -326,29 +393,37 @@ class Layout:
         return RING_CONTROL + self.cmd_capacity * ACK_STRUCT.size
 
     @property
-    def slot_size(self) -> int:
-        return SLOT_HEADER + self.cmd_ring_size + self.ack_ring_size
-
-    def slot_off(self, k: int) -> int:
-        return self.desks_off + k * self.slot_size
-
-    def cmd_ring_off(self, k: int) -> int:
-        return self.slot_off(k) + SLOT_HEADER
-
-    def ack_ring_off(self, k: int) -> int:
-        return self.cmd_ring_off(k) + self.cmd_ring_size
+    def slot_cmd_off(self) -> int:
+        """The command ring's offset within a slot object."""
+        return SLOT_HEADER
 
     @property
-    def total_size(self) -> int:
-        return _align(self.desks_off + self.max_desks * self.slot_size, 4096)
+    def slot_ack_off(self) -> int:
+        """The ack ring's offset within a slot object."""
+        return SLOT_HEADER + self.cmd_ring_size
+
+    @property
+    def slot_size(self) -> int:
+        """Bytes of a slot object: header, command ring, ack ring (whole pages)."""
+        return _align(self.slot_ack_off + self.ack_ring_size, 4096)
 
 
-# Slot header fields (offsets within the slot). The desk writes the first three; the engine
-# writes SLOT_RESETS (how many times it reset this slot's rings) and never reads any of them.
+# Slot header fields (offsets within a slot object). The desk writes the first three; the
+# engine writes SLOT_RESETS (how many times it reset this slot's rings) and never reads any of
+# them: who a desk is comes from the kernel (the DESKS table), never from these.
 SLOT_OWNER_PID = 0
 SLOT_CLAIMS = 8
 SLOT_USER = 16  # 16 bytes
 SLOT_RESETS = 32
+
+# A DESKS row (offsets within it), written by the engine at attach and detach.
+DESK_ROW = CACHE_LINE
+DESK_PID = 0  #: the desk's pid (SO_PEERCRED); 0: the slot is free. Written last.
+DESK_UID = 8  #: the desk's OS user id (SO_PEERCRED)
+DESK_ROLE = 16  #: the role the engine granted (engine.core.roles.Role)
+DESK_ATTACHES = 24  #: how many desks have held this slot since the engine started
+DESK_USER = 32  #: the OS user name (pwd), NUL padded
+DESK_USER_LEN = 32
 
 #: Why the engine dropped something a desk wrote: one header counter each (H.REJECTS + 8 k).
 REJECT_REASONS = (
@@ -359,8 +434,8 @@ REJECT_REASONS = (
     "bad_verb",  #: a verb that does not exist
     "bad_scope",  #: a scope that does not exist, or a scope id out of range
     "bad_number",  #: NaN or infinite arguments, an order quantity out of range
-    "bad_text",  #: user, workstation or text not UTF-8
-    "bad_role",  #: a role that does not exist
+    "bad_text",  #: workstation or text not UTF-8
+    "refused",  #: an attach refused: a user the profile does not list, a bad request, no slot
     "slot_error",  #: anything else that went wrong serving the slot (an engine bug)
 )
 assert len(REJECT_REASONS) <= 16  # lines 6 and 7

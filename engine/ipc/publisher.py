@@ -3,6 +3,9 @@
 What desks write is checked on every read (``engine.ipc.deskslots``); what the engine writes
 (counters, the heartbeat, ring indices, seqlock sequences) it keeps its own copy of and only
 stores, so nothing another process scribbles into the segment can make the engine raise.
+Desks attach through the engine's attach socket (``engine.ipc.attach``), served by a thread
+of its own from the moment the segment is ready: it asks ``grant`` which role each desk's OS
+user has, and hands the desk the segment read-only and a command slot of its own.
 """
 
 from __future__ import annotations
@@ -13,12 +16,17 @@ from typing import Callable, Sequence
 import numpy as np
 
 from engine.ipc.commands import Ack, Command, PendingAck
+from engine.core.roles import Role
+from engine.ipc.attach import AttachServer, Grant
 from engine.ipc.deskslots import DeskSlots
 from engine.ipc.layout import (
     H,
     INSTRUMENT_DTYPE,
     KILL_DTYPE,
     FEED_DTYPE,
+    LIMIT_DTYPE,
+    POSITION_DTYPE,
+    VAR_DTYPE,
     BOOK_DTYPE,
     LAYOUT_VERSION,
     MAGIC,
@@ -100,10 +108,23 @@ class EngineSegment:
         epoch_mono_ns: int = 0,
         log: Callable[[str], None] = lambda _m: None,
         venues: Sequence[str] = (),
+        kill_rows: int = 0,
+        position_cap: int = 1024,
+        scope_sizes: dict[int, int] | None = None,
+        grant: Grant | None = None,
     ) -> None:
+        """``kill_rows``: the kill-switch table's rows (0: global + one per instrument);
+        ``position_cap``: the most position rows published; ``scope_sizes``: scope kind -> how
+        many the engine has (commands naming others are refused; default: instruments);
+        ``grant(uid, user)``: the role a desk's OS user gets, or why it may not attach
+        (default: our own user only, as a viewer)."""
         self.instance = instance
+        self._scope_sizes = scope_sizes
+        self._grant = grant or _own_user_only
+        self.attach = None
         self.layout = lay = Layout(
-            n_instruments=len(instruments), event_capacity=event_capacity, cmd_capacity=cmd_capacity
+            n_instruments=len(instruments), event_capacity=event_capacity, cmd_capacity=cmd_capacity,
+            kill_rows=kill_rows, position_cap=position_cap,
         )
         self.seg = _open_fresh(segment_name(instance), lay.total_size, log)
         self.bell = None
@@ -133,6 +154,10 @@ class EngineSegment:
         q[H.MAX_DESKS // 8] = lay.max_desks
         q[H.EVENT_CAPACITY // 8] = lay.event_capacity
         q[H.CMD_CAPACITY // 8] = lay.cmd_capacity
+        q[H.N_KILL_ROWS // 8] = lay.kill_rows
+        q[H.POSITION_CAP // 8] = lay.position_cap
+        q[H.LIMIT_CAP // 8] = lay.limit_cap
+        q[H.VAR_CAP // 8] = lay.var_cap
         name = self.instance.encode()[: H.INSTANCE_LEN]
         buf[H.INSTANCE : H.INSTANCE + len(name)] = name
         if len(venues) > MAX_VENUES:
@@ -158,20 +183,32 @@ class EngineSegment:
         self._book_scratch = np.zeros(1, dtype=BOOK_DTYPE)
         self.kill = SeqlockBlock(buf, lay.kill_off, KILL_DTYPE, lay.kill_rows)
         self.feed = SeqlockBlock(buf, lay.feed_off, FEED_DTYPE, MAX_VENUES)
+        self.positions = SeqlockBlock(buf, lay.positions_off, POSITION_DTYPE, lay.position_cap)
+        self.limits = SeqlockBlock(buf, lay.limits_off, LIMIT_DTYPE, lay.limit_cap)
+        self.var = SeqlockBlock(buf, lay.var_off, VAR_DTYPE, lay.var_cap)
+        self._risk_scratch = {name: np.zeros(getattr(lay, cap), dtype=dt) for name, cap, dt in (
+            ("positions", "position_cap", POSITION_DTYPE), ("limits", "limit_cap", LIMIT_DTYPE),
+            ("var", "var_cap", VAR_DTYPE))}
         self.events = EventRingWriter(buf, lay.events_off, lay.event_capacity)
-        self.desks = DeskSlots(buf, q, lay, log)
-        self.last_bell = 0  # the command bell word as last served: the loop compares it
+        self.desks = DeskSlots(q, lay, log, self._scope_sizes)
         self._hb_count = 0
 
-        # doorbell: desks send a byte to it after each command (rundir: a private directory)
+        # doorbell: desks send a byte to it after each command (rundir: a private directory;
+        # desks get a socket connected to it when they attach)
         self.bell_path = doorbell_path(self.instance)
         self.bell, self._bell_inode = bind_doorbell(self.bell_path)
+        self.attach = AttachServer(self.instance, layout=lay, segment_name=seg.name, q=q,
+                                   buf=buf, bell_path=self.bell_path, grant=self._grant,
+                                   inbox=self.desks.inbox, wake=self.ring_own_bell, log=log)
 
         buf[H.VERSION : H.VERSION + 4] = LAYOUT_VERSION.to_bytes(4, "little")
         q[H.MAGIC // 8] = MAGIC  # the segment is ready
+        self.attach.start()  # desks may come now
 
     def _abandon(self) -> None:
         """Undo a start that failed half-way: the doorbell and the segment go."""
+        if self.attach is not None:
+            self.attach.close()
         if self.bell is not None:
             unlink_doorbell(self.bell_path, self._bell_inode)
             self.bell.close()
@@ -241,6 +278,16 @@ class EngineSegment:
     def publish_kill(self, rows: np.ndarray) -> None:
         self.kill.write(rows)
 
+    def publish_risk(self, name: str, rows: np.ndarray) -> int:
+        """Publish the ``positions``, ``limits`` or ``var`` table (the rest of the block
+        emptied); return how many rows did not fit."""
+        out = self._risk_scratch[name]
+        n = min(len(rows), len(out))
+        out[:n] = rows[:n]
+        out[n:] = 0
+        getattr(self, name).write(out)
+        return len(rows) - n
+
     def publish_feed(self, rows: np.ndarray) -> None:
         """Feed health, FEED_DTYPE rows (at most MAX_VENUES; the rest stay empty)."""
         self.feed.write(rows)
@@ -250,8 +297,12 @@ class EngineSegment:
         """Pop every pending command, answer each with exactly one ack (a ``PendingAck`` is
         sent once it is ready). Returns how many. Never raises, whatever the desks wrote
         (``engine.ipc.deskslots``)."""
-        self.last_bell = self.q[H.CMD_BELL // 8]
         return self.desks.serve(handle)
+
+    def commands_pending(self) -> bool:
+        """Has a desk pushed a command (or come, or gone) since the last ``serve_commands``?
+        One look at each attached desk's command tail."""
+        return self.desks.pending()
 
     @property
     def acks_waiting(self) -> int:
@@ -263,18 +314,24 @@ class EngineSegment:
         return self.desks.flush()
 
     def reject_counts(self) -> dict[str, int]:
-        """What the engine dropped from desk slots, by reason (layout.REJECT_REASONS)."""
-        return self.desks.reject_counts()
+        """What the engine dropped from desk slots or refused at attach, by reason
+        (layout.REJECT_REASONS)."""
+        counts = self.desks.reject_counts()
+        counts["refused"] = self.attach.refused
+        return counts
 
     # -- teardown -------------------------------------------------------------------------------
     def close(self, unlink: bool = True) -> None:
         self.set_state(EngineState.STOPPED)
+        self.attach.close()  # no desk comes any more; each attached one sees us go
         unlink_doorbell(self.bell_path, self._bell_inode)
         self.bell.close()
         for b in self.books:
             b.release()
         self.kill.release()
         self.feed.release()
+        for block in (self.positions, self.limits, self.var):
+            block.release()
         self.desks.release()
         self.books = []
         self.events = None
@@ -282,3 +339,10 @@ class EngineSegment:
             self.seg.unlink()
         self.q = None
         self.seg.close()
+
+
+def _own_user_only(uid: int, user: str) -> Role | str:
+    """The default ``grant``: desks of the engine's own OS user, as viewers; nobody else."""
+    if uid == os.geteuid():
+        return Role.VIEWER
+    return f"OS user {user!r} (uid {uid}) may not attach: this engine grants no other user"

@@ -46,7 +46,7 @@ def test_bad_commands_are_rejected_with_the_reason_and_the_engine_goes_on(engine
     with EngineClient(engine.instance) as c:
         assert reject_reason(c, 99) == "unknown verb 99"
         assert reject_reason(c, Verb.KILL, 7).startswith("bad scope 7")
-        assert reject_reason(c, Verb.KILL, Scope.INSTRUMENT, 42) == "unknown instrument id 42 (engine has 3)"
+        assert reject_reason(c, Verb.KILL, Scope.INSTRUMENT, 42) == "unknown instrument id 42 (engine has 3 instruments)"
         assert reject_reason(c, Verb.KILL, Scope.GLOBAL, 3).startswith("bad scope id 3")
         assert reject_reason(c, Verb.KILL, arg0=math.nan) == "argument arg0 is nan (must be a finite number)"
         assert reject_reason(c, Verb.KILL, arg1=math.inf).startswith("argument arg1 is inf")

@@ -219,11 +219,12 @@ def test_a_record_left_from_the_last_lap_is_dropped_as_torn(desk):
 @pytest.mark.parametrize("bad, reason, said", [
     ({"cmd_id": 0}, "bad_id", "command id 0"),
     ({"verb": 99}, "bad_verb", "unknown verb 99"),
-    ({"scope": 7}, "bad_scope", "bad scope 7 (expected 0=global or 1=instrument)"),
+    ({"scope": 7}, "bad_scope", "bad scope 7 (expected 0=global, 1=instrument, 2=strategy, 3=venue, 4=account, "
+                                     "5=trader)"),
     ({"scope": Scope.INSTRUMENT, "scope_id": 1}, "bad_scope",
-     "unknown instrument id 1 (engine has 1)"),
+     "unknown instrument id 1 (engine has 1 instruments)"),
     ({"scope": Scope.INSTRUMENT, "scope_id": -1}, "bad_scope",
-     "unknown instrument id -1 (engine has 1)"),
+     "unknown instrument id -1 (engine has 1 instruments)"),
     ({"scope_id": 3}, "bad_scope", "bad scope id 3 for global scope (must be 0)"),
     ({"arg0": math.nan}, "bad_number", "argument arg0 is nan (must be a finite number)"),
     ({"arg1": -math.inf}, "bad_number", "argument arg1 is -inf (must be a finite number)"),

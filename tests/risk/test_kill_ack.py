@@ -7,6 +7,7 @@ import json
 import shutil
 
 from engine.ipc import EngineClient, Scope, Verb
+from engine.ipc.commands import confirmation_code
 
 
 def _state(data_dir, instance) -> dict:
@@ -18,14 +19,16 @@ def test_the_kill_ack_comes_after_the_state_is_on_disk(engine_factory, instance,
     e = engine_factory(instance).start()
     with EngineClient(instance) as c:
         for k in range(5):  # every ack finds the file already saying what it confirms
-            ack = c.request(Verb.KILL, Scope.INSTRUMENT, 2, text=f"halt {k}")
-            assert ack.accepted and "TRIPPED" in ack.reason
-            got = _state(data_dir, instance)["AAPL"]
-            assert got["tripped"] and got["reason"] == f"halt {k}"
-            ack = c.request(Verb.REARM, Scope.INSTRUMENT, 2, text=f"resume {k}")
+            state = ("reducing", "halted")[k % 2]
+            ack = c.request(Verb.KILL, Scope.INSTRUMENT, 2, text=f"halt {k}", arg0=1 + k % 2)
+            assert ack.accepted and f"TRIPPED {state.upper()}" in ack.reason
+            got = _state(data_dir, instance)["instrument:AAPL"]
+            assert got["state"] == state and got["reason"] == f"halt {k}"
+            ack = c.request(Verb.REARM, Scope.INSTRUMENT, 2, text=f"resume {k}",
+                            arg1=confirmation_code("instrument:AAPL"))
             assert ack.accepted and "re-armed" in ack.reason
-            got = _state(data_dir, instance)["AAPL"]
-            assert not got["tripped"] and got["reason"] == f"resume {k}"
+            got = _state(data_dir, instance)["instrument:AAPL"]
+            assert got["state"] == "active" and got["reason"] == f"resume {k}"
         assert c.request(Verb.PING).accepted  # acks after a held one still come, in order
     assert e.stop() == 0
 
