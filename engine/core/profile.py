@@ -60,6 +60,10 @@ Schema (every later issue adds its own section here rather than a new format)::
     port = 9876              # 0: any free port (printed when listening)
     sender = "SIMA"          # our SenderCompID (default: name)
     counterparties = ["HELM"]  # initiator CompIDs allowed to log on (required, non-empty)
+    drop_copy = ["HELMDC"]   # drop-copy CompIDs: each may log on as a session that receives a
+                             #   copy of every ExecutionReport sent to any counterparty, with
+                             #   Account(1) = that counterparty's CompID; it may send no
+                             #   orders (BusinessMessageReject 6). Default: none (docs/fix.md)
     heartbeat_s = 30         # the sessions' default; each Logon's HeartBtInt (108) wins
     latency_us = 0           # each inbound application message is handled this much later
     background_hz = 0.0      # orders/s per instrument from other (simulated) participants
@@ -96,6 +100,11 @@ Schema (every later issue adds its own section here rather than a new format)::
                              #   sim venue's own latency each way)
     symbols = ["ESZ6"]       # what the engine may route there (default: every instrument)
     market_data = true       # fix: subscribe to its books (35=V) on the session
+    drop_copy_sender = ""    # the drop copy's SenderCompID ("": none). fix: a second session
+                             #   to host:port as that CompID; sim: the in-process venue's copy.
+                             #   The engine reconciles it with its own fills
+                             #   (engine/execution/dropcopy.py)
+    drop_copy_grace_ms = 2000  # how long an execution one side has may wait for the other's
 
     [database]               # where the engine's orders, fills and FIX sequences persist
     url = "sqlite:///{data_dir}/engine-{instance}.db"   # the default; any SQLAlchemy URL,
@@ -217,6 +226,7 @@ class VenueConfig:
     allow_unknown_msg_fields: bool = False
     max_connections: int = 64
     max_connections_per_counterparty: int = 4
+    drop_copy: tuple[str, ...] = ()  #: CompIDs of drop-copy sessions (receive, never order)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -236,6 +246,8 @@ class VenueLinkConfig:
     latency_us: int = 0
     symbols: tuple[str, ...] = ()  #: instruments routed there (every instrument by default)
     market_data: bool = True  #: subscribe to its books over the order session
+    drop_copy_sender: str = ""  #: the drop copy session's SenderCompID ("": no drop copy)
+    drop_copy_grace_ms: int = 2000  #: an execution one side lacks is a difference after this
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -599,9 +611,21 @@ def _parse_venue_links(tables: list, path: Path, symbols: list[str]) -> tuple[Ve
             latency_us=v.integer("latency_us", 0, lo=0, hi=10_000_000),
             symbols=chosen,
             market_data=v.get("market_data", bool, True),
+            drop_copy_sender=_drop_copy_sender(v, ids["sender"]),
+            drop_copy_grace_ms=v.integer("drop_copy_grace_ms", 2000, lo=0, hi=3_600_000),
         ))
         v.done()
     return tuple(out)
+
+
+def _drop_copy_sender(v: "_Reader", sender: str) -> str:
+    dc = v.get("drop_copy_sender", str, "")
+    if dc and not _COMP_ID_RE.match(dc):
+        v.fail("drop_copy_sender", f"must be {_COMP_ID_RULE} (or \"\" for none), was {dc!r}")
+    if dc and dc == sender:
+        v.fail("drop_copy_sender", f"{dc!r} is the order session's sender too: the drop copy "
+                                   f"is a session of its own, with a CompID of its own")
+    return dc
 
 
 def _parse_venue(table: dict | None, path: Path) -> VenueConfig | None:
@@ -634,6 +658,18 @@ def _parse_venue(table: dict | None, path: Path) -> VenueConfig | None:
         if c == sender:
             v.fail(f"counterparties[{i}]", f"{c!r} is the venue's own CompID")
         seen.append(c)
+    drop_copy: list[str] = []
+    for i, c in enumerate(v.get("drop_copy", list, [])):
+        key = f"drop_copy[{i}]"
+        if not isinstance(c, str) or not _COMP_ID_RE.match(c):
+            v.fail(key, f"must be {_COMP_ID_RULE}, was {c!r}")
+        if c in drop_copy:
+            v.fail(key, f"{c!r} is listed twice")
+        if c == sender:
+            v.fail(key, f"{c!r} is the venue's own CompID")
+        if c in seen:
+            v.fail(key, f"{c!r} is also a counterparty: a drop-copy session may not trade")
+        drop_copy.append(c)
     config = VenueConfig(
         name=name,
         host=host,
@@ -655,6 +691,7 @@ def _parse_venue(table: dict | None, path: Path) -> VenueConfig | None:
         max_connections=v.integer("max_connections", 64, lo=1, hi=100_000),
         max_connections_per_counterparty=v.integer("max_connections_per_counterparty", 4,
                                                    lo=1, hi=1000),
+        drop_copy=tuple(drop_copy),
     )
     v.done()
     return config
