@@ -141,6 +141,7 @@ __all__ = [
     "MD_MSG_TYPES",
     "Exchange",
     "Outgoing",
+    "drop_copy_body",
 ]
 
 log = logging.getLogger("helmdesk.venue")
@@ -172,7 +173,8 @@ _TIFS = {b"0": TimeInForce.DAY, b"3": TimeInForce.IOC, b"4": TimeInForce.FOK}
 # OrdRejReason (103), CxlRejReason (102), BusinessRejectReason (380): the values we use.
 REJ_UNKNOWN_SYMBOL, REJ_DUPLICATE, REJ_OTHER = b"1", b"6", b"99"
 CXL_TOO_LATE, CXL_UNKNOWN_ORDER, CXL_DUPLICATE, CXL_OTHER = b"0", b"1", b"6", b"99"
-BIZ_OTHER, BIZ_UNSUPPORTED_TYPE, BIZ_FIELD_MISSING = b"0", b"3", b"5"
+BIZ_OTHER, BIZ_UNSUPPORTED_TYPE, BIZ_FIELD_MISSING, BIZ_NOT_AUTHORIZED = (
+    b"0", b"3", b"5", b"6")
 
 _FILL_KINDS = (ExecKind.PARTIAL_FILL, ExecKind.FILL)
 
@@ -319,7 +321,7 @@ class Exchange:
         self.counters = dict.fromkeys(
             ("orders", "fills", "cancels", "replaces", "rejects", "status_requests",
              "background_orders", "background_fills", "md_requests", "md_snapshots",
-             "md_incrementals", "md_entries"), 0)
+             "md_incrementals", "md_entries", "drop_copy_refused"), 0)
         self._prefix = _uuid_prefix(id_prefix if id_prefix is not None else f"{name}-")
         self._next_order_id = 0
         self._next_exec_id = 0
@@ -383,6 +385,15 @@ class Exchange:
         body += [(Tag.BusinessRejectReason, reason), (Tag.Text, text),
                  (Tag.TransactTime, utc_timestamp(now_ns))]
         self._reject_out(owner, MsgType.BusinessMessageReject, body, text, m)
+
+    def refuse_drop_copy(self, owner: str, m: FixMessage, now_ns: int) -> None:
+        """``owner`` is a drop-copy session: answer its application message with a
+        BusinessMessageReject 6 (not authorized), counted in ``drop_copy_refused``."""
+        self.counters["drop_copy_refused"] += 1
+        self.business_reject(owner, m, BIZ_NOT_AUTHORIZED,
+                             f"{owner} is a drop-copy session of {self.name}: it receives copies "
+                             f"of ExecutionReports and may not send {msg_type_name(m.msg_type)}",
+                             now_ns)
 
     # -- BACKGROUND FLOW -------------------------------------------------------------------------
     def submit_background(self, book: _Book, side: Side, qty: int, price: int,
@@ -889,6 +900,12 @@ class Exchange:
     def _new_order_id(self) -> int:
         self._next_order_id += 1
         return self._next_order_id
+
+
+def drop_copy_body(owner: str, body: list) -> list:
+    """A drop copy of an ExecutionReport body sent to ``owner``: the same fields (ExecID
+    included) plus Account(1) naming ``owner``, the counterparty it went to."""
+    return body + [(Tag.Account, owner)]
 
 
 def _read_qty(m: FixMessage) -> int:

@@ -80,6 +80,16 @@ of ours is live there until the last one ends (checked right after each message 
 Without ``books`` there are no other participants: an order rests until another of our orders
 crosses it.
 
+Drop copy
+---------
+``drop_copy(comp_id)`` gives the venue's drop copy as a ``DropCopyLink``: one more pair of
+sessions through memory (the venue's acceptor, ``name`` -> ``comp_id``, and the initiator the
+engine polls), with the same latency, connecting on its first ``poll``, reconnecting as ours
+does. Every ExecutionReport the exchange sends us is copied to it when it is made (kept while
+the link is not logged on, as for us), with Account(1) naming our CompID, as ``helmdesk
+venue`` does (``engine.venue.server``). An application message on it is refused with a
+BusinessMessageReject 6 and counted (``refused``).
+
 Cost
 ----
 Idle ``poll`` and ``next_due_ns`` compare and return ints (no allocation: an idle ``poll``
@@ -115,10 +125,10 @@ from engine.fix.session import (
 from engine.fix.store import MemoryStore
 from engine.fix.tags import MsgType
 from engine.fix.transport import Backoff
-from engine.venue.exchange import BIZ_OTHER, MD_MSG_TYPES, Exchange
+from engine.venue.exchange import BIZ_OTHER, MD_MSG_TYPES, Exchange, drop_copy_body
 from engine.venue.matching import Side
 
-__all__ = ["MAX_LATENCY_NS", "NEVER", "InProcessVenue"]
+__all__ = ["MAX_LATENCY_NS", "NEVER", "DropCopyLink", "InProcessVenue"]
 
 log = logging.getLogger("helmdesk.venue")
 
@@ -139,6 +149,7 @@ _DISCONNECTED = SessionState.DISCONNECTED
 _NOT_EXECUTABLE = ST_HALTED | ST_REBUILDING
 _SIDES = (BID, ASK)
 _NO_EVENTS: tuple = ()
+_EXECUTION_REPORT = MsgType.ExecutionReport
 #: Side (FIX tag 54) of a new order -> the side of the book it trades against.
 _TAKES = {b"1": ASK, b"2": BID}
 
@@ -210,6 +221,20 @@ class InProcessVenue:
         self._reconnect = NEVER
         self._started = self._closed = False
         self._due = 0  # the first poll connects
+        self._copies: list[DropCopyLink] = []
+
+    def drop_copy(self, comp_id: str, heartbeat_s: int | None = None) -> DropCopyLink:
+        """The drop copy session ``comp_id`` (made on the first call; module docstring)."""
+        for link in self._copies:
+            if link.comp_id == comp_id:
+                return link
+        if comp_id == self._owner:
+            raise ValueError(f"drop copy CompID {comp_id!r} is the order session's own")
+        link = DropCopyLink(self.name, comp_id, latency_ns=self.latency_ns,
+                            heartbeat_s=heartbeat_s or self.session.config.heartbeat_s,
+                            exchange=self.exchange)
+        self._copies.append(link)
+        return link
 
     # -- THE EXECUTION STAGE'S SIDE --------------------------------------------------------------
     @property
@@ -517,6 +542,10 @@ class InProcessVenue:
             acc = self._acceptor
             active = acc.state is _ACTIVE
             for _owner, msg_type, body in batch:  # one counterparty: every message is ours
+                if msg_type == _EXECUTION_REPORT and self._copies:
+                    copy = drop_copy_body(self._owner, body)
+                    for link in self._copies:
+                        link.copy(copy, t)
                 if active:
                     try:
                         acc.send(msg_type, body, t)
@@ -719,6 +748,284 @@ class InProcessVenue:
             log.exception("%s: could not mirror the recorded book of instrument %r (books %s, "
                           "venue_index %d); its orders meet no market", self.name, i,
                           _shape(self.books), self.venue_index)
+
+
+class DropCopyLink:
+    """The in-process venue's drop copy: the venue's acceptor session for ``comp_id`` and the
+    initiator session the engine polls, through memory, ``latency_ns`` each way.
+
+    A venue client to the engine (``up``, ``session``, ``poll``, ``send``, ``next_due_ns``,
+    ``fileno``, ``close``, ``fail``), driven exactly as ``InProcessVenue`` drives its own
+    pair (see its module docstring: FIFOs, timers, reconnect); the venue feeds it with
+    ``copy``. Nothing it receives reaches a book: an application message is refused.
+    """
+
+    def __init__(self, name: str, comp_id: str, *, latency_ns: int, heartbeat_s: int,
+                 exchange: Exchange) -> None:
+        self.name = name  #: the venue's
+        self.comp_id = comp_id
+        self.latency_ns = latency_ns
+        self._exchange = exchange
+        self.session = FixSession(SessionConfig(sender=comp_id, target=name, initiator=True,
+                                                heartbeat_s=heartbeat_s), MemoryStore())
+        self._acceptor = FixSession(SessionConfig(sender=name, target=comp_id, initiator=False,
+                                                  heartbeat_s=heartbeat_s), MemoryStore())
+        self.backoff = Backoff()
+        self.counters = dict.fromkeys(
+            ("copies", "refused", "sent_late", "pending_dropped", "connects", "logons", "drops",
+             "msgs_to_venue", "msgs_to_engine", "errors"), 0)
+        self._to_venue: deque[tuple[int, bytes | None]] = deque()
+        self._to_us: deque[tuple[int, bytes | None]] = deque()
+        self._pending: deque[list] = deque()  # copies made while the venue's end was not active
+        self._our_conn = self._venue_conn = False
+        self._our_sent = self._venue_sent = 0
+        self._last_tick = -_TICK_NS
+        self._timer = NEVER
+        self._reconnect = NEVER
+        self._started = self._closed = False
+        self._due = 0  # the first poll connects
+
+    # -- THE ENGINE'S SIDE -----------------------------------------------------------------------
+    @property
+    def up(self) -> bool:
+        return self.session.state is _ACTIVE
+
+    def fileno(self) -> int:
+        return -1
+
+    def next_due_ns(self) -> int:
+        return self._due
+
+    def poll(self, now_ns: int) -> Sequence:
+        """Do everything due by ``now_ns``; return the engine-side session's events."""
+        if now_ns < self._due:
+            return _NO_EVENTS
+        return self._run(now_ns)
+
+    def send(self, msg_type: bytes, body: list, now_ns: int) -> int | None:
+        """Send an application message on the drop copy (the venue refuses it); its MsgSeqNum,
+        or None when not logged on."""
+        if self.session.state is not _ACTIVE:
+            return None
+        seq = self.session.send(msg_type, body, now_ns)
+        self._our_flush(now_ns)
+        self._timer = self._next_timer(now_ns)
+        self._refresh_due()
+        return seq
+
+    def fail(self, why: str, now_ns: int) -> list:
+        events: list = []
+        if self._our_conn:
+            self._our_lost(now_ns, events, why)
+            self._refresh_due()
+        return events
+
+    def close(self, now_ns: int) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._reconnect = NEVER
+        s = self.session
+        if self._our_conn:
+            if s.state is _ACTIVE:
+                s.logout("engine stopping", now_ns)
+            self._our_flush(now_ns)
+            self._our_conn = False
+            s.connection_lost(now_ns)
+            self._push(self._to_venue, now_ns, None)
+        self._to_us.clear()
+        while self._to_venue:
+            self._to_venue_one(*self._to_venue.popleft())
+        self._timer = self._due = NEVER
+
+    # -- THE VENUE'S SIDE ------------------------------------------------------------------------
+    def copy(self, body: list, t: int) -> None:
+        """The venue sent an ExecutionReport at ``t``: send the copy (``body``, Account
+        included), or keep it until the drop copy is logged on."""
+        self.counters["copies"] += 1
+        acc = self._acceptor
+        if acc.state is not _ACTIVE:
+            if len(self._pending) >= _MAX_PENDING:
+                self._pending.popleft()
+                self.counters["pending_dropped"] += 1
+            self._pending.append(body)
+            return
+        try:
+            acc.send(_EXECUTION_REPORT, body, t)
+        except Exception:  # a bad field of the exchange's: lose this copy only
+            self.counters["errors"] += 1
+            log.exception("%s: could not send a drop copy to %s: %r", self.name, self.comp_id,
+                          body)
+            return
+        self._venue_flush(t)
+
+    # -- THE LOOP (as InProcessVenue's) ----------------------------------------------------------
+    def _run(self, now: int) -> list:
+        events: list = []
+        if not self._started:
+            self._started = True
+            self._reconnect = now
+        fv, fu = self._to_venue, self._to_us
+        while True:
+            t, what = self._timer, 2
+            if self._reconnect < t:
+                t, what = self._reconnect, 3
+            if fu and fu[0][0] <= t:
+                t, what = fu[0][0], 1
+            if fv and fv[0][0] <= t:
+                t, what = fv[0][0], 0
+            if t > now:
+                break
+            if what == 0:
+                self._to_venue_one(*fv.popleft())
+            elif what == 1:
+                self._to_us_one(*fu.popleft(), events)
+            elif what == 2:
+                self._tick(t, events)
+            else:
+                self._connect(t)
+            self._timer = self._next_timer(t)
+        self._refresh_due()
+        return events
+
+    def _refresh_due(self) -> None:
+        due = min(self._timer, self._reconnect)
+        if self._to_venue and self._to_venue[0][0] < due:
+            due = self._to_venue[0][0]
+        if self._to_us and self._to_us[0][0] < due:
+            due = self._to_us[0][0]
+        self._due = due
+
+    def _push(self, fifo: deque, t: int, chunk: bytes | None) -> None:
+        due = t + self.latency_ns
+        if fifo and fifo[-1][0] > due:
+            due = fifo[-1][0]
+        fifo.append((due, chunk))
+        if due < self._due:
+            self._due = due
+
+    def _next_timer(self, now: int) -> int:
+        due = NEVER
+        if self._our_conn:
+            due = _deadline(self.session, self._our_sent)
+        if self._venue_conn:
+            due = min(due, _deadline(self._acceptor, self._venue_sent))
+        if due == NEVER:
+            return NEVER
+        return max(due, self._last_tick + _TICK_NS, now)
+
+    def _tick(self, t: int, events: list) -> None:
+        self._last_tick = t
+        if self._venue_conn:
+            self._venue_after(self._acceptor.tick(t), t)
+        if self._our_conn:
+            self._our_after(self.session.tick(t), t, events)
+
+    def _connect(self, t: int) -> None:
+        self._reconnect = NEVER
+        self._to_venue.clear()
+        self._to_us.clear()
+        if self._venue_conn:
+            self._acceptor.connection_lost(t)
+        self._our_conn = self._venue_conn = True
+        self._last_tick = t
+        self.counters["connects"] += 1
+        self._acceptor.connect(t)
+        self.session.connect(t)
+        self._our_flush(t)
+
+    def _to_us_one(self, t: int, chunk: bytes | None, events: list) -> None:
+        if not self._our_conn:
+            return
+        if chunk is None:
+            self._our_lost(t, events, "connection closed by the venue")
+            return
+        self._our_after(self.session.receive_data(chunk, t), t, events)
+
+    def _our_after(self, evs: list, t: int, events: list) -> None:
+        down = False
+        if evs:
+            events += evs
+            for e in evs:
+                if type(e) is Disconnect:
+                    down = True
+                elif type(e) is LoggedOn:
+                    self.counters["logons"] += 1
+                    self.backoff.reset()
+        self._our_flush(t)
+        if down:
+            self._our_lost(t, events, None)
+
+    def _our_flush(self, t: int) -> None:
+        data = self.session.data_to_send()
+        if data:
+            self._our_sent = t
+            self.counters["msgs_to_venue"] += data.count(_TRAILER)
+            if self._venue_conn:
+                self._push(self._to_venue, t, data)
+
+    def _our_lost(self, t: int, events: list, why: str | None) -> None:
+        self._our_conn = False
+        self.session.connection_lost(t)
+        if self._venue_conn:
+            self._push(self._to_venue, t, None)
+        self.counters["drops"] += 1
+        if why is not None:
+            events.append(Disconnect(why))
+        if not self._closed:
+            delay = self.backoff.delay()
+            self._reconnect = t + self.latency_ns + int(delay * 1e9)
+            log.warning("%s->%s (drop copy): %s; reconnecting in %.2f s", self.comp_id,
+                        self.name, why or "session ended", delay)
+
+    def _to_venue_one(self, t: int, chunk: bytes | None) -> None:
+        if not self._venue_conn:
+            return
+        if chunk is None:
+            self._acceptor.connection_lost(t)
+            self._venue_conn = False
+            self._venue_flush(t)
+            return
+        self._venue_after(self._acceptor.receive_data(chunk, t), t)
+
+    def _venue_after(self, evs: Sequence, t: int) -> None:
+        lost = False
+        acc = self._acceptor
+        for e in evs:
+            tp = type(e)
+            if tp is AppMessage:
+                self._refuse(e.message, t)
+            elif tp is LoggedOn:
+                if self._pending and acc.state is _ACTIVE:
+                    self.counters["sent_late"] += len(self._pending)
+                    while self._pending:
+                        acc.send(_EXECUTION_REPORT, self._pending.popleft(), t)
+            elif tp is Disconnect:
+                self._venue_conn = False
+                lost = True
+        self._venue_flush(t)
+        if lost and self._our_conn:
+            self._push(self._to_us, t, None)
+
+    def _refuse(self, m, t: int) -> None:
+        """An application message on the drop copy: BusinessMessageReject 6, counted."""
+        self.counters["refused"] += 1
+        x = self._exchange
+        x.refuse_drop_copy(self.comp_id, m, t)
+        out = x.outbox
+        mine = [item for item in out if item[0] == self.comp_id]
+        out[:] = [item for item in out if item[0] != self.comp_id]
+        if self._acceptor.state is _ACTIVE:
+            for _owner, msg_type, body in mine:
+                self._acceptor.send(msg_type, body, t)
+
+    def _venue_flush(self, t: int) -> None:
+        data = self._acceptor.data_to_send()
+        if data:
+            self._venue_sent = t
+            self.counters["msgs_to_engine"] += data.count(_TRAILER)
+            if self._our_conn:
+                self._push(self._to_us, t, data)
 
 
 def _forget(used: dict[int, int], shown: dict[int, int]) -> None:

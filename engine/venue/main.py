@@ -3,7 +3,8 @@
 Prints one line to stderr once listening (tests and benchmarks read the port from it)::
 
     helmdesk venue SIMA: listening on 127.0.0.1:40123, 2 instruments, counterparties HELM,
-    HELM2; log /…/logs/venue-SIMA.log          (one line)
+    HELM2, drop copy HELMDC; log /…/logs/venue-SIMA.log          (one line; ", drop copy
+    …" only with [venue] drop_copy)
 
 SIGTERM or SIGINT logs the sessions out and exits 0. Exit 2: a bad profile or argument;
 exit 3: the port cannot be listened on.
@@ -78,9 +79,11 @@ async def _serve(profile: Profile, port: int | None, log_path: Path) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    drop_copy = f", drop copy {', '.join(cfg.drop_copy)}" if cfg.drop_copy else ""
     print(f"helmdesk venue {cfg.name}: listening on {cfg.host}:{venue.port}, "
           f"{len(profile.instruments)} instruments, counterparties "
-          f"{', '.join(cfg.counterparties)}; log {log_path}", file=sys.stderr, flush=True)
+          f"{', '.join(cfg.counterparties)}{drop_copy}; log {log_path}", file=sys.stderr,
+          flush=True)
     await stop.wait()
     log.info("venue %s: signalled, logging sessions out", cfg.name)
     await venue.stop()

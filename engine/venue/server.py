@@ -54,6 +54,14 @@ subscriptions end the moment its connection does (before its orders are cancelle
 not sent the cancels' book changes): after a reconnect it subscribes again and gets fresh
 snapshots. Resent messages (ResendRequest) carry their old RptSeq, so a receiver drops them
 as duplicates.
+
+Drop copy: each CompID of ``[venue] drop_copy`` has an acceptor session like a counterparty's
+(same store, settings, caps, sequence numbers, resends, messages kept while it is away), but
+it only receives: every ExecutionReport the venue sends any counterparty is copied to every
+drop-copy session the moment it is sent (or kept for a counterparty that is away), with
+Account(1) naming that counterparty (``exchange.drop_copy_body``). An application message
+from a drop-copy session is answered with a BusinessMessageReject 6 (not authorized) and
+counted (``drop_copy_refused``); copies sent are counted in ``drop_copies``.
 """
 
 from __future__ import annotations
@@ -88,7 +96,7 @@ from engine.fix.session import (
 from engine.fix.store import SqlStore
 from engine.fix.transport import serve_connection
 from engine.venue.background import BackgroundFlow
-from engine.venue.exchange import BIZ_OTHER, MD_MSG_TYPES, Exchange
+from engine.venue.exchange import BIZ_OTHER, MD_MSG_TYPES, Exchange, drop_copy_body
 
 __all__ = ["Venue", "LOGON_TIMEOUT_S", "PRELOGON_BYTES", "RECONNECT_GRACE_S"]
 
@@ -104,6 +112,7 @@ RECONNECT_GRACE_S = 2.0
 MAX_PENDING = 100_000
 #: At most this many background steps per wake-up (a stalled loop skips, it does not burst).
 MAX_BACKGROUND_BATCH = 1000
+_EXECUTION_REPORT = b"8"
 
 
 class _AcceptorSession(FixSession):
@@ -127,11 +136,12 @@ class _Counterparty:
     """One configured initiator: its session and what the venue keeps for it."""
 
     __slots__ = ("comp_id", "session", "writer", "task", "connected", "inbox", "timer",
-                 "pending")
+                 "pending", "drop_copy")
 
-    def __init__(self, comp_id: str, session: _AcceptorSession) -> None:
+    def __init__(self, comp_id: str, session: _AcceptorSession, drop_copy: bool = False) -> None:
         self.comp_id = comp_id
         self.session = session
+        self.drop_copy = drop_copy  #: a drop-copy session: receives copies, sends no orders
         self.writer: asyncio.StreamWriter | None = None
         self.task: asyncio.Task | None = None
         self.connected = False
@@ -172,8 +182,8 @@ class Venue:
                            if config.background_hz > 0 else None)
         self.counters = dict.fromkeys(
             ("connections", "refused", "refused_over_limit", "sessions", "disconnects",
-             "cancelled_on_disconnect", "sent_late", "pending_dropped", "md_dropped", "errors"),
-            0)
+             "cancelled_on_disconnect", "sent_late", "pending_dropped", "md_dropped", "errors",
+             "drop_copies"), 0)
         self._open = 0  # connections open now
         self._per_cp: dict[str, int] = {}  # connections open now by claimed counterparty
         self._db_url = db_url or f"sqlite:///{data_dir() / f'venue-{config.name}.db'}"
@@ -182,6 +192,7 @@ class Venue:
         self._sender = config.sender.encode()
         self._latency_s = config.latency_us / 1_000_000
         self._cps: dict[str, _Counterparty] = {}
+        self._drop_copies: list[_Counterparty] = []  # the drop-copy sessions' ends
         self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task] = set()
         self._background_task: asyncio.Task | None = None
@@ -194,7 +205,7 @@ class Venue:
         cfg = self.config
         self._db = _open_db(self._db_url)
         app_types = frozenset(self.exchange._handlers)  # what the exchange takes
-        for comp_id in cfg.counterparties:
+        for comp_id in (*cfg.counterparties, *cfg.drop_copy):
             session_cfg = SessionConfig(
                 sender=cfg.sender, target=comp_id, initiator=False, heartbeat_s=cfg.heartbeat_s,
                 reset_on_logon=cfg.reset_on_logon, reset_on_logout=cfg.reset_on_logout,
@@ -206,14 +217,18 @@ class Venue:
                              on_dirty=self._store_dirty)
             session = _AcceptorSession(session_cfg, store,
                                        lambda c=comp_id: self._connection_lost(c))
-            self._cps[comp_id] = _Counterparty(comp_id, session)
+            cp = self._cps[comp_id] = _Counterparty(comp_id, session,
+                                                    drop_copy=comp_id in cfg.drop_copy)
+            if cp.drop_copy:
+                self._drop_copies.append(cp)
         self._server = await asyncio.start_server(self._on_connection, cfg.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         if self.background is not None:
             self._background_task = asyncio.ensure_future(self._run_background())
         log.info("venue %s listening on %s:%d as %s: %d instruments, counterparties %s, "
-                 "latency %d us, background %g/s per instrument, seed %d", cfg.name, cfg.host,
-                 self.port, cfg.sender, len(self.exchange.books), ", ".join(cfg.counterparties),
+                 "drop copy %s, latency %d us, background %g/s per instrument, seed %d",
+                 cfg.name, cfg.host, self.port, cfg.sender, len(self.exchange.books),
+                 ", ".join(cfg.counterparties), ", ".join(cfg.drop_copy) or "none",
                  cfg.latency_us, cfg.background_hz, cfg.seed)
 
     async def stop(self, timeout_s: float = 5.0) -> None:
@@ -442,6 +457,9 @@ class Venue:
     # -- APPLICATION MESSAGES --------------------------------------------------------------------
     def _receive(self, cp: _Counterparty, m: FixMessage) -> None:
         """Hand ``m`` to the exchange now, or ``latency_us`` from now (in arrival order)."""
+        if cp.drop_copy:  # receives only: refused at once, nothing reaches a book
+            self.exchange.refuse_drop_copy(cp.comp_id, m, self.clock.wall_ns())
+            return
         if not self._latency_s:
             self._handle(cp, m)
             return
@@ -508,6 +526,16 @@ class Venue:
     def _send(self, item: tuple, now: int) -> None:
         comp_id, msg_type, body = item
         cp = self._cps[comp_id]
+        self._send_to(cp, msg_type, body, now)
+        if msg_type == _EXECUTION_REPORT and self._drop_copies and not cp.drop_copy:
+            copy = drop_copy_body(comp_id, body)
+            for dc in self._drop_copies:
+                self.counters["drop_copies"] += 1
+                self._send_to(dc, msg_type, copy, now)
+
+    def _send_to(self, cp: _Counterparty, msg_type: bytes, body: list, now: int) -> None:
+        """Send one message to ``cp``, or keep it while ``cp`` is away (market data: drop)."""
+        comp_id = cp.comp_id
         if cp.session.state is not SessionState.ACTIVE:
             if msg_type in MD_MSG_TYPES:  # stale by the time it could be read
                 self.counters["md_dropped"] += 1
@@ -571,6 +599,7 @@ class Venue:
                 "live_orders": self.exchange.live_orders(comp_id),
                 "md_subscriptions": self.exchange.md_subscriptions(comp_id),
                 "pending": len(cp.pending),
+                "drop_copy": cp.drop_copy,
             }
         return {"counters": counters, "books": self.exchange.book_snapshot(),
                 "sessions": sessions}
