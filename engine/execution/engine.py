@@ -16,6 +16,11 @@ doubt is asked about with an OrderStatusRequest and settled by the answer. The r
 each venue's book from the market-data stage's ``BookSet`` (the same books the desk and the
 strategies read) and uses a venue for a symbol only while its session is up and that book is
 good.
+
+Drop copy: a venue with ``drop_copy_sender`` has a ``DropCopyClient`` in ``drop_copies``
+(engine.execution.dropcopy), polled with the venue clients and fed every fill an order
+update carries; it reconciles the venue's copy of our executions with ours and tells the
+desks (``notify``) what differs.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from dataclasses import dataclass
 from engine.core.intents import ROUTER, OrderIntent
 from engine.core.profile import InstrumentConfig, Profile, VenueLinkConfig
 from engine.core.records import VENUE_BOOKS_OK, VENUE_DOWN, VENUE_UP
+from engine.execution.dropcopy import DropCopyClient
 from engine.execution.oms import Oms, OrderUpdate
 from engine.execution.orders import ClOrdIds, Order
 from engine.execution.router import (
@@ -118,6 +124,15 @@ class ExecutionEngine:
         self.counters = dict.fromkeys(
             ("app_messages", "ignored", "session_rejects", "drops", "unusable", "client_errors"),
             0)
+        #: venue name -> its drop copy (``[[venues]] drop_copy_sender``), reconciled with
+        #: the fills every order update carries (engine.execution.dropcopy)
+        self.drop_copies: dict[str, DropCopyClient] = {
+            v.name: DropCopyClient.for_venue(v, self.clients[v.name], notify=self.notify,
+                                             index=self.index, is_ours=self.oms.orders.__contains__)
+            for v in config.venues if v.drop_copy_sender and v.name in self.clients}
+        self._drop_copies = list(self.drop_copies.values())
+        if self._drop_copies:
+            self.subscribe(self._to_drop_copy)
 
     # -- subscribers -----------------------------------------------------------------------------
     def subscribe(self, fn: OnOrder) -> None:
@@ -136,6 +151,13 @@ class ExecutionEngine:
         for fn in self._subscribers:
             fn(u, o)
 
+    def _to_drop_copy(self, u: OrderUpdate, o: Order) -> None:
+        if u.last_qty > 0:
+            dc = self.drop_copies.get(u.venue)
+            if dc is not None:
+                dc.on_engine_fill(u.exec_id, u.cl_ord_id, u.symbol, o.side, u.last_qty,
+                                  u.last_px, self._now)
+
     def _publish_parent(self, pu: ParentUpdate) -> None:
         for fn in self._parent_subscribers:
             fn(pu)
@@ -143,11 +165,11 @@ class ExecutionEngine:
     # -- the kernel's side -----------------------------------------------------------------------
     def fds(self) -> list[int]:
         """Sockets a live loop's wait should include (connected or connecting)."""
-        return [fd for c in self._clients if (fd := c.fileno()) >= 0]
+        return [fd for c in (*self._clients, *self._drop_copies) if (fd := c.fileno()) >= 0]
 
     def next_due_ns(self) -> int:
         nxt = _NEVER
-        for c in self._clients:
+        for c in (*self._clients, *self._drop_copies) if self._drop_copies else self._clients:
             t = c.next_due_ns()
             if t < nxt:
                 nxt = t
@@ -170,6 +192,8 @@ class ExecutionEngine:
             if events:
                 busy = True
                 self._on_events(c, events, now_ns)
+        for dc in self._drop_copies:  # never raises: it counts and reports bad input itself
+            busy = dc.poll(now_ns) or busy
         return busy
 
     def on_market(self, now_ns: int) -> None:
@@ -252,7 +276,7 @@ class ExecutionEngine:
             self.oms.request_status(venue, now_ns, only=o.cl_ord_id)
 
     def close(self, now_ns: int) -> None:
-        for c in self._clients:
+        for c in (*self._clients, *self._drop_copies):
             c.close(now_ns)
 
     # -- intents ---------------------------------------------------------------------------------

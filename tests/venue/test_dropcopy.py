@@ -9,7 +9,11 @@ import asyncio
 
 import pytest
 
-from engine.core.profile import InstrumentConfig, ProfileError, VenueConfig, parse_profile
+from engine.core.profile import (
+    ProfileError,
+    VenueConfig,
+    parse_profile,
+)
 from engine.fix.session import AppMessage, LoggedOn
 from engine.fix.store import MemoryStore
 from engine.venue.inprocess import InProcessVenue
@@ -226,8 +230,8 @@ def test_in_process_venue_copies_every_report_and_refuses_orders_on_the_copy():
 # -- the profile ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("value, why", [
     ('["HELMDC", "HELMDC"]', "drop_copy[1]: 'HELMDC' is listed twice"),
-    ('["HELM"]', "drop_copy[0]: 'HELM' is also a counterparty: a drop-copy session may not "
-                 "trade"),
+    ('["HELM"]', ("drop_copy[0]: 'HELM' is also a counterparty: a drop-copy session may not "
+                  "trade")),
     ('["SIMA"]', "drop_copy[0]: 'SIMA' is the venue's own CompID"),
     ('["bad id"]', "drop_copy[0]: must be a CompID of 1-32 letters"),
     ('"HELMDC"', "drop_copy: must be a list"),
