@@ -34,6 +34,10 @@ ExecutionReport fields (35=8)::
     14 CumQty  6 AvgPx  12 Commission, 13 CommType=3 (fills, with fees)  103 OrdRejReason
     (rejects)  58 Text (why: cancels, rejects)  60 TransactTime
 
+A drop-copy session (``engine.venue.server``) gets a copy of each ExecutionReport body with
+Account (1) naming the counterparty it went to (``drop_copy_body``); what it sends is
+refused (``refuse_drop_copy``: BusinessMessageReject 6).
+
 OrderID and ExecID are 36-character UUIDs, as many real venues send (the engine must take
 identifiers of any length): the first 24 characters name the venue's boot (a hash of
 ``id_prefix``), the last 12 count in hex, so they are unique per venue run and the same in
