@@ -79,12 +79,44 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the ack")
     csub = c.add_subparsers(dest="verb", metavar="VERB", required=True)
     csub.add_parser("status", help="engine pid, epoch, heartbeat, kill state, instruments")
-    k = csub.add_parser("kill", help="trip a kill switch (global unless --instrument)")
-    k.add_argument("--instrument", metavar="SYMBOL")
-    k.add_argument("--reason", default="", help="why (kept in the log)")
+    scopes = ("global, or KIND:NAME with KIND instrument, strategy, venue, account or trader "
+              "(helmdesk ctl status lists them)")
+    k = csub.add_parser("kill", help="trip a kill switch (global unless --scope)")
+    k.add_argument("--scope", metavar="SCOPE", help=scopes)
+    k.add_argument("--instrument", metavar="SYMBOL", help="the same as --scope instrument:SYMBOL")
+    k.add_argument("--state", type=str.lower, choices=("reducing", "halted"), default="halted",
+                   help="reducing: only orders that reduce positions pass; halted (default): "
+                        "nothing passes, every working order in scope is cancelled")
+    k.add_argument("--reason", default="", help="why (kept in the audit trail)")
     r = csub.add_parser("rearm", help="re-arm a tripped kill switch (risk manager)")
-    r.add_argument("--instrument", metavar="SYMBOL")
+    r.add_argument("--scope", metavar="SCOPE", help=scopes)
+    r.add_argument("--instrument", metavar="SYMBOL", help="the same as --scope instrument:SYMBOL")
     r.add_argument("--reason", required=True, help="why it is safe again (required)")
+    r.add_argument("--confirm", metavar="NAME",
+                   help="the scope's name typed again (global, strategy:pairs, ...): required")
+    r.add_argument("--to", type=str.lower, choices=("active", "reducing"), default="active",
+                   help="active (default), or reducing: from HALTED to REDUCING only")
+    lim = csub.add_parser("limits", help="the risk limits and how much of each is used; "
+                                         "'limits set' changes one (risk manager)")
+    lsub = lim.add_subparsers(dest="limits_verb", metavar="ACTION")
+    ls = lsub.add_parser("set", help="change one limit (risk manager; audited)")
+    ls.add_argument("key", help="the limit's key, as in [limits] (max_order_qty, ...)")
+    ls.add_argument("value", type=float, help="the new value")
+    ls.add_argument("--scope", default="global",
+                    help="global (the desk's own and the default), instrument:X, strategy:X, "
+                         "account:X or venue:X")
+    ls.add_argument("--reason", required=True, help="why (required; audited)")
+    pos = csub.add_parser("positions", help="positions and P&L per book and instrument")
+    pos.add_argument("--book", help="only this book (desk, strategy:NAME, account:NAME)")
+    rc = csub.add_parser("recon", help="differences a restart found between the database and "
+                                       "the venues; accept or correct one (risk manager)")
+    rsub = rc.add_subparsers(dest="recon_verb", metavar="ACTION")
+    for name, what in (("accept", "keep the engine's figure (an order's venue fills are "
+                                  "already applied)"),
+                       ("correct", "book the venue's position")):
+        a = rsub.add_parser(name, help=what)
+        a.add_argument("diff_id", type=_positive_int, metavar="ID")
+        a.add_argument("--reason", required=True, help="why (required; audited)")
     csub.add_parser("ping", help="round trip through the command ring")
     o = csub.add_parser("order", help="send a manual order (trader)")
     o.add_argument("--venue", required=True, help="venue name from the engine's profile")

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from engine.ipc import AttachRefused, CommandTimeout, EngineClient, IpcError, Scope, Verb
-from engine.ipc.commands import order_text
+from engine.ipc.commands import confirmation_code, order_text
 from engine.ipc.events import decode_order, event_text
 
 __all__ = ["run"]
@@ -32,6 +32,29 @@ def _scope(client: EngineClient, symbol: str | None) -> tuple[int, int]:
     raise ValueError(f"unknown instrument {symbol!r} (engine trades {known})")
 
 
+def _named_scope(client: EngineClient, text: str) -> tuple[int, int]:
+    """A scope's name ("global", "strategy:pairs") -> (scope, scope_id), from the engine's own
+    kill-switch table; ``ValueError`` lists the names it knows."""
+    if text in ("global", "desk"):
+        return Scope.GLOBAL, 0
+    rows = None
+    for _ in range(100):  # a torn read: the engine was writing; read again
+        rows = client.read_kill()
+        if rows is not None:
+            break
+    if rows is None:
+        raise ValueError("could not read the engine's kill switch table")
+    hit = rows[rows["name"] == text.encode()]
+    if not len(hit):
+        kind = text.split(":", 1)[0]
+        known = [r["name"].decode() for r in rows if r["name"].decode().startswith(kind + ":")]
+        raise ValueError(f"no scope {text!r} in this engine"
+                         + (f" (its {kind}s: {', '.join(known)})" if known else
+                            " (scopes are global or KIND:NAME, KIND instrument, strategy, "
+                            "venue, account or trader)"))
+    return int(hit[0]["scope"]), int(hit[0]["scope_id"])
+
+
 def _status(client: EngineClient) -> int:
     s = client.status()
     started = datetime.fromtimestamp(s.epoch_wall_ns / 1e9).isoformat(sep=" ", timespec="seconds")
@@ -45,8 +68,13 @@ def _status(client: EngineClient) -> int:
     print(f"heartbeat    {s.heartbeat_age_ms:.1f} ms ago (#{s.heartbeat_count})")
     print(f"idle         {s.idle}")
     print(f"kill switch  {kill}")
-    if s.instruments_killed:
-        print(f"killed       {', '.join(s.instruments_killed)}")
+    rows = client.read_kill()
+    if rows is not None:
+        states = {1: "REDUCING", 2: "HALTED"}
+        tripped = [f"{r['name'].decode()} {states.get(int(r['state']), '?')}"
+                   for r in rows[1:] if r["state"]]
+        if tripped:
+            print(f"tripped      {', '.join(tripped)}")
     print(f"instruments  {', '.join(i.symbol for i in s.instruments)}")
     if s.venues:
         print(f"venues       {', '.join(_venue_text(v) for v in s.venues)}")
@@ -213,16 +241,38 @@ def run(args: argparse.Namespace, instance: str) -> int:
             _err(f"engine {instance!r} (pid {s.pid}) is not running: state {s.state}, "
                  f"heartbeat {s.heartbeat_age_ms:,.0f} ms old; {args.verb} not sent")
             return 3
+        if args.verb == "positions":
+            return _positions(client, args.book)
+        if args.verb == "limits" and not args.limits_verb:
+            return _limits(client)
+        if args.verb == "recon" and not args.recon_verb:
+            return _recon(client)
         try:
-            scope, sid = _scope(client, getattr(args, "instrument", None) or
-                                getattr(args, "symbol", None))
+            if getattr(args, "scope", None):
+                scope, sid = _named_scope(client, args.scope)
+            else:
+                scope, sid = _scope(client, getattr(args, "instrument", None) or
+                                    getattr(args, "symbol", None))
         except ValueError as e:
             _err(str(e))
             return 2
         verb = _VERBS[args.verb]
         arg0 = arg1 = 0.0
         text = getattr(args, "reason", "") or ""
-        if verb is Verb.ORDER:
+        if verb is Verb.KILL:
+            arg0 = 1.0 if args.state == "reducing" else 2.0
+        elif verb is Verb.REARM:
+            name = args.scope or (f"instrument:{args.instrument}" if args.instrument else "global")
+            if not args.confirm:
+                _err(f"re-arming {name} needs its name typed again: --confirm {name}")
+                return 2
+            arg0 = 1.0 if args.to == "reducing" else 0.0
+            arg1 = confirmation_code(args.confirm)
+        elif verb is Verb.LIMIT:
+            arg0, text = args.value, f"{args.key} {args.reason}"
+        elif verb is Verb.RECON:
+            arg0, arg1 = float(args.diff_id), 1.0 if args.recon_verb == "correct" else 0.0
+        elif verb is Verb.ORDER:
             arg0, arg1 = float(args.qty), float(args.price or 0.0)
             text = order_text(args.venue, args.side, args.tif)
         elif verb is Verb.CANCEL:
@@ -255,7 +305,69 @@ def run(args: argparse.Namespace, instance: str) -> int:
 
 
 _VERBS = {"kill": Verb.KILL, "rearm": Verb.REARM, "ping": Verb.PING, "order": Verb.ORDER,
-          "cancel": Verb.CANCEL, "cancel-all": Verb.CANCEL_ALL}
+          "cancel": Verb.CANCEL, "cancel-all": Verb.CANCEL_ALL, "limits": Verb.LIMIT,
+          "recon": Verb.RECON}
+
+
+def _risk_table(client: EngineClient, name: str):
+    for _ in range(100):  # None: a torn read (the engine was writing): read again
+        rows = client.read_risk(name)
+        if rows is not None:
+            return rows
+    raise IpcError(f"could not read the engine's {name} table")
+
+
+def _positions(client: EngineClient, book: str | None) -> int:
+    """Positions and P&L per book and instrument, as the engine publishes them."""
+    rows = _risk_table(client, "positions")
+    symbols = [i.symbol for i in client.instruments]
+    if book:
+        rows = rows[rows["book"] == book.encode()]
+        if not len(rows):
+            _err(f"no book {book!r} with positions (books: desk, strategy:NAME, account:NAME)")
+            return 1
+    print(f"{'book':<20} {'instrument':<12} {'qty':>10} {'avg px':>12} {'mark':>12} "
+          f"{'unrealized':>14} {'realized':>14} {'fees':>10} {'working b/s':>14}")
+    for r in rows:
+        i = int(r["instrument"])
+        inst = "TOTAL" if i < 0 else symbols[i] if i < len(symbols) else f"#{i}"
+        qty = "" if i < 0 else f"{int(r['qty']):+,d}"
+        avg = "" if i < 0 else f"{float(r['avg_px']):,.4f}"
+        mark = "" if i < 0 or r["mark"] != r["mark"] else f"{float(r['mark']):,.4f}"
+        print(f"{r['book'].decode():<20} {inst:<12} {qty:>10} {avg:>12} {mark:>12} "
+              f"{float(r['unrealized']):>14,.2f} {float(r['realized']):>14,.2f} "
+              f"{float(r['fees']):>10,.2f} {int(r['working_buy']):>6,d}/{int(r['working_sell']):<7,d}")
+    if not len(rows):
+        print("no positions")
+    return 0
+
+
+def _limits(client: EngineClient) -> int:
+    """Every limit, and how much of those the engine measures is used."""
+    rows = _risk_table(client, "limits")
+    print(f"{'limit':<24} {'scope':<24} {'used':>16} {'limit':>16} {'used %':>8}")
+    for r in rows:
+        used = float(r["used"])
+        frac = float(r["fraction"])
+        print(f"{r['key'].decode():<24} {r['scope'].decode():<24} "
+              f"{'' if used != used else f'{used:,.2f}':>16} {float(r['limit']):>16,.2f} "
+              f"{'' if frac != frac else f'{frac:.0%}':>8}")
+    return 0
+
+
+def _recon(client: EngineClient) -> int:
+    """The differences a restart found, open ones first."""
+    rows = _risk_table(client, "recon")
+    if not len(rows):
+        print("no differences: the database and the venues agree")
+        return 0
+    state = {0: "OPEN", 1: "accepted", 2: "corrected"}
+    for r in sorted(rows, key=lambda r: (int(r["state"]) != 0, int(r["id"]))):
+        kind = "order" if int(r["kind"]) == 0 else "position"
+        print(f"{int(r['id']):>4}  {state.get(int(r['state']), '?'):<9} {kind:<8} "
+              f"{r['key'].decode():<24} database {int(r['db_qty']):+d}  venue "
+              f"{int(r['venue_qty']):+d}  {r['text'].decode(errors='replace')}")
+    return 1 if any(int(r["state"]) == 0 for r in rows) else 0
 
 
 def _events_until(client: EngineClient, timeout: float):

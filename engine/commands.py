@@ -62,6 +62,7 @@ class CommandHandlers:
             Verb.CANCEL: self._handle_cancel,
             Verb.CANCEL_ALL: self._handle_cancel_all,
             Verb.LIMIT: self._handle_limit,
+            Verb.RECON: self._handle_recon,
         }
 
     def handle(self, cmd: Command, now_ns: int) -> Ack | PendingAck:
@@ -202,6 +203,17 @@ class CommandHandlers:
                     reason)
         self.kernel.notify(WARNING, f"limit {text} by {cmd.user}", -1, Notice.COMMAND)
         return text, 0
+
+    def _handle_recon(self, cmd: Command, now_ns: int) -> tuple[str, int]:
+        """A risk manager settles a difference a restart found: accept or correct."""
+        try:
+            text = self.kernel.risk.settle(int(cmd.arg0), bool(cmd.arg1), cmd.user, cmd.text,
+                                           now_ns)
+        except ValueError as e:
+            raise _Refused(str(e)) from None
+        self.kernel.notify(WARNING, f"{text} by {cmd.user}: {cmd.text}"[:120], -1,
+                           Notice.COMMAND)
+        return text, int(cmd.arg0)
 
     def _handle_order(self, cmd: Command, now_ns: int) -> tuple[str, int]:
         """A manual order: through the kernel's one door, like a strategy's."""

@@ -152,6 +152,7 @@ class ShmPublisher(Publisher):
         self.store_failing = False  #: set by the node: the store cannot make records durable
         self.not_durable = 0  #: ORDER records published before their fill was durable
         self._risk_overflow = False
+        self._recon_published = 0
 
     def order(self, u: OrderUpdate, o: Order, ts_ns: int) -> None:
         payload = _order_payload(u, o, u.text)
@@ -225,6 +226,10 @@ class ShmPublisher(Publisher):
         var = risk.var_rows()
         if var is not None:
             lost += shm.publish_risk("var", var)
+        if len(risk.differences) != self._recon_published or risk.recon_changed:
+            risk.recon_changed = False
+            self._recon_published = len(risk.differences)
+            lost += shm.publish_risk("recon", risk.recon_rows())
         if lost and not self._risk_overflow:
             self._risk_overflow = True
             log.warning("%d risk rows did not fit the segment's tables: the desk sees the "

@@ -40,20 +40,55 @@ def test_ctl_status_kill_rearm(engine):
     assert "kill switch  armed" in r.stdout
     assert "instruments  ESZ6, FROZEN, AAPL" in r.stdout
     r = helmdesk("ctl", "--instance", i, "kill", "--reason", "runbook step 3")
-    assert r.returncode == 0 and "KILL accepted: global kill switch TRIPPED by" in r.stdout
+    assert r.returncode == 0 and "KILL accepted: global kill switch TRIPPED HALTED by" in r.stdout
     r = helmdesk("ctl", "--instance", i, "status")
     assert "kill switch  TRIPPED by" in r.stdout and "runbook step 3" in r.stdout
     r = helmdesk("ctl", "--instance", i, "rearm")
     assert r.returncode == 2 and "--reason" in r.stderr  # argparse: a reason is required
     r = helmdesk("ctl", "--instance", i, "rearm", "--reason", "cleared")
-    assert r.returncode == 0 and "re-armed" in r.stdout
-    r = helmdesk("ctl", "--instance", i, "rearm", "--reason", "again")
+    assert r.returncode == 2 and "needs its name typed again: --confirm global" in r.stderr
+    r = helmdesk("ctl", "--instance", i, "rearm", "--reason", "cleared", "--confirm", "globl")
+    assert r.returncode == 1 and "typed confirmation does not match 'global'" in r.stderr
+    r = helmdesk("ctl", "--instance", i, "rearm", "--reason", "cleared", "--confirm", "global")
+    assert r.returncode == 0 and "re-armed to ACTIVE" in r.stdout
+    r = helmdesk("ctl", "--instance", i, "rearm", "--reason", "again", "--confirm", "global")
     assert r.returncode == 1 and "REARM REJECTED: global kill switch is not tripped" in r.stderr
     r = helmdesk("ctl", "--instance", i, "kill", "--instrument", "NOPE")
     assert r.returncode == 2 and "unknown instrument 'NOPE' (engine trades ESZ6, FROZEN, AAPL)" in r.stderr
     r = helmdesk("ctl", "--instance", i, "kill", "--instrument", "AAPL")
     assert r.returncode == 0
-    assert "killed       AAPL" in helmdesk("ctl", "--instance", i, "status").stdout
+    assert "tripped      instrument:AAPL HALTED" in helmdesk("ctl", "--instance", i, "status").stdout
+
+
+def test_ctl_kill_any_scope_to_a_state_and_set_limits(engine):
+    i = engine.instance
+    r = helmdesk("ctl", "--instance", i, "kill", "--scope", "instrument:ESZ6", "--state",
+                 "reducing", "--reason", "feed trouble")
+    assert r.returncode == 0, r.stderr
+    assert "instrument:ESZ6 kill switch TRIPPED REDUCING" in r.stdout
+    assert "tripped      instrument:ESZ6 REDUCING" in helmdesk("ctl", "--instance", i,
+                                                             "status").stdout
+    r = helmdesk("ctl", "--instance", i, "kill", "--scope", "strategy:nope")
+    assert r.returncode == 2 and "no scope 'strategy:nope' in this engine" in r.stderr
+    r = helmdesk("ctl", "--instance", i, "rearm", "--scope", "instrument:ESZ6", "--reason",
+                 "fixed", "--confirm", "instrument:ESZ6")
+    assert r.returncode == 0 and "instrument:ESZ6 kill switch re-armed to ACTIVE" in r.stdout
+    # limits: listed, set with a reason, refused when out of range, audited
+    r = helmdesk("ctl", "--instance", i, "limits", "set", "max_order_qty", "25", "--scope",
+                 "instrument:AAPL", "--reason", "new desk rule")
+    assert r.returncode == 0, r.stderr
+    assert "max_order_qty for instrument:AAPL: default -> 25" in r.stdout
+    r = helmdesk("ctl", "--instance", i, "limits")
+    line = next(x for x in r.stdout.splitlines() if "instrument:AAPL" in x)
+    assert line.split()[:2] == ["max_order_qty", "instrument:AAPL"] and "25.00" in line
+    r = helmdesk("ctl", "--instance", i, "limits", "set", "max_order_qty", "0.5", "--reason", "x")
+    assert r.returncode == 1 and "max_order_qty must be a whole number" in r.stderr
+    r = helmdesk("ctl", "--instance", i, "audit", "--kind", "limits")
+    assert "max_order_qty" in r.stdout and "new desk rule" in r.stdout
+    r = helmdesk("ctl", "--instance", i, "positions")
+    assert r.returncode == 0 and "desk" in r.stdout and "TOTAL" in r.stdout
+    r = helmdesk("ctl", "--instance", i, "recon")
+    assert r.returncode == 0 and "no differences" in r.stdout
 
 
 def test_engine_with_a_bad_profile_names_the_problem(tmp_path):

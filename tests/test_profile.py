@@ -30,7 +30,7 @@ def test_demo_profile_loads():
     p = load_profile(demo_profile_path())
     assert p.engine.instance == "demo" and p.engine.idle == "hybrid"
     assert [i.symbol for i in p.instruments] == ["ESZ6", "NQZ6", "AAPL", "MSFT"]
-    assert p.role_of("anyone") is Role.RISK_MANAGER
+    assert p.role_of("anyone") is Role.TRADER_RISK_MANAGER
 
 
 def test_defaults(tmp_path):

@@ -103,6 +103,8 @@ class PositionsModel(QAbstractTableModel):
         new: list[PositionRow] = []
         for rec in rows:
             key = (int(rec["book_kind"]), int(rec["book_id"]), int(rec["instrument"]))
+            if key in seen:  # one row per key: a second would have no place of its own
+                continue
             seen.add(key)
             row = self._index.get(key)
             cells, values, fg = self._format(key[2], rec)

@@ -22,7 +22,8 @@ Schema::
     # -- desk-wide only --
     reference_max_age_ms = 5000    # a last-trade reference older than this is not fresh
     self_match = "reject"          # reject | cancel_resting: an order that would trade against
-                                   #   our own resting order
+                                   #   our own resting order; "venue": left to the venues' own
+                                   #   self-trade prevention (or a test trading with itself)
     duplicate_window_ms = 50       # the same order (source, instrument, side, qty, price,
                                    #   venue) again within this window is refused (0: off)
     restricted = ["XYZ"]           # instruments nobody may trade
@@ -92,7 +93,7 @@ SCOPED_KEYS: dict[str, tuple[str, ...]] = {
     "venue": _ORDER_KEYS + ("max_orders_per_s", "max_messages_per_s"),
 }
 TRIP_CHOICES = ("reducing", "halted", "none")
-SELF_MATCH = ("reject", "cancel_resting")
+SELF_MATCH = ("reject", "cancel_resting", "venue")
 _NAME_OK = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:/-")
 
 

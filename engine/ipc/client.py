@@ -56,6 +56,7 @@ from engine.ipc.layout import (
     LIMIT_DTYPE,
     POSITION_DTYPE,
     VAR_DTYPE,
+    RECON_DTYPE,
     MAX_VENUES,
     REJECT_REASONS,
     VENUE_BOOKS_OK,
@@ -285,6 +286,7 @@ class EngineClient:
                 position_cap=q[H.POSITION_CAP // 8],
                 limit_cap=q[H.LIMIT_CAP // 8],
                 var_cap=q[H.VAR_CAP // 8],
+                recon_cap=q[H.RECON_CAP // 8],
             )
         except ValueError as e:
             raise IpcError(f"engine segment {seg.name} has an impossible layout: {e}") from None
@@ -308,6 +310,7 @@ class EngineClient:
         self.positions = SeqlockBlock(seg.buf, lay.positions_off, POSITION_DTYPE, lay.position_cap)
         self.limits = SeqlockBlock(seg.buf, lay.limits_off, LIMIT_DTYPE, lay.limit_cap)
         self.var = SeqlockBlock(seg.buf, lay.var_off, VAR_DTYPE, lay.var_cap)
+        self.recon = SeqlockBlock(seg.buf, lay.recon_off, RECON_DTYPE, lay.recon_cap)
         self.events = EventRingReader(seg.buf, lay.events_off, lay.event_capacity, from_start=True)
         if self.slot_seg is not None:
             self._map_slot()
@@ -434,12 +437,12 @@ class EngineClient:
         return self.kill.read(out)
 
     def read_risk(self, name: str) -> np.ndarray | None:
-        """The ``positions``, ``limits`` or ``var`` table as last published (used rows only;
-        None: a torn read, try again)."""
+        """The ``positions``, ``limits``, ``var`` or ``recon`` table as last published (used
+        rows only; None: a torn read, try again)."""
         rows = getattr(self, name).read()
         if rows is None:
             return None
-        key = "book" if name != "limits" else "key"
+        key = {"limits": "key", "recon": "key"}.get(name, "book")
         return rows[rows[key] != b""]
 
     def read_feed(self) -> np.ndarray | None:

@@ -48,6 +48,7 @@ class Verb(enum.IntEnum):
     CANCEL = 5  #: cancel one order; text is its ClOrdID
     CANCEL_ALL = 6  #: cancel every live order in scope; text may name one venue
     LIMIT = 7  #: set a limit in scope: arg0 the value, text "KEY REASON" (risk manager only)
+    RECON = 8  #: settle a restart difference: arg0 its id, arg1 0 accept / 1 correct, text why
 
 
 class AckStatus(enum.IntEnum):
@@ -61,7 +62,7 @@ ROLE_MAY: dict[Role, frozenset[Verb]] = {
     Role.TRADER: frozenset({Verb.PING, Verb.KILL, Verb.ORDER, Verb.CANCEL, Verb.CANCEL_ALL}),
     # A risk manager de-risks (cancels) but does not trade.
     Role.RISK_MANAGER: frozenset({Verb.PING, Verb.KILL, Verb.REARM, Verb.CANCEL, Verb.CANCEL_ALL,
-                                  Verb.LIMIT}),
+                                  Verb.LIMIT, Verb.RECON}),
 }
 ROLE_MAY[Role.TRADER_RISK_MANAGER] = ROLE_MAY[Role.TRADER] | ROLE_MAY[Role.RISK_MANAGER]
 
@@ -247,6 +248,11 @@ def check_command(cmd: Command, sizes: "dict[int, int] | int") -> str | None:
         return "REARM needs a reason"
     if verb is Verb.KILL and cmd.arg0 not in (0, KillState.REDUCING, KillState.HALTED):
         return f"KILL state must be 1=reducing or 2=halted (0: halted), was {cmd.arg0:g}"
+    if verb is Verb.RECON:
+        if cmd.arg0 != int(cmd.arg0) or cmd.arg0 < 1 or cmd.arg1 not in (0, 1):
+            return "RECON needs a difference id (arg0 ≥ 1) and 0 accept / 1 correct (arg1)"
+        if not cmd.text.strip():
+            return "RECON needs a reason"
     if verb is Verb.LIMIT:
         if scope not in (Scope.GLOBAL, Scope.INSTRUMENT, Scope.STRATEGY, Scope.ACCOUNT,
                          Scope.VENUE):

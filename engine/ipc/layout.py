@@ -65,6 +65,7 @@ from engine.core.records import (  # the records every stage shares; the segment
     LIMIT_ROW,
     POSITION_ROW,
     VAR_ROW,
+    RECON_ROW,
     MAX_VENUES,
     VENUE_BOOKS_OK,
     VENUE_DOWN,
@@ -92,6 +93,7 @@ __all__ = [
     "POSITION_DTYPE",
     "LIMIT_DTYPE",
     "VAR_DTYPE",
+    "RECON_DTYPE",
     "BOOK_CROSSED",
     "BOOK_LOCKED",
     "EVENT_DTYPE",
@@ -191,6 +193,7 @@ class H:
     POSITION_CAP = 520  # position rows the POSITIONS block holds
     LIMIT_CAP = 528
     VAR_CAP = 536
+    RECON_CAP = 544
     N_VENUES = 1024
     VENUES = 1032  # MAX_VENUES × [name 8 B, NUL padded | state u64: VENUE_DOWN / VENUE_UP]
 
@@ -234,6 +237,7 @@ FEED_DTYPE = FEED_HEALTH  # engine.core.records: market data keeps its health in
 POSITION_DTYPE = POSITION_ROW  # engine.core.records: the portfolio's rows
 LIMIT_DTYPE = LIMIT_ROW
 VAR_DTYPE = VAR_ROW
+RECON_DTYPE = RECON_ROW
 
 # Event ring record: 128 bytes, two cache lines. ``text`` is UTF-8 for every kind but
 # ORDER, whose 104 bytes are an ORDER_EVENT_STRUCT.
@@ -312,12 +316,14 @@ class Layout:
     position_cap: int = 1024
     limit_cap: int = 2048
     var_cap: int = 64
+    recon_cap: int = 256
 
     def __post_init__(self) -> None:
         if not self.kill_rows:
             object.__setattr__(self, "kill_rows", self.n_instruments + 1)
         for name, hi in (("kill_rows", 1 << 16), ("position_cap", 1 << 20),
-                         ("limit_cap", 1 << 16), ("var_cap", 1 << 12)):
+                         ("limit_cap", 1 << 16), ("var_cap", 1 << 12),
+                         ("recon_cap", 1 << 12)):
             v = getattr(self, name)
             if not 0 < v <= hi:
                 raise ValueError(f"{name} must be 1..{hi}, was {v}")
@@ -368,8 +374,12 @@ class Layout:
         return _align(self.limits_off + SEQLOCK_PREFIX + self.limit_cap * LIMIT_DTYPE.itemsize)
 
     @property
-    def events_off(self) -> int:
+    def recon_off(self) -> int:
         return _align(self.var_off + SEQLOCK_PREFIX + self.var_cap * VAR_DTYPE.itemsize)
+
+    @property
+    def events_off(self) -> int:
+        return _align(self.recon_off + SEQLOCK_PREFIX + self.recon_cap * RECON_DTYPE.itemsize)
 
     @property
     def desks_off(self) -> int:

@@ -27,6 +27,7 @@ from engine.ipc.layout import (
     LIMIT_DTYPE,
     POSITION_DTYPE,
     VAR_DTYPE,
+    RECON_DTYPE,
     BOOK_DTYPE,
     LAYOUT_VERSION,
     MAGIC,
@@ -158,6 +159,7 @@ class EngineSegment:
         q[H.POSITION_CAP // 8] = lay.position_cap
         q[H.LIMIT_CAP // 8] = lay.limit_cap
         q[H.VAR_CAP // 8] = lay.var_cap
+        q[H.RECON_CAP // 8] = lay.recon_cap
         name = self.instance.encode()[: H.INSTANCE_LEN]
         buf[H.INSTANCE : H.INSTANCE + len(name)] = name
         if len(venues) > MAX_VENUES:
@@ -186,9 +188,12 @@ class EngineSegment:
         self.positions = SeqlockBlock(buf, lay.positions_off, POSITION_DTYPE, lay.position_cap)
         self.limits = SeqlockBlock(buf, lay.limits_off, LIMIT_DTYPE, lay.limit_cap)
         self.var = SeqlockBlock(buf, lay.var_off, VAR_DTYPE, lay.var_cap)
+        self.recon = SeqlockBlock(buf, lay.recon_off, RECON_DTYPE, lay.recon_cap)
         self._risk_scratch = {name: np.zeros(getattr(lay, cap), dtype=dt) for name, cap, dt in (
             ("positions", "position_cap", POSITION_DTYPE), ("limits", "limit_cap", LIMIT_DTYPE),
-            ("var", "var_cap", VAR_DTYPE))}
+            ("var", "var_cap", VAR_DTYPE), ("recon", "recon_cap", RECON_DTYPE))}
+        self._risk_empty = {name: np.zeros((), dtype=a.dtype)
+                            for name, a in self._risk_scratch.items()}
         self.events = EventRingWriter(buf, lay.events_off, lay.event_capacity)
         self.desks = DeskSlots(q, lay, log, self._scope_sizes)
         self._hb_count = 0
@@ -279,12 +284,12 @@ class EngineSegment:
         self.kill.write(rows)
 
     def publish_risk(self, name: str, rows: np.ndarray) -> int:
-        """Publish the ``positions``, ``limits`` or ``var`` table (the rest of the block
+        """Publish the ``positions``, ``limits``, ``var`` or ``recon`` table (the rest of the block
         emptied); return how many rows did not fit."""
         out = self._risk_scratch[name]
         n = min(len(rows), len(out))
         out[:n] = rows[:n]
-        out[n:] = 0
+        out[n:] = self._risk_empty[name]  # (a plain 0 would write b"0" into the text fields)
         getattr(self, name).write(out)
         return len(rows) - n
 
@@ -330,7 +335,7 @@ class EngineSegment:
             b.release()
         self.kill.release()
         self.feed.release()
-        for block in (self.positions, self.limits, self.var):
+        for block in (self.positions, self.limits, self.var, self.recon):
             block.release()
         self.desks.release()
         self.books = []

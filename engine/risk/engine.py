@@ -30,7 +30,8 @@ checked. The checks, in order (profile keys from ``engine.core.limits``):
   daily loss      daily_loss_limit against realized (net of fees) + unrealized P&L: once
                   breached only reducing orders pass
   self-match      the order would trade against our own resting order on the same venue:
-                  refused, or (self_match = "cancel_resting") the resting one is cancelled
+                  refused, or (self_match = "cancel_resting") the resting one is cancelled;
+                  "venue" leaves it to the venues' own self-trade prevention
 
 Post-trade, on every fill and at every mark (``step``): the portfolio (``Portfolio``) and the
 automatic trips — a hard limit breached (position past max_position, exposure past
@@ -292,6 +293,7 @@ class RiskEngine:
         self._var_result = None
         #: what a restart found the database and the venues disagree on (``Difference``)
         self.differences: list[Difference] = []
+        self.recon_changed = False  #: a difference was found or settled since the last publish
         self._in_doubt: dict[str, tuple[int, int]] = {}  # restored ClOrdID -> (i, cum qty)
         self._journal_recon: Callable | None = None  #: the audit of differences and settling
         self._var_published = None
@@ -613,7 +615,7 @@ class RiskEngine:
 
     def _check_self_match(self, o: _Order) -> str | None:
         mine = self._by_inst[o.i]
-        if not mine:
+        if not mine or self.limits.self_match == "venue":
             return None
         px = o.price
         hits = []
@@ -827,7 +829,8 @@ class RiskEngine:
         if changed:
             name = kill.names[row]
             level = ERROR if state > old else WARNING
-            text = f"{name} {KillState(state).name} ({user}: {reason})"
+            what = KillState(state).name if state > old else f"re-armed to {KillState(state).name}"
+            text = f"{name} {what} by {user}: {reason}"
             log.log(level, "kill switch %s", text)
             self._notify(level, text[:120], self._instrument_of(row), Notice.KILL)
             self._update_pauses()
@@ -844,10 +847,12 @@ class RiskEngine:
         if ex is None or not ex.clients:
             return 0
         scope, scope_id = self.kill.rows["scope"][row], self.kill.rows["scope_id"][row]
-        if state == HALTED and scope in (Scope.GLOBAL, Scope.INSTRUMENT, Scope.VENUE):
+        if state == HALTED and scope in (Scope.GLOBAL, Scope.INSTRUMENT):
             symbol = self.config.symbols[scope_id] if scope == Scope.INSTRUMENT else None
-            venue = self.config.venues[scope_id] if scope == Scope.VENUE else None
-            return ex.cancel_all(now_ns, venue, symbol, reason=f"{self.kill.names[row]} HALTED")
+            return ex.cancel_all(now_ns, None, symbol, reason=f"{self.kill.names[row]} HALTED")
+        if state == HALTED and scope == Scope.VENUE:  # what rests there; parents re-route
+            venue = self.config.venues[scope_id]
+            return ex.oms.cancel_all(now_ns, venue, None)
         n = 0
         p = self.portfolio
         seen_parents = set()
@@ -857,6 +862,7 @@ class RiskEngine:
                     seen_parents.add(pid)
                     if ex.cancel(pid, now_ns) is None:
                         n += 1
+        venue_scope = scope == Scope.VENUE
         for cl, t in list(self._orders.items()):
             if row not in t.rows or t.leaves <= 0:
                 continue
@@ -864,6 +870,10 @@ class RiskEngine:
                 q = p.qty[t.who.book][t.i]
                 if (q < 0 and t.side == 1) or (q > 0 and t.side == 2):
                     continue  # it reduces: it may stay
+            if venue_scope:  # only what rests there: a router parent re-routes the rest
+                if ex.oms.cancel(cl, now_ns) is None:
+                    n += 1
+                continue
             if t.parent is not None:
                 if t.parent in seen_parents:
                     continue
@@ -1062,6 +1072,7 @@ class RiskEngine:
     def _difference(self, kind: str, key: str, i: int, db: int, venue: int, text: str) -> None:
         d = Difference(len(self.differences) + 1, kind, key, i, db, venue, self.now, text=text)
         self.differences.append(d)
+        self.recon_changed = True
         log.error("DIFFERENCE %d: %s", d.id, text)
         self._notify(ERROR, f"DIFF {d.id}: {text}"[:120], i, Notice.ALERT)
         row = self._inst_row[i]
@@ -1088,6 +1099,7 @@ class RiskEngine:
                                  f"applied already; accept it")
             self._book_adjustment(d)
         d.state = 2 if correct else 1
+        self.recon_changed = True
         how = "corrected to the venue's figure" if correct else "accepted"
         d.settled = f"{how} by {user}: {reason}"
         log.warning("difference %d %s by %s: %s", d.id, how, user, reason)

@@ -51,6 +51,10 @@ fee_bps = 0.5
 name = "SIMB"
 kind = "sim"
 latency_us = 300
+
+[limits]
+price_collar_bps = 2000   # the script rests a bid 10 % under the market
+self_match = "venue"      # ... and later sells at market into a book it rests in
 """
 
 INTENTS = """time,symbol,side,qty,price,venue,tif

@@ -49,7 +49,7 @@ def test_a_locked_database_is_an_alert_and_nothing_is_lost(trading, data_dir):  
         assert con.execute("select count(*), sum(qty) from executions").fetchone() == (2, 80)
         assert con.execute("select status, cum_qty from orders where cl_ord_id = ?",
                            (resting,)).fetchone() == ("Cancelled", 40)
-        assert con.execute("select name, tripped from kill_events").fetchall() == [("AAA", 1)]
+        assert con.execute("select name, tripped from kill_events").fetchall() == [("instrument:AAA", 1)]
         verbs = [r[0] for r in con.execute("select verb from commands order by ts_ns")]
         assert verbs == ["ORDER", "ORDER", "KILL", "CANCEL_ALL"]
     finally:
