@@ -85,6 +85,8 @@ log = logging.getLogger("helmdesk.dropcopy")
 
 DEFAULT_GRACE_MS = 2000
 DEFAULT_SWEEP_MS = 100
+#: A drop copy not logged on this long after start (or a drop) is reported once to the desks.
+NOT_UP_WARN_NS = 10_000_000_000
 #: Notify(level, text, instrument index or -1), as ExecutionEngine's
 Notify = Callable[[int, str, int], None]
 _NEVER = 1 << 62
@@ -401,6 +403,8 @@ class DropCopyClient:
         self._copy_since: int | None = None
         self._order_since: int | None = None
         self._was_up = False  # logged on since the last drop (for the DOWN line)
+        self._down_since = 0  # when it was last seen not logged on (start, a drop)
+        self._told_down = False  # the desks were told it is not coming up
         self.counters = dict.fromkeys(
             ("logons", "reset_logons", "drops", "session_rejects", "errors"), 0)
 
@@ -443,6 +447,7 @@ class DropCopyClient:
         arrived. Never raises."""
         if not self._started:
             self._started = True
+            self._down_since = now_ns
             self.reconciler.since(now_ns)
         busy = False
         try:
@@ -465,6 +470,14 @@ class DropCopyClient:
             if self.reconciler.pending():
                 self.reconciler.sweep(now_ns, copy_since=self._copy_since,
                                       engine_since=self._order_since)
+            if (self._copy_since is None and not self._told_down
+                    and now_ns - self._down_since >= NOT_UP_WARN_NS):
+                self._told_down = True
+                why = getattr(self.link, "last_reason", "") or "no Logon"
+                log.warning("%s drop copy not logged on for %d s: %s", self.name,
+                            NOT_UP_WARN_NS // 1_000_000_000, why)
+                self._tell(logging.WARNING, f"{self.name} drop copy not logged on as "
+                                            f"{self.cfg.drop_copy_sender}: {why}"[:200])
         return busy
 
     def _on_events(self, events, now_ns: int) -> None:
@@ -484,6 +497,7 @@ class DropCopyClient:
                 self.counters["reset_logons"] += e.reset
                 self._copy_since = now_ns
                 self._was_up = True
+                self._told_down = False
                 if self._reset_first:  # later Logons resume: a reconnect resends what was lost
                     self._reset_first = False
                     self.session.config = dataclasses.replace(self.session.config,
@@ -494,6 +508,7 @@ class DropCopyClient:
             elif tp is Disconnect:
                 self.counters["drops"] += 1
                 self._copy_since = None
+                self._down_since = now_ns
                 if self._was_up:
                     self._was_up = False
                     log.warning("%s drop copy down: %s", self.name, e.reason)

@@ -309,3 +309,50 @@ def test_engine_and_another_counterparty_trade_and_the_drop_copy_agrees(
     finally:
         eng.close(time.time_ns())
         maker.close()
+
+
+def test_a_drop_copy_that_never_logs_on_is_reported_once(venue_factory):  # noqa: F811
+    venue = venue_factory().start()  # serves no drop copy: HELMDC is refused
+    cfg = VenueLinkConfig(name="SIMA", kind="fix", host="127.0.0.1", port=venue.port,
+                          sender="HELM", target="SIMA", market_data=False,
+                          symbols=("AAA",), drop_copy_sender="HELMDC")
+    notes = Notes()
+    eng = ExecutionEngine(ExecutionConfig(venues=(cfg,), instruments=(AAA,)),
+                          [FixVenueClient(cfg, MemoryStore())], ClOrdIds("HELM", 1),
+                          notify=notes)
+    dc = eng.drop_copies["SIMA"]
+    try:
+        drive(eng, lambda: eng.clients["SIMA"].up and dc.link.connects >= 1, "both connect")
+        start = time.time_ns()
+        # the desks are told once, NOT_UP_WARN_NS after start: poll on a clock ahead of time
+        for k in range(3):
+            eng.poll(start + (11 + k) * S)
+        told = [(lvl, t) for lvl, t, _ in notes.items if "not logged on" in t]
+        assert len(told) == 1 and told[0][0] == logging.WARNING, told
+        # the reason is the connection's last: the venue refuses HELMDC and closes
+        assert told[0][1].startswith("SIMA drop copy not logged on as HELMDC: "), told
+        assert not dc.up and dc.snapshot()["logons"] == 0
+    finally:
+        eng.close(time.time_ns())
+
+
+@pytest.mark.parametrize("extra, why", [
+    ('drop_copy_sender = "HELM"', "[[venues]][0].drop_copy_sender: 'HELM' is the order "
+                                  "session's sender too"),
+    ('drop_copy_sender = "bad id"', "[[venues]][0].drop_copy_sender: must be a CompID"),
+    ('drop_copy_sender = "HELMDC"\ndrop_copy_grace_ms = -1',
+     "[[venues]][0].drop_copy_grace_ms: must be between 0 and 3600000, was -1"),
+])
+def test_profile_drop_copy_sender_is_validated(tmp_path, extra, why):
+    import tomllib
+
+    from engine.core.profile import ProfileError, parse_profile
+
+    text = ('[[instruments]]\nsymbol = "AAA"\ntick = 0.01\nprice = 100.0\n'
+            '[[venues]]\nname = "SIMA"\nkind = "sim"\n')
+    with pytest.raises(ProfileError) as e:
+        parse_profile(tomllib.loads(text + extra), tmp_path / "e.toml")
+    assert why in str(e.value)
+    ok = parse_profile(tomllib.loads(text + 'drop_copy_sender = "HELMDC"'), tmp_path / "e.toml")
+    assert (ok.venues[0].drop_copy_sender, ok.venues[0].drop_copy_grace_ms) == ("HELMDC", 2000)
+    assert parse_profile(tomllib.loads(text), tmp_path / "e.toml").venues[0].drop_copy_sender == ""
