@@ -133,15 +133,24 @@ def bench_kill(n_orders: int, rounds: int) -> dict[str, float]:
 
     cpus = sorted(os.sched_getaffinity(0))
     venues = [VenueProcess(cpu=cpus[0]) for _ in range(3)]
-    names = ("BENCHV", "BENCHV", "BENCHV")
     extra = "".join(
-        f'[[venues]]\nname = "V{k}"\nhost = "127.0.0.1"\nport = {v.port}\nsender = "HELM{k}"\n'
-        f'target = "{names[k]}"\nreset_on_logon = true\nsymbols = ["AAPL"]\nmarket_data = false\n\n'
+        f'[[venues]]\nname = "V{k}"\nhost = "127.0.0.1"\nport = {v.port}\nsender = "HELM"\n'
+        f'target = "BENCHV"\nreset_on_logon = true\nsymbols = ["AAPL"]\nmarket_data = false\n\n'
         for k, v in enumerate(venues))
     extra += ("[limits]\nmax_orders_per_s = 1000000\nmax_messages_per_s = 1000000\n"
               "runaway_orders_per_s = 10000000\nmax_open_orders = 10000000\n"
+              "max_position = 100000000\nmax_gross_position = 100000000\n"
               "duplicate_window_ms = 0\nprice_collar_bps = 2000\n")
     acks, written = [], []
+
+    def working(c) -> int:
+        """Working buy quantity as the engine's risk table has it (desk total)."""
+        rows = c.read_risk("positions")
+        if rows is None:
+            return -1
+        tot = rows[(rows["book"] == b"desk") & (rows["instrument"] == -1)]
+        return int(tot[0]["working_buy"]) if len(tot) else 0
+
     try:
         with EngineProcess(f"benchrisk{os.getpid()}", idle="hybrid", extra=extra,
                            users='"*" = "trader,risk_manager"',
@@ -152,25 +161,26 @@ def bench_kill(n_orders: int, rounds: int) -> dict[str, float]:
                 aapl = symbols.index("AAPL")
                 wait_until(lambda: [v[1] for v in c.venues()] == [True] * 3, 20,
                            "the engine to log on to the 3 venues")
-                wait_until(lambda: c.request(Verb.ORDER, Scope.INSTRUMENT, aapl, arg0=1,
-                                             arg1=150.0, text=order_text("V0", "buy")).accepted,
-                           20, "a reference price for AAPL")
                 for r in range(rounds):
                     progress(f"round {r + 1}/{rounds}: {n_orders} orders")
                     for k in range(n_orders):
-                        ack = c.request(Verb.ORDER, Scope.INSTRUMENT, aapl, arg0=1,
-                                        arg1=round(150.0 + (k % 100) * 0.01, 2),
-                                        text=order_text(f"V{k % 3}", "buy"))
+                        ack = None
+                        for _ in range(200):  # the first: until the feed gives a reference
+                            ack = c.request(Verb.ORDER, Scope.INSTRUMENT, aapl, arg0=1,
+                                            arg1=round(155.0 + (k % 100) * 0.01, 2),
+                                            text=order_text(f"V{k % 3}", "buy"))
+                            if ack.accepted or "reference" not in ack.reason:
+                                break
+                            time.sleep(0.05)
                         if not ack.accepted:
                             raise RuntimeError(f"order refused: {ack.reason}")
-                    wait_until(lambda: c.status().orders_working >= n_orders, 30,
-                               f"{n_orders} orders working")
+                    wait_until(lambda: working(c) >= n_orders, 30, f"{n_orders} orders working")
                     t0 = time.perf_counter_ns()
                     ack = c.request(Verb.KILL, text="bench", timeout=10)
                     acks.append(time.perf_counter_ns() - t0)
                     if not ack.accepted:
                         raise RuntimeError(f"kill refused: {ack.reason}")
-                    wait_until(lambda: c.status().orders_working == 0, 30, "every order cancelled")
+                    wait_until(lambda: working(c) == 0, 30, "every order cancelled")
                     ack = c.request(Verb.REARM, text="bench round over",
                                     arg1=confirmation_code("global"))
                     if not ack.accepted:
