@@ -284,6 +284,7 @@ class Reconciler:
             if t > now_ns:
                 break
             due.append(eid)
+        raised = 0
         for eid in due:
             del unmatched[eid]
             if kind == MISSING_IN_ENGINE:
@@ -300,7 +301,8 @@ class Reconciler:
             text = (f"{self.venue} drop copy: execution {eid} of order {x.cl_ord_id} ({x}) is "
                     f"{where} after {self.grace_ns / 1e9:g} s")
             self._raise(Difference(kind, self.venue, x.symbol, eid, x.cl_ord_id, text, now_ns))
-        return len(due)
+            raised += 1
+        return raised
 
     # -- INSPECTION ------------------------------------------------------------------------------
     def positions(self) -> dict[str, int]:
