@@ -422,6 +422,9 @@ class LiveNode:
              for k in r.kills.values()})
         working = sorted(r.working.values(), key=lambda o: o.cl_ord_id)
         self.kernel.now = self.clock.wall_ns()
+        risk = self.kernel.risk
+        risk.restore_positions({s: (p.qty, p.avg_px, p.realized) for s, p in r.positions.items()})
+        risk.expect_reconcile(working)  # the venues' answers are checked against the database
         self.kernel.execution.restore(working)
         pos = ", ".join(f"{s} {p.qty:+d}" for s, p in sorted(r.positions.items()) if p.qty) or "flat"
         log.info("restored from %s: %d working orders (of %d), positions: %s%s",

@@ -1041,6 +1041,21 @@ class RiskEngine:
         return "risk:flatten", ""
 
     # -- restart: what the database and the venues say ---------------------------------------
+    def restore_positions(self, positions: dict[str, tuple[int, float, float]]) -> None:
+        """The desk's positions as the database has them (symbol -> qty, avg px, realized),
+        booked to the desk and its default account. (Which strategy or account each fill was
+        for is not in the database: strategy and account books restart flat.)"""
+        p = self.portfolio
+        acct = p.account_book(self.table.ids[Scope.ACCOUNT][self.config.account])
+        for sym, (qty, avg, realized) in positions.items():
+            i = self.index.get(sym)
+            if i is None:
+                if qty:
+                    log.error("the database holds %+d %s, an instrument this engine does not "
+                              "trade: not in its books", qty, sym)
+                continue
+            for b in (0, acct):
+                p.restore(b, i, qty, avg, realized)
     def expect_reconcile(self, orders) -> None:
         """Orders restored from the database: as each venue answers for them, a difference in
         their fills is a difference to settle (``differences``)."""
