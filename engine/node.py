@@ -423,6 +423,7 @@ class LiveNode:
         working = sorted(r.working.values(), key=lambda o: o.cl_ord_id)
         self.kernel.now = self.clock.wall_ns()
         risk = self.kernel.risk
+        risk.restore_limits(r.limit_changes)
         risk.restore_positions({s: (p.qty, p.avg_px, p.realized) for s, p in r.positions.items()})
         risk.expect_reconcile(working)  # the venues' answers are checked against the database
         self.kernel.execution.restore(working)

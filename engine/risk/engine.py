@@ -1041,6 +1041,27 @@ class RiskEngine:
         return "risk:flatten", ""
 
     # -- restart: what the database and the venues say ---------------------------------------
+    def restore_limits(self, changes) -> list[str]:
+        """Limit edits from the database (ts_ns, scope, key, value, user, reason), oldest first:
+        those made since the profile file last changed stand again (an edited profile wins
+        over what was set before it). Returns what was applied, for the log."""
+        applied = []
+        for ts, scope, key, value, user, reason in changes:
+            if ts < self.config.profile_mtime_ns:
+                continue
+            kind, _, name = scope.partition(":")
+            kind = "desk" if scope in ("desk", "default", "global") else kind
+            try:
+                self.set_limit(kind, name, key, float(value))
+            except ValueError as e:
+                log.error("limit edit %s %s = %s by %s not restored: %s", scope, key, value,
+                          user, e)
+                continue
+            applied.append(f"{key} for {scope} = {value} ({user}: {reason})")
+        if applied:
+            log.warning("limits restored from the database: %s", "; ".join(applied))
+        return applied
+
     def restore_positions(self, positions: dict[str, tuple[int, float, float]]) -> None:
         """The desk's positions as the database has them (symbol -> qty, avg px, realized),
         booked to the desk and its default account. (Which strategy or account each fill was

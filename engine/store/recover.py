@@ -6,6 +6,7 @@ before trading starts. What comes back:
 - every order as an ``engine.execution.orders.Order`` (``orders``) and the working ones
   (``working``: not in a terminal state), each carrying the ExecIDs of its executions, so a
   venue replaying a fill after the restart is still recognised as a duplicate;
+- every limit edit (``limit_changes``), oldest first;
 - positions by symbol, the last event of every kill switch (by the name the engine gave it in
   ``kills``, by its scope name, "strategy:pairs", in ``kill_scopes``), and per FIX session its
   next sequence numbers and the messages it sent (for resend requests).
@@ -93,6 +94,8 @@ class Recovered:
     kill_scopes: dict[str, KillEvent] = field(default_factory=dict)  # the same by scope name
     fix_sessions: dict[str, FixSessionState] = field(default_factory=dict)
     repaired: list[str] = field(default_factory=list)
+    #: every limit edit, oldest first: (ts_ns, scope, key, new value as text, user, reason)
+    limit_changes: list[tuple[int, str, str, str, str, str]] = field(default_factory=list)
 
     def fix_session(self, session: str) -> FixSessionState:
         """The stored state of ``session`` (a fresh one if it was never stored)."""
@@ -137,6 +140,8 @@ def _load(conn) -> Recovered:
                        k.state, k.scope_name)
         out.kills[k.name] = ev
         out.kill_scopes[k.scope_name] = ev
+    for c in conn.execute(select(m.limit_changes).order_by(m.limit_changes.c.ts_ns)):
+        out.limit_changes.append((c.ts_ns, c.scope, c.key, c.new_value, c.user, c.reason))
     for s in conn.execute(select(m.fix_sessions)):
         out.fix_sessions[s.session_id] = FixSessionState(s.next_sender_seq, s.next_target_seq)
     for msg in conn.execute(select(m.fix_messages).order_by(m.fix_messages.c.session_id,

@@ -263,3 +263,17 @@ def test_a_position_difference_is_corrected_to_the_venues_figure():
     r.settle(diff.id, True, "rita", "venue is right", d.t)
     assert d.position("AAA") == 12
     assert r.kill.state(Scope.INSTRUMENT, 0) == A
+
+
+def test_limit_edits_made_since_the_profile_changed_are_restored():
+    d = Desk({"max_order_qty": 100})
+    r = d.risk
+    r.config = replace(r.config, profile_mtime_ns=1000)
+    applied = r.restore_limits([
+        (500, "instrument:AAA", "max_order_qty", "5", "rita", "before the profile was edited"),
+        (1500, "desk", "max_order_qty", "50", "rita", "after"),
+        (1600, "instrument:BBB", "max_order_qty", "0.5", "rita", "a bad value"),
+    ])
+    assert applied == ["max_order_qty for desk = 50 (rita: after)"]
+    assert isinstance(d.order("AAA", "buy", 51, 99.0), str)
+    assert not isinstance(d.order("AAA", "buy", 50, 99.0), str)
