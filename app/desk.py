@@ -81,6 +81,7 @@ class DeskWindow(QMainWindow):
         self._kill_rows = None
 
         self.setCentralWidget(self.chart)
+        self.chart.setMinimumWidth(300)  # docks do not squeeze the chart to nothing
         self.ladder_dock = self._dock("Ladder", self.ladder, Qt.LeftDockWidgetArea)
         self.kill_dock = self._dock("Kill switches", self.killpanel, Qt.RightDockWidgetArea)
         self.events_dock = self._dock("Events", self.eventlog, Qt.BottomDockWidgetArea)
@@ -89,6 +90,7 @@ class DeskWindow(QMainWindow):
         self.tabifyDockWidget(self.events_dock, self.blotter_dock)
         self.tabifyDockWidget(self.blotter_dock, self.positions_dock)
         self.blotter_dock.raise_()
+        self.kill_dock.setMinimumWidth(460)  # the scope table's buttons beside each state
         self.risk_dock = self._dock("Risk", self.risk, Qt.RightDockWidgetArea)
         self.limits_dock = self._dock("Limits", self.limits, Qt.RightDockWidgetArea)
         self.tabifyDockWidget(self.risk_dock, self.limits_dock)
@@ -150,6 +152,17 @@ class DeskWindow(QMainWindow):
         d.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable)
         self.addDockWidget(area, d)
         return d
+
+    def _first_layout(self) -> None:
+        """Room for the kill switches and the gauges; the chart and the log give way."""
+        self.resizeDocks([self.kill_dock, self.risk_dock], [440, 360], Qt.Vertical)
+        self.resizeDocks([self.blotter_dock], [170], Qt.Vertical)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not getattr(self, "_laid_out", False):
+            self._laid_out = True
+            QTimer.singleShot(0, self._first_layout)
 
     def start(self) -> None:
         self.link.start()
