@@ -101,22 +101,12 @@ def _orders(args: argparse.Namespace, instance: str) -> int:
     from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
 
-    from engine.core.paths import data_dir
-    from engine.core.profile import DEFAULT_DATABASE_URL, ProfileError, load_profile
     from engine.store import models as m
 
-    try:
-        if args.profile:
-            url = load_profile(args.profile).database(str(data_dir()))
-        else:
-            url = DEFAULT_DATABASE_URL.format(data_dir=data_dir(), instance=instance)
-    except ProfileError as e:
-        _err(str(e))
-        return 2
+    url, rc = _db_url(args, instance)
+    if url is None:
+        return rc
     safe = m.safe_url(url)
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
-        _err(f"no database for engine {instance!r} at {safe} (give --profile for another)")
-        return 3
     try:
         db = m.open_db(url, create=False)
         with db.connect() as conn:
@@ -146,7 +136,7 @@ def _orders(args: argparse.Namespace, instance: str) -> int:
     return 0
 
 
-def _audit_url(args: argparse.Namespace, instance: str) -> tuple[str | None, int]:
+def _db_url(args: argparse.Namespace, instance: str) -> tuple[str | None, int]:
     """The engine's database URL (its profile's [database], or the instance's SQLite file), or
     None and the exit code, said, when there is none to read."""
     from engine.core.paths import data_dir
@@ -199,7 +189,7 @@ def _audit(args: argparse.Namespace, instance: str) -> int:
     except ValueError as e:
         _err(str(e))
         return 2
-    url, rc = _audit_url(args, instance)
+    url, rc = _db_url(args, instance)
     if url is None:
         return rc
     last = args.last if args.last is not None else (None if since is not None else 100)
