@@ -42,6 +42,7 @@ from widgets import (
     LimitEditor,
     PositionsTable,
     PriceChart,
+    ReconTable,
     RiskPanel,
 )
 
@@ -77,8 +78,10 @@ class DeskWindow(QMainWindow):
         self.counters.setObjectName("counters")
         self.risk = RiskPanel()
         self.limits = LimitEditor()
+        self.recon = ReconTable()
         self.positions = PositionsTable(())  # rebuilt with the engine's instruments on attach
         self._kill_rows = None
+        self._recon_shown = False
 
         self.setCentralWidget(self.chart)
         self.chart.setMinimumWidth(300)  # docks do not squeeze the chart to nothing
@@ -93,7 +96,9 @@ class DeskWindow(QMainWindow):
         self.kill_dock.setMinimumWidth(460)  # the scope table's buttons beside each state
         self.risk_dock = self._dock("Risk", self.risk, Qt.RightDockWidgetArea)
         self.limits_dock = self._dock("Limits", self.limits, Qt.RightDockWidgetArea)
+        self.recon_dock = self._dock("Reconciliation", self.recon, Qt.RightDockWidgetArea)
         self.tabifyDockWidget(self.risk_dock, self.limits_dock)
+        self.tabifyDockWidget(self.limits_dock, self.recon_dock)
         self.risk_dock.raise_()
 
         tb = QToolBar("Instrument")
@@ -130,6 +135,8 @@ class DeskWindow(QMainWindow):
         self.killpanel.rearm_scope_requested.connect(
             lambda scope, sid, name, reason, typed: self._spawn(
                 self.rearm(scope, sid, name, reason, typed)))
+        self.recon.settle_requested.connect(
+            lambda i, correct, reason: self._spawn(self.settle(i, correct, reason)))
         self.limits.limit_change_requested.connect(
             lambda scope, key, value, reason: self._spawn(
                 self.set_limit(scope, key, value, reason)))
@@ -252,7 +259,13 @@ class DeskWindow(QMainWindow):
         c = self.link.client
         if c is None:
             return
-        positions, limits, var = (c.read_risk(n) for n in ("positions", "limits", "var"))
+        positions, limits, var, recon = (c.read_risk(n)
+                                         for n in ("positions", "limits", "var", "recon"))
+        if recon is not None:
+            self.recon.set_rows(recon)
+            if len(recon) and (recon["state"] == 0).any() and not self._recon_shown:
+                self._recon_shown = True  # a restart found differences: show them once
+                self.recon_dock.raise_()
         if positions is not None:
             self.positions.update(positions)
         if limits is not None:
@@ -295,6 +308,7 @@ class DeskWindow(QMainWindow):
         self.killpanel.set_can_rearm(role.manages_risk)
         self.killpanel.set_role(_role_name(role))
         self.limits.set_role(_role_name(role))
+        self.recon.set_role(_role_name(role))
         self.blotter.set_permissions(trade=role.trades, cancel=role is not Role.VIEWER)
 
     def _on_refused(self, msg: str) -> None:
@@ -386,6 +400,12 @@ class DeskWindow(QMainWindow):
             return
         self.limits.set_result(scope, key, ack.accepted, ack.reason)
         self.link.poll()
+
+    async def settle(self, diff_id: int, correct: bool, reason: str) -> None:
+        """A risk manager settles a difference a restart found."""
+        how = "Correct" if correct else "Accept"
+        await self._order_command(f"{how} difference {diff_id}", Verb.RECON, text=reason,
+                                  arg0=float(diff_id), arg1=1.0 if correct else 0.0)
 
     def _scope_of(self, name: str) -> tuple[int, int] | None:
         """(scope, scope_id) of a scope's name ("desk" is the global scope)."""

@@ -220,6 +220,9 @@ class Engine:
         return stop_process(self.proc, grace=20)
 
 
+REFUSED: dict[str, int] = {}  #: why orders were refused (the engine's reasons, first words)
+
+
 def _send_orders(c, aapl_msft: list[int], stop: threading.Event, rng: random.Random) -> int:
     """Market orders, both sides, until ``stop`` or the engine is gone; how many accepted."""
     from engine.ipc import IpcError, Scope, Verb
@@ -235,6 +238,9 @@ def _send_orders(c, aapl_msft: list[int], stop: threading.Event, rng: random.Ran
         except IpcError:
             return n
         n += ack.accepted
+        if not ack.accepted:
+            why = " ".join(ack.reason.split()[:6])
+            REFUSED[why] = REFUSED.get(why, 0) + 1
         time.sleep(rng.uniform(0.0, 0.02))
     return n
 
@@ -377,6 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     print(t.render())
     if mismatch:
         print(f"position mismatches: {', '.join(mismatch)}")
+    if REFUSED:
+        print("orders refused: " + "; ".join(f"{n} × {why}" for why, n in
+                                              sorted(REFUSED.items(), key=lambda x: -x[1])))
     emit_json(f)
     tmp.cleanup()
     return 0

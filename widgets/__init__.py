@@ -9,6 +9,7 @@ from widgets.ladder import LadderModel, LadderView, LadderWidget
 from widgets.limits import LimitEditor, LimitsModel
 from widgets.positions import PositionsModel, PositionsTable
 from widgets.pricechart import PriceChart
+from widgets.recon import ReconTable
 from widgets.risk import Gauge, RiskPanel, VarModel
 from widgets.status import ConnectionStatus
 
@@ -28,6 +29,7 @@ __all__ = [
     "PositionsModel",
     "PositionsTable",
     "PriceChart",
+    "ReconTable",
     "RiskPanel",
     "VarModel",
 ]

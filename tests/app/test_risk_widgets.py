@@ -635,3 +635,31 @@ def test_render_limit_editor(desk_theme, editor, qtbot):
     e.set_result("instrument:ESZ6", "max_position", True, "max_position now 50")
     e.resize(640, 300)
     save_png(e, "limit_editor.png")
+
+
+def test_recon_table_shows_differences_open_first_and_settles_with_a_reason(qtbot, monkeypatch):
+    from engine.core.records import RECON_ROW
+    from widgets import ReconTable
+
+    w = ReconTable()
+    qtbot.addWidget(w)
+    rows = np.zeros(2, dtype=RECON_ROW)
+    rows[0] = (1, 1, 0, 0, 0, 0, 4, 7, 5, b"T-1-9", b"accepted by rita: venue blotter")
+    rows[1] = (2, 0, 1, 0, 0, 0, 10, 12, 6, b"AAPL", b"position AAPL: engine +10, venue +12")
+    w.set_rows(rows)
+    assert w.table.item(0, 0).text() == "2" and w.table.item(0, 1).text() == "OPEN"
+    assert w.row_texts(1)[1:3] == ("accepted", "order")
+    assert w.row_texts(2)[4:6] == ("+10", "+12")
+    assert w.summary.text().startswith("1 difference to settle")
+    w.table.selectRow(0)
+    assert not w.accept_button.isEnabled()  # a viewer or trader does not settle
+    assert "only a risk manager" in w.accept_button.toolTip()
+    w.set_role("risk_manager")
+    assert w.accept_button.isEnabled() and w.correct_button.isEnabled()
+    monkeypatch.setattr("widgets.recon.QInputDialog.getText",
+                        lambda *a, **k: ("the venue is right", True))
+    with qtbot.waitSignal(w.settle_requested) as sig:
+        w.correct_button.click()
+    assert sig.args == [2, True, "the venue is right"]
+    w.table.selectRow(1)  # a settled one: nothing to do
+    assert not w.accept_button.isEnabled()
