@@ -53,6 +53,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 N_INSTRUMENTS, N_STRATEGIES = 500, 50
+ALL_CPUS = sorted(os.sched_getaffinity(0))  #: before main() pins this process to the first
 
 
 def _symbols(n: int) -> dict[str, tuple[float, float]]:
@@ -131,8 +132,7 @@ def bench_kill(n_orders: int, rounds: int) -> dict[str, float]:
     from engine.ipc import EngineClient, Scope, Verb
     from engine.ipc.commands import confirmation_code, order_text
 
-    cpus = sorted(os.sched_getaffinity(0))
-    venues = [VenueProcess(cpu=cpus[0]) for _ in range(3)]
+    venues = [VenueProcess(cpu=ALL_CPUS[0]) for _ in range(3)]
     extra = "".join(
         f'[[venues]]\nname = "V{k}"\nhost = "127.0.0.1"\nport = {v.port}\nsender = "HELM"\n'
         f'target = "BENCHV"\nreset_on_logon = true\nsymbols = ["AAPL"]\nmarket_data = false\n\n'
@@ -154,7 +154,7 @@ def bench_kill(n_orders: int, rounds: int) -> dict[str, float]:
     try:
         with EngineProcess(f"benchrisk{os.getpid()}", idle="hybrid", extra=extra,
                            users='"*" = "trader,risk_manager"',
-                           cores=[max(os.sched_getaffinity(0))]) as eng:
+                           cores=[ALL_CPUS[-1]]) as eng:
             os.environ["HELMDESK_DATA_DIR"] = str(eng.data_dir)
             with EngineClient(eng.instance) as c:
                 symbols = [i.symbol for i in c.instruments]
