@@ -364,7 +364,7 @@ def bench_kill_to_cancels(quick: bool, f: dict) -> None:
     every order Cancelled on the event ring (the venue's reports back through the engine)."""
     from bench._common import EngineProcess
     from engine.ipc import EngineClient, Scope, Verb
-    from engine.ipc.commands import order_text
+    from engine.ipc.commands import confirmation_code, order_text
     from engine.ipc.events import decode_order
 
     rounds, n_orders = (5, 10) if quick else (30, 10)
@@ -374,14 +374,13 @@ def bench_kill_to_cancels(quick: bool, f: dict) -> None:
     extra = ('[[venues]]\nname = "BENCHV"\nhost = "127.0.0.1"\n'
              f'port = {venue.port}\nsender = "HELM"\ntarget = "BENCHV"\n'
              'reset_on_logon = true\nsymbols = ["AAPL"]\n')
-    users = 'benchtrader = "trader"\n"*" = "risk_manager"'
+    users = '"*" = "trader,risk_manager"'  # the OS user's role: one person trades and kills
     acks, done, written = [], [], []
     try:
         with EngineProcess(f"benchkill{os.getpid()}", idle="hybrid", users=users, extra=extra,
                            cores=[max(os.sched_getaffinity(0))]) as eng:
             os.environ["HELMDESK_DATA_DIR"] = str(eng.data_dir)
-            with EngineClient(eng.instance, user="benchtrader") as c, \
-                    EngineClient(eng.instance, user="benchrisk") as r:
+            with EngineClient(eng.instance) as c, EngineClient(eng.instance) as r:
                 symbols = [i.symbol for i in c.instruments]
                 aapl = symbols.index("AAPL")
                 deadline = time.monotonic() + 15
@@ -420,7 +419,8 @@ def bench_kill_to_cancels(quick: bool, f: dict) -> None:
                         raise RuntimeError(f"unexpected kill ack: {ack.reason}")
                     wait(ids, "Cancelled")
                     done.append(time.perf_counter_ns() - t0)
-                    r.request(Verb.REARM, text="bench round over")
+                    r.request(Verb.REARM, text="bench round over",
+                              arg1=confirmation_code("global"))
             # the engine's own figure: command read → the last OrderCancelRequest written
             log_path = eng.data_dir / "logs" / f"engine-{eng.instance}.log"
             deadline = time.monotonic() + 5

@@ -45,6 +45,7 @@ from bench._common import (
     wait_until,
 )
 from engine.ipc import EngineClient, EngineStarting, NoEngine, Verb
+from engine.ipc.commands import confirmation_code
 from engine.ipc.layout import (
     BOOK_DTYPE,
     EVENT_DTYPE,
@@ -386,9 +387,12 @@ def kill_rtts(client: EngineClient, n: int) -> tuple[list[int], int]:
     """
     clock = time.perf_counter_ns
 
+    rearm_code = confirmation_code("global")
+
     def round_trip(verb: Verb) -> tuple[int, bool]:
         t0 = clock()
-        cmd_id = client.send(verb, text="bench")
+        cmd_id = client.send(verb, text="bench",
+                             arg1=rearm_code if verb is Verb.REARM else 0.0)
         while (ack := client.poll_ack()) is None:
             if clock() - t0 > 2_000_000_000:
                 raise RuntimeError("no ack within 2 s: is the engine alive?")
