@@ -11,7 +11,14 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from engine.ipc import AttachRefused, CommandTimeout, EngineClient, IpcError, Scope, Verb
+from engine.ipc import (
+    AttachRefused,
+    CommandTimeout,
+    EngineClient,
+    IpcError,
+    Scope,
+    Verb,
+)
 from engine.ipc.commands import confirmation_code, order_text
 from engine.ipc.events import decode_order, event_text
 

@@ -10,7 +10,6 @@ import time
 from datetime import datetime
 
 import numpy as np
-
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QApplication,
@@ -18,9 +17,9 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
     QMainWindow,
+    QSizePolicy,
     QToolBar,
     QWidget,
-    QSizePolicy,
 )
 
 from app.link import EngineLink, Health
@@ -31,7 +30,7 @@ from engine.core.ticks import tick_decimals
 from engine.ipc import IpcError, Scope, Verb
 from engine.ipc.commands import confirmation_code, order_text
 from engine.ipc.events import decode_order, event_text
-from engine.ipc.layout import BOOK_CROSSED, BOOK_LOCKED, H, EventKind
+from engine.ipc.layout import BOOK_CROSSED, BOOK_LOCKED, EventKind, H
 from widgets import (
     BlotterWidget,
     ConnectionStatus,

@@ -301,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     orders = 0
     restart_s = []
     done = 0
+    killed_at = 0.0
     try:
         wait_until(lambda: witness.up, 20, "the witness drop copy to log on")
         eng.start()

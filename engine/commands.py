@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 
 from engine.core.intents import ROUTER, SIDE_NAMES, OrderIntent
 from engine.core.profile import Profile

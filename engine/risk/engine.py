@@ -57,10 +57,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.book.books import BBO_NOT_OK
 from engine.core.intents import ROUTER, OrderIntent
 from engine.core.limits import LIMIT_KEYS, LimitsConfig
 from engine.core.profile import Profile
-from engine.book.books import BBO_NOT_OK
 from engine.core.records import LIMIT_ROW, RECON_ROW, VAR_ROW, KillState, Notice, Scope
 from engine.execution.orders import OrdStatus
 from engine.risk.killswitch import KillStateFile, KillSwitches
