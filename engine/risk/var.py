@@ -108,6 +108,7 @@ from typing import Any, Self
 
 import numpy as np
 
+from engine.core.cpus import off_engine_cpus
 from engine.core.profile import ProfileError
 
 __all__ = [
@@ -631,7 +632,7 @@ class VarService:
                                           pass_fds=(self._fd, stop_r), close_fds=True)
         finally:
             os.close(stop_r)
-        _off_engine_cpus(self._proc.pid)
+        off_engine_cpus(self._proc.pid)
 
     # -- the hot thread --------------------------------------------------------------------------
     @property
@@ -771,17 +772,6 @@ class VarService:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _off_engine_cpus(pid: int) -> None:
-    """Keep the helper off the CPUs the engine is pinned to (it inherited them); an engine
-    that is not pinned leaves it where it is."""
-    try:
-        rest = set(range(os.cpu_count() or 1)) - os.sched_getaffinity(0)
-        if rest:
-            os.sched_setaffinity(pid, rest)
-    except OSError:  # CPUs outside our cpuset, or the helper already gone
-        pass
 
 
 # -- the helper process ----------------------------------------------------------------------------

@@ -48,6 +48,7 @@ import time
 from pathlib import Path
 from typing import Self
 
+from engine.core.cpus import off_engine_cpus
 from engine.execution.orders import Order, OrdStatus
 from engine.ipc.layout import RING_CONTROL
 from engine.ipc.rings import SpscRing
@@ -693,22 +694,8 @@ def _spawn(instance: str, url: str, batch: int) -> subprocess.Popen:
          "--batch", str(batch)],
         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, close_fds=True,
     )
-    _off_engine_cores(proc.pid)
+    off_engine_cpus(proc.pid)
     return proc
-
-
-def _off_engine_cores(pid: int) -> None:
-    """Keep the writer off the CPUs the engine is pinned to (it inherited them).
-
-    An engine that is not pinned (every CPU allowed) leaves the writer where it is.
-    """
-    try:
-        engine_cpus = os.sched_getaffinity(0)
-        rest = set(range(os.cpu_count() or 1)) - engine_cpus
-        if rest:
-            os.sched_setaffinity(pid, rest)
-    except OSError:  # CPUs outside our cpuset, or the writer already gone: leave it
-        pass
 
 
 def _failure_text(buf: memoryview) -> str:
