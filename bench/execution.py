@@ -272,6 +272,7 @@ def rtt_node(port: int, n: int, tmp: Path, idle: str = "hybrid", warm: int = 100
             self.cl = ""
             self.t0 = 0
             self.phase = 0
+            self.k = 0
             self.stop = lambda: None
 
         def next_timer_ns(self) -> int:
@@ -280,7 +281,9 @@ def rtt_node(port: int, n: int, tmp: Path, idle: str = "hybrid", warm: int = 100
         def on_timer(self, ctx, now_ns: int) -> None:
             self.due = NEVER
             self.t0 = clock()
-            r = ctx.submit(OrderIntent(symbol="AAPL", side=BUY, qty=100, price=100.0,
+            self.k += 1  # a new price each time: the same order again within 50 ms is a duplicate
+            r = ctx.submit(OrderIntent(symbol="AAPL", side=BUY, qty=100,
+                                       price=round(185.0 + self.k % 500 * 0.01, 2),
                                        venue="BENCHV", source="bench"), now_ns)
             if isinstance(r, str):  # not logged on yet
                 self.due = now_ns + 1_000_000
@@ -313,6 +316,10 @@ def rtt_node(port: int, n: int, tmp: Path, idle: str = "hybrid", warm: int = 100
                     "target": "BENCHV", "heartbeat_s": 30, "reset_on_logon": True,
                     "market_data": False}],
         "users": {"*": "trader"},
+        # the path is measured, not the throttles: a round trip every ~200 µs is 5,000 orders
+        # a second, past the default rates (the price collar and the rest still check each one)
+        "limits": {"max_orders_per_s": 1_000_000, "max_messages_per_s": 1_000_000,
+                   "runaway_orders_per_s": 10_000_000},
     }, tmp / "bench-node.toml")
     bench = RoundTrips()
     node = LiveNode(profile, strategies=[bench], persist=persist)
@@ -373,7 +380,10 @@ def bench_kill_to_cancels(quick: bool, f: dict) -> None:
     venue = VenueProcess(cpu=cpus[0])
     extra = ('[[venues]]\nname = "BENCHV"\nhost = "127.0.0.1"\n'
              f'port = {venue.port}\nsender = "HELM"\ntarget = "BENCHV"\n'
-             'reset_on_logon = true\nsymbols = ["AAPL"]\n')
+             'reset_on_logon = true\nsymbols = ["AAPL"]\n'
+             # each round sends the same ten orders again: not duplicates, not a runaway
+             '[limits]\nduplicate_window_ms = 0\nmax_orders_per_s = 100000\n'
+             'max_messages_per_s = 100000\n')
     users = '"*" = "trader,risk_manager"'  # the OS user's role: one person trades and kills
     acks, done, written = [], [], []
     try:
@@ -407,7 +417,7 @@ def bench_kill_to_cancels(quick: bool, f: dict) -> None:
                     ids = []
                     for k in range(n_orders):
                         ack = c.request(Verb.ORDER, Scope.INSTRUMENT, aapl, arg0=100,
-                                        arg1=100.0 + k * 0.01, text=order_text("BENCHV", "buy"))
+                                        arg1=185.0 + k * 0.01, text=order_text("BENCHV", "buy"))
                         if not ack.accepted:
                             raise RuntimeError(f"order refused: {ack.reason}")
                         ids.append(ack.reason.split()[1])
