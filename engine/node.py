@@ -112,7 +112,7 @@ class StoreJournal(Journal):
         store = self.store
         if u.last_qty and u.exec_id:
             self.fill_seq = store.put_execution(u.exec_id, o.venue, o.cl_ord_id, o.symbol,
-                                                o.side, u.last_qty, u.last_px, ts_ns)
+                                                o.side, u.last_qty, u.last_px, ts_ns, u.fee)
         store.put_order_state(o, ts_ns)
 
     def command(self, cmd, ack) -> None:

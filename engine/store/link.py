@@ -242,8 +242,9 @@ class StoreLink:
                               updated_ns)
 
     def put_execution(self, exec_id: str, venue: str, cl_ord_id: str, symbol: str, side: int,
-                      qty: int, price: float, ts_ns: int) -> int:
-        """A fill: written once per (ExecID, venue); the writer moves the position with it."""
+                      qty: int, price: float, ts_ns: int, fee: float = 0.0) -> int:
+        """A fill: written once per (ExecID, venue); the writer moves the position with it
+        (``fee``: what the venue charged, deducted from the realized P&L)."""
         e = exec_id.encode()
         v = venue.encode()
         c = cl_ord_id.encode()
@@ -252,16 +253,17 @@ class StoreLink:
             self._too_long(venue=venue, cl_ord_id=cl_ord_id, symbol=symbol)
             if len(e) > 48:  # a venue's ExecID of any length: carried as the tail
                 return self._put_tailed(_K_EXEC, EXECUTION, e, b"", v, c, s, side, qty, price,
-                                        ts_ns)
+                                        ts_ns, fee)
         seq = self._seq + 1
         self._seq = seq
         tail = self._tail
         if tail < self._limit:
             EXECUTION.pack_into(self._buf, self._slots_off + (tail & self._mask) * SLOT, seq,
-                                _K_EXEC, 1, 0, e, v, c, s, side, qty, price, ts_ns)
+                                _K_EXEC, 1, 0, e, v, c, s, side, qty, price, ts_ns, fee)
             self._tail = self._ctl[_TAIL] = tail + 1
         else:
-            self._slow(1, EXECUTION.pack(seq, _K_EXEC, 1, 0, e, v, c, s, side, qty, price, ts_ns))
+            self._slow(1, EXECUTION.pack(seq, _K_EXEC, 1, 0, e, v, c, s, side, qty, price, ts_ns,
+                                         fee))
         return seq
 
     def put_command(self, cmd_id: int, user: str, workstation: str, role: int, verb: int,

@@ -97,6 +97,7 @@ executions = Table(
     Column("qty", BigInteger, nullable=False),
     Column("price", Float, nullable=False),
     Column("ts_ns", BigInteger, nullable=False),
+    Column("fee", Float, nullable=False, server_default="0"),  # the venue's Commission(12)
 )
 Index("ix_executions_cl_ord_id", executions.c.cl_ord_id)
 Index("ix_executions_ts_ns", executions.c.ts_ns)  # the audit trail reads by time

@@ -88,7 +88,7 @@ __all__ = [
 ]
 
 STORE_MAGIC = int.from_bytes(b"HELMSTOR", "little")
-STORE_VERSION = 3  # 3: KILL carries state and scope name; LIMIT records
+STORE_VERSION = 4  # 3: KILL carries state and scope name; LIMIT records; 4: EXECUTION fee
 HEADER_SIZE = 4096
 RING_OFF = HEADER_SIZE
 SLOT = 256
@@ -162,7 +162,7 @@ HDR = struct.Struct("<QHHI")  # seq, kind, nslots, length
 # | qty price cum_qty leaves_qty avg_px created_ns updated_ns
 ORDER = struct.Struct("<QHHI32s16s16s8s48s32sBBxxxxxxqdqqdqq")  # a UUID OrderID fits
 # | exec_id venue cl_ord_id symbol | side | qty price ts_ns
-EXECUTION = struct.Struct("<QHHI48s16s32s16sBxxxxxxxqdq")
+EXECUTION = struct.Struct("<QHHI48s16s32s16sBxxxxxxxqdqd")  # ... qty, price, ts, fee
 # | cmd_id ts_ns verb scope scope_id arg0 arg1 role status | user workstation text reason
 COMMAND = struct.Struct("<QHHIQqHHiddBB16s16s48s96s")
 # | ts_ns scope tripped state scope_id | name user reason scope_name

@@ -42,7 +42,7 @@ from engine.store import models as m
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SchemaError", "SchemaTooNew", "prepare", "version"]
 
 #: The version of the tables in models.py.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _PG_LOCK_KEY = 0x48454C4D  # "HELM": the advisory lock migrations take on PostgreSQL
 
 
@@ -82,8 +82,16 @@ def _v1_to_v2(conn: Connection) -> None:
             next(i for i in table.indexes if i.name == index).create(conn, checkfirst=True)
 
 
+def _v2_to_v3(conn: Connection) -> None:
+    """Executions carry the venue's fee (0 for those written before)."""
+    if inspect(conn).has_table("executions"):
+        cols = {c["name"] for c in inspect(conn).get_columns("executions")}
+        if "fee" not in cols:
+            conn.execute(text("ALTER TABLE executions ADD COLUMN fee FLOAT NOT NULL DEFAULT 0"))
+
+
 #: version -> the step that takes a database of that version to the next one
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 assert sorted(MIGRATIONS) == list(range(1, SCHEMA_VERSION))
 
 

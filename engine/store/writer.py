@@ -169,17 +169,19 @@ def decode_order(f: tuple, tail: bytes | None = None) -> dict:
 
 
 def decode_execution(f: tuple, tail: bytes | None = None) -> dict:
-    _seq, _k, _n, _l, e, v, c, s, side, qty, price, ts = f
+    _seq, _k, _n, _l, e, v, c, s, side, qty, price, ts, fee = f
     if qty <= 0:
         raise BadRecord(f"execution quantity is {qty}")
     if not math.isfinite(price) or price < 0:
         raise BadRecord(f"execution price is {price}")
+    if not math.isfinite(fee):
+        raise BadRecord(f"execution fee is {fee}")
     exec_id = _long_id(e, tail, "ExecID")
     if not exec_id:
         raise BadRecord("ExecID is empty")
     return {"exec_id": exec_id, "venue": _id(v, "venue"),
             "cl_ord_id": _id(c, "ClOrdID"), "symbol": _id(s, "symbol"), "side": _side(side),
-            "qty": qty, "price": price, "ts_ns": ts}
+            "qty": qty, "price": price, "ts_ns": ts, "fee": fee}
 
 
 def decode_command(f: tuple) -> dict:
@@ -511,7 +513,8 @@ class Writer:
                     sym = r["symbol"]
                     q, avg, real, _ts = pos_new.get(sym) or self.positions.get(sym) or (0, 0.0,
                                                                                         0.0, 0)
-                    q, avg, real = apply_fill((q, avg, real), r["side"], r["qty"], r["price"])
+                    q, avg, real = apply_fill((q, avg, real), r["side"], r["qty"], r["price"],
+                                              r["fee"])
                     pos_new[sym] = (q, avg, real, r["ts_ns"])
                 conn.execute(self._up_pos, [
                     {"symbol": s, "qty": v[0], "avg_px": v[1], "realized": v[2], "updated_ns": v[3]}

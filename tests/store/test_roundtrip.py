@@ -52,7 +52,7 @@ def test_every_record_kind_round_trips(link, db):
     assert o2["price"] is None and o2["parent_id"] == "HD-1" and o2["status"] == "PendingNew"
     assert db.rows(m.executions) == [{"exec_id": "E-1", "venue": "SIMA", "cl_ord_id": "HD-1",
                                       "symbol": "ESZ6", "side": 1, "qty": 4, "price": 5000.0,
-                                      "ts_ns": 120}]
+                                      "ts_ns": 120, "fee": 0.0}]
     assert db.rows(m.positions) == [{"symbol": "ESZ6", "qty": 4, "avg_px": 5000.0,
                                      "realized": 0.0, "updated_ns": 120}]
     (cmd,) = db.rows(m.commands)
@@ -106,6 +106,18 @@ def test_positions_follow_executions_and_a_duplicate_moves_nothing(link, db):
     # long 10 @100, sell 4 @110 (+40), sell 10 @90: closes 6 (-60), opens 4 short @90
     assert (pos["qty"], pos["avg_px"], pos["realized"], pos["updated_ns"]) == (-4, 90.0, -20.0, 3)
     assert link.stats()["duplicates"] == 2
+
+
+def test_fees_land_with_their_executions_and_come_off_the_realized_pnl(link, db):
+    link.put_execution("F1", "SIMA", "A", "ESZ6", 1, 10, 100.0, 1, fee=1.5)
+    link.put_execution("F2", "SIMA", "A", "ESZ6", 2, 10, 101.0, 2, fee=1.5)
+    link.put_execution("F3", "SIMA", "A", "ESZ6", 1, 1, 100.0, 3, fee=-0.25)  # a rebate
+    flushed(link)
+    fees = {r["exec_id"]: r["fee"] for r in db.rows(m.executions)}
+    assert fees == {"F1": 1.5, "F2": 1.5, "F3": -0.25}
+    (pos,) = db.rows(m.positions)
+    # +10 on the round trip, less 3.00 of fees, plus the 0.25 rebate
+    assert (pos["qty"], pos["realized"]) == (1, 7.25)
 
 
 def test_apply_fill_average_cost():
