@@ -98,7 +98,8 @@ def test_recorded_market_data_replays_into_the_same_book(md_engine, engine_facto
         wait_until(lambda: book_of(c, 0) == ([(99.0, 150.0), (98.5, 70.0)],
                                              [(100.0, 300.0), (100.01, 500.0)]), 15,
                    "the replayed book")
-        assert set(health(c)) == {"SIMA", "SIMB"}
+        # health is published every 100 ms, books as they change: it may come a moment later
+        wait_until(lambda: set(health(c)) == {"SIMA", "SIMB"}, 5, "both venues' health rows")
 
 
 def test_a_crossed_consolidated_book_is_flagged_not_hidden(md_engine):
