@@ -114,6 +114,9 @@ class Journal:
         "instrument:ESZ6", "strategy:pairs"…; ``key`` the limit's key (max_order_qty);
         ``old``/``new`` its values as text ("" for none); ``role`` the editor's role name."""
 
+    def order_tag(self, cl_ord_id: str, source: str, account: str, ts_ns: int) -> None:
+        """Whose a new order is (who asked, which account): books rebuilt after a restart."""
+
 
 class CommandSource:
     """Where commands come from (the live node's command rings)."""
@@ -158,6 +161,7 @@ class Kernel:
         risk.on_pause = self.strategies.pause
         if journal is not None:
             risk._journal_kill = self._journal_kill
+            risk._journal_tag = journal.order_tag
         self.commands = CommandHandlers(profile, self)
 
         # every order change, to every subscriber, in this order (the risk engine first: its

@@ -127,6 +127,9 @@ class StoreJournal(Journal):
               new: str, reason: str, ts_ns: int) -> None:
         self.store.put_limit(user, role, workstation, scope, key, old, new, reason, ts_ns)
 
+    def order_tag(self, cl_ord_id: str, source: str, account: str, ts_ns: int) -> None:
+        self.store.put_order_tag(cl_ord_id, source, account, ts_ns)
+
 
 class ShmPublisher(Publisher):
     """The kernel's publications as shared-memory records. An ORDER record that reports a
@@ -424,12 +427,13 @@ class LiveNode:
         self.kernel.now = self.clock.wall_ns()
         risk = self.kernel.risk
         risk.restore_limits(r.limit_changes)
-        risk.restore_positions({s: (p.qty, p.avg_px, p.realized) for s, p in r.positions.items()})
+        replayed = risk.restore_books(r.executions, r.order_tags)
         risk.expect_reconcile(working)  # the venues' answers are checked against the database
         self.kernel.execution.restore(working)
         pos = ", ".join(f"{s} {p.qty:+d}" for s, p in sorted(r.positions.items()) if p.qty) or "flat"
-        log.info("restored from %s: %d working orders (of %d), positions: %s%s",
-                 self.store.safe_url, len(working), len(r.orders), pos,
+        log.info("restored from %s: %d working orders (of %d), %d executions into the books, "
+                 "positions: %s%s", self.store.safe_url, len(working), len(r.orders), replayed,
+                 pos,
                  f"; repaired from executions: {', '.join(r.repaired)}" if r.repaired else "")
         if working:
             self.kernel.notify(WARNING, f"restored {len(working)} working orders: in doubt "
@@ -642,6 +646,10 @@ class _Both(Journal):
     def limit(self, *args) -> None:
         self.a.limit(*args)
         self.b.limit(*args)
+
+    def order_tag(self, *args) -> None:
+        self.a.order_tag(*args)
+        self.b.order_tag(*args)
 
 
 # -- sources shared with the backtest --------------------------------------------------------------

@@ -296,6 +296,8 @@ class RiskEngine:
         self.recon_changed = False  #: a difference was found or settled since the last publish
         self._in_doubt: dict[str, tuple[int, int]] = {}  # restored ClOrdID -> (i, cum qty)
         self._journal_recon: Callable | None = None  #: the audit of differences and settling
+        #: records whose each new order is (the store: books rebuilt after a restart)
+        self._journal_tag: Callable | None = None
         self._var_published = None
         self._mids = None
         self._stale = np.zeros(len(config.symbols), dtype=bool)
@@ -714,6 +716,9 @@ class RiskEngine:
             (self._venue_row[u.venue],) if v >= 0 else ())
         t = self._orders[u.cl_ord_id] = _Track(i, o.side, o.price, u.venue, v, who, rows,
                                                parent)
+        if self._journal_tag is not None:
+            self._journal_tag(u.cl_ord_id, who.source, self.table.names[Scope.ACCOUNT][who.account],
+                              self.now)
         self._by_inst[i][u.cl_ord_id] = t
         return t
 
@@ -1062,21 +1067,27 @@ class RiskEngine:
             log.warning("limits restored from the database: %s", "; ".join(applied))
         return applied
 
-    def restore_positions(self, positions: dict[str, tuple[int, float, float]]) -> None:
-        """The desk's positions as the database has them (symbol -> qty, avg px, realized),
-        booked to the desk and its default account. (Which strategy or account each fill was
-        for is not in the database: strategy and account books restart flat.)"""
+    def restore_books(self, executions, tags: dict[str, tuple[str, str]]) -> int:
+        """Every book rebuilt from the database's executions (ts, ClOrdID, symbol, side, qty,
+        price, fee; oldest first) through the one position arithmetic, each in the books of
+        whoever sent its order (``tags``: ClOrdID -> (source, account); an order without one
+        is the desk's and its default account's). Returns the executions replayed."""
         p = self.portfolio
-        acct = p.account_book(self.table.ids[Scope.ACCOUNT][self.config.account])
-        for sym, (qty, avg, realized) in positions.items():
+        unknown: dict[str, int] = {}
+        n = 0
+        for _ts, cl, sym, side, qty, px, fee in executions:
             i = self.index.get(sym)
             if i is None:
-                if qty:
-                    log.error("the database holds %+d %s, an instrument this engine does not "
-                              "trade: not in its books", qty, sym)
+                unknown[sym] = unknown.get(sym, 0) + (qty if side == 1 else -qty)
                 continue
-            for b in (0, acct):
-                p.restore(b, i, qty, avg, realized)
+            source, account = tags.get(cl, ("unknown", ""))
+            p.fill(self._who_of(source, account).books, i, side, qty, px, fee)
+            n += 1
+        for sym, q in unknown.items():
+            if q:
+                log.error("the database holds %+d %s, an instrument this engine does not "
+                          "trade: not in its books", q, sym)
+        return n
     def expect_reconcile(self, orders) -> None:
         """Orders restored from the database: as each venue answers for them, a difference in
         their fills is a difference to settle (``differences``)."""

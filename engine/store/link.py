@@ -72,6 +72,7 @@ from engine.store.records import (
     KILL,
     KILL_STATE_CODE,
     LIMIT,
+    ORDER_TAG,
     MAX_FIX_MSG,
     MAX_TAIL,
     NAN,
@@ -105,6 +106,7 @@ _CHECK_NS = 10_000_000  # reap the writer at most this often from poll()
 _K_ORDER, _K_EXEC, _K_CMD, _K_KILL = Kind.ORDER, Kind.EXECUTION, Kind.COMMAND, Kind.KILL
 _K_FSEQ, _K_FMSG, _K_FRESET = Kind.FIX_SEQ, Kind.FIX_MSG, Kind.FIX_RESET
 _K_LIMIT = Kind.LIMIT
+_K_TAG = Kind.ORDER_TAG
 
 
 class StoreError(Exception):
@@ -324,6 +326,13 @@ class StoreLink:
             self._slow(1, KILL.pack(seq, _K_KILL, 1, 0, ts_ns, scope, tripped, code, scope_id, n,
                                     u, r, sn))
         return seq
+
+    def put_order_tag(self, cl_ord_id: str, source: str, account: str, ts_ns: int) -> int:
+        """Whose order ``cl_ord_id`` is (once, when it is sent): who asked ("strategy:pairs",
+        "manual:alice") and the account, so a restart rebuilds each book's positions."""
+        tail = b"\0".join(_cut(t.replace("\0", "").encode(), 128)
+                           for t in (cl_ord_id, source, account))
+        return self._put_tailed(_K_TAG, ORDER_TAG, tail, ts_ns)
 
     def put_limit(self, user: str, role: str, workstation: str, scope: str, key: str, old: str,
                   new: str, reason: str, ts_ns: int) -> int:

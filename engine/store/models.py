@@ -142,6 +142,16 @@ limit_changes = Table(
 )
 
 
+order_tags = Table(
+    "order_tags",  # whose each order is: the risk engine's books after a restart
+    metadata,
+    Column("cl_ord_id", Text, primary_key=True),
+    Column("source", Text, nullable=False),  # "strategy:pairs", "manual:alice", "risk:flatten"
+    Column("account", Text, nullable=False),  # "" for the desk's account
+    Column("ts_ns", BigInteger, nullable=False),
+)
+
+
 commands = Table(
     "commands",
     metadata,

@@ -65,6 +65,8 @@ __all__ = [
     "KILL_STATE_CODE",
     "LIMIT",
     "LIMIT_FIELDS",
+    "ORDER_TAG",
+    "ORDER_TAG_FIELDS",
     "MAX_FIX_MSG",
     "MAX_TAIL",
     "ORDER",
@@ -147,6 +149,7 @@ class Kind(enum.IntEnum):
     FIX_MSG = 6  #: a FIX message sent (kept for resends); next sender seq = its seq + 1
     FIX_RESET = 7  #: a FIX session reset: messages forgotten, both numbers back to 1
     LIMIT = 8  #: a risk limit edited: who, where, which, from what to what, why
+    ORDER_TAG = 9  #: whose an order is: ClOrdID, source ("strategy:pairs"), account
 
 
 #: Field widths in bytes (UTF-8). Our own identifiers longer than these are refused (a venue's
@@ -173,14 +176,17 @@ KILL_STATE_CODE = {name: i + 1 for i, name in enumerate(KILL_STATES)}
 # | ts_ns ; the texts of LIMIT_FIELDS follow as the tail, NUL between them
 LIMIT = struct.Struct("<QHHIq")
 LIMIT_FIELDS = ("user", "role", "workstation", "scope", "key", "old_value", "new_value", "reason")
+# | ts_ns ; ClOrdID, source and account follow as the tail, NUL between them
+ORDER_TAG = struct.Struct("<QHHIq")
+ORDER_TAG_FIELDS = ("cl_ord_id", "source", "account")
 FIX_SEQ = struct.Struct("<QHHI64sqq")  # | session next_sender next_target
 FIX_RESET = struct.Struct("<QHHI64sq")  # | session ts_ns
 FIX_MSG = struct.Struct("<QHHI64sq")  # | session seq ; raw bytes follow
 FIX_MSG_FIRST = SLOT - FIX_MSG.size  # raw bytes that fit in the first slot
 #: Kinds that may carry a tail, and where in their first slot it starts.
 TAILED = {Kind.ORDER: ORDER.size, Kind.EXECUTION: EXECUTION.size, Kind.FIX_MSG: FIX_MSG.size,
-          Kind.LIMIT: LIMIT.size}
-for _st in (ORDER, EXECUTION, COMMAND, KILL, FIX_SEQ, FIX_RESET, FIX_MSG, LIMIT):
+          Kind.LIMIT: LIMIT.size, Kind.ORDER_TAG: ORDER_TAG.size}
+for _st in (ORDER, EXECUTION, COMMAND, KILL, FIX_SEQ, FIX_RESET, FIX_MSG, LIMIT, ORDER_TAG):
     assert _st.size <= SLOT, _st.format
 assert RING_CONTROL == 2 * CACHE_LINE
 

@@ -6,7 +6,8 @@ before trading starts. What comes back:
 - every order as an ``engine.execution.orders.Order`` (``orders``) and the working ones
   (``working``: not in a terminal state), each carrying the ExecIDs of its executions, so a
   venue replaying a fill after the restart is still recognised as a duplicate;
-- every limit edit (``limit_changes``), oldest first;
+- every limit edit (``limit_changes``), oldest first; every execution with its fee, oldest
+  first, and whose each order was (``order_tags``), so each book's positions can be rebuilt;
 - positions by symbol, the last event of every kill switch (by the name the engine gave it in
   ``kills``, by its scope name, "strategy:pairs", in ``kill_scopes``), and per FIX session its
   next sequence numbers and the messages it sent (for resend requests).
@@ -94,6 +95,10 @@ class Recovered:
     kill_scopes: dict[str, KillEvent] = field(default_factory=dict)  # the same by scope name
     fix_sessions: dict[str, FixSessionState] = field(default_factory=dict)
     repaired: list[str] = field(default_factory=list)
+    #: every execution, oldest first: (ts_ns, cl_ord_id, symbol, side, qty, price, fee)
+    executions: list[tuple[int, str, str, int, int, float, float]] = field(default_factory=list)
+    #: whose each order is: ClOrdID -> (source, account)
+    order_tags: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: every limit edit, oldest first: (ts_ns, scope, key, new value as text, user, reason)
     limit_changes: list[tuple[int, str, str, str, str, str]] = field(default_factory=list)
 
@@ -140,6 +145,12 @@ def _load(conn) -> Recovered:
                        k.state, k.scope_name)
         out.kills[k.name] = ev
         out.kill_scopes[k.scope_name] = ev
+    x = m.executions.c
+    for e in conn.execute(select(x.ts_ns, x.cl_ord_id, x.symbol, x.side, x.qty, x.price, x.fee)
+                          .order_by(x.ts_ns, x.exec_id)):
+        out.executions.append(tuple(e))
+    for t in conn.execute(select(m.order_tags)):
+        out.order_tags[t.cl_ord_id] = (t.source, t.account)
     for c in conn.execute(select(m.limit_changes).order_by(m.limit_changes.c.ts_ns)):
         out.limit_changes.append((c.ts_ns, c.scope, c.key, c.new_value, c.user, c.reason))
     for s in conn.execute(select(m.fix_sessions)):

@@ -64,6 +64,8 @@ from engine.store.records import (
     KILL_STATES,
     LIMIT,
     LIMIT_FIELDS,
+    ORDER_TAG,
+    ORDER_TAG_FIELDS,
     ORDER,
     RING_OFF,
     SLOT,
@@ -232,6 +234,18 @@ def decode_limit(f: tuple, tail: bytes | None) -> dict:
     return row
 
 
+def decode_order_tag(f: tuple, tail: bytes | None) -> dict:
+    _seq, _k, _n, _l, ts = f
+    parts = (tail or b"").split(b"\0")
+    if len(parts) != len(ORDER_TAG_FIELDS):
+        raise BadRecord(f"an order tag has {len(parts)} texts, not {len(ORDER_TAG_FIELDS)}")
+    row = {name: _text(raw) for name, raw in zip(ORDER_TAG_FIELDS, parts)}
+    if not row["cl_ord_id"]:
+        raise BadRecord("an order tag without a ClOrdID")
+    row["ts_ns"] = ts
+    return row
+
+
 def _fix_seq_no(n: int, what: str) -> int:
     if not 1 <= n < 2**31:
         raise BadRecord(f"{what} {n} is out of range")
@@ -248,6 +262,7 @@ class _Batch:
     commands: dict = field(default_factory=dict)
     kills: dict = field(default_factory=dict)
     limits: dict = field(default_factory=dict)
+    tags: dict = field(default_factory=dict)  # ClOrdID -> row, first kept
     resets: dict = field(default_factory=dict)  # session -> ts (applied before the rest)
     fix_msgs: dict = field(default_factory=dict)  # (session, seq) -> raw
     fix_seqs: dict = field(default_factory=dict)  # session -> [sender or None, target or None]
@@ -267,6 +282,8 @@ class _Batch:
                                    row["scope_name"], row["state"]), row)
         elif kind == Kind.LIMIT:
             self.limits.setdefault((row["ts_ns"], row["scope"], row["key"]), row)
+        elif kind == Kind.ORDER_TAG:
+            self.tags.setdefault(row["cl_ord_id"], row)
         elif kind == Kind.FIX_SEQ:
             session, sender, target = row
             self.fix_seqs[session] = [sender, target]
@@ -317,6 +334,7 @@ class Writer:
         self._ins_cmd = m.insert_ignore(m.commands, d)
         self._ins_kill = m.insert_ignore(m.kill_events, d)
         self._ins_limit = m.insert_ignore(m.limit_changes, d)
+        self._ins_tag = m.insert_ignore(m.order_tags, d)
         self._up_fix_msg = m.upsert(m.fix_messages, d)
         self._up_fix_both = m.upsert(m.fix_sessions, d)
         self._up_fix_sender = m.upsert(m.fix_sessions, d, keep=("next_target_seq",))
@@ -353,6 +371,9 @@ class Writer:
             elif kind == Kind.LIMIT:
                 row = decode_limit(LIMIT.unpack_from(self.buf, base),
                                    self._tail(off, LIMIT.size, length))
+            elif kind == Kind.ORDER_TAG:
+                row = decode_order_tag(ORDER_TAG.unpack_from(self.buf, base),
+                                       self._tail(off, ORDER_TAG.size, length))
             elif kind == Kind.FIX_SEQ:
                 _s, _k, _n, _l, sess, snd, tgt = FIX_SEQ.unpack_from(self.buf, base)
                 row = (_id(sess, "session"), _fix_seq_no(snd, "next sender seq"),
@@ -525,6 +546,8 @@ class Writer:
             conn.execute(self._ins_kill, list(b.kills.values()))
         if b.limits:
             conn.execute(self._ins_limit, list(b.limits.values()))
+        if b.tags:
+            conn.execute(self._ins_tag, list(b.tags.values()))
         for session in b.resets:
             conn.execute(delete(m.fix_messages).where(m.fix_messages.c.session_id == session))
         if b.fix_msgs:

@@ -291,7 +291,30 @@ def test_record_kinds_are_stable_numbers():
     # written into shared memory: a renumbering would need a new STORE_VERSION
     assert {k.name: k.value for k in Kind} == {"ORDER": 1, "EXECUTION": 2, "COMMAND": 3,
                                                "KILL": 4, "FIX_SEQ": 5, "FIX_MSG": 6,
-                                               "FIX_RESET": 7, "LIMIT": 8}
+                                               "FIX_RESET": 7, "LIMIT": 8, "ORDER_TAG": 9}
+
+
+def test_order_tags_and_executions_rebuild_every_book(link, db, url):
+    from engine.store import load
+    from tests.risk._desk import Desk
+
+    link.put_order_tag("A1", "strategy:s1", "", 1)
+    link.put_order_tag("A2", "manual:alice", "acc2", 2)
+    link.put_order_tag("A1", "manual:bob", "", 3)  # a second tag for one order: the first stands
+    link.put_execution("X1", "SIMA", "A1", "AAA", 1, 10, 100.0, 4, fee=1.0)
+    link.put_execution("X2", "SIMA", "A2", "AAA", 2, 4, 101.0, 5)
+    link.put_execution("X3", "SIMA", "A3", "BBB", 1, 2, 50.0, 6)  # no tag: the desk's own
+    flushed(link)
+    r = load(url)
+    assert r.order_tags == {"A1": ("strategy:s1", ""), "A2": ("manual:alice", "acc2")}
+    assert [e[1] for e in r.executions] == ["A1", "A2", "A3"]
+    d = Desk({"strategy": {"s1": {}}, "account": {"acc2": {}}})
+    assert d.risk.restore_books(r.executions, r.order_tags) == 3
+    assert (d.position("AAA"), d.position("AAA", "strategy:s1"),
+            d.position("AAA", "account:acc2"), d.position("AAA", "account:main"),
+            d.position("BBB", "account:main")) == (6, 10, -4, 10, 2)
+    p = d.risk.portfolio
+    assert p.realized[p.book_of("strategy:s1")][0] == -1.0  # its fee
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
