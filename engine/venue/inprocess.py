@@ -176,7 +176,184 @@ class _Mirror:
         self.short = 0  #: levels shown below their displayed size (taken from, used up)
 
 
-class InProcessVenue:
+class _SessionPair:
+    """The two FIX sessions of an in-process connection — ours (``session``, the engine's
+    side) and the venue's (``_acceptor``) — through memory, ``latency_ns`` each way: FIFOs,
+    session timers, disconnects and the reconnect, as the module docstring tells. Subclasses
+    say what the venue's end does with what it receives (``_venue_after``), what it sends
+    (``_venue_flush``) and what losing its end means (``_venue_lost``)."""
+
+    def _venue_lost(self, t: int) -> None:
+        """The venue's end of the connection is gone."""
+        self._venue_conn = False
+
+    @property
+    def up(self) -> bool:
+        """Our session is logged on."""
+        return self.session.state is _ACTIVE
+
+    def fileno(self) -> int:
+        return -1  # nothing to wait on: next_due_ns says when
+
+    def next_due_ns(self) -> int:
+        """When ``poll`` next has work (a message arriving, a session timer, a reconnect);
+        ``1 << 62`` if never without new input."""
+        return self._due
+
+    def poll(self, now_ns: int) -> Sequence:
+        """Do everything due by ``now_ns`` in time order; return our session's events (a list;
+        the empty tuple when nothing was due)."""
+        if now_ns < self._due:
+            return _NO_EVENTS
+        return self._run(now_ns)
+
+    def fail(self, why: str, now_ns: int) -> list:
+        """Our end failed on its input (an engine bug met by what the venue sent): drop the
+        connection as the venue would see a broken one, and reconnect later."""
+        events: list = []
+        if self._our_conn:
+            self._our_lost(now_ns, events, why)
+            self._refresh_due()
+        return events
+
+    def _run(self, now: int) -> list:
+        events: list = []
+        if not self._started:
+            self._started = True
+            self._reconnect = now
+        fv, fu = self._to_venue, self._to_us
+        while True:
+            t, what = self._timer, 2
+            if self._reconnect < t:
+                t, what = self._reconnect, 3
+            if fu and fu[0][0] <= t:
+                t, what = fu[0][0], 1
+            if fv and fv[0][0] <= t:
+                t, what = fv[0][0], 0
+            if t > now:
+                break
+            if what == 0:
+                self._to_venue_one(*fv.popleft())
+            elif what == 1:
+                self._to_us_one(*fu.popleft(), events)
+            elif what == 2:
+                self._tick(t, events)
+            else:
+                self._connect(t)
+            self._timer = self._next_timer(t)
+        self._refresh_due()
+        return events
+
+    def _refresh_due(self) -> None:
+        due = self._timer
+        if self._reconnect < due:
+            due = self._reconnect
+        if self._to_venue and self._to_venue[0][0] < due:
+            due = self._to_venue[0][0]
+        if self._to_us and self._to_us[0][0] < due:
+            due = self._to_us[0][0]
+        self._due = due
+
+    def _push(self, fifo: deque, t: int, chunk: bytes | None) -> None:
+        due = t + self.latency_ns
+        if fifo and fifo[-1][0] > due:
+            due = fifo[-1][0]  # a FIFO: nothing overtakes what was written before it
+        fifo.append((due, chunk))
+        if due < self._due:
+            self._due = due
+
+    def _next_timer(self, now: int) -> int:
+        """When a session timer is next due: the earlier session deadline, at most once a
+        second of clock time, and not before ``now`` (the time being handled)."""
+        due = NEVER
+        if self._our_conn:
+            due = _deadline(self.session, self._our_sent)
+        if self._venue_conn:
+            due = min(due, _deadline(self._acceptor, self._venue_sent))
+        if due == NEVER:
+            return NEVER
+        return max(due, self._last_tick + _TICK_NS, now)
+
+    def _tick(self, t: int, events: list) -> None:
+        self._last_tick = t
+        if self._venue_conn:
+            self._venue_after(self._acceptor.tick(t), t)
+        if self._our_conn:
+            self._our_after(self.session.tick(t), t, events)
+
+    def _connect(self, t: int) -> None:
+        self._reconnect = NEVER
+        self._to_venue.clear()  # what is still on the wire belonged to the old connection
+        self._to_us.clear()
+        if self._venue_conn:  # its end had not seen the close yet
+            self._acceptor.connection_lost(t)
+            self._venue_lost(t)
+            self._venue_flush(t)
+        self._our_conn = self._venue_conn = True
+        self._last_tick = t  # the Logon exchange's time-outs are first checked a second on
+        self.counters["connects"] += 1
+        self._acceptor.connect(t)
+        self.session.connect(t)  # our Logon
+        self._our_flush(t)
+
+    def _to_us_one(self, t: int, chunk: bytes | None, events: list) -> None:
+        if not self._our_conn:
+            return
+        if chunk is None:
+            self._our_lost(t, events, "connection closed by the venue")
+            return
+        self._our_after(self.session.receive_data(chunk, t), t, events)
+
+    def _our_after(self, evs: list, t: int, events: list) -> None:
+        down = False
+        if evs:
+            events += evs
+            for e in evs:
+                if type(e) is Disconnect:
+                    down = True
+                elif type(e) is LoggedOn:
+                    self.counters["logons"] += 1
+                    self.backoff.reset()
+        self._our_flush(t)
+        if down:
+            self._our_lost(t, events, None)
+
+    def _our_flush(self, t: int) -> None:
+        data = self.session.data_to_send()
+        if data:
+            self._our_sent = t
+            self.counters["msgs_to_venue"] += data.count(_TRAILER)
+            if self._venue_conn:  # else nobody reads it: the venue's end is closed
+                self._push(self._to_venue, t, data)
+
+    def _our_lost(self, t: int, events: list, why: str | None) -> None:
+        """Our end of the connection is gone (``why``: tell the engine; None: the session's
+        own Disconnect event already did)."""
+        self._our_conn = False
+        self.session.connection_lost(t)
+        if self._venue_conn:
+            self._push(self._to_venue, t, None)
+        self.counters["drops"] += 1
+        if why is not None:
+            events.append(Disconnect(why))
+        if not self._closed:
+            delay = self.backoff.delay()
+            self._reconnect = t + self.latency_ns + int(delay * 1e9)
+            log.warning("%s->%s: %s; reconnecting in %.2f s", self._owner, self.name,
+                        why or "session ended", delay)
+
+    def _to_venue_one(self, t: int, chunk: bytes | None) -> None:
+        if not self._venue_conn:
+            return
+        if chunk is None:
+            self._acceptor.connection_lost(t)
+            self._venue_lost(t)
+            self._venue_flush(t)
+            return
+        self._venue_after(self._acceptor.receive_data(chunk, t), t)
+
+
+class InProcessVenue(_SessionPair):
     """A simulated venue in this process, driven on the caller's clock (module docstring)."""
 
     def __init__(self, name: str, instruments: Sequence[InstrumentConfig], *,
@@ -237,25 +414,6 @@ class InProcessVenue:
         return link
 
     # -- THE EXECUTION STAGE'S SIDE --------------------------------------------------------------
-    @property
-    def up(self) -> bool:
-        """Our session is logged on."""
-        return self.session.state is _ACTIVE
-
-    def fileno(self) -> int:
-        return -1  # nothing to wait on: next_due_ns says when
-
-    def next_due_ns(self) -> int:
-        """When ``poll`` next has work (a message arriving, a session timer, a reconnect);
-        ``1 << 62`` if never without new input."""
-        return self._due
-
-    def poll(self, now_ns: int) -> Sequence:
-        """Do everything due by ``now_ns`` in time order; return our session's events (a list;
-        the empty tuple when nothing was due)."""
-        if now_ns < self._due:
-            return _NO_EVENTS
-        return self._run(now_ns)
 
     def send(self, msg_type: bytes, body: list, now_ns: int) -> int | None:
         """Send an application message through our session; its MsgSeqNum, or None when the
@@ -296,15 +454,6 @@ class InProcessVenue:
             self._timer = self._next_timer(now_ns)
             self._refresh_due()
 
-    def fail(self, why: str, now_ns: int) -> list:
-        """Our end failed on its input (an engine bug met by what the venue sent): drop the
-        connection as the venue would see a broken one, and reconnect later."""
-        events: list = []
-        if self._our_conn:
-            self._our_lost(now_ns, events, why)
-            self._refresh_due()
-        return events
-
     def close(self, now_ns: int) -> None:
         """Log out and close our end; the venue handles what is on the wire, then cancels our
         live orders. Nothing more is received."""
@@ -326,146 +475,7 @@ class InProcessVenue:
             self._to_venue_one(*fifo.popleft())
         self._timer = self._due = NEVER
 
-    # -- THE LOOP --------------------------------------------------------------------------------
-    def _run(self, now: int) -> list:
-        events: list = []
-        if not self._started:
-            self._started = True
-            self._reconnect = now
-        fv, fu = self._to_venue, self._to_us
-        while True:
-            t, what = self._timer, 2
-            if self._reconnect < t:
-                t, what = self._reconnect, 3
-            if fu and fu[0][0] <= t:
-                t, what = fu[0][0], 1
-            if fv and fv[0][0] <= t:
-                t, what = fv[0][0], 0
-            if t > now:
-                break
-            if what == 0:
-                self._to_venue_one(*fv.popleft())
-            elif what == 1:
-                self._to_us_one(*fu.popleft(), events)
-            elif what == 2:
-                self._tick(t, events)
-            else:
-                self._connect(t)
-            self._timer = self._next_timer(t)
-        self._refresh_due()
-        return events
-
-    def _refresh_due(self) -> None:
-        due = self._timer
-        if self._reconnect < due:
-            due = self._reconnect
-        if self._to_venue and self._to_venue[0][0] < due:
-            due = self._to_venue[0][0]
-        if self._to_us and self._to_us[0][0] < due:
-            due = self._to_us[0][0]
-        self._due = due
-
-    def _push(self, fifo: deque, t: int, chunk: bytes | None) -> None:
-        due = t + self.latency_ns
-        if fifo and fifo[-1][0] > due:
-            due = fifo[-1][0]  # a FIFO: nothing overtakes what was written before it
-        fifo.append((due, chunk))
-        if due < self._due:
-            self._due = due
-
-    # -- TIMERS AND THE CONNECTION ---------------------------------------------------------------
-    def _next_timer(self, now: int) -> int:
-        """When a session timer is next due: the earlier session deadline, at most once a
-        second of clock time, and not before ``now`` (the time being handled)."""
-        due = NEVER
-        if self._our_conn:
-            due = _deadline(self.session, self._our_sent)
-        if self._venue_conn:
-            due = min(due, _deadline(self._acceptor, self._venue_sent))
-        if due == NEVER:
-            return NEVER
-        return max(due, self._last_tick + _TICK_NS, now)
-
-    def _tick(self, t: int, events: list) -> None:
-        self._last_tick = t
-        if self._venue_conn:
-            self._venue_after(self._acceptor.tick(t), t)
-        if self._our_conn:
-            self._our_after(self.session.tick(t), t, events)
-
-    def _connect(self, t: int) -> None:
-        self._reconnect = NEVER
-        self._to_venue.clear()  # what is still on the wire belonged to the old connection
-        self._to_us.clear()
-        if self._venue_conn:  # its end had not seen the close yet
-            self._acceptor.connection_lost(t)
-            self._venue_lost(t)
-            self._venue_flush(t)
-        self._our_conn = self._venue_conn = True
-        self._last_tick = t  # the Logon exchange's time-outs are first checked a second on
-        self.counters["connects"] += 1
-        self._acceptor.connect(t)
-        self.session.connect(t)  # our Logon
-        self._our_flush(t)
-
-    # -- OUR END ---------------------------------------------------------------------------------
-    def _to_us_one(self, t: int, chunk: bytes | None, events: list) -> None:
-        if not self._our_conn:
-            return
-        if chunk is None:
-            self._our_lost(t, events, "connection closed by the venue")
-            return
-        self._our_after(self.session.receive_data(chunk, t), t, events)
-
-    def _our_after(self, evs: list, t: int, events: list) -> None:
-        down = False
-        if evs:
-            events += evs
-            for e in evs:
-                if type(e) is Disconnect:
-                    down = True
-                elif type(e) is LoggedOn:
-                    self.counters["logons"] += 1
-                    self.backoff.reset()
-        self._our_flush(t)
-        if down:
-            self._our_lost(t, events, None)
-
-    def _our_flush(self, t: int) -> None:
-        data = self.session.data_to_send()
-        if data:
-            self._our_sent = t
-            self.counters["msgs_to_venue"] += data.count(_TRAILER)
-            if self._venue_conn:  # else nobody reads it: the venue's end is closed
-                self._push(self._to_venue, t, data)
-
-    def _our_lost(self, t: int, events: list, why: str | None) -> None:
-        """Our end of the connection is gone (``why``: tell the engine; None: the session's
-        own Disconnect event already did)."""
-        self._our_conn = False
-        self.session.connection_lost(t)
-        if self._venue_conn:
-            self._push(self._to_venue, t, None)
-        self.counters["drops"] += 1
-        if why is not None:
-            events.append(Disconnect(why))
-        if not self._closed:
-            delay = self.backoff.delay()
-            self._reconnect = t + self.latency_ns + int(delay * 1e9)
-            log.warning("%s->%s: %s; reconnecting in %.2f s", self._owner, self.name,
-                        why or "session ended", delay)
-
-    # -- THE VENUE'S END -------------------------------------------------------------------------
-    def _to_venue_one(self, t: int, chunk: bytes | None) -> None:
-        if not self._venue_conn:
-            return
-        if chunk is None:
-            self._acceptor.connection_lost(t)
-            self._venue_lost(t)
-            self._venue_flush(t)
-            return
-        self._venue_after(self._acceptor.receive_data(chunk, t), t)
-
+    # -- THE VENUE'S END (the loop, timers and our end: _SessionPair) ----------------------------
     def _venue_after(self, evs: Sequence, t: int) -> None:
         """Handle the venue session's events at ``t``, then send what the exchange answered."""
         lost = False
@@ -750,7 +760,7 @@ class InProcessVenue:
                           _shape(self.books), self.venue_index)
 
 
-class DropCopyLink:
+class DropCopyLink(_SessionPair):
     """The in-process venue's drop copy: the venue's acceptor session for ``comp_id`` and the
     initiator session the engine polls, through memory, ``latency_ns`` each way.
 
@@ -764,6 +774,7 @@ class DropCopyLink:
                  exchange: Exchange) -> None:
         self.name = name  #: the venue's
         self.comp_id = comp_id
+        self._owner = comp_id  # who the venue's end talks to (the log's "comp_id->venue")
         self.latency_ns = latency_ns
         self._exchange = exchange
         self.session = FixSession(SessionConfig(sender=comp_id, target=name, initiator=True,
@@ -786,21 +797,6 @@ class DropCopyLink:
         self._due = 0  # the first poll connects
 
     # -- THE ENGINE'S SIDE -----------------------------------------------------------------------
-    @property
-    def up(self) -> bool:
-        return self.session.state is _ACTIVE
-
-    def fileno(self) -> int:
-        return -1
-
-    def next_due_ns(self) -> int:
-        return self._due
-
-    def poll(self, now_ns: int) -> Sequence:
-        """Do everything due by ``now_ns``; return the engine-side session's events."""
-        if now_ns < self._due:
-            return _NO_EVENTS
-        return self._run(now_ns)
 
     def send(self, msg_type: bytes, body: list, now_ns: int) -> int | None:
         """Send an application message on the drop copy (the venue refuses it); its MsgSeqNum,
@@ -812,13 +808,6 @@ class DropCopyLink:
         self._timer = self._next_timer(now_ns)
         self._refresh_due()
         return seq
-
-    def fail(self, why: str, now_ns: int) -> list:
-        events: list = []
-        if self._our_conn:
-            self._our_lost(now_ns, events, why)
-            self._refresh_due()
-        return events
 
     def close(self, now_ns: int) -> None:
         if self._closed:
@@ -859,135 +848,7 @@ class DropCopyLink:
             return
         self._venue_flush(t)
 
-    # -- THE LOOP (as InProcessVenue's) ----------------------------------------------------------
-    def _run(self, now: int) -> list:
-        events: list = []
-        if not self._started:
-            self._started = True
-            self._reconnect = now
-        fv, fu = self._to_venue, self._to_us
-        while True:
-            t, what = self._timer, 2
-            if self._reconnect < t:
-                t, what = self._reconnect, 3
-            if fu and fu[0][0] <= t:
-                t, what = fu[0][0], 1
-            if fv and fv[0][0] <= t:
-                t, what = fv[0][0], 0
-            if t > now:
-                break
-            if what == 0:
-                self._to_venue_one(*fv.popleft())
-            elif what == 1:
-                self._to_us_one(*fu.popleft(), events)
-            elif what == 2:
-                self._tick(t, events)
-            else:
-                self._connect(t)
-            self._timer = self._next_timer(t)
-        self._refresh_due()
-        return events
-
-    def _refresh_due(self) -> None:
-        due = min(self._timer, self._reconnect)
-        if self._to_venue and self._to_venue[0][0] < due:
-            due = self._to_venue[0][0]
-        if self._to_us and self._to_us[0][0] < due:
-            due = self._to_us[0][0]
-        self._due = due
-
-    def _push(self, fifo: deque, t: int, chunk: bytes | None) -> None:
-        due = t + self.latency_ns
-        if fifo and fifo[-1][0] > due:
-            due = fifo[-1][0]
-        fifo.append((due, chunk))
-        if due < self._due:
-            self._due = due
-
-    def _next_timer(self, now: int) -> int:
-        due = NEVER
-        if self._our_conn:
-            due = _deadline(self.session, self._our_sent)
-        if self._venue_conn:
-            due = min(due, _deadline(self._acceptor, self._venue_sent))
-        if due == NEVER:
-            return NEVER
-        return max(due, self._last_tick + _TICK_NS, now)
-
-    def _tick(self, t: int, events: list) -> None:
-        self._last_tick = t
-        if self._venue_conn:
-            self._venue_after(self._acceptor.tick(t), t)
-        if self._our_conn:
-            self._our_after(self.session.tick(t), t, events)
-
-    def _connect(self, t: int) -> None:
-        self._reconnect = NEVER
-        self._to_venue.clear()
-        self._to_us.clear()
-        if self._venue_conn:
-            self._acceptor.connection_lost(t)
-        self._our_conn = self._venue_conn = True
-        self._last_tick = t
-        self.counters["connects"] += 1
-        self._acceptor.connect(t)
-        self.session.connect(t)
-        self._our_flush(t)
-
-    def _to_us_one(self, t: int, chunk: bytes | None, events: list) -> None:
-        if not self._our_conn:
-            return
-        if chunk is None:
-            self._our_lost(t, events, "connection closed by the venue")
-            return
-        self._our_after(self.session.receive_data(chunk, t), t, events)
-
-    def _our_after(self, evs: list, t: int, events: list) -> None:
-        down = False
-        if evs:
-            events += evs
-            for e in evs:
-                if type(e) is Disconnect:
-                    down = True
-                elif type(e) is LoggedOn:
-                    self.counters["logons"] += 1
-                    self.backoff.reset()
-        self._our_flush(t)
-        if down:
-            self._our_lost(t, events, None)
-
-    def _our_flush(self, t: int) -> None:
-        data = self.session.data_to_send()
-        if data:
-            self._our_sent = t
-            self.counters["msgs_to_venue"] += data.count(_TRAILER)
-            if self._venue_conn:
-                self._push(self._to_venue, t, data)
-
-    def _our_lost(self, t: int, events: list, why: str | None) -> None:
-        self._our_conn = False
-        self.session.connection_lost(t)
-        if self._venue_conn:
-            self._push(self._to_venue, t, None)
-        self.counters["drops"] += 1
-        if why is not None:
-            events.append(Disconnect(why))
-        if not self._closed:
-            delay = self.backoff.delay()
-            self._reconnect = t + self.latency_ns + int(delay * 1e9)
-            log.warning("%s->%s (drop copy): %s; reconnecting in %.2f s", self.comp_id,
-                        self.name, why or "session ended", delay)
-
-    def _to_venue_one(self, t: int, chunk: bytes | None) -> None:
-        if not self._venue_conn:
-            return
-        if chunk is None:
-            self._acceptor.connection_lost(t)
-            self._venue_conn = False
-            self._venue_flush(t)
-            return
-        self._venue_after(self._acceptor.receive_data(chunk, t), t)
-
+    # -- THE VENUE'S END (the loop, timers and our end: _SessionPair) ----------------------------
     def _venue_after(self, evs: Sequence, t: int) -> None:
         lost = False
         acc = self._acceptor
