@@ -222,27 +222,27 @@ def decode_kill(f: tuple) -> dict:
             "reason": _text(r)}
 
 
-def decode_limit(f: tuple, tail: bytes | None) -> dict:
-    _seq, _k, _n, _l, ts = f
+def _texts(f: tuple, tail: bytes | None, fields: tuple[str, ...], what: str) -> dict:
+    """A record whose texts ride in its tail, NUL between them: the row, its ts_ns too."""
     parts = (tail or b"").split(b"\0")
-    if len(parts) != len(LIMIT_FIELDS):
-        raise BadRecord(f"a limit change has {len(parts)} texts, not {len(LIMIT_FIELDS)}")
-    row = {name: _text(raw) for name, raw in zip(LIMIT_FIELDS, parts)}
+    if len(parts) != len(fields):
+        raise BadRecord(f"{what} has {len(parts)} texts, not {len(fields)}")
+    row = {name: _text(raw) for name, raw in zip(fields, parts)}
+    row["ts_ns"] = f[4]
+    return row
+
+
+def decode_limit(f: tuple, tail: bytes | None) -> dict:
+    row = _texts(f, tail, LIMIT_FIELDS, "a limit change")
     if not row["scope"] or not row["key"]:
         raise BadRecord("a limit change without a scope or a key")
-    row["ts_ns"] = ts
     return row
 
 
 def decode_order_tag(f: tuple, tail: bytes | None) -> dict:
-    _seq, _k, _n, _l, ts = f
-    parts = (tail or b"").split(b"\0")
-    if len(parts) != len(ORDER_TAG_FIELDS):
-        raise BadRecord(f"an order tag has {len(parts)} texts, not {len(ORDER_TAG_FIELDS)}")
-    row = {name: _text(raw) for name, raw in zip(ORDER_TAG_FIELDS, parts)}
+    row = _texts(f, tail, ORDER_TAG_FIELDS, "an order tag")
     if not row["cl_ord_id"]:
         raise BadRecord("an order tag without a ClOrdID")
-    row["ts_ns"] = ts
     return row
 
 
