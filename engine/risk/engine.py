@@ -76,7 +76,6 @@ ACTIVE, REDUCING, HALTED = int(KillState.ACTIVE), int(KillState.REDUCING), int(K
 SECOND = 1_000_000_000
 INF = float("inf")
 _TRIP_STATE = {"reducing": REDUCING, "halted": HALTED, "none": ACTIVE}
-_CANCEL_STATES = (OrdStatus.PENDING_CANCEL,)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -757,8 +756,7 @@ class RiskEngine:
             ov = self._book_limits(b)
             row = self._book_row(b)
             q = p.qty[b][i]
-            max_pos = (cfg.overrides("instrument", self.config.symbols[i]).get(
-                "max_position", cfg.desk.max_position) if b == 0 else ov.get("max_position"))
+            max_pos = self._inst_limits[i].max_pos if b == 0 else ov.get("max_position")
             if max_pos is not None and abs(q) > max_pos:
                 r = self._inst_row[i] if b == 0 else row
                 self._breach(r, HALTED, f"position {self.config.symbols[i]} {q:+d} over "
@@ -1208,10 +1206,9 @@ class RiskEngine:
         for i, sym in enumerate(self.config.symbols):
             q = p.qty[0][i]
             if q or p.work_buy[0][i] or p.work_sell[0][i]:
-                ov = self.limits.overrides("instrument", sym)
                 worst = max(abs(q + p.work_buy[0][i]), abs(q - p.work_sell[0][i]))
                 out.append(("max_position", f"instrument:{sym}", worst,
-                            ov.get("max_position", d.max_position)))
+                            self._inst_limits[i].max_pos))
         for b in range(1, p.n_books):
             ov = self._book_limits(b)
             for key, used in (("daily_loss_limit", max(0.0, -p.pnl(b))),
