@@ -154,8 +154,10 @@ class Kernel:
         self.execution = ExecutionEngine(ExecutionConfig.from_profile(profile), venues, ids,
                                          market=self.market, notify=self.notify,
                                          check=risk.check_child)
-        self.strategies = Strategies(strategies, self.market, self.submit,
-                                     self.execution.cancel, self.notify, lambda: self.now)
+        self.strategies = Strategies(
+            strategies, self.market, self.submit, self.execution.cancel, self.notify,
+            lambda: self.now, accounts=[getattr(s, "account", "") for s in strategies],
+            position=risk.strategy_position, cancel_all=risk.cancel_strategy)
         risk.execution = self.execution
         risk.submit = self.submit
         risk.on_pause = self.strategies.pause
@@ -211,7 +213,8 @@ class Kernel:
         self.execution.poll(now_ns)  # the venue sessions start logging on
         self.market.start(now_ns)
         self.risk.step(now_ns)
-        self.strategies.start(now_ns)
+        self.strategies.start(now_ns, [s.name for s in self.strategies.strategies
+                                       if not getattr(s, "enabled", True)])
         self.publish_kill()
         if self.publisher.live:
             self.publisher.books(self.market, range(len(self.symbols)), now_ns)

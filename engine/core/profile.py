@@ -139,6 +139,7 @@ __all__ = [
     "DeskConfig",
     "FeedConfig",
     "InstrumentConfig",
+    "StrategyConfig",
     "VenueConfig",
     "VenueLinkConfig",
     "Profile",
@@ -155,6 +156,7 @@ _SYMBOL_RE = re.compile(r"^[A-Za-z0-9_.:/-]{1,16}$")
 _COMP_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 _COMP_ID_RULE = "a CompID of 1-32 letters, digits, '_', '.' or '-'"
 _DESK_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,16}$")
+_STRATEGY_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,23}$")
 _USER_RE = re.compile(r"^(\*|[A-Za-z0-9_][A-Za-z0-9_.@-]{0,31})$")
 _SECRET_RE = re.compile(r"^(env|keyring):([A-Za-z_][A-Za-z0-9_.-]{0,127})$")
 MAX_HOST = 253
@@ -251,6 +253,27 @@ class VenueLinkConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StrategyConfig:
+    """One ``[[strategies]]`` entry: a strategy of ``kind`` (``engine.strategy.registry``)
+    named ``name`` (its kill switch, limits and books are ``strategy:NAME``). ``enabled =
+    false`` starts it paused; ``account`` books its orders to an account other than the
+    desk's; every other key is the strategy's own parameter (``params``), read and checked by
+    its class through ``reader()``."""
+
+    path: Path
+    index: int
+    name: str
+    kind: str
+    enabled: bool = True
+    account: str = ""
+    params: dict = field(default_factory=dict)
+
+    def reader(self) -> _Reader:
+        """The parameters as a profile table: errors name the file, the entry and the key."""
+        return _Reader(self.path, f"[[strategies]][{self.index}] ({self.name})", self.params)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Profile:
     path: Path
     engine: EngineConfig
@@ -265,6 +288,7 @@ class Profile:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     #: the ``[var]`` table as written (engine.risk.var.VarConfig reads and checks it)
     var: dict = field(default_factory=dict)
+    strategies: tuple[StrategyConfig, ...] = ()  #: ``[[strategies]]``
 
     def database(self, data_dir: str) -> str:
         """The database URL with ``{data_dir}`` and ``{instance}`` filled in and the password
@@ -533,12 +557,40 @@ def parse_profile(data: dict, path: Path) -> Profile:
     limits = parse_limits(_Reader(path, "[limits]", root.get("limits", dict, {})), seen,
                           {v.name for v in venues})
     var = dict(root.get("var", dict, {}))
+    strategies = _parse_strategies(root.get("strategies", list, []), path)
     root.done()
     return Profile(
         path=path, engine=engine, desk=desk, feed=feed, instruments=tuple(instruments), users=users,
         venue=venue, venues=venues, database_url=database_url,
-        database_password=database_password, limits=limits, var=var,
+        database_password=database_password, limits=limits, var=var, strategies=strategies,
     )
+
+
+def _parse_strategies(raw: list, path: Path) -> tuple[StrategyConfig, ...]:
+    """``[[strategies]]``: name, kind, enabled, account; the rest is the strategy's (its class
+    checks them when the engine builds it)."""
+    out = []
+    names: set[str] = set()
+    for k, t in enumerate(raw):
+        r = _Reader(path, f"[[strategies]][{k}]", t)
+        name = r.get("name", str)
+        if not _STRATEGY_NAME_RE.match(name):
+            r.fail("name", f"must be 1-23 letters, digits, '_', '.' or '-', was {name!r}")
+        if name in names:
+            r.fail("name", f"{name!r} names two strategies")
+        names.add(name)
+        kind = r.get("kind", str)
+        account = r.get("account", str, "")
+        if account and not _DESK_NAME_RE.match(account):
+            r.fail("account", f"must be 1-16 letters, digits, '_', '.' or '-', was {account!r}")
+        enabled = r.get("enabled", bool, True)
+        params = {key: v for key, v in t.items() if key not in ("name", "kind", "account",
+                                                                 "enabled")}
+        out.append(StrategyConfig(path=path, index=k, name=name, kind=kind, enabled=enabled,
+                                  account=account, params=params))
+    if len(out) > 64:
+        raise ProfileError(f"{path}: [[strategies]]: at most 64 strategies, was {len(out)}")
+    return tuple(out)
 
 
 def _feed_venues(f: "_Reader") -> tuple[str, ...]:

@@ -843,6 +843,20 @@ class RiskEngine:
 
     _journal_kill: Callable | None = None  #: the kernel's audit of kill-switch changes
 
+    def strategy_position(self, strategy: str, symbol: str) -> int:
+        """A strategy's position in ``symbol`` (its own book)."""
+        s = self.table.ids[Scope.STRATEGY].get(strategy, -1)
+        i = self.index.get(symbol, -1)
+        if s < 0 or i < 0:
+            return 0
+        return self.portfolio.qty[self.portfolio.strategy_book(s)][i]
+
+    def cancel_strategy(self, strategy: str, now_ns: int) -> int:
+        """Cancel every working order of a strategy (it was stopped); return the cancels."""
+        s = self.table.ids[Scope.STRATEGY].get(strategy, -1)
+        return self.cancel_scope(self.table.row(Scope.STRATEGY, s), HALTED, now_ns) \
+            if s >= 0 else 0
+
     def cancel_scope(self, row: int, state: int, now_ns: int) -> int:
         """Cancel the working orders kill-switch ``row`` forbids (HALTED: all in scope,
         REDUCING: those adding to their book's position); return the cancels sent."""
