@@ -6,7 +6,7 @@
     helmdesk desk --attach NAME   a desk attached to a running engine
     helmdesk venue --profile P    a simulated exchange (FIX acceptor, matching engine)
     helmdesk backtest --profile P --day D   the engine over a recorded day, simulated venues
-    helmdesk ctl status|kill|rearm|order|cancel|cancel-all|orders|audit   commands for scripts and runbooks
+    helmdesk ctl status|kill|rearm|order|cancel|cancel-all|orders|audit|strategy   commands for scripts and runbooks
     helmdesk import-ticks FILE.csv  quotes and trades into the tick store; ticks info: what is there
     helmdesk --version
 """
@@ -117,6 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
         a = rsub.add_parser(name, help=what)
         a.add_argument("diff_id", type=_positive_int, metavar="ID")
         a.add_argument("--reason", required=True, help="why (required; audited)")
+    st = csub.add_parser("strategy", help="the strategies, their state and key figures; "
+                                          "pause, resume or stop one (trader)")
+    ssub = st.add_subparsers(dest="strategy_verb", metavar="ACTION")
+    for name, what in (("pause", "stop new signals (its orders stay; a market maker pulls "
+                                 "its quotes)"),
+                       ("resume", "run again (a strategy a HALTED kill switch paused resumes "
+                                  "only when the switch is re-armed)"),
+                       ("stop", "stop it until the engine restarts: its working orders are "
+                                "cancelled")):
+        a = ssub.add_parser(name, help=what)
+        a.add_argument("name", metavar="NAME", help="the strategy's name ([[strategies]] name)")
+        a.add_argument("--reason", default="", help="why (kept in the audit trail)")
     csub.add_parser("ping", help="round trip through the command ring")
     o = csub.add_parser("order", help="send a manual order (trader)")
     o.add_argument("--venue", required=True, help="venue name from the engine's profile")

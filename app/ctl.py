@@ -19,7 +19,7 @@ from engine.ipc import (
     Scope,
     Verb,
 )
-from engine.ipc.commands import confirmation_code, order_text
+from engine.ipc.commands import STRATEGY_ACTIONS, confirmation_code, order_text
 from engine.ipc.events import decode_order, event_text
 
 __all__ = ["run"]
@@ -244,6 +244,10 @@ def run(args: argparse.Namespace, instance: str) -> int:
             return _limits(client)
         if args.verb == "recon" and not args.recon_verb:
             return _recon(client)
+        if args.verb == "strategy" and not args.strategy_verb:
+            return _strategies(client)
+        if args.verb == "strategy":
+            args.scope = f"strategy:{args.name}"
         try:
             if getattr(args, "scope", None):
                 scope, sid = _named_scope(client, args.scope)
@@ -269,6 +273,8 @@ def run(args: argparse.Namespace, instance: str) -> int:
             arg0, text = args.value, f"{args.key} {args.reason}"
         elif verb is Verb.RECON:
             arg0, arg1 = float(args.diff_id), 1.0 if args.recon_verb == "correct" else 0.0
+        elif verb is Verb.STRATEGY:
+            arg0 = float({v: k for k, v in STRATEGY_ACTIONS.items()}[args.strategy_verb])
         elif verb is Verb.ORDER:
             arg0, arg1 = float(args.qty), float(args.price or 0.0)
             text = order_text(args.venue, args.side, args.tif)
@@ -303,7 +309,7 @@ def run(args: argparse.Namespace, instance: str) -> int:
 
 _VERBS = {"kill": Verb.KILL, "rearm": Verb.REARM, "ping": Verb.PING, "order": Verb.ORDER,
           "cancel": Verb.CANCEL, "cancel-all": Verb.CANCEL_ALL, "limits": Verb.LIMIT,
-          "recon": Verb.RECON}
+          "recon": Verb.RECON, "strategy": Verb.STRATEGY}
 
 
 def _risk_table(client: EngineClient, name: str):
@@ -365,6 +371,31 @@ def _recon(client: EngineClient) -> int:
               f"{r['key'].decode():<24} database {int(r['db_qty']):+d}  venue "
               f"{int(r['venue_qty']):+d}  {r['text'].decode(errors='replace')}")
     return 1 if any(int(r["state"]) == 0 for r in rows) else 0
+
+
+_STATES = {0: "running", 1: "PAUSED", 2: "HALTED (risk)", 3: "stopped"}
+
+
+def _strategies(client: EngineClient) -> int:
+    """Each strategy: state, key figures, and its top signal rows."""
+    rows = _risk_table(client, "strategies")
+    if not len(rows):
+        print("this engine runs no strategies ([[strategies]] in its profile)")
+        return 0
+    signals = _risk_table(client, "signals")
+    for k, r in enumerate(rows):
+        figures = "  ".join(f"{r['fig_names'][j].decode()} {float(r['fig_values'][j]):,.6g}"
+                            for j in range(int(r["n_figures"])))
+        print(f"{r['name'].decode():<24} {r['kind'].decode():<12} "
+              f"{_STATES.get(int(r['state']), '?'):<14} {figures}")
+        cols = [c.decode() for c in r["sig_cols"]]
+        mine = signals[signals["strategy"] == k]
+        if len(mine) and any(cols):
+            print("    " + f"{'':<16}" + "".join(f"{c:>12}" for c in cols if c))
+            for s in mine[:5]:
+                print("    " + f"{s['label'].decode():<16}" + "".join(
+                    f"{float(v):>12,.4g}" for v, c in zip(s["values"], cols) if c))
+    return 0
 
 
 def _events_until(client: EngineClient, timeout: float):

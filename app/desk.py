@@ -28,7 +28,7 @@ from engine.core.profile import DeskConfig
 from engine.core.roles import Role
 from engine.core.ticks import tick_decimals
 from engine.ipc import IpcError, Scope, Verb
-from engine.ipc.commands import confirmation_code, order_text
+from engine.ipc.commands import STRATEGY_ACTIONS, confirmation_code, order_text
 from engine.ipc.events import decode_order, event_text
 from engine.ipc.layout import BOOK_CROSSED, BOOK_LOCKED, EventKind, H
 from widgets import (
@@ -43,6 +43,7 @@ from widgets import (
     PriceChart,
     ReconTable,
     RiskPanel,
+    StrategyPanel,
 )
 
 __all__ = ["DeskWindow", "run_desk_window"]
@@ -78,6 +79,8 @@ class DeskWindow(QMainWindow):
         self.risk = RiskPanel()
         self.limits = LimitEditor()
         self.recon = ReconTable()
+        self.strategy_panel = StrategyPanel()
+        self._strategies_shown = False
         self.positions = PositionsTable(())  # rebuilt with the engine's instruments on attach
         self._kill_rows = None
         self._recon_shown = False
@@ -98,6 +101,9 @@ class DeskWindow(QMainWindow):
         self.recon_dock = self._dock("Reconciliation", self.recon, Qt.RightDockWidgetArea)
         self.tabifyDockWidget(self.risk_dock, self.limits_dock)
         self.tabifyDockWidget(self.limits_dock, self.recon_dock)
+        self.strategies_dock = self._dock("Strategies", self.strategy_panel,
+                                          Qt.RightDockWidgetArea)
+        self.tabifyDockWidget(self.recon_dock, self.strategies_dock)
         self.risk_dock.raise_()
 
         tb = QToolBar("Instrument")
@@ -134,6 +140,8 @@ class DeskWindow(QMainWindow):
         self.killpanel.rearm_scope_requested.connect(
             lambda scope, sid, name, reason, typed: self._spawn(
                 self.rearm(scope, sid, name, reason, typed)))
+        self.strategy_panel.action_requested.connect(
+            lambda sid, action, name: self._spawn(self.strategy_action(sid, action, name)))
         self.recon.settle_requested.connect(
             lambda i, correct, reason: self._spawn(self.settle(i, correct, reason)))
         self.limits.limit_change_requested.connect(
@@ -278,6 +286,12 @@ class DeskWindow(QMainWindow):
             self.risk.set_pnl(pnl, float(desk[0]["limit"]) if len(desk) else float("nan"))
         if var is not None:
             self.risk.var_model.update(var)
+        strategies = c.read_risk("strategies")
+        if strategies is not None:
+            self.strategy_panel.set_rows(strategies, c.read_risk("signals"))
+            if len(strategies) and not self._strategies_shown:
+                self._strategies_shown = True  # the engine trades: show what it does
+                self.strategies_dock.raise_()
 
     def _on_events(self, recs, lost: int) -> None:
         lines = []
@@ -308,6 +322,7 @@ class DeskWindow(QMainWindow):
         self.killpanel.set_role(_role_name(role))
         self.limits.set_role(_role_name(role))
         self.recon.set_role(_role_name(role))
+        self.strategy_panel.set_role("trader" if role.trades else _role_name(role))
         self.blotter.set_permissions(trade=role.trades, cancel=role is not Role.VIEWER)
 
     def _on_refused(self, msg: str) -> None:
@@ -405,6 +420,13 @@ class DeskWindow(QMainWindow):
         how = "Correct" if correct else "Accept"
         await self._order_command(f"{how} difference {diff_id}", Verb.RECON, text=reason,
                                   arg0=float(diff_id), arg1=1.0 if correct else 0.0)
+
+    async def strategy_action(self, scope_id: int, action: str, name: str) -> None:
+        """A trader pauses, resumes or stops a strategy."""
+        await self._order_command(f"{action.capitalize()} {name}", Verb.STRATEGY,
+                                  Scope.STRATEGY, scope_id,
+                                  arg0=float({v: k for k, v in STRATEGY_ACTIONS.items()}[action]))
+        self._read_risk()
 
     def _scope_of(self, name: str) -> tuple[int, int] | None:
         """(scope, scope_id) of a scope's name ("desk" is the global scope)."""

@@ -25,6 +25,7 @@ from engine.core.records import SCOPE_NAMES, KillState, Notice, Scope
 from engine.core.roles import Role
 from engine.ipc.commands import (
     ROLE_MAY,
+    STRATEGY_ACTIONS,
     Ack,
     AckStatus,
     Command,
@@ -63,6 +64,7 @@ class CommandHandlers:
             Verb.CANCEL_ALL: self._handle_cancel_all,
             Verb.LIMIT: self._handle_limit,
             Verb.RECON: self._handle_recon,
+            Verb.STRATEGY: self._handle_strategy,
         }
 
     def handle(self, cmd: Command, now_ns: int) -> Ack | PendingAck:
@@ -214,6 +216,26 @@ class CommandHandlers:
         self.kernel.notify(WARNING, f"{text} by {cmd.user}: {cmd.text}"[:120], -1,
                            Notice.COMMAND)
         return text, int(cmd.arg0)
+
+    def _handle_strategy(self, cmd: Command, now_ns: int) -> tuple[str, int]:
+        """A trader pauses, resumes or stops a strategy (the risk engine's HALTED pause is
+        apart: resuming does not lift it)."""
+        host = self.kernel.strategies
+        name = self.kernel.risk.table.names[Scope.STRATEGY][cmd.scope_id]
+        action = STRATEGY_ACTIONS[int(cmd.arg0)]
+        act = {"pause": host.user_pause, "resume": host.resume, "stop": host.stop_one}[action]
+        why = act(name, now_ns)
+        if why is not None:
+            raise _Refused(why)
+        self.kernel.publisher.strategies(host, now_ns)  # the desk sees it with the ack
+        state = host.state(name).label
+        text = f"strategy {name} {state}"
+        reason = cmd.text.strip()
+        log.warning("%s by %s at %s%s", text, cmd.user, cmd.workstation,
+                    f": {reason}" if reason else "")
+        self.kernel.notify(WARNING, f"{text} by {cmd.user}" + (f": {reason}" if reason else ""),
+                           -1, Notice.COMMAND)
+        return text, int(host.state(name))
 
     def _handle_order(self, cmd: Command, now_ns: int) -> tuple[str, int]:
         """A manual order: through the kernel's one door, like a strategy's."""

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from engine.commands import CommandHandlers
 from engine.core.intents import OrderIntent
 from engine.core.profile import Profile
-from engine.core.records import KillState, Notice
+from engine.core.records import KillState, Notice, Scope
 from engine.execution.engine import ExecutionConfig, ExecutionEngine
 from engine.execution.oms import OrderUpdate
 from engine.execution.orders import ClOrdIds, Order
@@ -92,6 +92,10 @@ class Publisher:
 
     def risk(self, risk, ts_ns: int) -> None:
         """The risk engine's positions, limit utilisation and VaR (every health_ms)."""
+
+    def strategies(self, strategies, ts_ns: int) -> None:
+        """Each strategy's state, key figures and signals (``engine.strategy.host.Strategies``;
+        every health_ms, and at once when a state changes)."""
 
 
 class Journal:
@@ -158,6 +162,7 @@ class Kernel:
             strategies, self.market, self.submit, self.execution.cancel, self.notify,
             lambda: self.now, accounts=[getattr(s, "account", "") for s in strategies],
             position=risk.strategy_position, cancel_all=risk.cancel_strategy)
+        self.strategies.scope_ids = {n: k for k, n in enumerate(risk.table.names[Scope.STRATEGY])}
         risk.execution = self.execution
         risk.submit = self.submit
         risk.on_pause = self.strategies.pause
@@ -279,6 +284,8 @@ class Kernel:
             self.publisher.health(market.update_health(now_ns),
                                   self.execution.venue_states(), now_ns)
             self.publisher.risk(self.risk, now_ns)
+            if len(self.strategies):
+                self.publisher.strategies(self.strategies, now_ns)
             self.publish_kill()
             self._next_health = now_ns + self._health_ns
         return min(self._next_publish if pending else NEVER, self._next_health)

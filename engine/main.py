@@ -100,7 +100,14 @@ def _run(args: argparse.Namespace) -> int:
         from engine.feeds.tickstore import TickStoreError
         from engine.store import StoreError
 
-        strategies, report = [], None
+        from engine.strategy.registry import build as build_strategies
+
+        report = None
+        try:
+            strategies = build_strategies(profile)
+        except ProfileError as e:
+            print(f"helmdesk engine: {e}", file=sys.stderr)
+            return 2
         if args.intents:
             from engine.strategy.scripted import IntentsError, ScriptedIntents, load_intents
 

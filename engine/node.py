@@ -45,7 +45,7 @@ from engine.book.books import BBO_CROSSED, BBO_LOCKED
 from engine.core.clock import Clock, LiveClock
 from engine.core.paths import data_dir, state_dir
 from engine.core.profile import Profile, VenueLinkConfig
-from engine.core.records import KillState, Notice
+from engine.core.records import SIGNAL_ROW, STRATEGY_ROW, KillState, Notice
 from engine.core.roles import Role
 from engine.execution.oms import OrderUpdate
 from engine.execution.orders import ClOrdIds, Order
@@ -68,6 +68,9 @@ from engine.risk.scopes import ScopeTable
 __all__ = ["LiveNode", "pin_to_cores"]
 
 log = logging.getLogger("helmdesk.engine")
+
+#: Signal rows each strategy shows the desks (its most interesting: a pairs strategy's top |z|)
+SIGNALS_PER_STRATEGY = 16
 
 INFO, WARNING, ERROR = logging.INFO, logging.WARNING, logging.ERROR
 SIM_VENUE = "SIM"  #: the one venue of [feed] kind = "sim"
@@ -237,6 +240,40 @@ class ShmPublisher(Publisher):
             self._risk_overflow = True
             log.warning("%d risk rows did not fit the segment's tables: the desk sees the "
                         "first ones only", lost)
+
+
+    def strategies(self, host, ts_ns: int) -> None:
+        """STRATEGY_ROW per strategy, SIGNAL_ROW for each one's top rows."""
+        rows = np.zeros(len(host), dtype=STRATEGY_ROW)
+        signals = []
+        for k, (name, kind, state, figures) in enumerate(host.rows()):
+            r = rows[k]
+            r["index"] = host.scope_ids.get(name, k)
+            r["state"] = int(state)
+            r["ts_ns"] = ts_ns
+            r["name"] = name.encode()[:24]
+            r["kind"] = kind.encode()[:16]
+            items = list(figures.items())[:8]
+            r["n_figures"] = len(items)
+            for j, (fname, value) in enumerate(items):
+                r["fig_names"][j] = fname.encode()[:16]
+                r["fig_values"][j] = float(value)
+            s = host.strategies[k]
+            for j, col in enumerate(s.signal_columns[:4]):
+                r["sig_cols"][j] = col.encode()[:8]
+            try:
+                sig = s.signals(SIGNALS_PER_STRATEGY)
+            except Exception:
+                log.exception("strategy %s: signals() failed", name)
+                sig = []
+            for rank, (label, *values) in enumerate(sig[:SIGNALS_PER_STRATEGY]):
+                signals.append((k, rank, label.encode()[:24], tuple(float(v) for v in values[:4])))
+        shm = self.shm
+        shm.publish_risk("strategies", rows)
+        sig_rows = np.zeros(len(signals), dtype=SIGNAL_ROW)
+        for j, (k, rank, label, values) in enumerate(signals):
+            sig_rows[j] = (k, rank, label, values + (0.0,) * (4 - len(values)))
+        shm.publish_risk("signals", sig_rows)
 
 
 class ShmCommands(CommandSource):

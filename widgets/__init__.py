@@ -12,6 +12,7 @@ from widgets.pricechart import PriceChart
 from widgets.recon import ReconTable
 from widgets.risk import Gauge, RiskPanel, VarModel
 from widgets.status import ConnectionStatus
+from widgets.strategies import StrategyPanel
 
 __all__ = [
     "BlotterModel",
@@ -31,5 +32,6 @@ __all__ = [
     "PriceChart",
     "ReconTable",
     "RiskPanel",
+    "StrategyPanel",
     "VarModel",
 ]

@@ -28,6 +28,8 @@ __all__ = [
     "LIMIT_ROW",
     "VAR_ROW",
     "RECON_ROW",
+    "SIGNAL_ROW",
+    "STRATEGY_ROW",
     "FEED_HEALTH",
 ]
 
@@ -192,3 +194,30 @@ RECON_ROW = np.dtype([
     ("text", "S88"),          # what differs, and who settled it how
 ])
 assert RECON_ROW.itemsize == 176
+
+#: One strategy as the desks see it: its state (engine.strategy.host.StrategyState: 0 running,
+#: 1 paused by a person, 2 halted by risk, 3 stopped), kind, up to eight named key figures
+#: (``fig_names[k] == b""``: none) and the names of its signal rows' four values.
+STRATEGY_ROW = np.dtype([
+    ("index", "<i4"),         # its strategy scope id (the STRATEGY verb's scope_id)
+    ("state", "u1"),
+    ("n_figures", "u1"),
+    ("pad", "u1", (2,)),
+    ("ts_ns", "<i8"),
+    ("name", "S24"),
+    ("kind", "S16"),
+    ("fig_names", "S16", (8,)),
+    ("fig_values", "<f8", (8,)),
+    ("sig_cols", "S8", (4,)),
+])
+assert STRATEGY_ROW.itemsize == 280
+
+#: One of a strategy's most interesting rows (a pairs strategy's pairs by |z|): ``label``
+#: ("AAPL/MSFT") and four values its STRATEGY_ROW's ``sig_cols`` name.
+SIGNAL_ROW = np.dtype([
+    ("strategy", "<i4"),      # its STRATEGY_ROW index
+    ("rank", "<i4"),
+    ("label", "S24"),
+    ("values", "<f8", (4,)),
+])
+assert SIGNAL_ROW.itemsize == 64

@@ -386,9 +386,9 @@ class AttachServer:
             self._drop(c)
 
     def _refuse(self, c: _Conn, why: str, *, count_only: bool = False) -> None:
+        self._count(f"attach refused: {why}")  # counted before the desk can hear of it
         if not count_only:
             self._reply(c, REFUSED, -1, None, why, [])
-        self._count(f"attach refused: {why}")
         self._drop(c)
 
     def _count(self, why: str) -> None:

@@ -57,6 +57,8 @@ from engine.ipc.layout import (
     POSITION_DTYPE,
     VAR_DTYPE,
     RECON_DTYPE,
+    SIGNAL_DTYPE,
+    STRATEGY_DTYPE,
     MAX_VENUES,
     REJECT_REASONS,
     VENUE_BOOKS_OK,
@@ -287,6 +289,8 @@ class EngineClient:
                 limit_cap=q[H.LIMIT_CAP // 8],
                 var_cap=q[H.VAR_CAP // 8],
                 recon_cap=q[H.RECON_CAP // 8],
+                strategy_cap=q[H.STRATEGY_CAP // 8],
+                signal_cap=q[H.SIGNAL_CAP // 8],
             )
         except ValueError as e:
             raise IpcError(f"engine segment {seg.name} has an impossible layout: {e}") from None
@@ -311,6 +315,9 @@ class EngineClient:
         self.limits = SeqlockBlock(seg.buf, lay.limits_off, LIMIT_DTYPE, lay.limit_cap)
         self.var = SeqlockBlock(seg.buf, lay.var_off, VAR_DTYPE, lay.var_cap)
         self.recon = SeqlockBlock(seg.buf, lay.recon_off, RECON_DTYPE, lay.recon_cap)
+        self.strategies = SeqlockBlock(seg.buf, lay.strategies_off, STRATEGY_DTYPE,
+                                       lay.strategy_cap)
+        self.signals = SeqlockBlock(seg.buf, lay.signals_off, SIGNAL_DTYPE, lay.signal_cap)
         self.events = EventRingReader(seg.buf, lay.events_off, lay.event_capacity, from_start=True)
         if self.slot_seg is not None:
             self._map_slot()
@@ -437,12 +444,13 @@ class EngineClient:
         return self.kill.read(out)
 
     def read_risk(self, name: str) -> np.ndarray | None:
-        """The ``positions``, ``limits``, ``var`` or ``recon`` table as last published (used
-        rows only; None: a torn read, try again)."""
+        """The ``positions``, ``limits``, ``var``, ``recon``, ``strategies`` or ``signals``
+        table as last published (used rows only; None: a torn read, try again)."""
         rows = getattr(self, name).read()
         if rows is None:
             return None
-        key = {"limits": "key", "recon": "key"}.get(name, "book")
+        key = {"limits": "key", "recon": "key", "strategies": "name",
+               "signals": "label"}.get(name, "book")
         return rows[rows[key] != b""]
 
     def read_feed(self) -> np.ndarray | None:

@@ -29,6 +29,7 @@ __all__ = [
     "Ack",
     "PendingAck",
     "ROLE_MAY",
+    "STRATEGY_ACTIONS",
     "check_command",
     "confirmation_code",
     "order_text",
@@ -49,6 +50,11 @@ class Verb(enum.IntEnum):
     CANCEL_ALL = 6  #: cancel every live order in scope; text may name one venue
     LIMIT = 7  #: set a limit in scope: arg0 the value, text "KEY REASON" (risk manager only)
     RECON = 8  #: settle a restart difference: arg0 its id, arg1 0 accept / 1 correct, text why
+    STRATEGY = 9  #: pause (arg0 1), resume (2) or stop (3) a strategy (strategy scope); text why
+
+
+#: STRATEGY's arg0 -> the action
+STRATEGY_ACTIONS = {1: "pause", 2: "resume", 3: "stop"}
 
 
 class AckStatus(enum.IntEnum):
@@ -59,7 +65,8 @@ class AckStatus(enum.IntEnum):
 #: Which verbs each role may send. Enforced by the engine, not only by the desk.
 ROLE_MAY: dict[Role, frozenset[Verb]] = {
     Role.VIEWER: frozenset({Verb.PING}),
-    Role.TRADER: frozenset({Verb.PING, Verb.KILL, Verb.ORDER, Verb.CANCEL, Verb.CANCEL_ALL}),
+    Role.TRADER: frozenset({Verb.PING, Verb.KILL, Verb.ORDER, Verb.CANCEL, Verb.CANCEL_ALL,
+                            Verb.STRATEGY}),
     # A risk manager de-risks (cancels) but does not trade.
     Role.RISK_MANAGER: frozenset({Verb.PING, Verb.KILL, Verb.REARM, Verb.CANCEL, Verb.CANCEL_ALL,
                                   Verb.LIMIT, Verb.RECON}),
@@ -271,4 +278,11 @@ def check_command(cmd: Command, sizes: "dict[int, int] | int") -> str | None:
             return parsed
     if verb is Verb.CANCEL and not cmd.text.strip():
         return "CANCEL needs the order's ClOrdID"
+    if verb is Verb.STRATEGY:
+        if scope is not Scope.STRATEGY:
+            return "STRATEGY needs strategy scope"
+        if cmd.arg0 not in STRATEGY_ACTIONS:
+            return (f"STRATEGY action must be "
+                    + ", ".join(f"{int(k)}={n}" for k, n in STRATEGY_ACTIONS.items())
+                    + f", was {cmd.arg0:g}")
     return None

@@ -66,6 +66,8 @@ from engine.core.records import (  # the records every stage shares; the segment
     POSITION_ROW,
     VAR_ROW,
     RECON_ROW,
+    SIGNAL_ROW,
+    STRATEGY_ROW,
     MAX_VENUES,
     VENUE_BOOKS_OK,
     VENUE_DOWN,
@@ -94,6 +96,8 @@ __all__ = [
     "LIMIT_DTYPE",
     "VAR_DTYPE",
     "RECON_DTYPE",
+    "SIGNAL_DTYPE",
+    "STRATEGY_DTYPE",
     "BOOK_CROSSED",
     "BOOK_LOCKED",
     "EVENT_DTYPE",
@@ -130,14 +134,15 @@ __all__ = [
 ]
 
 MAGIC = int.from_bytes(b"HELMDESK", "little")
-LAYOUT_VERSION = 8  # 2: 128-byte event records with order payloads; 3: feed health;
+LAYOUT_VERSION = 9  # 2: 128-byte event records with order payloads; 3: feed health;
 #                    4: book flags (crossed / locked consolidated books); 5: the one
 #                    FEED_HEALTH record (176 B a venue, integrity counters included);
 #                    6: sealed command records, reject counters, slot resets;
 #                    7: kill switches of every scope with states, positions, limits, VaR;
 #                    8: desk slots in objects of their own handed over the attach socket,
 #                    the DESKS table (who holds each slot), no command bell word, reject
-#                    reason "refused" in place of "bad_role"
+#                    reason "refused" in place of "bad_role";
+#                    9: STRATEGIES and SIGNALS blocks
 CACHE_LINE = 64
 HEADER_SIZE = 4096
 BOOK_DEPTH = 10
@@ -194,6 +199,8 @@ class H:
     LIMIT_CAP = 528
     VAR_CAP = 536
     RECON_CAP = 544
+    STRATEGY_CAP = 552
+    SIGNAL_CAP = 560
     N_VENUES = 1024
     VENUES = 1032  # MAX_VENUES × [name 8 B, NUL padded | state u64: VENUE_DOWN / VENUE_UP]
 
@@ -238,6 +245,8 @@ POSITION_DTYPE = POSITION_ROW  # engine.core.records: the portfolio's rows
 LIMIT_DTYPE = LIMIT_ROW
 VAR_DTYPE = VAR_ROW
 RECON_DTYPE = RECON_ROW
+STRATEGY_DTYPE = STRATEGY_ROW
+SIGNAL_DTYPE = SIGNAL_ROW
 
 # Event ring record: 128 bytes, two cache lines. ``text`` is UTF-8 for every kind but
 # ORDER, whose 104 bytes are an ORDER_EVENT_STRUCT.
@@ -317,13 +326,16 @@ class Layout:
     limit_cap: int = 2048
     var_cap: int = 64
     recon_cap: int = 256
+    strategy_cap: int = 64
+    signal_cap: int = 256
 
     def __post_init__(self) -> None:
         if not self.kill_rows:
             object.__setattr__(self, "kill_rows", self.n_instruments + 1)
         for name, hi in (("kill_rows", 1 << 16), ("position_cap", 1 << 20),
                          ("limit_cap", 1 << 16), ("var_cap", 1 << 12),
-                         ("recon_cap", 1 << 12)):
+                         ("recon_cap", 1 << 12), ("strategy_cap", 1 << 10),
+                         ("signal_cap", 1 << 14)):
             v = getattr(self, name)
             if not 0 < v <= hi:
                 raise ValueError(f"{name} must be 1..{hi}, was {v}")
@@ -378,8 +390,17 @@ class Layout:
         return _align(self.var_off + SEQLOCK_PREFIX + self.var_cap * VAR_DTYPE.itemsize)
 
     @property
-    def events_off(self) -> int:
+    def strategies_off(self) -> int:
         return _align(self.recon_off + SEQLOCK_PREFIX + self.recon_cap * RECON_DTYPE.itemsize)
+
+    @property
+    def signals_off(self) -> int:
+        return _align(self.strategies_off + SEQLOCK_PREFIX
+                      + self.strategy_cap * STRATEGY_DTYPE.itemsize)
+
+    @property
+    def events_off(self) -> int:
+        return _align(self.signals_off + SEQLOCK_PREFIX + self.signal_cap * SIGNAL_DTYPE.itemsize)
 
     @property
     def desks_off(self) -> int:

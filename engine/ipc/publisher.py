@@ -28,6 +28,8 @@ from engine.ipc.layout import (
     POSITION_DTYPE,
     VAR_DTYPE,
     RECON_DTYPE,
+    SIGNAL_DTYPE,
+    STRATEGY_DTYPE,
     BOOK_DTYPE,
     LAYOUT_VERSION,
     MAGIC,
@@ -160,6 +162,8 @@ class EngineSegment:
         q[H.LIMIT_CAP // 8] = lay.limit_cap
         q[H.VAR_CAP // 8] = lay.var_cap
         q[H.RECON_CAP // 8] = lay.recon_cap
+        q[H.STRATEGY_CAP // 8] = lay.strategy_cap
+        q[H.SIGNAL_CAP // 8] = lay.signal_cap
         name = self.instance.encode()[: H.INSTANCE_LEN]
         buf[H.INSTANCE : H.INSTANCE + len(name)] = name
         if len(venues) > MAX_VENUES:
@@ -189,9 +193,13 @@ class EngineSegment:
         self.limits = SeqlockBlock(buf, lay.limits_off, LIMIT_DTYPE, lay.limit_cap)
         self.var = SeqlockBlock(buf, lay.var_off, VAR_DTYPE, lay.var_cap)
         self.recon = SeqlockBlock(buf, lay.recon_off, RECON_DTYPE, lay.recon_cap)
+        self.strategies = SeqlockBlock(buf, lay.strategies_off, STRATEGY_DTYPE, lay.strategy_cap)
+        self.signals = SeqlockBlock(buf, lay.signals_off, SIGNAL_DTYPE, lay.signal_cap)
         self._risk_scratch = {name: np.zeros(getattr(lay, cap), dtype=dt) for name, cap, dt in (
             ("positions", "position_cap", POSITION_DTYPE), ("limits", "limit_cap", LIMIT_DTYPE),
-            ("var", "var_cap", VAR_DTYPE), ("recon", "recon_cap", RECON_DTYPE))}
+            ("var", "var_cap", VAR_DTYPE), ("recon", "recon_cap", RECON_DTYPE),
+            ("strategies", "strategy_cap", STRATEGY_DTYPE),
+            ("signals", "signal_cap", SIGNAL_DTYPE))}
         self._risk_empty = {name: np.zeros((), dtype=a.dtype)
                             for name, a in self._risk_scratch.items()}
         self.events = EventRingWriter(buf, lay.events_off, lay.event_capacity)
@@ -284,7 +292,8 @@ class EngineSegment:
         self.kill.write(rows)
 
     def publish_risk(self, name: str, rows: np.ndarray) -> int:
-        """Publish the ``positions``, ``limits``, ``var`` or ``recon`` table (the rest of the block
+        """Publish the ``positions``, ``limits``, ``var``, ``recon``, ``strategies`` or
+        ``signals`` table (the rest of the block
         emptied); return how many rows did not fit."""
         out = self._risk_scratch[name]
         n = min(len(rows), len(out))
@@ -335,7 +344,8 @@ class EngineSegment:
             b.release()
         self.kill.release()
         self.feed.release()
-        for block in (self.positions, self.limits, self.var, self.recon):
+        for block in (self.positions, self.limits, self.var, self.recon, self.strategies,
+                      self.signals):
             block.release()
         self.desks.release()
         self.books = []

@@ -50,6 +50,8 @@ class Strategies:
                                          account=a, position=position)
                          for s, a in zip(self.strategies, accounts)]
         self.index = {s.name: k for k, s in enumerate(self.strategies)}
+        #: each strategy's id in the risk engine's strategy scope (the kernel sets it)
+        self.scope_ids: dict[str, int] = dict(self.index)
         self.market = market
         self._notify = notify
         self._cancel_all = cancel_all
