@@ -561,11 +561,19 @@ class LiveNode:
         next_store_check = now
         turns = 0
         waits = 0
+        # slice_us: each turn at the next time due, never past it, so the kernel sees what a
+        # backtest of the recorded session sees (in order, however late the loop runs)
+        lockstep = cfg.slice_us > 0
+        t = due = wall()
         while self._running:
             now = mono()
             turns += 1
             now_wall = wall()
-            due = kernel.step(now_wall)
+            if lockstep:
+                t = max(t, min(now_wall, due if due > t else t + 1))
+                due = kernel.step(t)
+            else:
+                due = kernel.step(now_wall)
             if held:
                 publisher.release()
             if now >= next_hb:

@@ -10,6 +10,8 @@ Schema (every later issue adds its own section here rather than a new format)::
     max_sleep_us = 1000      # the longest the loop ever waits (command latency bound)
     publish_hz = 1000        # snapshot publication rate cap
     event_capacity = 16384   # event ring records (power of two)
+    slice_us = 0             # N > 0: market data in whole N-µs slices, turns in time order
+                             #   (a paper session a backtest replays exactly; adds ≤ N µs)
 
     [desk]
     name = "desk-1"          # workstation name carried in every command
@@ -175,6 +177,10 @@ class EngineConfig:
     max_sleep_us: int = 1000
     publish_hz: int = 1000
     event_capacity: int = 1 << 14
+    #: 0: live (each turn applies the market data received by then); N µs: market data in
+    #: whole slices of receive time and every turn at the next time due, in order — a paper
+    #: session then replays exactly in a backtest (docs/strategies.md)
+    slice_us: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -457,6 +463,7 @@ def parse_profile(data: dict, path: Path) -> Profile:
         max_sleep_us=e.integer("max_sleep_us", 1000, lo=50, hi=1000),
         publish_hz=e.integer("publish_hz", 1000, lo=1, hi=100_000),
         event_capacity=event_capacity,
+        slice_us=e.integer("slice_us", 0, lo=0, hi=1_000_000),
     )
     e.done()
 

@@ -46,6 +46,10 @@ class MarketDataConfig:
     silence_ns: tuple[int, ...]  #: per venue: silent this long is stale
     capacity: int = 8192  #: records per batch
     depth: int = 10
+    #: 0: each step applies every record received by then; N: records go to the books in
+    #: whole slices of N ns of receive time ([kN, (k+1)N) at (k+1)N), so what a strategy sees
+    #: does not depend on when the loop happened to run (``[engine] slice_us``)
+    slice_ns: int = 0
 
     @classmethod
     def from_profile(cls, profile: Profile, venues: Sequence[str], *,
@@ -57,7 +61,8 @@ class MarketDataConfig:
         hb = {v.name: int(v.heartbeat_s * 1.5e9) for v in profile.venues
               if v.kind == "fix" and v.market_data}
         return cls(venues=tuple(venues), capacity=capacity,
-                   silence_ns=tuple(max(base, hb.get(v, 0)) for v in venues))
+                   silence_ns=tuple(max(base, hb.get(v, 0)) for v in venues),
+                   slice_ns=profile.engine.slice_us * 1000)
 
 
 class MarketData:
@@ -97,6 +102,7 @@ class MarketData:
                     self.liveness[v] = (liveness, k)
         self._silent = [False] * n
         self._depth_out = np.zeros((2, 3, self.books.depth), dtype=np.int64)
+        self.slice_ns = config.slice_ns
         self.applied = 0  #: records applied to the books so far
         self.next_due_ns = NEVER
 
@@ -127,15 +133,17 @@ class MarketData:
         buf = self.buf
         applied = self.applied
         nxt = NEVER
+        sl = self.slice_ns
+        until = now_ns - now_ns % sl - 1 if sl else now_ns  # sliced: only whole slices
         for s in self.sources:
-            if now_ns >= s.next_due_ns:
-                s.step(now_ns, buf)
+            if until >= s.next_due_ns:
+                s.step(until, buf)
                 while buf.full:
                     self.flush()
-                    s.step(now_ns, buf)
+                    s.step(until, buf)
             if s.next_due_ns < nxt:
                 nxt = s.next_due_ns
-        self.next_due_ns = nxt
+        self.next_due_ns = nxt if not sl or nxt >= NEVER else nxt - nxt % sl + sl
         if buf.n:
             self.flush()
         return self.applied - applied
