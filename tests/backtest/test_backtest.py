@@ -100,7 +100,8 @@ def test_backtest_writes_orders_fills_and_positions(store, tmp_path):
     s = _run(prof, root, tmp_path / "out")
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == [
-        "executions.csv", "orders.csv", "positions.csv", "summary.json"]
+        "equity.csv", "executions.csv", "metrics.csv", "orders.csv", "positions.csv",
+        "report.html", "summary.json", "trades.csv"]
     assert s["records"] > 1000 and s["records_applied"] == s["records"]
     assert s["intents_sent"] == 5 and s["intents_refused"] == []
     orders = _rows(out / "orders.csv")
@@ -125,12 +126,20 @@ def test_backtest_writes_orders_fills_and_positions(store, tmp_path):
     buy = [f for f in fills if f["cl_ord_id"] == ids[0]]
     assert sum(int(f["qty"]) for f in buy) == 300
     assert all(99.0 < float(f["price"]) < 101.0 for f in buy)
+    # 0.5 bps of the notional at SIMA, nothing at SIMB; every fill is the script's
+    for f in fills:
+        want = 0.5e-4 * int(f["qty"]) * float(f["price"]) if f["venue"] == "SIMA" else 0.0
+        assert abs(float(f["fee"]) - want) < 1e-6 and f["source"] == "strategy:script"
     pos = {r["symbol"]: r for r in _rows(out / "positions.csv")}
     net = {}
     for f in fills:
         net[f["symbol"]] = net.get(f["symbol"], 0) + int(f["qty"]) * (1 if f["side"] == "buy" else -1)
     assert {k: int(v["qty"]) for k, v in pos.items()} == net
     assert s["executions"] == len(fills) and s["orders"] == len(ids)
+    # realized P&L is net of fees, as the risk engine books it
+    fees = sum(float(f["fee"]) for f in fills)
+    assert abs(sum(float(r["fees"]) for r in pos.values()) - fees) < 1e-9
+    assert abs(s["fees"] - fees) < 1e-6 and fees > 0
 
 
 def test_backtest_is_deterministic_byte_for_byte(store, tmp_path):
@@ -138,7 +147,7 @@ def test_backtest_is_deterministic_byte_for_byte(store, tmp_path):
     _run(prof, root, tmp_path / "a")
     _run(prof, root, tmp_path / "b")
     a, b = _hashes(tmp_path / "a"), _hashes(tmp_path / "b")
-    assert a == b and len(a) == 4
+    assert a == b and len(a) == 8
     assert (tmp_path / "a" / "executions.csv").read_text().count("\n") > 2
 
 
