@@ -5,7 +5,8 @@
     helmdesk engine --profile P   the headless engine
     helmdesk desk --attach NAME   a desk attached to a running engine
     helmdesk venue --profile P    a simulated exchange (FIX acceptor, matching engine)
-    helmdesk backtest --profile P --day D   the engine over a recorded day, simulated venues
+    helmdesk backtest --profile P --from D1 --to D2   the engine over recorded days, simulated
+                                  venues, a report folder (metrics, equity chart, report.html)
     helmdesk ctl status|kill|rearm|order|cancel|cancel-all|orders|audit|strategy   commands for scripts and runbooks
     helmdesk import-ticks FILE.csv  quotes and trades into the tick store; ticks info: what is there
     helmdesk --version
@@ -70,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from engine.backtest.main import add_arguments as backtest_arguments
 
-    b = sub.add_parser("backtest", help="run the engine over a recorded day, simulated venues")
+    b = sub.add_parser("backtest", help="run the engine over recorded days with simulated "
+                                        "venues; write a report folder")
     backtest_arguments(b)
 
     c = sub.add_parser("ctl", help="send a command to a running engine")
@@ -208,9 +210,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return run(args)
     if args.command == "backtest":
+        from app.reportchart import render_or_why
         from engine.backtest.main import run as backtest_run
 
-        return backtest_run(args)
+        return backtest_run(args, chart=render_or_why)
     if args.command == "venue":
         from engine.venue.main import run as venue_run
 
