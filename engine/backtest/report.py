@@ -73,6 +73,7 @@ FILES = {
     "orders.csv": "every order update",
     "executions.csv": "every fill, with its fee",
     "positions.csv": "positions at the end, marked to the closing mid",
+    "equity.parquet": "equity.csv as Parquet (written when pyarrow is installed)",
 }
 
 #: metric -> (label, how it reads: money, ratio (shown in %), pct, num, count, seconds)
