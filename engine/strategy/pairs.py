@@ -701,9 +701,6 @@ class PairsStrategy(Strategy):
         if all(leg.qty == leg.target for leg in legs):
             self._done(ctx, pair, now_ns)
             return
-        if now_ns < pair.retry_at:
-            pair.due = pair.retry_at
-            return
         if not pair.legging:
             if all(leg.qty == leg.start for leg in legs):  # nothing moved: drop the action
                 self.counts["aborted"] += 1
@@ -714,6 +711,9 @@ class PairsStrategy(Strategy):
             self.counts["legging"] += 1
             ctx.notify(WARNING, f"{pair.label} legging on {pair.job}: {_legs_text(pair)}; "
                                 f"re-sending the missing leg")
+        if now_ns < pair.retry_at:
+            pair.due = pair.retry_at
+            return
         if pair.attempts < cfg.max_leg_retries and now_ns < pair.deadline:
             pair.attempts += 1
             self._resend(ctx, pair, now_ns, max(pair.attempts, 0))
@@ -763,7 +763,8 @@ class PairsStrategy(Strategy):
         p = pair.k
         if pair.legging:
             ctx.notify(INFO if not pair.stuck else WARNING,
-                       f"{pair.label} hedged again: {_legs_text(pair)}")
+                       f"{pair.label} hedged again: holds "
+                       + ", ".join(f"{leg.symbol} {leg.qty:+d}" for leg in pair.legs))
         if pair.open:
             self.si[p, K.I_STATE] = pair.side
             self.si[p, K.I_BUSY] = 0
