@@ -232,3 +232,19 @@ def test_the_same_market_gives_the_same_orders():
     a, b = session(), session()
     assert _orders(a) and _orders(a) == _orders(b)
     assert a.s.figures() == b.s.figures() and a.fig["legging"] >= 1
+
+
+def test_a_day_hedge_still_working_at_the_deadline_is_cancelled_and_the_excess_unwound():
+    r = Run(tif="day", leg_timeout_ms=300)
+    r.form()
+    r.d.quote("BBB", r.x, size=2)  # the hedge fills 12 and rests the rest at its limit
+    r.spread(0.18, seconds=0.1)
+    qa, qb = r.sizes(0.18)
+    (working,) = r.d.working().values()
+    assert working.symbol == "BBB" and working.tif == "day"
+    assert r.s.pairs[0].job == "enter" and r.fig["legging"] == 0  # not late yet
+    r.d.run(1.0)
+    assert not r.d.working()  # cancelled at the deadline
+    a, b = r.pos("AAA"), r.pos("BBB")
+    assert 0 < b < qb and a == -math.floor(qa * b / qb + 0.5)
+    assert r.fig["legging"] == 1 and r.s.pairs[0].job is None and r.fig["open"] == 1
