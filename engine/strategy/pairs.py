@@ -441,8 +441,8 @@ class PairsStrategy(Strategy):
                 return
         else:
             col = {s: k for k, s in enumerate(names)}
-            good = [(a, b) for a, b in cfg.pairs
-                    if np.isfinite(prices[:, col[a]]).all() and np.isfinite(prices[:, col[b]]).all()]
+            whole = np.isfinite(prices).all(axis=0)
+            good = [(a, b) for a, b in cfg.pairs if whole[col[a]] and whole[col[b]]]
             if len(good) < len(cfg.pairs):
                 missing = [f"{a}/{b}" for a, b in cfg.pairs if (a, b) not in good]
                 ctx.notify(WARNING, f"formation {self.formations}: no sound book for "
