@@ -100,7 +100,7 @@ def test_a_stop_and_a_time_stop_close_the_position():
     r.spread(-0.4)  # blows out past the stop
     assert r.fig["stops"] == 1 and r.fig["open"] == 0 and r.fig["realized"] < 0
     assert (r.pos("AAA"), r.pos("BBB")) == (0, 0)
-    r.spread(-0.18, seconds=0.5)  # past the cooldown? no: 1 s
+    r.spread(-0.18, seconds=0.5)  # inside the 1 s cooldown: no new entry
     assert r.fig["entries"] == 1
     r2 = Run(max_hold_s=0.3)
     r2.form()
