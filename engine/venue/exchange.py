@@ -414,6 +414,15 @@ class Exchange:
         book.engine.cancel(order_id, now_ns)
         self._drain(book, now_ns)
 
+    def fill_from_background(self, book: _Book, order_id: int, qty: int, now_ns: int) -> int:
+        """Another participant, whose order is not in the book, trades up to ``qty`` of the
+        resting order ``order_id`` at its price (``MatchingEngine.execute``); return how much.
+        Its owner gets the ExecutionReport, with fees, as for any fill."""
+        n = book.engine.execute(order_id, qty, now_ns)
+        if n:
+            self._drain(book, now_ns)
+        return n
+
     # -- INSPECTION ------------------------------------------------------------------------------
     def book_snapshot(self) -> dict[str, dict]:
         """Each instrument's best bid/ask (prices, None when empty) and live order count."""

@@ -17,6 +17,15 @@ Reports per request (each takes the next ``exec_id``):
 - ``replace``: REPLACED and, if the new price crosses, fills as above; or REPLACE_REJECTED.
 - ``cancel_all``: CANCELLED "owner disconnected" for each of the owner's live orders, in the
   order they arrived.
+- ``execute``: the resting order's PARTIAL_FILL or FILL, at its price (a counterparty outside
+  the book traded with it: no aggressor order, so no aggressor report).
+
+Liquidity outside the book (``set_outside``): per side an aggressor takes, price levels that
+an owner of the engine keeps out of the book because they would cross a resting order (a
+simulated venue's recorded market touching one of ours: ``engine.venue.inprocess``). They are
+better than anything that side of the book holds, so an aggressor that reaches them takes them
+first, best first, at their prices (its fill reports only: the counterparty has no order
+here); what it takes is gone from them (they are changed in place). FOK counts them.
 
 Theory of operation
 -------------------
@@ -135,7 +144,8 @@ class Report(NamedTuple):
     qty: int
     #: quantity of this fill; 0 unless a fill
     last_qty: int
-    #: price of this fill in ticks (always the resting order's price); None unless a fill
+    #: price of this fill in ticks (always the resting side's: the resting order's, or that of
+    #: the level outside the book taken); None unless a fill
     last_px: int | None
     #: quantity still open (0 once filled, cancelled or rejected)
     leaves: int
@@ -219,7 +229,7 @@ class MatchingEngine:
     """
 
     __slots__ = ("reports", "_emit", "_orders", "_bid_keys", "_bids", "_ask_keys", "_asks",
-                 "_sides", "_books", "_done", "_done_old", "_remember", "_exec_id")
+                 "_sides", "_books", "_done", "_done_old", "_remember", "_exec_id", "_outside")
 
     def __init__(self, reports: list | None = None, *, remember_done: int = 1_000_000) -> None:
         self.reports: list = [] if reports is None else reports
@@ -229,9 +239,13 @@ class MatchingEngine:
         self._bids: dict[int, list] = {}
         self._ask_keys: list[int] = []
         self._asks: dict[int, list] = {}
-        # side -> (side, own keys, own levels, opposite keys, opposite levels, key sign)
-        buy = (_BUY, self._bid_keys, self._bids, self._ask_keys, self._asks, 1)
-        sell = (_SELL, self._ask_keys, self._asks, self._bid_keys, self._bids, -1)
+        #: aggressor side -> [[price, qty], ...] outside the book, best first (set_outside)
+        self._outside: dict[int, list[list[int]]] = {1: [], 2: []}
+        # side -> (side, own keys, own levels, opposite keys, opposite levels, key sign,
+        # the liquidity outside the book it takes)
+        buy = (_BUY, self._bid_keys, self._bids, self._ask_keys, self._asks, 1, self._outside[1])
+        sell = (_SELL, self._ask_keys, self._asks, self._bid_keys, self._bids, -1,
+                self._outside[2])
         self._sides = {1: buy, 2: sell}
         self._books = (None, (self._bid_keys, self._bids), (self._ask_keys, self._asks))
         self._done: dict[Hashable, ExecKind] = {}  # finished ids -> FILL or CANCELLED
@@ -250,7 +264,7 @@ class MatchingEngine:
             self._done_old = done
             self._done = done = {}
         try:
-            s, mykeys, mylevels, okeys, olevels, sign = self._sides[side]
+            s, mykeys, mylevels, okeys, olevels, sign, ext = self._sides[side]
             if (order_id in orders or order_id in done or order_id in self._done_old
                     or type(qty) is not int or qty <= 0):
                 raise ValueError
@@ -271,10 +285,19 @@ class MatchingEngine:
         eid = self._exec_id + 1
         emit((_NEW, order_id, owner, s, price, qty, 0, None, qty, 0, eid, ts_ns, None))
         rem = qty
-        if okeys and okeys[-1] >= lim:
+        # outside liquidity in reach (an opposite key is minus the aggressor's sign × price)
+        reach = ext and -sign * ext[0][0] >= lim
+        if reach or okeys and okeys[-1] >= lim:
             if tif == 4:  # FOK: is there enough at or better than the limit?
                 need = qty
+                if reach:
+                    for px, n in ext:
+                        if -sign * px < lim:
+                            break
+                        need -= n
                 for i in range(len(okeys) - 1, -1, -1):
+                    if need <= 0:
+                        break
                     k = okeys[i]
                     if k < lim:
                         break
@@ -289,7 +312,12 @@ class MatchingEngine:
                     done[order_id] = _CANCELLED
                     return
             self._exec_id = eid
-            rem = self._match(order_id, owner, s, price, qty, qty, lim, okeys, olevels, ts_ns)
+            if reach:
+                rem = self._take_outside(order_id, owner, s, price, qty, rem, lim, sign, ext,
+                                         ts_ns)
+            if rem and okeys and okeys[-1] >= lim:
+                rem = self._match(order_id, owner, s, price, qty, rem, lim, okeys, olevels,
+                                  ts_ns)
             if not rem:
                 done[order_id] = _FILL
                 return
@@ -391,12 +419,17 @@ class MatchingEngine:
         self._exec_id += 1
         self._emit((_REPLACED, oid, owner, s, new_price, new_qty, 0, None, new_leaves, cum,
                     self._exec_id, ts_ns, None))
-        _, mykeys, mylevels, okeys, olevels, sign = self._sides[s]
+        _, mykeys, mylevels, okeys, olevels, sign, ext = self._sides[s]
         new_key = sign * new_price
         rem = new_leaves
-        if okeys and okeys[-1] >= -new_key:
-            rem = self._match(oid, owner, s, new_price, new_qty, rem, -new_key, okeys, olevels,
-                              ts_ns)
+        reach = ext and -sign * ext[0][0] >= -new_key
+        if reach or okeys and okeys[-1] >= -new_key:
+            if reach:
+                rem = self._take_outside(oid, owner, s, new_price, new_qty, rem, -new_key, sign,
+                                         ext, ts_ns)
+            if rem and okeys and okeys[-1] >= -new_key:
+                rem = self._match(oid, owner, s, new_price, new_qty, rem, -new_key, okeys,
+                                  olevels, ts_ns)
             if not rem:
                 del self._orders[oid]
                 self._done[oid] = _FILL
@@ -433,6 +466,44 @@ class MatchingEngine:
             done[oid] = _CANCELLED
         self._exec_id = eid
         return len(victims)
+
+    def execute(self, order_id: Hashable, qty: int, ts_ns: int = 0) -> int:
+        """A counterparty outside the book trades up to ``qty`` of live order ``order_id`` at
+        its price (it keeps its place if some is left); return how much (0: not live)."""
+        try:
+            o = self._orders.get(order_id)
+        except TypeError:
+            o = None
+        if o is None or qty <= 0:
+            return 0
+        leaves = o[5]
+        n = qty if qty < leaves else leaves
+        cum = o[6] + n
+        self._exec_id += 1
+        if n == leaves:
+            self._unlink(o)
+            o[6] = cum
+            del self._orders[order_id]
+            self._done[order_id] = _FILL
+            self._emit((_FILL, order_id, o[1], o[2], o[3], o[4], n, o[3], 0, cum,
+                        self._exec_id, ts_ns, None))
+        else:
+            o[5] = leaves - n
+            o[6] = cum
+            self._books[o[2]][1][o[7]][0] -= n
+            self._emit((_PARTIAL, order_id, o[1], o[2], o[3], o[4], n, o[3], leaves - n, cum,
+                        self._exec_id, ts_ns, None))
+        return n
+
+    def set_outside(self, side: int, levels: list[list[int]]) -> None:
+        """The liquidity outside the book that an aggressor on ``side`` (BUY: asks, SELL: bids)
+        meets first: ``[price, qty]`` lists, best first, each better than that side of the book
+        (module docstring). The lists are kept, and changed in place as they are taken."""
+        self._outside[side][:] = levels
+
+    def outside(self, side: int) -> list[list[int]]:
+        """What is left of the liquidity outside the book for an aggressor on ``side``."""
+        return self._outside[side]
 
     # -- MARKET DATA -----------------------------------------------------------------------------
     def best_bid(self) -> int | None:
@@ -559,6 +630,28 @@ class MatchingEngine:
             if not rem or not okeys or okeys[-1] < lim:
                 self._exec_id = eid
                 return rem
+
+    def _take_outside(self, oid: Hashable, owner: Any, s: Side, price: int | None, qty: int,
+                      rem: int, lim: float, sign: int, ext: list, ts_ns: int) -> int:
+        """Fill the aggressor ``oid`` from the liquidity outside the book (``ext``, best first)
+        down to ``lim``; return what is left open. Its own reports only."""
+        emit = self._emit
+        eid = self._exec_id
+        while ext and rem:
+            e = ext[0]
+            px = e[0]
+            if -sign * px < lim:
+                break
+            n = e[1] if e[1] < rem else rem
+            rem -= n
+            e[1] -= n
+            if not e[1]:
+                del ext[0]
+            eid += 1
+            emit((_PARTIAL if rem else _FILL, oid, owner, s, price, qty, n, px, rem, qty - rem,
+                  eid, ts_ns, None))
+        self._exec_id = eid
+        return rem
 
     def _unlink(self, o: list) -> None:
         """Take live order ``o`` out of its level (not out of ``_orders``)."""
