@@ -30,6 +30,12 @@ Arrays (all updated in place; views share memory with ``book``/``venue``/``bbo``
               ``updates`` (records applied to the instrument), ``ts_exch_ns``/``ts_recv_ns`` (of
               the record that last changed the BBO).
 ``rejects``   int64 (N_REJECTS,): bad records by REJECT_* code.
+``taps``      callables, each called with every array ``apply_batch`` has just applied (a
+              view of the caller's: copy what is kept). Empty unless a reader needs each record
+              and not only its outcome: a simulated venue's queue model reads the trades at the
+              prices of its resting orders (``engine.venue.inprocess``), which ``last_px`` would
+              lose when a batch holds several. Such a reader registers only while it needs to,
+              so the books pay one empty-list test per batch. ``apply_one`` does not call them.
 
 Applying a record
 -----------------
@@ -239,7 +245,7 @@ class BookSet:
 
     __slots__ = ("n_venues", "n_instruments", "depth", "start_stale", "book", "bid_px", "bid_sz",
                  "ask_px", "ask_sz", "venue", "last_px", "last_sz", "updates", "state", "bbo",
-                 "rejects", "_flags")
+                 "rejects", "taps", "_flags")
 
     def __init__(self, n_venues: int, n_instruments: int, depth: int = 10, *,
                  start_stale: bool = True) -> None:
@@ -266,6 +272,8 @@ class BookSet:
         self.bbo = np.zeros(n_instruments, dtype=BBO)
         self._flags = self.bbo["flags"]
         self.rejects = np.zeros(N_REJECTS, dtype=np.int64)
+        #: called with each batch apply_batch applied (module docstring)
+        self.taps: list[Callable[[np.ndarray], None]] = []
         self.reset()
 
     def reset(self) -> None:
@@ -342,14 +350,18 @@ _apply_range = _k.apply_range
 
 
 def apply_batch(books: BookSet, records: np.ndarray) -> int:
-    """Apply MD_EVENT ``records`` in order (compiled); return how many were applied (the rest
-    are counted in ``books.rejects``). ``records`` may be a memmap or any MD_EVENT array."""
+    """Apply MD_EVENT ``records`` in order (compiled), then hand them to ``books.taps``; return
+    how many were applied (the rest are counted in ``books.rejects``). ``records`` may be a
+    memmap or any MD_EVENT array."""
     records = np.asarray(records)  # a memmap as a plain ndarray view: one compiled signature
     if records.dtype != MD_EVENT or records.ndim != 1:
         raise TypeError(f"records must be a 1-d MD_EVENT array, was {records.dtype} "
                         f"{records.shape}")
     rejected = int(books.rejects.sum())
     _apply_range(records, 0, len(records), books.book, books.venue, books.bbo, books.rejects)
+    if books.taps:
+        for tap in books.taps:
+            tap(records)
     return len(records) - (int(books.rejects.sum()) - rejected)
 
 
