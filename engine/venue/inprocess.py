@@ -57,20 +57,19 @@ of ours is live there until the last one ends (checked right after each message 
 - A marketable order takes the displayed levels best first, at most their displayed size, at
   their prices (the matching engine fills at the resting price); what is left of a limit order
   rests, of a market or IOC order is cancelled.
-- A resting order fills when a sync submits an opposite level at or through its price: a
-  *touch fill*, at our limit price, up to that level's size. There is no queue position: we
-  fill as soon as the recorded market touches us, ahead of every order displayed at our price
-  (a limitation: queue position is not modelled). The fill happens at the sync, so at the
-  ``now_ns`` of the ``on_market`` call that saw the market move.
+- A resting order fills as ``queue_model`` says (see "Queue position" below): by default
+  only once the recorded volume ahead of it at its price has traded, or when the market goes
+  through its price; ``queue_model="none"`` keeps the *touch fill*.
 - No market impact: what we take is not taken from the recorded market. The next sync shows
   the level at its displayed size again, for our next order to take.
 - Never the same liquidity twice for a resting order: per side and price, the venue counts
-  the displayed size our orders have used there (taken or touched; at most the displayed size,
-  forgotten when the price leaves the displayed book). A level that would cross one of our
-  resting orders shows only the size not yet used: the same displayed 200 can fill our
-  resting bid once, and it gets more only when the recorded size at that price grows. While
-  that resting order stays, the used size is missing for our other orders too; once it is
-  gone, the level shows its displayed size again.
+  the displayed size our orders have used there (taken, or touched under "none"; at most the
+  displayed size, forgotten when the price leaves the displayed book). A level that would
+  cross one of our resting orders offers only the size not yet used: the same displayed 200
+  can fill our resting bid once, and it gets more only when the recorded size at that price
+  grows. While that resting order stays, the used size is missing for our other orders too;
+  once it is gone, the level shows its displayed size again. A recorded trade's volume at a
+  price fills our orders there once, front first.
 - The recorded book is trusted to be in price order (the feed handler validates it). While the
   venue's book of an instrument is halted or being rebuilt (``ST_HALTED``, ``ST_REBUILDING``)
   or its best bid is at or above its best ask, the mirror is emptied: no liquidity.
@@ -79,6 +78,61 @@ of ours is live there until the last one ends (checked right after each message 
 
 Without ``books`` there are no other participants: an order rests until another of our orders
 crosses it.
+
+Queue position
+--------------
+``queue_model`` (a constructor argument, one of ``QUEUE_MODELS``):
+
+``"risk_averse"`` (the default; hftbacktest's RiskAdverseQueueModel). An order of ours that
+comes to rest at price P (a new order; a replace that moves its price or raises its quantity:
+one that only lowers it keeps its place) joins the back of P on its side: its *volume ahead*
+is the recorded size at P on that side at that moment in this venue's book (0 at a price no
+one else shows). Our own orders at P queue among themselves in arrival order, each behind the
+recorded size that was ahead of it when it came.
+
+- Only trades move an order forward. A TRADE record of this venue at P that reaches our side
+  (aggressor SELL: our bids; BUY: our asks; unknown: our bids if P was below the recorded best
+  ask at the last look, our asks if above the best bid) goes down the queue front first: it
+  uses up the volume ahead of our first order at P, fills that order with what is left (a
+  partial fill if the trade is short of its leaves, at P), and goes on with the rest to our
+  next order there (what our orders took passed no one else).
+- A size decrease at P that is not a trade never moves an order forward, except that its
+  volume ahead is never more than the recorded size at P: ``ahead = min(ahead, size)`` (the
+  orders that left must have been ahead of us). Cancels and new orders behind us change
+  nothing.
+- Through: an order fills in full, at its price, when the market goes through it: a trade
+  that reaches its side at a price strictly through it (below our bid, above our ask), or the
+  recorded opposite best, counting only size our orders have not used, strictly through it
+  (ask < our bid, bid > our ask).
+- Touching is not filling: an opposite level at our price (ask == our bid) fills nothing.
+  The mirror cannot hold it (it would cross our order), so it is kept out of the matching
+  engine's book and given to it as liquidity outside the book
+  (``MatchingEngine.set_outside``): a new order of ours, or a replace, that reaches that price
+  still takes it, before the displayed levels behind it, and counts what it took as used.
+
+``"prob"`` (hftbacktest's ProbQueueModel with PowerProbQueueFunc, f(x) = x³): as
+``"risk_averse"``, and when the recorded size at P changes, a decrease that the trades at P
+since its last change do not explain, ``chg = size then - size now - traded``, moves each of
+our orders there forward by its expected share ahead, without a random draw: with ``behind
+= size then - traded - ahead`` and ``p = f(behind) / (f(behind) + f(ahead))`` (the chance
+that it was behind us), ``ahead = ahead - (1 - p) × chg + min(behind - p × chg, 0)``,
+rounded to the nearest unit, at most the size now. (hftbacktest counts ``behind`` before the
+trades take their volume.) An increase only clamps, as above.
+
+``"none"``: the touch fill, no queue position. A resting order fills when a sync submits an
+opposite level at or through its price, at our limit price, up to that level's size (less
+what our orders used there), ahead of every order displayed at our price.
+
+When. The venue looks at an instrument where an order of ours rests in ``on_market`` and just
+before it handles an order message of ours about it: first the trades since the last look, in
+the order recorded, then the book as it now is; fills happen then, at that ``now_ns``. A look
+sees a batch of market data as its trades and the book at its end (the clamp comes after the
+trades of the batch), so the queue moves at the step market data reaches the books in (a
+backtest's ``--resolution-us`` while orders work, ``[engine] slice_us``). Trades come from a
+tap on the books (``BookSet.taps``): registered while any order of ours rests, it picks this
+venue's trades of the instruments where one does out of every batch ``apply_batch`` applies
+(``apply_one`` calls no taps). While the book is halted, being rebuilt or crossed, its trades
+still count (and can go through us), but its sizes are not read and its levels fill nothing.
 
 Drop copy
 ---------
@@ -99,7 +153,13 @@ exchange's handling, in plain Python. A sync reads the instrument's venue book w
 and a submit per level changed at its price (for a new order where none of ours is live,
 only the levels it can reach; after our order took from the mirror, one order lookup per
 level it took, plus one). Once none of ours is left on an instrument whose used sizes are
-kept, its next market move costs one ``tolist()`` to forget those at prices that left. The
+kept, its next market move costs one ``tolist()`` to forget those at prices that left. Queue
+position costs nothing while no order of ours rests (no tap on the books; a marketable order
+that does not rest never makes one) and nothing for an instrument where none rests; while some
+rest, each batch the books apply gets one compiled pass (well under a µs a call, a few ns a
+record) picking out this venue's trades of those instruments, each such trade then costs a
+look at our price levels on its side there, and each look at an instrument a pass over our
+levels there (a full re-mirror on each while a level is kept out at our price). The
 matching engine remembers finished order ids in two bounded generations
 (``MatchingEngine(remember_done=...)``); a busy mirror fills them with its own cancelled
 orders, which costs memory, not time.
@@ -111,8 +171,11 @@ import logging
 from collections import deque
 from collections.abc import Iterable, Sequence
 
+import numpy as np
+from numba import njit
+
 from engine.book.books import ST_HALTED, ST_REBUILDING, BookSet
-from engine.core.events import ASK, BID
+from engine.core.events import ASK, BID, BUY, MD_EVENT, SELL, TRADE
 from engine.core.profile import InstrumentConfig
 from engine.fix.session import (
     AppMessage,
@@ -125,10 +188,10 @@ from engine.fix.session import (
 from engine.fix.store import MemoryStore
 from engine.fix.tags import MsgType
 from engine.fix.transport import Backoff
-from engine.venue.exchange import BIZ_OTHER, MD_MSG_TYPES, Exchange, drop_copy_body
+from engine.venue.exchange import BACKGROUND, BIZ_OTHER, MD_MSG_TYPES, Exchange, drop_copy_body
 from engine.venue.matching import Side
 
-__all__ = ["MAX_LATENCY_NS", "NEVER", "DropCopyLink", "InProcessVenue"]
+__all__ = ["MAX_LATENCY_NS", "NEVER", "QUEUE_MODELS", "DropCopyLink", "InProcessVenue"]
 
 log = logging.getLogger("helmdesk.venue")
 
@@ -152,6 +215,15 @@ _NO_EVENTS: tuple = ()
 _EXECUTION_REPORT = MsgType.ExecutionReport
 #: Side (FIX tag 54) of a new order -> the side of the book it trades against.
 _TAKES = {b"1": ASK, b"2": BID}
+#: ``InProcessVenue(queue_model=...)``: how a resting order of ours fills (module docstring).
+QUEUE_MODELS = ("risk_averse", "prob", "none")
+#: The "prob" model's f(x) = x ** _PROB_POWER (hftbacktest's PowerProbQueueFunc, n = 3).
+_PROB_POWER = 3
+#: A queue entry, one per resting order of ours: [venue order id, book side, price, order
+#: quantity, leaves, recorded volume ahead of it].
+_OID, _SIDE, _PX, _QTY, _LEAVES, _AHEAD = range(6)
+#: The matching engine's side of our order on each book side.
+_ENGINE_SIDE = (Side.BUY, Side.SELL)
 
 
 class _Mirror:
@@ -163,7 +235,7 @@ class _Mirror:
     orders have used at that price.
     """
 
-    __slots__ = ("book", "count", "empty", "levels", "rows", "short", "used")
+    __slots__ = ("book", "count", "empty", "hidden", "levels", "rows", "short", "used")
 
     def __init__(self, book, depth: int) -> None:
         self.book = book  # the exchange's book of the instrument
@@ -173,7 +245,114 @@ class _Mirror:
         self.levels: list[dict[int, list]] = [{}, {}]
         self.used: tuple[dict[int, int], dict[int, int]] = ({}, {})
         self.count = 0  #: background orders live
-        self.short = 0  #: levels shown below their displayed size (taken from, used up)
+        self.short = 0  #: levels shown below their displayed size (taken from, used up, kept out)
+        #: levels kept out of the book (queue models): (side, price, displayed size, the
+        #: [price, size] the matching engine takes from, that size when last looked at)
+        self.hidden: list[tuple] = []
+
+
+class _Queue:
+    """Our resting orders of one instrument and the recorded volume ahead of each (module
+    docstring, "Queue position").
+
+    Per side (``BID``, ``ASK``): price -> the queue entries there (``_OID`` ... ``_AHEAD``) in
+    time priority; the recorded size at that price at the last look; the recorded volume traded
+    there since (the "prob" model's). ``bid``/``ask``: the recorded best prices at the last
+    look (0: none), which tell the side of a trade whose aggressor is unknown.
+    """
+
+    __slots__ = ("ask", "bid", "levels", "orders", "prev", "traded")
+
+    def __init__(self) -> None:
+        self.orders: dict[int, list] = {}  # venue order id -> its entry
+        self.levels: tuple[dict[int, list], dict[int, list]] = ({}, {})
+        self.prev: tuple[dict[int, int], dict[int, int]] = ({}, {})
+        self.traded: tuple[dict[int, int], dict[int, int]] = ({}, {})
+        self.bid = self.ask = 0
+
+
+def _scan_trades_kernel(records, venue, watch, out, n):  # pragma: no cover - compiled
+    """Write (instrument, price, size, aggressor) of each TRADE record of ``venue`` whose
+    instrument is watched into ``out`` from row ``n``; return the rows filled (the caller
+    makes room for every record first)."""
+    n_watch = watch.shape[0]
+    for k in range(records.shape[0]):
+        r = records[k]
+        if r.kind != TRADE or r.venue != venue:
+            continue
+        i = np.int64(r.instrument)
+        if i >= n_watch or not watch[i]:
+            continue
+        out[n, 0] = i
+        out[n, 1] = r.price
+        out[n, 2] = r.size
+        out[n, 3] = r.side
+        n += 1
+    return n
+
+
+_scan_trades = njit(cache=True, nogil=True)(_scan_trades_kernel)
+_warm = [False]
+
+
+def _warm_up() -> None:
+    """Compile the tape's pass now (or load it from numba's cache), once per process: the
+    first order of ours to rest would otherwise stall the loop for it."""
+    if not _warm[0]:
+        _warm[0] = True
+        _scan_trades(np.zeros(1, dtype=MD_EVENT), 0, np.zeros(1, dtype=np.bool_),
+                     np.zeros((1, 4), dtype=np.int64), 0)
+
+
+class _TradeTape:
+    """A ``BookSet`` tap (``books.taps``): the trades of one venue's books of the instruments
+    in ``watch``, kept until the venue reads them. Registered only while something is watched;
+    one compiled pass over each batch (a few ns a record, under a µs a call)."""
+
+    __slots__ = ("books", "count", "errors", "n", "out", "venue", "watch")
+
+    def __init__(self, books: BookSet, venue: int) -> None:
+        self.books = books
+        self.venue = venue
+        self.watch = np.zeros(books.n_instruments, dtype=np.bool_)
+        self.count = 0  #: instruments watched
+        self.out = np.zeros((1024, 4), dtype=np.int64)  # instrument, price, size, aggressor
+        self.n = 0  #: rows of ``out`` not yet read
+        self.errors = 0  #: batches it could not read (logged once): the books go on
+
+    def __call__(self, records: np.ndarray) -> None:
+        try:
+            need = self.n + len(records)
+            if need > len(self.out):
+                grown = np.zeros((max(need, 2 * len(self.out)), 4), dtype=np.int64)
+                grown[:self.n] = self.out[:self.n]
+                self.out = grown
+            self.n = _scan_trades(records, self.venue, self.watch, self.out, self.n)
+        except Exception:  # never into the books' caller: our queues miss these trades
+            self.errors += 1
+            if self.errors == 1:
+                log.exception("venue %d: could not read the trades of a batch of %d records "
+                              "(%s): queue positions miss them", self.venue, len(records),
+                              getattr(records, "dtype", type(records)))
+
+    def set(self, i: int, on: bool) -> None:
+        """Watch instrument ``i``, or stop; the tap is on the books while anything is."""
+        if i >= len(self.watch) or bool(self.watch[i]) == on:
+            return
+        self.watch[i] = on
+        self.count += 1 if on else -1
+        taps = self.books.taps
+        if self.count and self not in taps:
+            taps.append(self)
+        elif not self.count and self in taps:
+            taps.remove(self)
+            self.n = 0
+
+    def take(self) -> list:
+        """The trades kept so far, as [instrument, price, size, aggressor] rows; forgets them."""
+        rows = self.out[:self.n].tolist()
+        self.n = 0
+        return rows
 
 
 class _SessionPair:
@@ -359,16 +538,26 @@ class InProcessVenue(_SessionPair):
     def __init__(self, name: str, instruments: Sequence[InstrumentConfig], *,
                  sender: str = "HELM", latency_ns: int = 0, fee_bps: float = 0.0,
                  heartbeat_s: int = 30, books: BookSet | None = None,
-                 venue_index: int = 0) -> None:
+                 venue_index: int = 0, queue_model: str = "risk_averse") -> None:
+        """``queue_model``: how a resting order of ours fills (``QUEUE_MODELS``; module
+        docstring, "Fill model")."""
         if not 0 <= latency_ns <= MAX_LATENCY_NS:
             raise ValueError(f"latency_ns must be 0..{MAX_LATENCY_NS} (the sessions accept "
                              f"SendingTime {MAX_LATENCY_NS // 10**9} s off), was {latency_ns}")
+        if queue_model not in QUEUE_MODELS:
+            raise ValueError(f"queue_model must be one of {', '.join(QUEUE_MODELS)}, was "
+                             f"{queue_model!r}")
         self.name = name
         self.symbols = frozenset(i.symbol for i in instruments)
         self.latency_ns = int(latency_ns)
         #: the recorded market of this venue: ``books`` row ``venue_index`` (None: no one else)
         self.books = books
         self.venue_index = venue_index
+        self.queue_model = queue_model
+        self._queued = queue_model != "none"  # resting orders keep a queue position
+        self._prob = queue_model == "prob"
+        if self._queued:
+            _warm_up()
         # the mirror cancels and re-enters orders all day: remember fewer finished ids than a
         # venue serving people would (memory stays bounded in a long backtest)
         self.exchange = Exchange(name, instruments, fee_bps=fee_bps, remember_done=50_000)
@@ -381,9 +570,12 @@ class InProcessVenue(_SessionPair):
         self.counters = dict.fromkeys(
             ("msgs_to_venue", "msgs_to_engine", "connects", "logons", "drops", "fills",
              "syncs", "mirror_submits", "mirror_cancels", "cancelled_on_disconnect",
-             "sent_late", "pending_dropped", "md_dropped", "errors"), 0)
+             "sent_late", "pending_dropped", "md_dropped", "errors", "queue_fills",
+             "through_fills", "trades_read"), 0)
         self._index = {i.symbol.encode(): k for k, i in enumerate(instruments)}
         self._mirrors: list[_Mirror | None] = [None] * len(instruments)
+        self._queues: list[_Queue | None] = [None] * len(instruments)
+        self._tape: _TradeTape | None = None  # made when an order of ours first rests
         self._working: set[int] = set()  # instruments that may have our orders live
         #: instruments with none of ours live whose used sizes await the next market move
         self._forgetting: set[int] = set()
@@ -436,6 +628,9 @@ class InProcessVenue(_SessionPair):
             return
         changed = instruments.tolist() if hasattr(instruments, "tolist") else instruments
         synced = False
+        tape = self._tape
+        if tape is not None and tape.n:
+            synced = self._read_tape(now_ns)
         for i in changed:
             if i in working:
                 synced = True
@@ -498,6 +693,8 @@ class InProcessVenue(_SessionPair):
         try:
             if self.books is not None and m.msg_type in _ORDER_MSGS:
                 i = self._index.get(m.get(55))
+                if self._tape is not None and self._tape.n:
+                    self._read_tape(t)  # trades before this message count before it
                 if i is not None:
                     side = need = None
                     if m.msg_type == MsgType.NewOrderSingle and i not in self._working:
@@ -542,6 +739,9 @@ class InProcessVenue(_SessionPair):
         x = self.exchange
         x.drop_subscriptions(self._owner)
         self.counters["cancelled_on_disconnect"] += x.cancel_all(self._owner, t)
+        for i, q in enumerate(self._queues):
+            if q is not None:
+                self._unwatch(i)
 
     def _venue_flush(self, t: int) -> None:
         x = self.exchange
@@ -584,12 +784,17 @@ class InProcessVenue(_SessionPair):
         book now (module docstring, "Fill model"). For a new order of ours while none of ours
         is live there: ``side``, only the side it trades against (the other loses just the
         levels that would cross it); ``need``, only as deep as its quantity reaches."""
-        rows = self.books.book[self.venue_index, i].tolist()  # [side][level] = [price, size]
+        raw = self.books.book[self.venue_index, i].tolist()  # [side][level] = [price, size]
         mirror = self._mirrors[i]
-        if mirror is None or len(mirror.empty[BID]) != len(rows[BID]):
-            mirror = self._new_mirror(i, len(rows[BID]))
-        rows = self._shown(i, rows, mirror)
+        if mirror is None or len(mirror.empty[BID]) != len(raw[BID]):
+            mirror = self._new_mirror(i, len(raw[BID]))
+        rows = self._shown(i, raw, mirror)
         self.counters["syncs"] += 1
+        q = self._queues[i]
+        if q is not None:
+            self._look(i, q, raw, rows, mirror, t)
+            if not q.orders:
+                self._unwatch(i)
         self._forgetting.discard(i)
         if side is not None or mirror.short or rows != mirror.rows:  # else it shows the book
             self._remirror(mirror, rows, t, side, need)
@@ -662,6 +867,10 @@ class InProcessVenue(_SessionPair):
         mirror.rows = rows if side is None else None  # one side shown: look again next time
         short = 0
         engine = book.engine
+        queued = self._queued
+        outside: tuple[list, list] = ([], [])  # per side: levels kept out (queue models)
+        was_hidden = mirror.hidden
+        hidden = mirror.hidden = []
         for s, p, e in todo:
             d = e[0]
             used = mirror.used[s]
@@ -672,6 +881,13 @@ class InProcessVenue(_SessionPair):
                 b = engine.best_bid()
                 crosses = b is not None and b >= p
             size = d - used.get(p, 0) if crosses else d  # crosses one of ours
+            if crosses and queued:  # no touch fill: kept out, for our new orders to take
+                short += 1
+                if size > 0:
+                    x_e = [p, size]
+                    outside[s].append(x_e)
+                    hidden.append((s, p, d, x_e, size))
+                continue
             if size <= 0:
                 short += 1  # its displayed size is used up here
                 continue
@@ -688,6 +904,9 @@ class InProcessVenue(_SessionPair):
                 short += 1
             e[2] = left
         mirror.short = short
+        if hidden or was_hidden:
+            engine.set_outside(Side.SELL, outside[BID])
+            engine.set_outside(Side.BUY, outside[ASK])
 
     def _settle(self, mirror: _Mirror) -> None:
         """Our order took from the mirror: read what is left of the background orders and
@@ -711,6 +930,18 @@ class InProcessVenue(_SessionPair):
                     e[1] = None
                     mirror.count -= 1
 
+    def _settle_outside(self, mirror: _Mirror) -> None:
+        """Our order may have taken levels kept out of the book (queue models): count what it
+        took as used at their prices."""
+        hidden = []
+        for s, p, d, x_e, n in mirror.hidden:
+            left = x_e[1]
+            if left != n:
+                used = mirror.used[s]
+                used[p] = min(used.get(p, 0) + n - left, d)
+            hidden.append((s, p, d, x_e, left))
+        mirror.hidden = hidden
+
     def _after_order(self, i: int, taken: bool) -> None:
         """Our order message about instrument ``i`` was handled: ``i`` is working while an
         order of ours is live there; once none is, the used sizes are still checked against
@@ -721,6 +952,11 @@ class InProcessVenue(_SessionPair):
             return
         if taken:
             self._settle(mirror)
+        if mirror.hidden:
+            self._settle_outside(mirror)
+        if self._queued and (self._queues[i] is not None
+                             or len(mirror.book.engine) != mirror.count):
+            self._track(i)  # else none of ours was or is resting there
         if len(mirror.book.engine) != mirror.count:
             self._working.add(i)
             return
@@ -747,7 +983,199 @@ class InProcessVenue(_SessionPair):
                     if e[2]:
                         self.exchange.cancel_background(book, e[1], 0)
         mirror = self._mirrors[i] = _Mirror(book, depth)
+        book.engine.set_outside(Side.BUY, [])
+        book.engine.set_outside(Side.SELL, [])
         return mirror
+
+    # -- QUEUE POSITION --------------------------------------------------------------------------
+    def _track(self, i: int) -> None:
+        """An order message about instrument ``i`` was handled: queue each resting order of
+        ours that is new there, or lost its place (a replace to another price or a larger
+        quantity), at the back of its price (the recorded size there is ahead of it); forget
+        those no longer live."""
+        engine = self.exchange.books[i].engine
+        q = self._queues[i]
+        live = []
+        for s in _SIDES:
+            for oid, owner, price, qty, leaves, _cum in engine.book_orders(_ENGINE_SIDE[s]):
+                if owner is not BACKGROUND:
+                    live.append((oid, s, price, qty, leaves))
+        if not live and q is None:
+            return
+        if q is None:
+            q = self._queues[i] = _Queue()
+            self._raw_best(q, self.books.book[self.venue_index, i].tolist())
+        raw = None
+        seen = set()
+        for oid, s, price, qty, leaves in live:
+            seen.add(oid)
+            e = q.orders.get(oid)
+            if e is not None:
+                if e[_SIDE] == s and e[_PX] == price and qty <= e[_QTY]:  # kept its place
+                    e[_QTY] = qty
+                    e[_LEAVES] = leaves
+                    continue
+                self._unqueue(q, e)
+            if raw is None:
+                raw = self.books.book[self.venue_index, i].tolist()
+            d = _size_at(raw[s], price)
+            e = [oid, s, price, qty, leaves, d]
+            q.orders[oid] = e
+            q.levels[s].setdefault(price, []).append(e)
+            q.prev[s].setdefault(price, d)
+        for oid in [oid for oid in q.orders if oid not in seen]:
+            self._unqueue(q, q.orders[oid])
+        if q.orders:
+            tape = self._tape
+            if tape is None or tape.books is not self.books:
+                if tape is not None and tape in tape.books.taps:  # the books were replaced
+                    tape.books.taps.remove(tape)
+                tape = self._tape = _TradeTape(self.books, self.venue_index)
+            tape.set(i, True)
+        else:
+            self._unwatch(i)
+
+    def _unwatch(self, i: int) -> None:
+        """None of ours rests on ``i`` any more: no queue, its trades are not needed."""
+        self._queues[i] = None
+        if self._tape is not None:
+            self._tape.set(i, False)
+
+    def _unqueue(self, q: _Queue, e: list) -> None:
+        del q.orders[e[_OID]]
+        s, p = e[_SIDE], e[_PX]
+        at = q.levels[s][p]
+        at.remove(e)
+        if not at:
+            del q.levels[s][p]
+            q.prev[s].pop(p, None)
+            q.traded[s].pop(p, None)
+
+    def _fill(self, i: int, q: _Queue, e: list, n: int, t: int) -> int:
+        """The recorded market trades ``n`` of our order ``e`` at its price."""
+        got = self.exchange.fill_from_background(self.exchange.books[i], e[_OID], n, t)
+        e[_LEAVES] -= got
+        if got < n or e[_LEAVES] <= 0:  # filled, or no longer live
+            self._unqueue(q, e)
+        return got
+
+    def _fill_through(self, i: int, q: _Queue, s: int, through, t: int) -> None:
+        """Fill in full each order of ours on side ``s`` priced better than ``through`` (for
+        a bid, above it): the market went through them."""
+        levels = q.levels[s]
+        for p in [p for p in levels if (p > through if s == BID else p < through)]:
+            for e in list(levels.get(p, ())):
+                if self._fill(i, q, e, e[_LEAVES], t):
+                    self.counters["through_fills"] += 1
+
+    def _read_tape(self, t: int) -> bool:
+        """Apply the trades the tape kept to the queues of their instruments; True if any of
+        our orders filled."""
+        fills = self.counters["queue_fills"] + self.counters["through_fills"]
+        queues = self._queues
+        rows = self._tape.take()
+        self.counters["trades_read"] += len(rows)
+        for i, px, size, aggressor in rows:
+            q = queues[i]
+            if q is None or size <= 0 or px <= 0:  # a record the books refused
+                continue
+            try:
+                self._trade(i, q, px, size, aggressor, t)
+                if not q.orders:
+                    self._unwatch(i)
+            except Exception:
+                self._fail_sync(i)
+        return self.counters["queue_fills"] + self.counters["through_fills"] != fills
+
+    def _trade(self, i: int, q: _Queue, px: int, size: int, aggressor: int, t: int) -> None:
+        """The recorded market traded ``size`` at ``px``: sellers reach our bids, buyers our
+        asks (an unknown aggressor: whichever side the price was not on at the last look).
+        Orders priced through ``px`` fill in full; at ``px`` the volume goes to the queue,
+        front first: what is ahead of an order, then the order (module docstring)."""
+        hit_bids = aggressor == SELL or (aggressor != BUY and (not q.ask or px < q.ask))
+        hit_asks = aggressor == BUY or (aggressor != SELL and (not q.bid or px > q.bid))
+        for s in _SIDES:
+            if not (hit_bids if s == BID else hit_asks) or not q.levels[s]:
+                continue
+            self._fill_through(i, q, s, px, t)
+            at = q.levels[s].get(px)
+            if not at:
+                continue
+            if self._prob:
+                traded = q.traded[s]
+                traded[px] = traded.get(px, 0) + size
+            ours = 0  # what our orders ahead took of this trade: it passed no one else
+            for e in list(at):
+                vol = size - ours
+                if vol <= 0:
+                    break
+                ahead = e[_AHEAD]
+                if vol <= ahead:
+                    e[_AHEAD] = ahead - vol
+                    continue
+                e[_AHEAD] = 0
+                n = min(e[_LEAVES], vol - ahead)
+                got = self._fill(i, q, e, n, t)
+                if got:
+                    self.counters["queue_fills"] += 1
+                ours += got
+
+    def _look(self, i: int, q: _Queue, raw: list, shown: list, mirror: _Mirror, t: int) -> None:
+        """The recorded book of ``i`` as it now is (``raw``; ``shown``: what the mirror may
+        show): fill in full our orders that the best opposite level with size our orders have
+        not used is strictly through; then, at each of our prices whose recorded size changed,
+        move the volume ahead of our orders (risk-averse: down to that size; "prob": also by
+        the expected share ahead of a decrease no trade explains)."""
+        if shown is mirror.empty:  # halted, rebuilding or crossed: no liquidity, no news
+            return
+        bids, asks = q.levels
+        if bids:
+            ours = max(bids)
+            used = mirror.used[ASK]
+            for p, d in shown[ASK]:  # best first: only levels below our best bid matter
+                if p >= ours:
+                    break
+                if d > 0 and p > 0 and d > used.get(p, 0):
+                    self._fill_through(i, q, BID, p, t)
+                    break
+        if asks:
+            ours = min(asks)
+            used = mirror.used[BID]
+            for p, d in shown[BID]:
+                if p <= ours:
+                    break
+                if d > 0 and d > used.get(p, 0):
+                    self._fill_through(i, q, ASK, p, t)
+                    break
+        prob = self._prob
+        for s in _SIDES:
+            levels = q.levels[s]
+            if not levels:
+                continue
+            prev, side = q.prev[s], raw[s]
+            for p, at in levels.items():
+                d = _size_at(side, p)
+                was = prev.get(p, d)
+                if d == was:  # no news at p: ahead <= d holds; "prob" keeps its trades
+                    continue
+                prev[p] = d
+                if prob:
+                    gone = q.traded[s].pop(p, 0)
+                    chg = was - d - gone  # the decrease no trade explains
+                    for e in at:
+                        e[_AHEAD] = _prob_ahead(e[_AHEAD], was - gone, chg, d)
+                else:
+                    for e in at:
+                        if e[_AHEAD] > d:
+                            e[_AHEAD] = d
+        self._raw_best(q, raw)
+
+    @staticmethod
+    def _raw_best(q: _Queue, raw: list) -> None:
+        """Keep the recorded best prices (they tell the side of a trade with no aggressor)."""
+        bid, ask = raw[BID][0], raw[ASK][0]
+        q.bid = bid[0] if bid[1] > 0 else 0
+        q.ask = ask[0] if ask[1] > 0 else 0
 
     def _fail_sync(self, i: int | None) -> None:
         """Count a sync that raised; log it once per instrument (it would fail on every
@@ -887,6 +1315,33 @@ class DropCopyLink(_SessionPair):
             self.counters["msgs_to_engine"] += data.count(_TRAILER)
             if self._our_conn:
                 self._push(self._to_us, t, data)
+
+
+def _size_at(levels: list, price: int) -> int:
+    """The recorded size at ``price`` in one side's ``[[price, size], ...]`` (0: none)."""
+    for p, d in levels:
+        if p == price:
+            return d if d > 0 else 0
+    return 0
+
+
+def _prob_ahead(front: int, level: int, chg: int, d: int) -> int:
+    """The "prob" model: the volume ahead of an order after its level, ``level`` after the
+    trades since the last look, lost ``chg`` that no trade explains and now shows ``d``.
+    hftbacktest's ProbQueueModel with f(x) = x³, as its expected value: the share of the
+    decrease that was ahead is f(front) / (f(front) + f(back)), back = ``level - front``;
+    rounded to the nearest unit, never more than ``d``."""
+    if chg <= 0 or front <= 0:  # an increase, or nothing ahead: only the size can clamp it
+        return front if front <= d else d
+    back = level - front
+    if back < 0:
+        back = 0
+    fb = float(back) ** _PROB_POWER
+    ff = float(front) ** _PROB_POWER
+    p_back = fb / (fb + ff)  # the probability that the decrease was behind us
+    est = front - (1.0 - p_back) * chg + min(back - p_back * chg, 0.0)
+    ahead = int(est + 0.5) if est > 0 else 0
+    return ahead if ahead <= d else d
 
 
 def _forget(used: dict[int, int], shown: dict[int, int]) -> None:

@@ -189,9 +189,10 @@ def test_market_order_takes_at_most_the_displayed_size_and_the_rest_is_cancelled
     assert (ers[-1][150], ers[-1][39], ers[-1][14]) == (b"4", b"4", b"1700")
 
 
-def test_resting_bid_fills_when_the_recorded_ask_moves_down_to_it_and_not_before():
+def test_touch_fills_a_resting_bid_when_the_recorded_ask_moves_down_to_it_and_not_before():
+    # queue_model="none": the touch fill (the queue models: tests/venue/test_queue.py)
     books = market()
-    v, now = logged_on(books=books)
+    v, now = logged_on(books=books, queue_model="none")
     v.send(b"D", order("b1", "buy", 100, "99.95"), now)
     events, now = run_until(v, now + 2 * LAT, now)
     assert [r[150] for r in reports(events)] == [b"0"]
