@@ -418,7 +418,7 @@ class LiveNode:
             names = [SIM_VENUE] if feed.kind == "sim" else list(feed.venues)
             sources.append(sim_source(self.profile, names, self.clock.wall_ns()))
             log.info("simulated venues %s: %d instruments, pairs %s", ", ".join(names),
-                     len(instruments), ", ".join(f"{a}/{b}" for a, b in feed.pairs) or "none")
+                     len(instruments), ", ".join(f"{p.a}/{p.b}" for p in feed.pairs) or "none")
         elif feed.kind == "replay":
             records, names = load_day(root, feed.day, self.symbols)
             sources.append(ReplaySource(records, range(len(names)), speed=feed.speed))
@@ -700,17 +700,22 @@ class _Both(Journal):
 # -- sources shared with the backtest --------------------------------------------------------------
 def sim_source(profile: Profile, names: list[str], start_ns: int):
     """The simulated venues of a profile (``[feed]`` sim / simvenues) through FeedIntegrity:
-    venues quote the same efficient price with their own noise, two ticks wide, each 50 µs
-    further away than the one before."""
+    venues quote each instrument's one efficient price (2 bp per √s), two ticks wide around
+    it with their own noise, each 50 µs further away than the one before; the profile's
+    pairs are cointegrated (``[feed] pairs``: docs/market.md)."""
     from engine.feeds.integrity import FeedIntegrity
-    from engine.feeds.simvenues import SimVenues
+    from engine.feeds.simvenues import SimPair, SimVenues
     from engine.feeds.sources import SimVenuesSource
 
     feed = profile.feed
     instruments = profile.instruments
     index = {i.symbol: k for k, i in enumerate(instruments)}
     venues = [(name, 0.0, 50.0 * (k + 1), 20.0, 0.3, 2) for k, name in enumerate(names)]
-    pairs = [(index[a], index[b], 1.0, 30.0, 0.5) for a, b in feed.pairs]
+    pairs = [SimPair(i=index[p.a], j=index[p.b], half_life_s=p.half_life_s,
+                     spread_bp=p.spread_bp,
+                     beta=p.hedge_ratio(instruments[index[p.a]].price,
+                                        instruments[index[p.b]].price))
+             for p in feed.pairs]
     sim = SimVenues([(i.symbol, i.tick, i.price) for i in instruments], venues, pairs,
                     seed=feed.seed, rate_hz=[max(i.update_hz, 0.001) for i in instruments],
                     start_ns=start_ns)

@@ -180,3 +180,89 @@ def test_the_database_password_is_read_from_its_reference(tmp_path, monkeypatch)
         p.database("/d")
     sqlite = load_profile(write(tmp_path, GOOD))
     assert sqlite.database("/d") == "sqlite:////d/engine-x1.db"
+
+
+# -- [feed] pairs --------------------------------------------------------------------------------
+PAIRS = GOOD + """
+[[instruments]]
+symbol = "BBB"
+tick = 0.01
+price = 40.0
+
+[[instruments]]
+symbol = "CCC"
+tick = 0.25
+price = 500.0
+
+[[instruments]]
+symbol = "DDD"
+tick = 0.25
+price = 800.0
+
+[feed]
+kind = "simvenues"
+"""
+
+
+def test_pairs_as_two_symbols_or_a_table(tmp_path):
+    from engine.core.profile import FeedPairConfig
+
+    text = PAIRS + ('pairs = [["AAA", "BBB"], { a = "CCC", b = "DDD", beta = 1.5, '
+                    "half_life_s = 20, spread_bp = 12.5 }]\n")
+    a, b = load_profile(write(tmp_path, text)).feed.pairs
+    assert a == FeedPairConfig(a="AAA", b="BBB")  # the defaults
+    assert (a.beta, a.half_life_s, a.spread_bp) == (None, 60.0, 5.0)
+    assert a.hedge_ratio(10.0, 40.0) == 4.0  # by default: b's price / a's (equal returns)
+    assert b == FeedPairConfig(a="CCC", b="DDD", beta=1.5, half_life_s=20.0, spread_bp=12.5)
+    assert b.hedge_ratio(500.0, 800.0) == 1.5
+    # one leader may lead several pairs
+    text = PAIRS + 'pairs = [["AAA", "BBB"], { a = "AAA", b = "DDD", beta = 80 }]\n'
+    assert [p.b for p in load_profile(write(tmp_path, text)).feed.pairs] == ["BBB", "DDD"]
+
+
+def test_the_pairs_reach_the_simulated_venues(tmp_path):
+    from engine.node import sim_source
+
+    text = PAIRS + ('pairs = [["AAA", "BBB"], { a = "CCC", b = "DDD", beta = 1.5, '
+                    "half_life_s = 20, spread_bp = 12.5 }]\n")
+    profile = load_profile(write(tmp_path, text))
+    sim = sim_source(profile, ["SIMA", "SIMB"], 0).sim
+    got = [(p.i, p.j, p.beta, p.half_life_s, p.spread_bp) for p in sim.pairs]
+    assert got == [(0, 1, 4.0, 60.0, 5.0), (2, 3, 1.5, 20.0, 12.5)]
+
+
+@pytest.mark.parametrize("pairs, where, reason", [
+    ('[["AAA"]]', "[feed].pairs[0]", 'must be two symbols like ["A", "B"] or a table'),
+    ('[["AAA", 3]]', "[feed].pairs[0]", "must be two symbols"),
+    ('["AAA"]', "[feed].pairs[0]", "was 'AAA'"),
+    ('[["AAA", "ZZZ"]]', "[feed].pairs[0]", "'ZZZ' is not one of the profile's instruments"),
+    ('[["AAA", "AAA"]]', "[feed].pairs[0]", "pairs 'AAA' with itself"),
+    ('[{ a = "AAA" }]', "[feed].pairs[0].b", "is required"),
+    ('[{ a = "AAA", b = 2 }]', "[feed].pairs[0].b", "must be a string, was 2"),
+    ('[{ a = "AAA", b = "BBB", hedge = 2 }]', "[feed].pairs[0].hedge", "unknown key"),
+    ('[{ a = "AAA", b = "BBB", beta = 0 }]', "[feed].pairs[0].beta",
+     "must be a hedge ratio > 0 and < 1e6 (b moves beta × a's moves, in price units), was 0"),
+    ('[{ a = "AAA", b = "BBB", beta = -1.5 }]', "[feed].pairs[0].beta", "was -1.5"),
+    ('[{ a = "AAA", b = "BBB", beta = nan }]', "[feed].pairs[0].beta", "was nan"),
+    ('[{ a = "AAA", b = "BBB", beta = true }]', "[feed].pairs[0].beta", "must be an integer or "
+                                                                         "a number, was True"),
+    ('[{ a = "AAA", b = "BBB", half_life_s = 0 }]', "[feed].pairs[0].half_life_s",
+     "must be between 0.1 and 86400, was 0"),
+    ('[{ a = "AAA", b = "BBB", spread_bp = -1 }]', "[feed].pairs[0].spread_bp",
+     "must be between 0 and 10000, was -1"),
+    # no chains: an instrument follows one other at most, and one that follows leads none
+    ('[["AAA", "BBB"], ["CCC", "BBB"]]', "[feed].pairs[1]",
+     "'BBB' already follows 'AAA' (pairs[0]): an instrument follows one other at most"),
+    ('[["AAA", "BBB"], ["BBB", "CCC"]]', "[feed].pairs[1]",
+     "'BBB' follows 'AAA' (pairs[0]), so it may not lead a pair (no chains)"),
+    ('[["BBB", "CCC"], ["AAA", "BBB"]]', "[feed].pairs[1]",
+     "'BBB' leads pairs[0], so it may not follow 'AAA' (no chains)"),
+    ('[["AAA", "BBB"], ["AAA", "BBB"]]', "[feed].pairs[1]", "'BBB' already follows 'AAA'"),
+])
+def test_pair_errors_name_file_key_and_reason(tmp_path, pairs, where, reason):
+    path = write(tmp_path, PAIRS + f"pairs = {pairs}\n")
+    with pytest.raises(ProfileError) as e:
+        load_profile(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: {where}: "), msg
+    assert reason in msg, msg

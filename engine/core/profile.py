@@ -191,6 +191,23 @@ class DeskConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FeedPairConfig:
+    """A cointegrated pair of the simulated venues (``[feed] pairs``): ``b`` follows ``a`` as
+    ``P_b = beta·P_a + c + S``, the spread S mean-reverting with ``half_life_s`` and a standard
+    deviation of ``spread_bp`` basis points of b's price (``engine.feeds.simvenues``)."""
+
+    a: str
+    b: str
+    beta: float | None = None  #: the hedge ratio; None: b's price / a's price (equal returns)
+    half_life_s: float = 60.0
+    spread_bp: float = 5.0
+
+    def hedge_ratio(self, price_a: float, price_b: float) -> float:
+        """``beta``, or by default ``price_b / price_a`` (the legs' starting prices)."""
+        return self.beta if self.beta is not None else price_b / price_a
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FeedConfig:
     kind: str = "sim"
     seed: int = 42
@@ -200,7 +217,7 @@ class FeedConfig:
     speed: float = 1.0
     ticks_dir: str = ""
     venues: tuple[str, ...] = ("SIMA", "SIMB")
-    pairs: tuple[tuple[str, str], ...] = ()
+    pairs: tuple[FeedPairConfig, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -612,17 +629,46 @@ def _feed_venues(f: "_Reader") -> tuple[str, ...]:
     return tuple(raw)
 
 
-def _feed_pairs(f: "_Reader", symbols: set[str]) -> tuple[tuple[str, str], ...]:
-    out = []
+def _feed_pairs(f: "_Reader", symbols: set[str]) -> tuple[FeedPairConfig, ...]:
+    """``[feed] pairs``: each ``["A", "B"]`` (the defaults) or ``{ a = "A", b = "B", beta = 0.5,
+    half_life_s = 60, spread_bp = 5 }``. A b leg follows one instrument and leads none (no
+    chains: ``engine.feeds.simvenues``)."""
+    out: list[FeedPairConfig] = []
     for k, p in enumerate(f.get("pairs", list, [])):
-        if not (isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p)):
-            f.fail(f"pairs[{k}]", f"must be two symbols like [\"A\", \"B\"], was {p!r}")
-        for x in p:
+        key = f"pairs[{k}]"
+        if isinstance(p, dict):
+            r = _Reader(f.path, f"{f.where}.{key}", p)
+            a, b = r.get("a", str), r.get("b", str)
+            beta = r.get("beta", (int, float), None)
+            if beta is not None and not (0 < beta < 1e6):  # NaN fails too
+                r.fail("beta", f"must be a hedge ratio > 0 and < 1e6 (b moves beta × a's "
+                               f"moves, in price units), was {beta!r}")
+            pair = FeedPairConfig(
+                a=a, b=b, beta=None if beta is None else float(beta),
+                half_life_s=float(r.number("half_life_s", 60.0, lo=0.1, hi=86_400.0)),
+                spread_bp=float(r.number("spread_bp", 5.0, lo=0.0, hi=10_000.0)))
+            r.done()
+        elif isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p):
+            pair = FeedPairConfig(a=p[0], b=p[1])
+        else:
+            f.fail(key, f"must be two symbols like [\"A\", \"B\"] or a table like "
+                        f"{{ a = \"A\", b = \"B\", beta = 0.5 }}, was {p!r}")
+        a, b = pair.a, pair.b
+        for x in (a, b):
             if x not in symbols:
-                f.fail(f"pairs[{k}]", f"{x!r} is not one of the profile's instruments")
-        if p[0] == p[1]:
-            f.fail(f"pairs[{k}]", f"pairs {p[0]!r} with itself")
-        out.append((p[0], p[1]))
+                f.fail(key, f"{x!r} is not one of the profile's instruments")
+        if a == b:
+            f.fail(key, f"pairs {a!r} with itself")
+        for n, q in enumerate(out):
+            if q.b == b:
+                f.fail(key, f"{b!r} already follows {q.a!r} (pairs[{n}]): an instrument "
+                            f"follows one other at most")
+            if q.b == a:
+                f.fail(key, f"{a!r} follows {q.a!r} (pairs[{n}]), so it may not lead a pair "
+                            f"(no chains)")
+            if q.a == b:
+                f.fail(key, f"{b!r} leads pairs[{n}], so it may not follow {a!r} (no chains)")
+        out.append(pair)
     return tuple(out)
 
 

@@ -7,7 +7,7 @@ exactly as a FIX feed handler does, so everything downstream runs unchanged::
 
     sim = SimVenues([("AAA", 0.01, 100.0), ("BBB", 0.01, 50.0)],
                     [("SIMA", 0, 150), ("SIMB", 1, 400)],
-                    pairs=[(0, 1, 0.5, 30.0, 0.02)], seed=7)
+                    pairs=[(0, 1, 0.5, 30.0, 5.0)], seed=7)
     books.apply_batch(sim.snapshot(now_ns))     # once: CLEAR + NEW levels, F_SNAPSHOT
     # each engine loop turn:
     buf.clear()
@@ -21,24 +21,41 @@ The model
 
 - a free instrument follows an arithmetic random walk, ``dP = vol · P0 · dW`` (``vol`` is
   relative, per √second: 2e-4 by default, 2 bp per √s, about 3 % over a 6.5 h day);
-- a pair ``(i, j, beta, half_life_s, spread_vol)`` makes j follow i:
+- a pair ``(i, j, beta, half_life_s, spread_bp)`` makes j follow i:
   ``P_j(t) = beta · P_i(t) + c + S(t)`` with ``c = P0_j − beta · P0_i`` and ``S`` an
-  Ornstein-Uhlenbeck spread, ``dS = −κ S dt + spread_vol dW``, ``κ = ln 2 / half_life_s``,
-  ``S(0) = 0``, stepped exactly (``S' = S e^{−κ dt} + spread_vol √((1 − e^{−2κ dt}) / 2κ) Z``).
-  ``P_i`` and ``P_j`` are then cointegrated with vector ``(−beta, 1)``: the spread has
-  stationary standard deviation ``spread_vol / √(2κ)`` and half-life ``half_life_s``, while
-  each price wanders like a random walk, so their levels are strongly correlated. A leg j must
-  not be a leg of another pair as j, nor an i anywhere (no chains).
+  Ornstein-Uhlenbeck spread of stationary standard deviation ``sd = spread_bp · 1e-4 · P0_j``
+  and mean-reversion rate ``κ = ln 2 / half_life_s``, ``S(0) = 0``, stepped exactly
+  (``S' = S e^{−κ dt} + sd √(1 − e^{−2κ dt}) Z``). ``P_i`` and ``P_j`` are then cointegrated
+  with vector ``(−beta, 1)`` (``beta``: the hedge ratio, in price units): the spread reverts
+  with half-life ``half_life_s`` and stays within a few ``spread_bp`` of j's price, while each
+  price wanders like a random walk, so their levels are strongly correlated. The spread is
+  given in basis points, not in price per √s, so that one figure means the same for a $20
+  stock and a 5000-point future. j's own ``vol`` is unused. A leg j must not be a leg of
+  another pair as j, nor an i anywhere (no chains).
 
-*Venues* quote each instrument around its efficient price, in integer ticks:
-``mid = P / tick + offset_ticks + noise_ticks · Z`` (Z fresh at each event), best bid
-``floor(mid − spread/2 + ½)`` (at least ``depth`` ticks, so every level is a positive price),
-best ask ``bid + spread_ticks``, and ``depth`` levels a side one tick apart (sizes of 1 to 20
-lots). Each venue's own offset and noise make the venues disagree by a tick or so, as real ones
-do; a venue never crosses itself.
+*Venues* quote each instrument around its efficient price, in integer ticks: venue v's fair
+value is ``m = P / tick + offset_ticks``; at each of its events it quotes around
+``m + noise_ticks · Z`` (Z fresh at each event): best bid ``floor(mid − spread/2 + ½)``, kept
+so that the quote brackets its fair value (``bid < m < bid + spread_ticks``; ``bid <= m`` when
+m is a whole tick and the spread one tick) and at least ``depth`` ticks (so every level is a
+positive price), best ask ``bid + spread_ticks``, and ``depth`` levels a side one tick apart
+(sizes of 1 to 20 lots). The noise picks where in that bracket a venue sits, so venues
+disagree by a tick or so, as real ones do; a venue never crosses itself.
 
-*Events* arrive per instrument and venue as a Poisson process of ``rate_hz`` (per instrument
-and venue; ``rate_hz`` may be one figure or one per instrument), all multiplied by
+A venue also re-quotes whenever its fair value leaves its quote (checked at each grid step,
+before that step's drawn events: a *forced* re-quote, counted in ``requotes``), as a market
+maker does before a stale quote is picked off. So every venue's quote contains the same
+efficient price at every moment of exchange time, and the consolidated book (best bid over
+all venues, best ask over all venues) is never crossed or locked by venues disagreeing: only
+in the instants between two venues' re-quotes arriving over their different wire delays (tens
+of µs; ``bench/market.py`` measures it), or by offsets set further apart than the spreads. An
+instrument whose price moves many ticks per second therefore has more events than its
+``rate_hz``: some 2 to 6 × (ticks it moves per √s / spread in ticks)² re-quotes a second more
+on each venue (measured: 2 ticks wide, 4 ticks per √s, 15 a second), the rate at which a real
+book's touch moves. An instrument of rate 0 is never re-quoted.
+
+*Drawn events* arrive per instrument and venue as a Poisson process of ``rate_hz`` (per
+instrument and venue; ``rate_hz`` may be one figure or one per instrument), all multiplied by
 ``burst_factor`` during a *burst*: bursts start as a Poisson process of one every
 ``burst_every_s`` on average and last ``burst_len_s``, market-wide. An event is, with
 probability ``trade_prob``, a trade at the venue's touch (buyer or seller at random, less than
@@ -68,12 +85,14 @@ more than ``max_lag_s`` behind (an engine that was stopped), the feed skips ahea
 not move across the skipped time and nothing is sent for it.
 
 Cost: prices, event times, instruments, venues and noise are drawn with numpy a block at a
-time; one compiled pass (``_gen_kernel``, numba) turns a block's events into records and keeps
-the venues' ladders; the block is merged into the in-flight pool by ``recv_ns`` (a stable
-sort), and ``step`` copies the due records into the caller's buffer and replays them into the
-delivered books (``_apply_kernel``) that ``snapshot`` reads. The per-event Python work is
-nil; see ``simfeed_events_per_s`` (records generated per second) in issue 5's report. Each
-kernel's plain-Python form (``.py_func``) is tested against it.
+time; one compiled pass (``_gen_kernel``, numba) checks every venue's quote against its fair
+value at each grid step (venues × instruments a millisecond: 2 M checks per second of market
+time for 1000 instruments on 2 venues, a few ms), turns the block's forced and drawn events
+into records and keeps the venues' ladders; the block is merged into the in-flight pool by
+``recv_ns`` (a stable sort), and ``step`` copies the due records into the caller's buffer and
+replays them into the delivered books (``_apply_kernel``) that ``snapshot`` reads. The
+per-event Python work is nil; see ``simfeed_events_per_s`` (records generated per second) in
+issue 5's report. Each kernel's plain-Python form (``.py_func``) is tested against it.
 """
 
 from __future__ import annotations
@@ -105,6 +124,7 @@ from engine.core.events import (
 __all__ = ["SimInstrument", "SimPair", "SimVenue", "SimVenues"]
 
 _NEVER = 1 << 62
+_POOL = 1024  # normal and exponential draws a block for its forced re-quotes (reused in turn)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,18 +164,21 @@ class SimVenue:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SimPair:
     """Instrument j follows instrument i: ``P_j = beta·P_i + c + S``, S an OU spread with
-    ``half_life_s`` and ``spread_vol`` (price units per √second)."""
+    ``half_life_s`` and a stationary standard deviation of ``spread_bp`` basis points of j's
+    starting price."""
 
     i: int
     j: int
     beta: float
     half_life_s: float
-    spread_vol: float
+    spread_bp: float
 
     def __post_init__(self) -> None:
-        if self.i == self.j or self.half_life_s <= 0 or self.spread_vol < 0:
-            raise ValueError(f"pair ({self.i}, {self.j}): the legs must differ, half_life_s "
-                             f"must be > 0 and spread_vol >= 0")
+        if self.i == self.j or not (math.isfinite(self.beta) and self.beta > 0) \
+                or not 0 < self.half_life_s < math.inf or not 0 <= self.spread_bp < math.inf:
+            raise ValueError(f"pair ({self.i}, {self.j}): the legs must differ, beta and "
+                             f"half_life_s must be > 0 and spread_bp >= 0, were {self.beta}, "
+                             f"{self.half_life_s}, {self.spread_bp}")
 
 
 def _as(cls: type, x: object, names: Sequence[str]):  # noqa: ANN202
@@ -178,38 +201,76 @@ def _xorshift(x):
     return x
 
 
-def _gen_kernel(t_ns, inst, ven, mid, u, jitter, bid0, bsz, asz, seq, trade_id, last_recv,
-                spread, min_bid, lat_ns, depth, n_channels, p_trade, lot, rng, out, e0,
-                ops):
-    """Events ``e0``… → records in ``out`` (int64 (cap, 8)); stops before ``out`` could
-    overflow. Returns (next event, records written). ``ops``: int64 (4·depth + 4, 6) scratch:
-    one event's records as (kind, side, action, level, price, size/aux)."""
+def _gen_kernel(mt, off, t0, g, step_of, t_ns, inst, ven, nz, u, jitter, zpool, epool, noise,
+                jit_ns, live, bid0, bsz, asz, seq, trade_id, last_recv, spread, min_bid, lat_ns,
+                depth, n_channels, p_trade, lot, rng, pos, out, ops):
+    """One block's events → records in ``out`` (int64 (cap, 8)); stops before ``out`` could
+    overflow. ``mt``: fair values in ticks (steps + 1, n_instruments), row k during step k.
+    At each step's start every venue whose quote no longer brackets its fair value re-quotes
+    (a *forced* event: noise and jitter from ``zpool``/``epool``), then the step's drawn
+    events (``t_ns``… sorted, ``step_of`` their step) run. ``pos``: int64 [step, key of the
+    step's checks (venue · n_instruments + instrument), next drawn event, forced events so
+    far], where to resume. Returns the records written. ``ops``: int64 (4·depth + 4, 6)
+    scratch: one event's records as (kind, side, action, level, price, size/aux)."""
     cap = out.shape[0]
+    steps = mt.shape[0] - 1
+    n_i = mt.shape[1]
+    n_q = spread.shape[0] * n_i
     n_ev = t_ns.shape[0]
+    n_pool = zpool.shape[0]
     D = depth
     x = rng[0]
+    k = pos[0]
+    q = pos[1]
+    e = pos[2]
+    c_forced = pos[3]
     w = 0
-    e = e0
-    while e < n_ev and w + 4 * D + 4 <= cap:
-        i = inst[e]
-        v = ven[e]
-        t = t_ns[e]
-        r = t + lat_ns[v] + jitter[e]
+    while k < steps and w + 4 * D + 4 <= cap:
+        # -- the next event: this step's forced re-quotes first, then its drawn events
+        if q < n_q:
+            v = q // n_i
+            i = q - v * n_i
+            q += 1
+            m = mt[k, i] + off[v]
+            b = bid0[v, i]
+            if not live[i] or not (m < b or m > b + spread[v]) or (m < b and b <= min_bid[i]):
+                continue
+            t = t0 + k * g
+            cc = c_forced % n_pool
+            c_forced += 1
+            mid = m + noise[v] * zpool[cc]
+            jit = np.int64(epool[cc] * jit_ns[v])
+            uu = 1.0  # never a trade
+        elif e < n_ev and step_of[e] == k:
+            i = inst[e]
+            v = ven[e]
+            t = t_ns[e]
+            m = mt[k, i] + off[v]
+            mid = m + nz[e]
+            jit = jitter[e]
+            uu = u[e]
+            e += 1
+        else:
+            k += 1
+            q = 0
+            continue
+        # -- the event
+        r = t + lat_ns[v] + jit
         if r < last_recv[v]:
             r = last_recv[v]
         last_recv[v] = r
         sp = spread[v]
         b = bid0[v, i]
         a = b + sp
-        k = 0  # ops this event
+        n_ops = 0  # records this event
         aux = 0
-        if u[e] < p_trade:
+        if uu < p_trade:
             x = _xorshift(x)
             buy = (x >> 7) & 1
             s = asz[v, i, 0] if buy else bsz[v, i, 0]
             x = _xorshift(x)
             if s > 1:
-                q = 1 + (x >> 3) % (s - 1)
+                qty = 1 + (x >> 3) % (s - 1)
                 trade_id[v] += 1
                 aux = trade_id[v]
                 ops[0, 0] = TRADE
@@ -217,20 +278,30 @@ def _gen_kernel(t_ns, inst, ven, mid, u, jitter, bid0, bsz, asz, seq, trade_id, 
                 ops[0, 2] = NEW
                 ops[0, 3] = 0
                 ops[0, 4] = a if buy else b
-                ops[0, 5] = q
+                ops[0, 5] = qty
                 ops[1, 0] = QUOTE
                 ops[1, 1] = ASK if buy else BID
                 ops[1, 2] = CHANGE
                 ops[1, 3] = 0
                 ops[1, 4] = a if buy else b
-                ops[1, 5] = s - q
+                ops[1, 5] = s - qty
                 if buy:
-                    asz[v, i, 0] = s - q
+                    asz[v, i, 0] = s - qty
                 else:
-                    bsz[v, i, 0] = s - q
-                k = 2
-        if k == 0:
-            nb = np.int64(math.floor(mid[e] - sp / 2.0 + 0.5))
+                    bsz[v, i, 0] = s - qty
+                n_ops = 2
+        if n_ops == 0:
+            # the new best bid: around mid, but bid < m < bid + sp (bid <= m when m is a
+            # whole tick and sp is 1), and at least min_bid
+            nb = np.int64(math.floor(mid - sp / 2.0 + 0.5))
+            lo = np.int64(math.floor(m)) + 1 - sp
+            hi = np.int64(math.ceil(m)) - 1
+            if hi < lo:
+                hi = lo
+            if nb < lo:
+                nb = lo
+            elif nb > hi:
+                nb = hi
             if nb < min_bid[i]:
                 nb = min_bid[i]
             d = nb - b
@@ -254,7 +325,7 @@ def _gen_kernel(t_ns, inst, ven, mid, u, jitter, bid0, bsz, asz, seq, trade_id, 
                     bsz[v, i, lv] = sz
                 else:
                     asz[v, i, lv] = sz
-                k = 1
+                n_ops = 1
             else:
                 na = nb + sp
                 c = d if d > 0 else -d
@@ -267,67 +338,70 @@ def _gen_kernel(t_ns, inst, ven, mid, u, jitter, bid0, bsz, asz, seq, trade_id, 
                     lad = asz if side == ASK else bsz
                     if away:
                         # delete the top c, the others move up; new levels at the bottom
-                        for m in range(c):
-                            ops[k, 0] = QUOTE
-                            ops[k, 1] = side
-                            ops[k, 2] = DELETE
-                            ops[k, 3] = 0
-                            ops[k, 4] = (a + m) if side == ASK else (b - m)
-                            ops[k, 5] = 0
-                            k += 1
+                        for j in range(c):
+                            ops[n_ops, 0] = QUOTE
+                            ops[n_ops, 1] = side
+                            ops[n_ops, 2] = DELETE
+                            ops[n_ops, 3] = 0
+                            ops[n_ops, 4] = (a + j) if side == ASK else (b - j)
+                            ops[n_ops, 5] = 0
+                            n_ops += 1
                         for j in range(D - c):
                             lad[v, i, j] = lad[v, i, j + c]
                         for j in range(D - c, D):
                             x = _xorshift(x)
                             lad[v, i, j] = lot * (1 + (x >> 5) % 20)
-                            ops[k, 0] = QUOTE
-                            ops[k, 1] = side
-                            ops[k, 2] = NEW
-                            ops[k, 3] = j
-                            ops[k, 4] = (na + j) if side == ASK else (nb - j)
-                            ops[k, 5] = lad[v, i, j]
-                            k += 1
+                            ops[n_ops, 0] = QUOTE
+                            ops[n_ops, 1] = side
+                            ops[n_ops, 2] = NEW
+                            ops[n_ops, 3] = j
+                            ops[n_ops, 4] = (na + j) if side == ASK else (nb - j)
+                            ops[n_ops, 5] = lad[v, i, j]
+                            n_ops += 1
                     else:
                         # delete the bottom c; new levels on top
-                        for m in range(c):
-                            ops[k, 0] = QUOTE
-                            ops[k, 1] = side
-                            ops[k, 2] = DELETE
-                            ops[k, 3] = D - c
-                            ops[k, 4] = (a + D - c + m) if side == ASK else (b - (D - c + m))
-                            ops[k, 5] = 0
-                            k += 1
+                        for j in range(c):
+                            ops[n_ops, 0] = QUOTE
+                            ops[n_ops, 1] = side
+                            ops[n_ops, 2] = DELETE
+                            ops[n_ops, 3] = D - c
+                            ops[n_ops, 4] = (a + D - c + j) if side == ASK else (b - (D - c + j))
+                            ops[n_ops, 5] = 0
+                            n_ops += 1
                         for j in range(D - 1, c - 1, -1):
                             lad[v, i, j] = lad[v, i, j - c]
                         for j in range(c):
                             x = _xorshift(x)
                             lad[v, i, j] = lot * (1 + (x >> 5) % 20)
-                            ops[k, 0] = QUOTE
-                            ops[k, 1] = side
-                            ops[k, 2] = NEW
-                            ops[k, 3] = j
-                            ops[k, 4] = (na + j) if side == ASK else (nb - j)
-                            ops[k, 5] = lad[v, i, j]
-                            k += 1
+                            ops[n_ops, 0] = QUOTE
+                            ops[n_ops, 1] = side
+                            ops[n_ops, 2] = NEW
+                            ops[n_ops, 3] = j
+                            ops[n_ops, 4] = (na + j) if side == ASK else (nb - j)
+                            ops[n_ops, 5] = lad[v, i, j]
+                            n_ops += 1
                 bid0[v, i] = nb
         ch = i % n_channels
         head = (v << 8) | (ch << 48)
-        for m in range(k):
+        for j in range(n_ops):
             seq[v, i] += 1
-            kind = ops[m, 0]
-            out[w, 0] = (kind | head | ops[m, 1] << 16 | ops[m, 2] << 24 | ops[m, 3] << 32
-                         | ((F_LAST << 40) if m == k - 1 else 0))
+            kind = ops[j, 0]
+            out[w, 0] = (kind | head | ops[j, 1] << 16 | ops[j, 2] << 24 | ops[j, 3] << 32
+                         | ((F_LAST << 40) if j == n_ops - 1 else 0))
             out[w, 1] = i
             out[w, 2] = seq[v, i]
             out[w, 3] = t
             out[w, 4] = r
-            out[w, 5] = ops[m, 4]
-            out[w, 6] = ops[m, 5]
+            out[w, 5] = ops[j, 4]
+            out[w, 6] = ops[j, 5]
             out[w, 7] = aux if kind == TRADE else 0
             w += 1
-        e += 1
     rng[0] = x
-    return e, w
+    pos[0] = k
+    pos[1] = q
+    pos[2] = e
+    pos[3] = c_forced
+    return w
 
 
 def _apply_kernel(words, px, sz, cnt, dseq, bad):
@@ -441,7 +515,7 @@ class SimVenues:
                             for x in instruments]
         self.venues = [_as(SimVenue, x, ("name", "offset_ticks", "latency_us", "jitter_us",
                                          "noise_ticks", "spread_ticks")) for x in venues]
-        self.pairs = [_as(SimPair, x, ("i", "j", "beta", "half_life_s", "spread_vol"))
+        self.pairs = [_as(SimPair, x, ("i", "j", "beta", "half_life_s", "spread_bp"))
                       for x in pairs]
         n_i, n_v = len(self.instruments), len(self.venues)
         if not 1 <= n_v <= 255 or n_i < 1:
@@ -497,8 +571,10 @@ class SimVenues:
         kappa = np.array([math.log(2) / p.half_life_s for p in self.pairs])
         dt = self._grid_ns / 1e9
         self._ou_a = np.exp(-kappa * dt)
-        self._ou_b = np.array([p.spread_vol for p in self.pairs]) * np.sqrt(
-            (1 - np.exp(-2 * kappa * dt)) / (2 * kappa)) if self.pairs else np.zeros(0)
+        # S' = a S + sd √(1 − a²) Z keeps S's stationary sd at sd, whatever the grid
+        sd = np.array([p.spread_bp * 1e-4 for p in self.pairs]) * self._p0[self._dep] \
+            if self.pairs else np.zeros(0)
+        self._ou_b = sd * np.sqrt(1 - self._ou_a ** 2)
         self._spread = np.zeros(len(self.pairs))  # S of each pair
         self._burst_left = 0  # grid steps of the current burst still to come
         self.bursts = 0
@@ -513,9 +589,14 @@ class SimVenues:
         self._lat_ns = np.array([int(v.latency_us * 1e3) for v in self.venues], dtype=np.int64)
         self._spread_t = np.array([v.spread_ticks for v in self.venues], dtype=np.int64)
         self._min_bid = np.full(n_i, depth, dtype=np.int64)
-        # the venues' ladders (generation side) and the books as delivered (snapshot side)
-        mid0 = self._p0[None, :] / self._ticks[None, :] + self._offset[:, None]
-        bid0 = np.floor(mid0 - self._spread_t[:, None] / 2.0 + 0.5).astype(np.int64)
+        self._live = (rates > 0).astype(np.int64)  # an instrument of rate 0 is never quoted anew
+        # the venues' ladders (generation side) and the books as delivered (snapshot side):
+        # each venue's first quote brackets its fair value, as every later one does
+        m0 = self._p0[None, :] / self._ticks[None, :] + self._offset[:, None]
+        sp = self._spread_t[:, None]
+        lo = np.floor(m0).astype(np.int64) + 1 - sp
+        hi = np.maximum(np.ceil(m0).astype(np.int64) - 1, lo)
+        bid0 = np.clip(np.floor(m0 - sp / 2.0 + 0.5).astype(np.int64), lo, hi)
         self._bid0 = np.maximum(bid0, self._min_bid[None, :])
         self._bsz = lot * self._rng.integers(1, 21, size=(n_v, n_i, depth), dtype=np.int64)
         self._asz = lot * self._rng.integers(1, 21, size=(n_v, n_i, depth), dtype=np.int64)
@@ -523,6 +604,8 @@ class SimVenues:
         self._trade_id = np.zeros(n_v, dtype=np.int64)
         self._last_recv = np.zeros(n_v, dtype=np.int64)
         self._xs = np.array([(seed * 2654435761 + 1) & 0xFFFFFFFF or 1], dtype=np.int64)
+        self._gen_pos = np.zeros(4, dtype=np.int64)  # the generation kernel's resume point
+        self._forced_est = 64  # forced re-quotes in the last block: sizes the next's buffer
         self._ops = np.zeros((4 * depth + 4, 6), dtype=np.int64)
         lv = np.arange(depth)
         self._dpx = np.zeros((n_v, n_i, 2, depth), dtype=np.int64)
@@ -539,8 +622,10 @@ class SimVenues:
         self._pool = np.zeros(0, dtype=MD_EVENT)
         self._lost = np.zeros(0, dtype=np.bool_)
         self._pos = 0
-        #: counters: events and records generated, records delivered and lost, skips
+        #: counters: events and records generated (``requotes`` of the events: re-quotes
+        #: forced by the fair value leaving a venue's quote), records delivered and lost, skips
         self.events = 0
+        self.requotes = 0
         self.records = 0
         self.delivered = 0
         self.lost = 0
@@ -664,8 +749,6 @@ class SimVenues:
         counts = rng.poisson(self._total_rate * g / 1e9 * mult)
         n = int(counts.sum())
         self._t = t0 + steps * g
-        if n == 0:
-            return
         step_of = np.repeat(np.arange(steps), counts)
         t_ns = t0 + ((step_of + rng.random(n)) * g).astype(np.int64)
         t_ns.sort()
@@ -674,23 +757,35 @@ class SimVenues:
         inst = key // self.n_venues
         ven = key - inst * self.n_venues
         step_of = (t_ns - t0) // g  # (after the sort)
-        mid = path[step_of, inst] / self._ticks[inst] + self._offset[ven] \
-            + self._noise[ven] * rng.standard_normal(n)
+        nz = self._noise[ven] * rng.standard_normal(n)
         u = rng.random(n)
         jitter = (rng.standard_exponential(n) * self._jitter_ns[ven]).astype(np.int64)
+        # forced re-quotes draw their noise and jitter from these, in turn
+        zpool = rng.standard_normal(_POOL)
+        epool = rng.standard_exponential(_POOL)
+        mt = path / self._ticks  # fair values in ticks
         # records, a chunk at a time
         chunks = []
-        e = 0
-        depth = self.depth
-        while e < n:
-            cap = 6 * (n - e) + 4 * depth + 4
+        pos = self._gen_pos
+        pos[:] = 0
+        per_event = 4 * self.depth + 4
+        while pos[0] < steps:
+            cap = 6 * (n - int(pos[2])) + 5 * self._forced_est + 2 * per_event
             buf = np.zeros(cap, dtype=MD_EVENT)
-            e, w = self._gen(t_ns, inst, ven, mid, u, jitter, self._bid0, self._bsz, self._asz,
-                             self._seq, self._trade_id, self._last_recv, self._spread_t,
-                             self._min_bid, self._lat_ns, depth, self.channels,
-                             self.trade_prob, self.lot, self._xs,
-                             buf.view(np.int64).reshape(-1, 8), e, self._ops)
+            w = self._gen(mt, self._offset, t0, g, step_of, t_ns, inst, ven, nz, u, jitter,
+                          zpool, epool, self._noise, self._jitter_ns, self._live, self._bid0,
+                          self._bsz,
+                          self._asz, self._seq, self._trade_id, self._last_recv, self._spread_t,
+                          self._min_bid, self._lat_ns, self.depth, self.channels,
+                          self.trade_prob, self.lot, self._xs, pos,
+                          buf.view(np.int64).reshape(-1, 8), self._ops)
             chunks.append(buf[:w])
+        forced = int(pos[3])
+        self._forced_est = max(64, forced)
+        self.requotes += forced
+        n += forced
+        if n == 0:
+            return
         self.events += n
         block = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
         self.records += len(block)

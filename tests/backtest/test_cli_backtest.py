@@ -66,7 +66,7 @@ def test_two_days_through_one_kernel(store, tmp_path, capsys):
     assert "report.html" in stdout and "warning" not in err
     s = json.loads((out / "summary.json").read_text())
     assert s["days"] == [DAY, DAY2] and s["from"] == DAY and s["to"] == DAY2 and s["seed"] == 7
-    assert s["records"] == s["records_applied"] > 2 * 20_000
+    assert s["records"] == s["records_applied"] > 2 * 5_000
     # positions carry over the night: the script's day-1 positions are still held on day 2
     eq = _rows(out / "equity.csv")
     day2 = [r for r in eq if r["time"].startswith(DAY2)]
