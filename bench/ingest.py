@@ -332,7 +332,7 @@ def simfeed_events_per_s(quick: bool) -> float | None:
     instruments = [(f"S{k:03d}", 0.01, 50.0 + k) for k in range(n_inst)]
     venues = [("SIMA", 0.0, 50.0, 20.0, 0.3, 2), ("SIMB", 0.0, 100.0, 20.0, 0.3, 2),
               ("SIMC", 0.0, 150.0, 20.0, 0.3, 2)]
-    pairs = [(2 * k, 2 * k + 1, 1.0, 30.0, 0.5) for k in range(n_inst // 4)]
+    pairs = [(2 * k, 2 * k + 1, 1.0, 30.0, 5.0) for k in range(n_inst // 4)]  # beta, s, bp
     seconds = 2.0 if quick else 5.0
     best = 0.0
     for run in range(4):

@@ -398,7 +398,7 @@ class LiveNode:
 
             return InProcessVenue(v.name, self.profile.instruments, sender=v.sender,
                                   latency_ns=v.latency_us * 1000, fee_bps=v.fee_bps,
-                                  heartbeat_s=v.heartbeat_s)
+                                  heartbeat_s=v.heartbeat_s, queue_model=v.queue_model)
         store = self._session_store(v) if persist else MemoryStore()
         return FixVenueClient(v, store)
 

@@ -266,3 +266,30 @@ def test_pair_errors_name_file_key_and_reason(tmp_path, pairs, where, reason):
     msg = str(e.value)
     assert msg.startswith(f"{path}: {where}: "), msg
     assert reason in msg, msg
+
+
+SIM_VENUE = GOOD + '\n[[venues]]\nname = "SIMA"\nkind = "sim"\n'
+
+
+def test_a_simulated_venue_takes_a_queue_model(tmp_path):
+    from engine.core import profile
+    from engine.venue.inprocess import QUEUE_MODELS
+
+    assert profile.QUEUE_MODELS == QUEUE_MODELS
+    tmp = tmp_path
+    assert load_profile(write(tmp, SIM_VENUE)).venues[0].queue_model == "risk_averse"
+    v = load_profile(write(tmp, SIM_VENUE + 'queue_model = "prob"\n')).venues[0]
+    assert v.queue_model == "prob"
+
+
+@pytest.mark.parametrize("text, reason", [
+    (SIM_VENUE + 'queue_model = "fifo"\n', "must be one of risk_averse, prob, none, was 'fifo'"),
+    (SIM_VENUE.replace('kind = "sim"', 'host = "127.0.0.1"\nport = 9000\nsender = "HELM"\n')
+     + 'queue_model = "none"\n', "only kind = \"sim\" has one"),
+])
+def test_queue_model_errors(tmp_path, text, reason):
+    path = write(tmp_path, text)
+    with pytest.raises(ProfileError) as e:
+        load_profile(path)
+    assert str(e.value).startswith(f"{path}: [[venues]][0].queue_model: "), str(e.value)
+    assert reason in str(e.value)

@@ -342,7 +342,7 @@ class BacktestNode:
             VenueLinkConfig(name=v, kind="sim", symbols=tuple(symbols)) for v in venues_sorted)
         clients = [InProcessVenue(v.name, profile.instruments, sender=v.sender,
                                   latency_ns=v.latency_us * 1000, fee_bps=v.fee_bps,
-                                  heartbeat_s=v.heartbeat_s) for v in configs]
+                                  heartbeat_s=v.heartbeat_s, queue_model=v.queue_model) for v in configs]
         if configs is not profile.venues:
             profile = _with_venues(profile, configs)
         self.t_end = NEVER - 1

@@ -140,6 +140,7 @@ __all__ = [
     "EngineConfig",
     "DeskConfig",
     "FeedConfig",
+    "FeedPairConfig",
     "InstrumentConfig",
     "StrategyConfig",
     "VenueConfig",
@@ -152,6 +153,9 @@ __all__ = [
 IDLE_MODES = ("spin", "hybrid", "sleep")
 FEED_KINDS = ("sim", "simvenues", "venues", "replay")
 VENUE_KINDS = ("fix", "sim")
+#: a simulated venue's queue models (``engine.venue.inprocess.QUEUE_MODELS``, copied: the
+#: profile does not import the venue)
+QUEUE_MODELS = ("risk_averse", "prob", "none")
 DEFAULT_DATABASE_URL = "sqlite:///{data_dir}/engine-{instance}.db"
 _INSTANCE_RE = re.compile(r"^[A-Za-z0-9_-]{1,23}$")
 _SYMBOL_RE = re.compile(r"^[A-Za-z0-9_.:/-]{1,16}$")
@@ -273,6 +277,7 @@ class VenueLinkConfig:
     market_data: bool = True  #: subscribe to its books over the order session
     drop_copy_sender: str = ""  #: the drop copy session's SenderCompID ("": no drop copy)
     drop_copy_grace_ms: int = 2000  #: an execution one side lacks is a difference after this
+    queue_model: str = "risk_averse"  #: how a simulated venue fills our resting orders
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -718,9 +723,19 @@ def _parse_venue_links(tables: list, path: Path, symbols: list[str]) -> tuple[Ve
             market_data=v.get("market_data", bool, True),
             drop_copy_sender=_drop_copy_sender(v, ids["sender"]),
             drop_copy_grace_ms=v.integer("drop_copy_grace_ms", 2000, lo=0, hi=3_600_000),
+            queue_model=_queue_model(v, kind),
         ))
         v.done()
     return tuple(out)
+
+
+def _queue_model(v: "_Reader", kind: str) -> str:
+    model = v.get("queue_model", str, "risk_averse")
+    if model not in QUEUE_MODELS:
+        v.fail("queue_model", f"must be one of {', '.join(QUEUE_MODELS)}, was {model!r}")
+    if kind != "sim" and model != "risk_averse":
+        v.fail("queue_model", "is a simulated venue's fill model: only kind = \"sim\" has one")
+    return model
 
 
 def _drop_copy_sender(v: "_Reader", sender: str) -> str:
