@@ -284,8 +284,8 @@ def test_a_simulated_venue_takes_a_queue_model(tmp_path):
 
 @pytest.mark.parametrize("text, reason", [
     (SIM_VENUE + 'queue_model = "fifo"\n', "must be one of risk_averse, prob, none, was 'fifo'"),
-    (SIM_VENUE.replace('kind = "sim"', 'host = "127.0.0.1"\nport = 9000\nsender = "HELM"\n')
-     + 'queue_model = "none"\n', "only kind = \"sim\" has one"),
+    (SIM_VENUE.replace('kind = "sim"', 'host = "127.0.0.1"\nport = 9000\nsender = "HELM"')
+     + 'target = "SIMA"\nqueue_model = "none"\n', "only kind = \"sim\" has one"),
 ])
 def test_queue_model_errors(tmp_path, text, reason):
     path = write(tmp_path, text)
