@@ -11,10 +11,12 @@ from datetime import datetime
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
     QDockWidget,
+    QFileDialog,
     QLabel,
     QMainWindow,
     QSizePolicy,
@@ -24,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from app.link import EngineLink, Health
 from app.theme import apply_theme
+from engine.core.paths import data_dir
 from engine.core.profile import DeskConfig
 from engine.core.roles import Role
 from engine.core.ticks import tick_decimals
@@ -42,6 +45,7 @@ from widgets import (
     PositionsTable,
     PriceChart,
     ReconTable,
+    ReportView,
     RiskPanel,
     StrategyPanel,
 )
@@ -106,6 +110,14 @@ class DeskWindow(QMainWindow):
         self.tabifyDockWidget(self.recon_dock, self.strategies_dock)
         self.risk_dock.raise_()
 
+        menu = self.menuBar().addMenu("&File")
+        self.open_report_action = menu.addAction("Open backtest report…")
+        self.open_report_action.setShortcut(QKeySequence.Open)
+        self.open_report_action.triggered.connect(self.choose_report)
+        menu.addSeparator()
+        menu.addAction("Close desk", QKeySequence.Quit, self.close)
+        self.reports: list[ReportView] = []
+
         tb = QToolBar("Instrument")
         tb.setObjectName("mainToolbar")
         tb.setMovable(False)
@@ -158,6 +170,22 @@ class DeskWindow(QMainWindow):
         self._risk_timer.setInterval(250)  # positions, limits and VaR: the engine publishes 10 Hz
         self._risk_timer.timeout.connect(self._read_risk)
         self._tasks: set[asyncio.Task] = set()
+
+    def choose_report(self) -> None:
+        """Ask for a report folder (``helmdesk backtest`` writes them under the data
+        directory's ``backtests/``) and open it."""
+        start = data_dir() / "backtests"
+        folder = QFileDialog.getExistingDirectory(
+            self, "Open backtest report", str(start if start.is_dir() else data_dir()))
+        if folder:
+            self.open_report(folder)
+
+    def open_report(self, folder) -> ReportView:
+        """A window with the backtest report in ``folder`` (or why it cannot be shown)."""
+        view = ReportView.open(folder, self)
+        self.reports.append(view)
+        view.destroyed.connect(lambda *_: self.reports.remove(view))  # closed: deleted
+        return view
 
     def _dock(self, title: str, w: QWidget, area) -> QDockWidget:
         d = QDockWidget(title, self)

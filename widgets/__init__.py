@@ -10,6 +10,7 @@ from widgets.limits import LimitEditor, LimitsModel
 from widgets.positions import PositionsModel, PositionsTable
 from widgets.pricechart import PriceChart
 from widgets.recon import ReconTable
+from widgets.report import ReportView
 from widgets.risk import Gauge, RiskPanel, VarModel
 from widgets.status import ConnectionStatus
 from widgets.strategies import StrategyPanel
@@ -31,6 +32,7 @@ __all__ = [
     "PositionsTable",
     "PriceChart",
     "ReconTable",
+    "ReportView",
     "RiskPanel",
     "StrategyPanel",
     "VarModel",

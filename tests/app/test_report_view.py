@@ -124,3 +124,24 @@ def test_a_report_without_a_chart_or_metrics_still_shows(qtbot, tmp_path):
     qtbot.addWidget(view)
     assert view.load(tmp_path)
     assert "equity.png was not drawn" in view.chart.text() and view.metrics.rowCount() == 0
+
+
+def test_the_desk_opens_a_report_from_its_file_menu(qtbot, drawn, desk_factory, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    desk = desk_factory("no-such-engine-for-reports")
+    menu = desk.menuBar().actions()[0]
+    assert menu.text() == "&File"
+    assert [a.text() for a in menu.menu().actions() if a.text()] == [
+        "Open backtest report…", "Close desk"]
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(drawn))
+    desk.open_report_action.trigger()
+    assert len(desk.reports) == 1
+    view = desk.reports[0]
+    assert view.isVisible() and view.isWindow() and view.report is not None
+    assert view.title.text() == f"Backtest bt.toml {DAY}"
+    view.close()  # deletes itself
+    qtbot.waitUntil(lambda: not desk.reports, timeout=5000)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: "")
+    desk.open_report_action.trigger()  # cancelled: nothing opens
+    assert desk.reports == []
