@@ -23,7 +23,10 @@ message, a timer, an intent, the next recorded record, the next equity sample) a
 fast as the CPU allows. Market data is taken a slice at a time: while any order works at a
 simulated venue (whose fills depend on the market at each moment) or a strategy reads the
 books, a slice spans at most ``resolution_ns`` of recorded time; otherwise everything up to
-the next other thing due goes in one batch. Between days (from a second after a day's last
+the next other thing due goes in one batch. A profile with ``[engine] slice_us`` slices as the
+live engine then does: the records of each whole cell ``[kN, (k+1)N)`` of receive time in one
+step at ``(k+1)N`` (``resolution_ns`` unused), so a paper session run with ``slice_us`` and a
+backtest of its recording take the market in the same steps and make the same decisions. Between days (from a second after a day's last
 record to a second before the next day's first) no market data comes, so the clock steps only
 to the venue sessions' and the strategies' timers: the FIX sessions heartbeat through the
 night as they would live, and the risk engine, whose marks are due every ``mark_ms`` but see
@@ -418,7 +421,10 @@ class BacktestNode:
             md = market.next_due_ns
             if nxt == md:  # market data is what comes next: take a slice of it
                 other = min(execution.next_due_ns(), strategies.next_due_ns, t_end, next_sample)
-                until = md + resolution if fine or execution.working else other
+                if fine or execution.working:  # md is a cell's end when the market slices
+                    until = md if market.slice_ns else md + resolution
+                else:
+                    until = other
                 nxt = min(max(until, md), other) if other > md else md
             now = max(now + 1, nxt) if nxt <= now else nxt
             if self.progress and time.perf_counter() >= next_show:
