@@ -26,11 +26,12 @@ books, a slice spans at most ``resolution_ns`` of recorded time; otherwise every
 the next other thing due goes in one batch. A profile with ``[engine] slice_us`` slices as the
 live engine then does: the records of each whole cell ``[kN, (k+1)N)`` of receive time in one
 step at ``(k+1)N`` (``resolution_ns`` unused), so a paper session run with ``slice_us`` and a
-backtest of its recording take the market in the same steps and make the same decisions. Between days (from a second after a day's last
-record to a second before the next day's first) no market data comes, so the clock steps only
-to the venue sessions' and the strategies' timers: the FIX sessions heartbeat through the
-night as they would live, and the risk engine, whose marks are due every ``mark_ms`` but see
-no price move, runs at those steps (a 17-hour night is a few thousand steps, not 600,000).
+backtest of its recording take the market in the same steps and make the same decisions.
+Between days (from a second after a day's last record to a second before the next day's
+first) no market data comes, so the clock steps only to the venue sessions' and the
+strategies' timers: the FIX sessions heartbeat through the night as they would live, and the
+risk engine, whose marks are due every ``mark_ms`` but see no price move, runs at those steps
+(a 17-hour night is a few thousand steps, not 600,000).
 
 Equity. Every ``sample_ms`` of market time (on whole multiples of it since the epoch, from the
 first record of each day; none overnight) the node reads the risk engine's portfolio
