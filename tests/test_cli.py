@@ -189,3 +189,47 @@ def test_ctl_on_a_dead_engines_segment_says_it_is_dead(engine):
     assert r.returncode == 3
     assert f"engine '{engine.instance}' (pid {engine.pid}) is not running" in r.stderr
     assert "kill not sent" in r.stderr
+
+
+STRATEGY_TOML = """
+[[venues]]
+name = "SIMA"
+kind = "sim"
+
+[[strategies]]
+name = "pairs"
+kind = "pairs"
+pairs = [["AAPL", "ESZ6"]]
+formation_s = 2.0
+"""
+
+
+def test_ctl_strategy_lists_pauses_resumes_and_stops_a_strategy(engine_factory, instance):
+    from tests.conftest import DEMO_INSTRUMENTS, wait_until
+
+    e = engine_factory(instance, users='"*" = "trader"',
+                       instruments=DEMO_INSTRUMENTS + STRATEGY_TOML).start()
+    i = e.instance
+
+    def state() -> str:
+        r = helmdesk("ctl", "--instance", i, "strategy")
+        assert r.returncode == 0, r.stderr
+        line = next(x for x in r.stdout.splitlines() if x.startswith("pairs "))
+        assert line.split()[1] == "pairs"  # the kind
+        return line.split()[2]
+
+    wait_until(lambda: state() == "running", 20, "the pairs strategy published as running")
+    r = helmdesk("ctl", "--instance", i, "strategy", "pause", "pairs", "--reason", "news due")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("STRATEGY accepted: ")
+    assert state() == "PAUSED"
+    r = helmdesk("ctl", "--instance", i, "strategy", "resume", "pairs", "--reason", "news out")
+    assert r.returncode == 0 and state() == "running"
+    r = helmdesk("ctl", "--instance", i, "strategy", "pause", "nope")
+    assert r.returncode == 2 and "no scope 'strategy:nope' in this engine" in r.stderr
+    r = helmdesk("ctl", "--instance", i, "strategy", "stop", "pairs", "--reason", "done today")
+    assert r.returncode == 0 and state() == "stopped"
+    r = helmdesk("ctl", "--instance", i, "strategy", "resume", "pairs", "--reason", "again")
+    assert r.returncode == 1 and "STRATEGY REJECTED" in r.stderr and "stopped" in r.stderr
+    r = helmdesk("ctl", "--instance", i, "audit")
+    assert "news due" in r.stdout and "done today" in r.stdout
