@@ -18,8 +18,13 @@ from bench._common import ROOT
 
 
 
-def scripts() -> list[str]:
-    return sorted(p.stem for p in (ROOT / "bench").glob("*.py") if not p.stem.startswith("_"))
+def scripts(everything: bool = False) -> list[str]:
+    """Every bench script; by default not those ``bench.strategy`` runs as its parts (so
+    they run once, through it)."""
+    from bench.strategy import PARTS
+
+    return sorted(p.stem for p in (ROOT / "bench").glob("*.py")
+                  if not p.stem.startswith("_") and (everything or p.stem not in PARTS))
 
 
 def run_script(name: str, extra: list[str]) -> tuple[int, dict | None]:
@@ -53,12 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="smaller counts in every script")
     p.add_argument("only", nargs="*", help="run only these scripts (default: all)")
     args = p.parse_args(argv)
-    names = scripts()
-    unknown = sorted(set(args.only) - set(names))
+    known = scripts(everything=True)
+    unknown = sorted(set(args.only) - set(known))
     if unknown:
-        p.error(f"no bench script named {', '.join(unknown)} (have: {', '.join(names)})")
-    if args.only:
-        names = [n for n in names if n in args.only]
+        p.error(f"no bench script named {', '.join(unknown)} (have: {', '.join(known)})")
+    names = [n for n in known if n in args.only] if args.only else scripts()
     extra = ["--quick"] if args.quick else []
     merged: dict[str, object] = {}
     failed: list[str] = []
