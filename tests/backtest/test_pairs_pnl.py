@@ -85,9 +85,13 @@ def _run(tmp_path, cointegrated: bool) -> dict:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    d = tmp_path_factory.mktemp("pnl")
-    return _run(d, True), _run(d, False)
+def folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("pnl")
+
+
+@pytest.fixture(scope="module")
+def runs(folder):
+    return _run(folder, True), _run(folder, False)
 
 
 def test_cointegrated_pairs_make_money_net_of_costs(runs):
@@ -102,3 +106,19 @@ def test_independent_random_walks_do_not_beat_the_costs(runs):
     assert walks["round_trips"] >= 5, walks  # it traded: the costs were paid
     assert walks["total_pnl"] < 0, walks
     assert walks["total_pnl"] < coint["total_pnl"]
+
+
+def test_the_same_data_profile_and_seed_give_byte_identical_files(runs, folder, tmp_path):
+    import hashlib
+
+    done = folder / "bt-c"  # the module's run
+    out = tmp_path / "again"
+    BacktestNode(_profile(tmp_path, True), DAY, out=out, ticks_dir=folder / "ticks-c",
+                 progress=False, capital=100_000.0).run()
+    files = ("orders.csv", "executions.csv", "positions.csv", "equity.csv", "trades.csv",
+             "pairs-pairs.csv", "metrics.csv")
+
+    def digest(folder):
+        return [hashlib.sha256((folder / f).read_bytes()).hexdigest() for f in files]
+
+    assert digest(out) == digest(done)
