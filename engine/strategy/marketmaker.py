@@ -160,9 +160,9 @@ class _Inst:
     """One quoted instrument: its two quotes, its position and its counts (plain attributes:
     touched on every book change)."""
 
-    __slots__ = ("i", "symbol", "tick", "decimals", "cl", "px", "qty", "blocked", "wait", "pending",
-                 "mid2", "last", "dirty", "reduce_until", "pos", "fees", "fills", "bought",
-                 "sold", "orders", "cancels", "refused", "rejected", "skew", "due")
+    __slots__ = ("i", "symbol", "tick", "decimals", "cl", "px", "qty", "blocked", "wait",
+                 "pending", "mid2", "last", "dirty", "reduce_until", "pos", "fees", "fills",
+                 "bought", "sold", "orders", "cancels", "refused", "rejected", "skew", "due")
 
     def __init__(self, i: int, symbol: str, tick: float, decimals: int) -> None:
         self.i, self.symbol, self.tick, self.decimals = i, symbol, tick, decimals
@@ -451,7 +451,7 @@ class MarketMaker(Strategy):
         if t < self._next:
             self._next = t
 
-    # -- what the desk and the report read ---------------------------------------------------------
+    # -- what the desk and the report read -------------------------------------------------------
     def _mark(self, b: _Inst) -> float:
         """Unrealized P&L of ``b`` at the consolidated mid (0 without a sound book)."""
         q, avg, _r = b.pos

@@ -167,7 +167,8 @@ def test_a_refusal_is_counted_shown_and_not_retried_every_tick():
     assert r.fig["refused"] == 6 and r.quotes() == []
     told = [t for t in r.notes if "refused" in t]  # heard since the desk was made: 1 s, 2 s
     assert len(told) == 4
-    assert told[0] == "mm: AAA bid 100 @ 99.98 refused: quantity 100 is over max_order_qty 50 for AAA"
+    assert told[0] == ("mm: AAA bid 100 @ 99.98 refused: quantity 100 is over max_order_qty 50 "
+                       "for AAA")
 
 
 def test_halted_pauses_it_and_pulls_its_quotes_re_arm_quotes_again():
@@ -245,7 +246,8 @@ def test_a_backtest_of_a_recorded_day_quotes_fills_and_reports(tmp_path):
         '[[instruments]]\nsymbol = "AAA"\ntick = 0.01\nprice = 50.0\nupdate_hz = 200',
         '[[instruments]]\nsymbol = "BBB"\ntick = 0.01\nprice = 20.0\nupdate_hz = 200',
         '[[venues]]\nname = "SIMA"\nkind = "sim"\nlatency_us = 100',
-        '[limits]\nmax_orders_per_s = 100000\nmax_messages_per_s = 100000\nduplicate_window_ms = 0',
+        '[limits]\nmax_orders_per_s = 100000\nmax_messages_per_s = 100000',
+        'duplicate_window_ms = 0',
         '[[strategies]]\nname = "mm"\nkind = "marketmaker"\nsize = 10\nmax_position = 50',
         "half_spread_ticks = 1\nskew_ticks_per_lot = 0.5", ""])
     path = tmp_path / "mm.toml"
