@@ -631,11 +631,12 @@ class InProcessVenue(_SessionPair):
         tape = self._tape
         if tape is not None and tape.n:
             synced = self._read_tape(now_ns)
+        lazy = self._queued
         for i in changed:
             if i in working:
                 synced = True
                 try:
-                    self._sync(i, now_ns)
+                    self._sync(i, now_ns, lazy=lazy)
                 except Exception:
                     self._fail_sync(i)
             elif i in forgetting:
@@ -779,11 +780,15 @@ class InProcessVenue(_SessionPair):
                 self._push(self._to_us, t, data)
 
     # -- THE MIRROR OF THE RECORDED MARKET -------------------------------------------------------
-    def _sync(self, i: int, t: int, side: int | None = None, need: int | None = None) -> None:
+    def _sync(self, i: int, t: int, side: int | None = None, need: int | None = None,
+              lazy: bool = False) -> None:
         """Make the exchange's background orders of instrument ``i`` show the venue's recorded
         book now (module docstring, "Fill model"). For a new order of ours while none of ours
         is live there: ``side``, only the side it trades against (the other loses just the
-        levels that would cross it); ``need``, only as deep as its quantity reaches."""
+        levels that would cross it); ``need``, only as deep as its quantity reaches.
+        ``lazy`` (a market move, a queue model): look at the book for our resting orders and
+        forget the used sizes at prices that left, but leave the background orders as they are
+        until our next order message about ``i`` needs them (nothing else trades with them)."""
         raw = self.books.book[self.venue_index, i].tolist()  # [side][level] = [price, size]
         mirror = self._mirrors[i]
         if mirror is None or len(mirror.empty[BID]) != len(raw[BID]):
@@ -796,7 +801,12 @@ class InProcessVenue(_SessionPair):
             if not q.orders:
                 self._unwatch(i)
         self._forgetting.discard(i)
-        if side is not None or mirror.short or rows != mirror.rows:  # else it shows the book
+        if lazy:
+            for s in _SIDES:
+                used = mirror.used[s]
+                if used:
+                    _forget(used, {p: d for p, d in rows[s] if d > 0 and p > 0})
+        elif side is not None or mirror.short or rows != mirror.rows:  # else it shows the book
             self._remirror(mirror, rows, t, side, need)
         if len(mirror.book.engine) == mirror.count:
             self._working.discard(i)  # none of ours left: market moves need no sync

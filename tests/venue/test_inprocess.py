@@ -237,8 +237,8 @@ def test_resting_sell_fills_when_the_recorded_bid_rises_to_it():
 
 
 def test_a_level_inserted_ahead_costs_one_submit_the_others_keep_their_orders():
-    books = market()
-    v, now = logged_on(books=books)
+    books = market()  # the touch-fill model mirrors at every market move (queue models: lazily)
+    v, now = logged_on(books=books, queue_model="none")
     v.send(b"D", order("b1", "buy", 100, "99.80"), now)  # rests: the instrument is working
     _, now = run_until(v, now + 2 * LAT, now)
     v.on_market([0], now)
@@ -275,14 +275,37 @@ def test_an_order_with_none_of_ours_live_mirrors_what_it_reaches_and_nothing_cro
     assert v.exchange.counters["background_fills"] == 3  # ours only: no mirror trades
     x = v.exchange.books[0].engine
     assert x.best_bid() is None and x.best_ask() == 9951
-    # a resting order then sees the full book, both sides, on the next market move
+    # with a resting order, the next order message shows the full book, both sides
     v.send(b"D", order("b2", "buy", 10, "99.00"), now)
     _, now = run_until(v, now + 2 * LAT, now)
     quote(books, BID, CHANGE, 0, 9940, 350)
     v.on_market([0], now)
-    assert x.book_depth(5) == ([(9940, 350, 1), (9939, 400, 1), (9900, 10, 1)],
+    v.send(b"D", order("b3", "buy", 10, "98.00"), now)
+    _, now = run_until(v, now + 2 * LAT, now)
+    assert x.book_depth(5) == ([(9940, 350, 1), (9939, 400, 1), (9900, 10, 1), (9800, 10, 1)],
                                [(9950, 100, 1), (9951, 500, 1)])
-    assert v.exchange.live_orders("HELM") == 1
+    assert v.exchange.live_orders("HELM") == 2
+
+
+def test_with_a_queue_model_market_moves_leave_the_mirror_until_an_order_needs_it():
+    books = market()
+    v, now = logged_on(books=books)  # risk_averse
+    v.send(b"D", order("b1", "buy", 100, "99.80"), now)  # rests: the instrument is working
+    _, now = run_until(v, now + 2 * LAT, now)
+    x = v.exchange.books[0].engine
+    mirrored = x.book_depth(5)
+    submits, cancels = v.counters["mirror_submits"], v.counters["mirror_cancels"]
+    for k in range(5):  # the market moves: the queue looks, the mirror is left alone
+        quote(books, ASK, CHANGE, 0, 10000, 200 + k)
+        v.on_market([0], now + k * MS)
+    assert (v.counters["mirror_submits"], v.counters["mirror_cancels"]) == (submits, cancels)
+    assert x.book_depth(5) == mirrored
+    # the next order message about it syncs the whole book: the ask at its size now, taken
+    v.send(b"D", order("b2", "buy", 204, "100.00", tif=b"3"), now + 5 * MS)
+    events, now = run_until(v, now + 5 * MS + 2 * LAT, now + 5 * MS)
+    assert fills(reports(events)) == [(204, b"100.00")]
+    assert x.book_depth(5) == ([(9990, 300, 1), (9989, 400, 1), (9980, 100, 1)],
+                               [(10001, 500, 1), (10002, 1000, 1)])
 
 
 def test_a_halted_book_gives_no_liquidity():
