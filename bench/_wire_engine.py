@@ -203,8 +203,10 @@ class _Stamps:
             wrap(ctx, "_submit", "submit (risk + OMS + encode + send + updates)")
         wrap(kernel.risk, "check_intent", "pre-trade risk chain")
         ex = kernel.execution
-        ex._subscribers[:] = [timed(f"order update -> {getattr(fn, '__qualname__', fn)}", fn)
-                              for fn in ex._subscribers]
+        wrapped = {id(fn): timed(f"order update -> {getattr(fn, '__qualname__', fn)}", fn)
+                   for fn in ex._subscribers}
+        for subs in (ex._subscribers, ex._now_subs, ex._deferred_subs):  # the same, wrapped
+            subs[:] = [wrapped[id(fn)] for fn in subs]
         gc_start = [0]
 
         def on_gc(phase: str, info: dict) -> None:

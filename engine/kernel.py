@@ -74,6 +74,9 @@ class Publisher:
     memory; this base does nothing (a backtest has no desk)."""
 
     live = False  #: False: the kernel skips working out what only a desk would read
+    #: True: ``order`` reads an order's state from the update only, so the updates an intent
+    #: causes may reach it after the turn's messages are sent (ExecutionEngine, "deferred")
+    deferrable = False
 
     def order(self, update: OrderUpdate, order: Order, ts_ns: int) -> None:
         """An order changed (every update, in order)."""
@@ -100,6 +103,9 @@ class Publisher:
 
 class Journal:
     """Where the kernel writes what must be kept: the database (live), a report (backtest)."""
+
+    #: as ``Publisher.deferrable``: ``order`` reads the order's state from the update only
+    deferrable = False
 
     def order(self, update: OrderUpdate, order: Order, ts_ns: int) -> None:
         """An order changed; a fill in ``update`` is an execution."""
@@ -166,17 +172,20 @@ class Kernel:
         risk.execution = self.execution
         risk.submit = self.submit
         risk.on_pause = self.strategies.pause
+        defer_journal = getattr(journal, "deferrable", False)
         if journal is not None:
             risk._journal_kill = self._journal_kill
-            risk._journal_tag = journal.order_tag
+            risk._journal_tag = self._journal_tag_later if defer_journal else journal.order_tag
         self.commands = CommandHandlers(profile, self)
 
         # every order change, to every subscriber, in this order (the risk engine first: its
-        # books are right before anyone reads them)
+        # books are right before anyone reads them). The journal and the publisher only
+        # record: they may get an intent's updates after the turn's messages are sent
         self.execution.subscribe(risk.on_order)
         if journal is not None:
-            self.execution.subscribe(self._journal_order)
-        self.execution.subscribe(self._publish_order)
+            self.execution.subscribe(self._journal_order, deferred=defer_journal)
+        self.execution.subscribe(self._publish_order,
+                                 deferred=getattr(self.publisher, "deferrable", False))
         if len(self.strategies):
             self.execution.subscribe(self.strategies.on_order)
         self.execution.subscribe_parents(self._on_parent)
@@ -220,6 +229,7 @@ class Kernel:
         self.risk.step(now_ns)
         self.strategies.start(now_ns, [s.name for s in self.strategies.strategies
                                        if not getattr(s, "enabled", True)])
+        self.execution.flush_deferred()
         self.publish_kill()
         if self.publisher.live:
             self.publisher.books(self.market, range(len(self.symbols)), now_ns)
@@ -233,6 +243,8 @@ class Kernel:
         busy = False
         if self.command_source is not None and self.command_source.serve(now_ns, self._handle):
             busy = True
+            if execution._later:
+                execution.flush_deferred()
         if execution.poll(now_ns):
             busy = True
         market = self.market
@@ -241,8 +253,12 @@ class Kernel:
         strategies = self.strategies
         if strategies.strategies:
             strategies.step(now_ns)
+            if execution._later:  # the turn's orders are on the wire: now their records
+                execution.flush_deferred()
         execution.on_market(now_ns)
         nxt = self.risk.step(now_ns)
+        if execution._later:
+            execution.flush_deferred()
         if market.next_due_ns < nxt:
             nxt = market.next_due_ns
         t = execution.next_due_ns()
@@ -263,6 +279,7 @@ class Kernel:
         self.now = now_ns
         try:
             self.strategies.stop(now_ns)
+            self.execution.flush_deferred()
             self.execution.close(now_ns)
             self.market.close()
         finally:
@@ -309,6 +326,9 @@ class Kernel:
         self.journal.kill(kill.names[row], int(r["scope"]), int(r["scope_id"]), state != 0,
                           user, why, ts_ns, state=KillState(state).label,
                           scope_name=kill.names[row])
+
+    def _journal_tag_later(self, cl_ord_id: str, source: str, account: str, ts_ns: int) -> None:
+        self.execution.later(self.journal.order_tag, cl_ord_id, source, account, ts_ns)
 
     def _journal_order(self, u: OrderUpdate, o: Order) -> None:
         self.journal.order(u, o, self.now)

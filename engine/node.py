@@ -48,7 +48,7 @@ from engine.core.profile import Profile, VenueLinkConfig
 from engine.core.records import SIGNAL_ROW, STRATEGY_ROW, KillState, Notice
 from engine.core.roles import Role
 from engine.execution.oms import OrderUpdate
-from engine.execution.orders import ClOrdIds, Order
+from engine.execution.orders import ClOrdIds, Order, OrdStatus
 from engine.execution.venues import FixVenueClient
 from engine.fix.store import MemoryStore, MessageStore
 from engine.ipc.layout import (
@@ -90,9 +90,11 @@ def pin_to_cores(cores: tuple[int, ...] | None) -> set[int]:
 
 
 def _order_payload(u: OrderUpdate, o: Order, text: str) -> bytes:
+    """The ORDER event record of ``u``: the order's state as the update has it (the order
+    itself may have moved on when a deferred update is published)."""
     return encode_order(
-        cl_ord_id=o.cl_ord_id, venue=o.venue, side=o.side, status=o.status.value, tif=o.tif,
-        qty=o.qty, cum_qty=o.cum_qty, leaves_qty=o.leaves_qty, last_qty=u.last_qty,
+        cl_ord_id=o.cl_ord_id, venue=o.venue, side=o.side, status=u.status.value, tif=o.tif,
+        qty=o.qty, cum_qty=u.cum_qty, leaves_qty=u.leaves_qty, last_qty=u.last_qty,
         price=o.price, avg_px=o.avg_px, last_px=u.last_px, text=text, unknown=u.unknown)
 
 
@@ -106,6 +108,8 @@ class StoreJournal(Journal):
     """The journal on the store's writer process (``engine.store.StoreLink``): orders,
     executions, the audit trail and kill switch changes go on its ring."""
 
+    deferrable = True  # order() reads the order's state from the update
+
     def __init__(self, store) -> None:
         self.store = store
         #: the store sequence number of the last execution put and not yet taken
@@ -116,7 +120,8 @@ class StoreJournal(Journal):
         if u.last_qty and u.exec_id:
             self.fill_seq = store.put_execution(u.exec_id, o.venue, o.cl_ord_id, o.symbol,
                                                 o.side, u.last_qty, u.last_px, ts_ns, u.fee)
-        store.put_order_state(o, ts_ns)
+        store.put_order(o.cl_ord_id, o.venue, o.symbol, o.side, o.qty, o.price, o.tif, u.status,
+                        u.cum_qty, u.leaves_qty, o.avg_px, o.venue_order_id, "", ts_ns, ts_ns)
 
     def command(self, cmd, ack) -> None:
         self.store.put_command_ack(cmd, ack)
@@ -145,6 +150,7 @@ class ShmPublisher(Publisher):
     when the database is down; the notice that goes with it names the cause)."""
 
     live = True
+    deferrable = True  # order() reads the order's state from the update
     HELD_MAX = 10_000
     NOT_DURABLE = "NOT DURABLE"
 
@@ -162,7 +168,7 @@ class ShmPublisher(Publisher):
 
     def order(self, u: OrderUpdate, o: Order, ts_ns: int) -> None:
         payload = _order_payload(u, o, u.text)
-        level = WARNING if u.unknown or o.status.value == "Rejected" else INFO
+        level = WARNING if u.unknown or u.status is OrdStatus.REJECTED else INFO
         inst = self.index.get(o.symbol, -1)
         journal = self.journal
         if journal is not None:
@@ -675,6 +681,7 @@ class _Both(Journal):
 
     def __init__(self, a: Journal, b: Journal) -> None:
         self.a, self.b = a, b
+        self.deferrable = getattr(a, "deferrable", False) and getattr(b, "deferrable", False)
 
     def order(self, u, o, ts_ns) -> None:
         self.a.order(u, o, ts_ns)

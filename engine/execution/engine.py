@@ -10,6 +10,16 @@ Every change to an order — an intent's (PendingNew, PendingCancel) or a venue'
 to every subscriber (``subscribe``: the journal, the desk publisher, strategies, a backtest's
 report), in the order they subscribed; a router parent's progress goes to ``subscribe_parents``.
 
+Send first, book later: a subscriber that only records (the journal, the desk publisher)
+subscribes ``deferred``. The updates an intent causes reach it not at once but when the kernel
+calls ``flush_deferred`` after the stage that sent them, so a strategy's second and later
+messages of a turn (a requote: two cancels, then two orders) do not wait behind the records of
+the first. Nothing is lost or reordered: every subscriber still sees every update once, in
+order (a venue's report, and anything ``later`` queued, first flushes what waits), and the
+subscribers that decide (the risk engine, strategies) still see each update at once. A
+deferred subscriber must read an order's state from the update (status, quantities), not
+from the order, which may have moved on by then.
+
 Venue sessions: a session that drops marks that venue's live orders *unknown* (the venue
 cancels on disconnect, but that is its word, not ours); when it logs on again, every order in
 doubt is asked about with an OrderStatusRequest and settled by the answer. The router reads
@@ -110,10 +120,15 @@ class ExecutionEngine:
             c.venue_index = row or 0
         self.notify = notify or (lambda _level, _text, _inst: None)
         self._subscribers: list[OnOrder] = []
+        self._deferred_mask: list[bool] = []  # per subscriber: deferred
+        self._deferred_subs: list[OnOrder] = []  # of _subscribers: those that may wait
+        self._now_subs: list[OnOrder] = []  # of _subscribers: those that may not
+        #: (fn, args) waiting for flush_deferred, in the order they happened
+        self._later: list[tuple[Callable, tuple]] = []
         #: ClOrdIDs of the orders working now (leaves > 0)
         self.working: set[str] = set()
         self._parent_subscribers: list[OnParent] = []
-        self.oms = Oms(ids, self._send, on_intent=self._publish)
+        self.oms = Oms(ids, self._send, on_intent=self._publish_intent)
         self.router = SmartRouter(
             self.oms, [VenueInfo(v.name, v.fee_bps, v.latency_us) for v in config.venues],
             self._books, self._routable, check=check)
@@ -135,21 +150,61 @@ class ExecutionEngine:
             self.subscribe(self._to_drop_copy)
 
     # -- subscribers -----------------------------------------------------------------------------
-    def subscribe(self, fn: OnOrder) -> None:
-        """``fn(update, order)`` for every change to every order, from now on."""
+    def subscribe(self, fn: OnOrder, *, deferred: bool = False) -> None:
+        """``fn(update, order)`` for every change to every order, from now on. ``deferred``:
+        an intent's updates may reach ``fn`` later in the turn (module docstring)."""
         self._subscribers.append(fn)
+        (self._deferred_subs if deferred else self._now_subs).append(fn)
+        self._deferred_mask = [f in self._deferred_subs for f in self._subscribers]
+
+    def later(self, fn: Callable, *args) -> None:
+        """Call ``fn(*args)`` at the next ``flush_deferred``, in order with the deferred
+        updates (a record that goes with them: an order's tag for the journal)."""
+        self._later.append((fn, args))
+
+    def flush_deferred(self) -> None:
+        """Hand the deferred subscribers what waits for them, in order (the kernel calls this
+        after each stage that may send, and a venue's report calls it first)."""
+        later = self._later
+        while later:  # a deferred subscriber never sends, but be safe: take what it adds too
+            self._later = []
+            for fn, args in later:
+                fn(*args)
+            later = self._later
+
+    def _to_deferred(self, u: OrderUpdate, o: Order) -> None:
+        for fn in self._deferred_subs:
+            fn(u, o)
 
     def subscribe_parents(self, fn: OnParent) -> None:
         """``fn(parent_update)`` for every change to a router parent."""
         self._parent_subscribers.append(fn)
 
     def _publish(self, u: OrderUpdate, o: Order) -> None:
+        """An update every subscriber sees now, after whatever the deferred ones still wait
+        for (so each sees every update in order)."""
         if u.leaves_qty > 0:
             self.working.add(u.cl_ord_id)
         else:
             self.working.discard(u.cl_ord_id)
-        for fn in self._subscribers:
+        for fn, deferred in zip(self._subscribers, self._deferred_mask):
+            if self._later and deferred:
+                self.flush_deferred()
             fn(u, o)
+
+    def _publish_intent(self, u: OrderUpdate, o: Order) -> None:
+        """An update an intent caused (its message is on the wire already): the subscribers
+        that decide see it now, the deferred ones at the next ``flush_deferred``."""
+        if not self._deferred_subs:
+            self._publish(u, o)
+            return
+        if u.leaves_qty > 0:
+            self.working.add(u.cl_ord_id)
+        else:
+            self.working.discard(u.cl_ord_id)
+        for fn in self._now_subs:
+            fn(u, o)
+        self._later.append((self._to_deferred, (u, o)))
 
     def _to_drop_copy(self, u: OrderUpdate, o: Order) -> None:
         if u.last_qty > 0:
