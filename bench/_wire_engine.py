@@ -34,6 +34,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import re
 import sys
 import time
 
@@ -44,6 +45,7 @@ from engine.strategy.registry import KINDS
 __all__ = ["WireQuoter", "main"]
 
 _D = b"D"
+_CL_FIELD = re.compile(rb"(?:^|\x01)11=([^\x01]*)")
 _F = b"F"
 
 
@@ -182,6 +184,7 @@ class _Stamps:
         import engine.fix.session as fix_session
 
         fix_session.encode = timed("FIX codec: encode", fix_session.encode)
+        fix_session.frame = timed("FIX codec: encode", fix_session.frame)
         for c in clients:
             conn = c.conn
             wrap(conn, "poll", "venue poll: recv + FIX session")
@@ -249,7 +252,11 @@ class _Stamps:
             seq = send(msg_type, body, now_ns)
             if msg_type == _D:
                 t = clock()
-                cl = next((v for k, v in body if k == 11), b"")
+                if type(body) is bytes:  # encoded already (the OMS's templates)
+                    m = _CL_FIELD.search(body)
+                    cl = m.group(1) if m else b""
+                else:
+                    cl = next((v for k, v in body if k == 11), b"")
                 rec = dict(turn)
                 rec["sent"] = t
                 rec["n"] = self.n

@@ -17,6 +17,8 @@ from engine.fix.codec import (
     decode,
     encode,
     encode_new_order_single,
+    float_bytes,
+    frame,
     parse_utc_timestamp,
     utc_timestamp,
 )
@@ -42,6 +44,8 @@ __all__ = [
     "decode",
     "encode",
     "encode_new_order_single",
+    "float_bytes",
+    "frame",
     "parse_utc_timestamp",
     "utc_timestamp",
 ]

@@ -54,6 +54,7 @@ from engine.fix.codec import (
     MAX_SEQ_NUM,
     GarbleKind,
     encode,
+    frame,
     parse_utc_timestamp,
     utc_timestamp,
 )
@@ -319,8 +320,9 @@ class FixSession:
         self.store.set_next_sender_seq(new_seq)
 
     # -- outbound ----------------------------------------------------------------------------
-    def send(self, msg_type: bytes, body: list, now_ns: int) -> int:
-        """Queue an application message; return its MsgSeqNum."""
+    def send(self, msg_type: bytes, body: list | bytes, now_ns: int) -> int:
+        """Queue an application message; return its MsgSeqNum. ``body``: (tag, value) pairs,
+        or the body's fields encoded already (``codec.frame``: the OMS's templates)."""
         if self.state is not SessionState.ACTIVE:
             raise SessionNotActive(
                 f"session {self.config.sender}->{self.config.target} is {self.state.value}"
@@ -337,10 +339,14 @@ class FixSession:
         self._out.clear()
         return out
 
-    def _send(self, msg_type: bytes, body: list, now_ns: int) -> int:
+    def _send(self, msg_type: bytes, body: list | bytes, now_ns: int) -> int:
         seq = self.store.next_sender_seq
-        raw = encode(msg_type, body, sender=self._sender, target=self._target, seq=seq,
-                     sending_time_ns=now_ns)
+        if type(body) is bytes:
+            raw = frame(msg_type, body, sender=self._sender, target=self._target, seq=seq,
+                        sending_time_ns=now_ns)
+        else:
+            raw = encode(msg_type, body, sender=self._sender, target=self._target, seq=seq,
+                         sending_time_ns=now_ns)
         # only application messages are resent; administrative ones become gap fills
         self.store.record_sent(seq, None if msg_type in ADMIN_TYPES else raw)
         self._out.append(raw)

@@ -29,6 +29,7 @@ from engine.fix import (
     parse_utc_timestamp,
     utc_timestamp,
 )
+from engine.fix.codec import frame as frame_fields
 from engine.fix.tags import GROUP_MEMBERS, HEADER_TAGS, NUM_IN_GROUP_TAGS, RAW_DATA_TAGS
 
 R = SessionRejectReason
@@ -218,6 +219,24 @@ def test_new_order_single_fast_path_equals_generic_encode():
         encode_new_order_single(cl_ord_id=b"C1", symbol=b"AAPL", side=b"2", order_qty=1,
                                 ord_type=b"2", price=b"1.5", time_in_force=b"0", account=b"A",
                                 **kw)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(msg_types, bodies(groups=False, data=False), text, text, st.integers(1, 2**31 - 1),
+       timestamps)
+def test_frame_of_encoded_fields_is_what_encode_makes(mt, body, sender, target, seq, ts):
+    kw = dict(sender=sender, target=target, seq=seq, sending_time_ns=ts)
+    whole = encode(mt, body, **kw)
+    fields = whole[whole.index(b"\x0152=") + 1:]
+    fields = fields[fields.index(b"\x01") + 1:-7]  # after SendingTime, before CheckSum
+    assert frame_fields(mt, fields, **kw) == whole
+
+
+def test_frame_refuses_fields_that_do_not_end_with_soh():
+    kw = dict(sender=b"HELM", target=b"SIMA", seq=1, sending_time_ns=T0)
+    for bad in (b"11=A", b"\x0111=A\x01"):
+        with pytest.raises(FixEncodeError):
+            frame_fields(b"D", bad, **kw)
 
 
 def test_encode_header_and_values():
