@@ -209,8 +209,8 @@ class _Rejected(Exception):
 class _Book:
     """One instrument: its matching engine, how its prices are written, who watches it."""
 
-    __slots__ = ("decimals", "engine", "md_depth", "md_levels", "md_subs", "start_ticks",
-                 "symbol", "symbol_b", "tick")
+    __slots__ = ("clients", "decimals", "engine", "md_depth", "md_levels", "md_subs",
+                 "start_ticks", "symbol", "symbol_b", "tick")
 
     def __init__(self, inst: InstrumentConfig, remember_done: int) -> None:
         self.symbol = inst.symbol
@@ -218,6 +218,8 @@ class _Book:
         self.tick = inst.tick
         self.decimals = tick_decimals(inst.tick)
         self.engine = MatchingEngine(remember_done=remember_done)
+        #: the clients' live orders on this book by venue order id, in arrival order
+        self.clients: dict[int, _Order] = {}
         self.start_ticks = max(1, round(inst.price / inst.tick))
         self.md_subs: list[_MdSub] = []  # subscriptions with updates that name this book
         self.md_depth = 0  # the deepest of theirs (_FULL_DEPTH for "every level"); 0: none
@@ -476,6 +478,7 @@ class Exchange:
         o.order_id_b = self._prefix + b"%012x" % oid
         o.book, o.qty, o.leaves, o.price = book, qty, qty, price
         self._live[oid] = o
+        book.clients[oid] = o
         self.counters["orders"] += 1
         book.engine.submit(oid, owner, s, qty, price, ord_type, tif, now_ns)
         self._drain(book, now_ns)
@@ -640,6 +643,7 @@ class Exchange:
             self._on_report(o, r, now_ns, req)
             if not o.live:
                 del self._live[oid]
+                book.clients.pop(oid, None)
         if book.md_subs:  # the only cost of market data to the order path when nobody watches
             self._publish(book, batch)
 

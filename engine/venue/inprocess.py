@@ -207,6 +207,8 @@ _MAX_PENDING = 100_000
 _TRAILER = b"\x0110="
 _ORDER_MSGS = frozenset({MsgType.NewOrderSingle, MsgType.OrderCancelRequest,
                          MsgType.OrderCancelReplaceRequest})
+_NEW_ORDER = MsgType.NewOrderSingle
+_CANCEL = MsgType.OrderCancelRequest
 _ACTIVE = SessionState.ACTIVE
 _DISCONNECTED = SessionState.DISCONNECTED
 _NOT_EXECUTABLE = ST_HALTED | ST_REBUILDING
@@ -697,13 +699,19 @@ class InProcessVenue(_SessionPair):
                 if self._tape is not None and self._tape.n:
                     self._read_tape(t)  # trades before this message count before it
                 if i is not None:
-                    side = need = None
-                    if m.msg_type == MsgType.NewOrderSingle and i not in self._working:
-                        side = _TAKES.get(m.get(54))  # none of ours there: the side it takes
+                    mt = m.msg_type
+                    if mt == _NEW_ORDER and (self._queued or i not in self._working):
+                        # nothing but this order can take from the mirror now (none of ours
+                        # is live, or a queue model keeps the recorded market off ours):
+                        # the side it takes, as deep as its quantity and price reach
+                        side = _TAKES.get(m.get(54))
                         qty = m.get(38)
-                        if qty is not None and qty.isdigit():
-                            need = int(qty)
-                    self._sync(i, t, side, need)
+                        need = int(qty) if qty is not None and qty.isdigit() else None
+                        self._sync(i, t, side, need, limit=self._limit(i, m))
+                    elif mt == _CANCEL and self._queued:
+                        self._sync(i, t, lazy=True)  # it takes nothing: only the queue's look
+                    else:
+                        self._sync(i, t)
         except Exception:
             self._fail_sync(i)
         taken = x.counters["background_fills"]
@@ -780,13 +788,24 @@ class InProcessVenue(_SessionPair):
                 self._push(self._to_us, t, data)
 
     # -- THE MIRROR OF THE RECORDED MARKET -------------------------------------------------------
+    def _limit(self, i: int, m) -> int | None:
+        """A new order's limit price in ticks (None: a market order, or not readable: the
+        exchange will say why)."""
+        px = m.get(44)
+        if px is None:
+            return None
+        try:
+            return round(float(px) / self.exchange.books[i].tick)
+        except ValueError:
+            return None
+
     def _sync(self, i: int, t: int, side: int | None = None, need: int | None = None,
-              lazy: bool = False) -> None:
+              lazy: bool = False, limit: int | None = None) -> None:
         """Make the exchange's background orders of instrument ``i`` show the venue's recorded
         book now (module docstring, "Fill model"). For a new order of ours while none of ours
         is live there: ``side``, only the side it trades against (the other loses just the
-        levels that would cross it); ``need``, only as deep as its quantity reaches.
-        ``lazy`` (a market move, a queue model): look at the book for our resting orders and
+        levels that would cross it); ``need``, only as deep as its quantity reaches, and
+        ``limit``, its price (ticks). ``lazy`` (a market move, a queue model): look at the book for our resting orders and
         forget the used sizes at prices that left, but leave the background orders as they are
         until our next order message about ``i`` needs them (nothing else trades with them)."""
         raw = self.books.book[self.venue_index, i].tolist()  # [side][level] = [price, size]
@@ -807,7 +826,7 @@ class InProcessVenue(_SessionPair):
                 if used:
                     _forget(used, {p: d for p, d in rows[s] if d > 0 and p > 0})
         elif side is not None or mirror.short or rows != mirror.rows:  # else it shows the book
-            self._remirror(mirror, rows, t, side, need)
+            self._remirror(mirror, rows, t, side, need, limit)
         if len(mirror.book.engine) == mirror.count:
             self._working.discard(i)  # none of ours left: market moves need no sync
 
@@ -820,12 +839,12 @@ class InProcessVenue(_SessionPair):
         return rows
 
     def _remirror(self, mirror: _Mirror, rows: list, t: int, side: int | None,
-                  need: int | None) -> None:
+                  need: int | None, limit: int | None = None) -> None:
         """Cancel every level whose price left the book or whose size changed or was taken
         from (``side``: on that side only, and on the other the levels crossing it); then
         submit what is to be shown, bids then asks, best first (a level crossing one of our
         resting orders shows only what our orders have not used there; ``need``: no level
-        past the one where the displayed size reaches it)."""
+        past the one where the displayed size reaches it, nor past ``limit``)."""
         x = self.exchange
         book = mirror.book
         counters = self.counters
@@ -866,13 +885,14 @@ class InProcessVenue(_SessionPair):
                     best = p
                 e = old.get(p)
                 if e is None or e[0] != d or e[2] != d:
-                    if need is not None and need <= 0:
+                    if need is not None and (need <= 0 or limit is not None and (
+                            p > limit if s == ASK else p < limit)):
                         continue  # deeper than the order reaches: not shown this time
                     e = [d, None, 0]
                     todo.append((s, p, e))
                 new[p] = e
                 if need is not None:
-                    need -= d
+                    need -= d - used.get(p, 0)  # what our orders used may not be shown
             levels[s] = new
         mirror.rows = rows if side is None else None  # one side shown: look again next time
         short = 0
@@ -1003,15 +1023,16 @@ class InProcessVenue(_SessionPair):
         ours that is new there, or lost its place (a replace to another price or a larger
         quantity), at the back of its price (the recorded size there is ahead of it); forget
         those no longer live."""
-        engine = self.exchange.books[i].engine
+        book = self.exchange.books[i]
         q = self._queues[i]
-        live = []
-        for s in _SIDES:
-            for oid, owner, price, qty, leaves, _cum in engine.book_orders(_ENGINE_SIDE[s]):
-                if owner is not BACKGROUND:
-                    live.append((oid, s, price, qty, leaves))
-        if not live and q is None:
+        clients = book.clients  # ours: the only client of this exchange
+        if not clients and q is None:
             return
+        live = [(oid, BID if o.side_b == b"1" else ASK, o.price, o.qty, o.leaves)
+                for oid, o in clients.items()]
+        known = q.orders if q is not None else {}
+        if len(live) > 1 and sum(1 for e in live if _moved(known.get(e[0]), e)) > 1:
+            live = self._by_priority(book.engine)  # queue the new ones in time priority
         if q is None:
             q = self._queues[i] = _Queue()
             self._raw_best(q, self.books.book[self.venue_index, i].tolist())
@@ -1044,6 +1065,16 @@ class InProcessVenue(_SessionPair):
             tape.set(i, True)
         else:
             self._unwatch(i)
+
+    @staticmethod
+    def _by_priority(engine) -> list:
+        """Our live orders of a book, each side in time priority (``_track``'s shape)."""
+        live = []
+        for s in _SIDES:
+            for oid, owner, price, qty, leaves, _cum in engine.book_orders(_ENGINE_SIDE[s]):
+                if owner is not BACKGROUND:
+                    live.append((oid, s, price, qty, leaves))
+        return live
 
     def _unwatch(self, i: int) -> None:
         """None of ours rests on ``i`` any more: no queue, its trades are not needed."""
@@ -1325,6 +1356,12 @@ class DropCopyLink(_SessionPair):
             self.counters["msgs_to_engine"] += data.count(_TRAILER)
             if self._our_conn:
                 self._push(self._to_us, t, data)
+
+
+def _moved(e: list | None, live: tuple) -> bool:
+    """Whether ``_track`` queues ``live`` (oid, side, price, qty, leaves) anew: new, or its
+    queue entry ``e`` lost its place (another side or price, a larger quantity)."""
+    return e is None or e[_SIDE] != live[1] or e[_PX] != live[2] or live[3] > e[_QTY]
 
 
 def _size_at(levels: list, price: int) -> int:

@@ -275,15 +275,18 @@ def test_an_order_with_none_of_ours_live_mirrors_what_it_reaches_and_nothing_cro
     assert v.exchange.counters["background_fills"] == 3  # ours only: no mirror trades
     x = v.exchange.books[0].engine
     assert x.best_bid() is None and x.best_ask() == 9951
-    # with a resting order, the next order message shows the full book, both sides
+    # a resting order's queue model keeps the recorded market off it: a new order of ours
+    # then shows only what it reaches, by quantity and by price
     v.send(b"D", order("b2", "buy", 10, "99.00"), now)
     _, now = run_until(v, now + 2 * LAT, now)
-    quote(books, BID, CHANGE, 0, 9940, 350)
+    quote(books, ASK, CHANGE, 1, 9951, 600)
     v.on_market([0], now)
-    v.send(b"D", order("b3", "buy", 10, "98.00"), now)
-    _, now = run_until(v, now + 2 * LAT, now)
-    assert x.book_depth(5) == ([(9940, 350, 1), (9939, 400, 1), (9900, 10, 1), (9800, 10, 1)],
-                               [(9950, 100, 1), (9951, 500, 1)])
+    v.send(b"D", order("b3", "buy", 10, "98.00"), now)  # reaches no ask
+    events, now = run_until(v, now + 2 * LAT, now)
+    assert fills(reports(events)) == [] and x.best_ask() is None  # 99.51 changed: not shown
+    v.send(b"D", order("b4", "buy", 700, "99.51", tif=b"3"), now)
+    events, now = run_until(v, now + 2 * LAT, now)
+    assert fills(reports(events)) == [(100, b"99.50"), (600, b"99.51")]
     assert v.exchange.live_orders("HELM") == 2
 
 
@@ -300,12 +303,10 @@ def test_with_a_queue_model_market_moves_leave_the_mirror_until_an_order_needs_i
         v.on_market([0], now + k * MS)
     assert (v.counters["mirror_submits"], v.counters["mirror_cancels"]) == (submits, cancels)
     assert x.book_depth(5) == mirrored
-    # the next order message about it syncs the whole book: the ask at its size now, taken
-    v.send(b"D", order("b2", "buy", 204, "100.00", tif=b"3"), now + 5 * MS)
+    # the next order message about it syncs what it reaches: the ask at its size now
+    v.send(b"D", order("b2", "buy", 300, "100.00", tif=b"3"), now + 5 * MS)
     events, now = run_until(v, now + 5 * MS + 2 * LAT, now + 5 * MS)
     assert fills(reports(events)) == [(204, b"100.00")]
-    assert x.book_depth(5) == ([(9990, 300, 1), (9989, 400, 1), (9980, 100, 1)],
-                               [(10001, 500, 1), (10002, 1000, 1)])
 
 
 def test_a_halted_book_gives_no_liquidity():
@@ -377,6 +378,7 @@ def test_close_logs_out_and_the_venue_cancels_our_live_orders():
     books = market()
     v, now = logged_on(books=books)
     v.send(b"D", order("b1", "buy", 100, "99.00"), now)
+    v.send(b"D", order("i1", "sell", 1, "99.90", tif=b"3"), now)  # the bid at 99.90 mirrored
     run_until(v, now + 2 * LAT, now)
     v.send(b"D", order("b2", "buy", 100, "99.01"), now + 2 * LAT)  # still on the wire
     assert v.exchange.live_orders("HELM") == 1
