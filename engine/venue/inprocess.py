@@ -42,17 +42,30 @@ Fill model: the venue's other participants are the recorded market
 With ``books`` (the engine's ``BookSet``; ``venue_index`` is this venue's row), the exchange's
 matching engine holds a *mirror* of the venue's recorded book of each instrument we trade
 there: one background (``BACKGROUND``) limit order per displayed level, at the level's price
-and size. The mirror is synced just before the exchange handles our NewOrderSingle, cancel or
-replace for that instrument, and in ``on_market`` for each changed instrument on which we have
-live orders. A sync diffs by price: a level whose recorded price and size are what was
-mirrored at that price and whose order is whole is left alone, wherever it now sits in the
-book; any other is cancelled, and every level to show is then submitted (all cancels before
-any submit, so the old mirror never trades with the new). A NewOrderSingle for an instrument
-on which none of our orders is live needs less, as nothing of ours can be touched: only the
-side it trades against is synced, and only as deep as the displayed size reaches its
-quantity; of the other side only the levels that would cross it are cancelled (the rest waits
-for the next full sync). The instrument needs syncs on market moves from the moment an order
-of ours is live there until the last one ends (checked right after each message about it).
+and size. A sync diffs by price: a level whose recorded price and size are what was mirrored
+at that price and whose order is whole is left alone, wherever it now sits in the book; any
+other is cancelled, and every level to show is then submitted (all cancels before any submit,
+so the old mirror never trades with the new).
+
+When. Only our own orders ever trade with the mirror, so it is synced when one of ours may:
+
+- With a queue model (the default; "Queue position" below) the recorded market reaches our
+  resting orders through the queue, never through the mirror (a level that would cross one of
+  ours is kept out of the book). So the mirror is synced only for a NewOrderSingle, and only
+  the side it trades against, as deep as the displayed size reaches its quantity and no
+  further than its limit price (a passive quote: nothing); of the other side only the levels
+  that would cross it are cancelled (the rest waits until an order needs them). A replace
+  syncs both sides; a cancel takes nothing: it only looks at the queue first (a resting order
+  the market reached fills before its cancel). A market move of an instrument where ours rest
+  only looks at the queue (and forgets used sizes at prices that left).
+- With ``queue_model="none"`` the mirror is what fills our resting orders (a touch fill), so
+  it is synced in full before each order message about the instrument and in ``on_market``
+  at each market move while an order of ours is live there (checked right after each message
+  about it); a NewOrderSingle where none of ours is live needs only the side it takes, as
+  above.
+
+Either way our order meets the recorded book as it is at that moment, and the fills are the
+same: the laziness changes only how much of the book the matching engine holds meanwhile.
 
 - A marketable order takes the displayed levels best first, at most their displayed size, at
   their prices (the matching engine fills at the resting price); what is left of a limit order
@@ -149,20 +162,22 @@ Cost
 Idle ``poll`` and ``next_due_ns`` compare and return ints (no allocation: an idle ``poll``
 returns the empty tuple). A message costs its FIX encode and decode on each side and the
 exchange's handling, in plain Python. A sync reads the instrument's venue book with one
-``tolist()``; an unchanged book is then one list comparison, a changed one costs a cancel
-and a submit per level changed at its price (for a new order where none of ours is live,
-only the levels it can reach; after our order took from the mirror, one order lookup per
-level it took, plus one). Once none of ours is left on an instrument whose used sizes are
-kept, its next market move costs one ``tolist()`` to forget those at prices that left. Queue
-position costs nothing while no order of ours rests (no tap on the books; a marketable order
-that does not rest never makes one) and nothing for an instrument where none rests; while some
-rest, each batch the books apply gets one compiled pass (well under a µs a call, a few ns a
-record) picking out this venue's trades of those instruments, each such trade then costs a
-look at our price levels on its side there, and each look at an instrument a pass over our
-levels there (a full re-mirror on each while a level is kept out at our price). The
-matching engine remembers finished order ids in two bounded generations
-(``MatchingEngine(remember_done=...)``); a busy mirror fills them with its own cancelled
-orders, which costs memory, not time.
+``tolist()``; an unchanged book is then one list comparison, a changed one costs a cancel and a
+submit per level changed at its price (for a new order, under a queue model or where none of
+ours is live, only the levels it can reach: none for a passive one; after our order took from
+the mirror, one order lookup per level it took, plus one). A market move of an instrument where
+ours rest costs, under a queue model, one ``tolist()`` and the queue's look (no order to the
+matching engine). Once none of ours is left on an instrument whose used sizes are kept, its
+next market move costs one ``tolist()`` to forget those at prices that left. Queue position
+costs nothing while no order of ours rests (no tap on the books; a marketable order that does
+not rest never makes one) and nothing for an instrument where none rests; while some rest, each
+batch the books apply gets one compiled pass (well under a µs a call, a few ns a record)
+picking out this venue's trades of those instruments, each such trade then costs a look at our
+price levels on its side there, and each look at an instrument a pass over our levels there
+(with ``queue_model="none"``, a full re-mirror on each while a level is short). The matching
+engine remembers
+finished order ids in two bounded generations (``MatchingEngine(remember_done=...)``); a busy
+mirror fills them with its own cancelled orders, which costs memory, not time.
 """
 
 from __future__ import annotations
@@ -802,12 +817,13 @@ class InProcessVenue(_SessionPair):
     def _sync(self, i: int, t: int, side: int | None = None, need: int | None = None,
               lazy: bool = False, limit: int | None = None) -> None:
         """Make the exchange's background orders of instrument ``i`` show the venue's recorded
-        book now (module docstring, "Fill model"). For a new order of ours while none of ours
-        is live there: ``side``, only the side it trades against (the other loses just the
-        levels that would cross it); ``need``, only as deep as its quantity reaches, and
-        ``limit``, its price (ticks). ``lazy`` (a market move, a queue model): look at the book for our resting orders and
-        forget the used sizes at prices that left, but leave the background orders as they are
-        until our next order message about ``i`` needs them (nothing else trades with them)."""
+        book now (module docstring, "Fill model"). For a new order of ours that alone can
+        take from it (module docstring, "When"): ``side``, only the side it trades against (the other loses just
+        the levels that would cross it); ``need``, only as deep as its quantity reaches,
+        and ``limit``, its price (ticks). ``lazy`` (a market move, a queue model): look at
+        the book for our resting orders and forget the used sizes at prices that left, but
+        leave the background orders as they are until our next order message about ``i``
+        needs them (nothing else trades with them)."""
         raw = self.books.book[self.venue_index, i].tolist()  # [side][level] = [price, size]
         mirror = self._mirrors[i]
         if mirror is None or len(mirror.empty[BID]) != len(raw[BID]):
