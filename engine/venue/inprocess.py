@@ -818,12 +818,12 @@ class InProcessVenue(_SessionPair):
               lazy: bool = False, limit: int | None = None) -> None:
         """Make the exchange's background orders of instrument ``i`` show the venue's recorded
         book now (module docstring, "Fill model"). For a new order of ours that alone can
-        take from it (module docstring, "When"): ``side``, only the side it trades against (the other loses just
-        the levels that would cross it); ``need``, only as deep as its quantity reaches,
-        and ``limit``, its price (ticks). ``lazy`` (a market move, a queue model): look at
-        the book for our resting orders and forget the used sizes at prices that left, but
-        leave the background orders as they are until our next order message about ``i``
-        needs them (nothing else trades with them)."""
+        take from it (module docstring, "When"): ``side``, only the side it trades against
+        (the other loses just the levels that would cross it); ``need``, only as deep as
+        its quantity reaches, and ``limit``, its price (ticks). ``lazy`` (a market move, a
+        queue model): look at the book for our resting orders and forget the used sizes at
+        prices that left, but leave the background orders as they are until our next order
+        message about ``i`` needs them (nothing else trades with them)."""
         raw = self.books.book[self.venue_index, i].tolist()  # [side][level] = [price, size]
         mirror = self._mirrors[i]
         if mirror is None or len(mirror.empty[BID]) != len(raw[BID]):
