@@ -258,6 +258,8 @@ class MarketMaker(Strategy):
         if rec is None:
             return
         b, side = rec
+        if update.last_qty <= 0 and update.leaves_qty > 0:
+            return  # an ack: nothing changes
         now = ctx.now_ns
         if update.last_qty > 0:
             qty = int(update.last_qty)

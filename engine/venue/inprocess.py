@@ -252,7 +252,8 @@ class _Mirror:
     orders have used at that price.
     """
 
-    __slots__ = ("book", "count", "empty", "hidden", "levels", "rows", "short", "used")
+    __slots__ = ("book", "count", "empty", "hidden", "levels", "looked", "rows", "short",
+                 "used")
 
     def __init__(self, book, depth: int) -> None:
         self.book = book  # the exchange's book of the instrument
@@ -266,6 +267,9 @@ class _Mirror:
         #: levels kept out of the book (queue models): (side, price, displayed size, the
         #: [price, size] the matching engine takes from, that size when last looked at)
         self.hidden: list[tuple] = []
+        #: (state, book) of the last lazy look; None once an order message may have changed
+        #: what a look finds (a lazy sync of the same book after it has nothing to do)
+        self.looked: tuple | None = None
 
 
 class _Queue:
@@ -828,6 +832,13 @@ class InProcessVenue(_SessionPair):
         mirror = self._mirrors[i]
         if mirror is None or len(mirror.empty[BID]) != len(raw[BID]):
             mirror = self._new_mirror(i, len(raw[BID]))
+        if lazy:
+            looked = (self.books.state.item(self.venue_index, i), raw)
+            if looked == mirror.looked:
+                return  # this venue's book did not move (another venue's did): no news
+            mirror.looked = looked
+        else:
+            mirror.looked = None
         rows = self._shown(i, raw, mirror)
         self.counters["syncs"] += 1
         q = self._queues[i]
@@ -996,6 +1007,7 @@ class InProcessVenue(_SessionPair):
         if mirror is None:
             self._working.add(i)
             return
+        mirror.looked = None  # our orders changed: the next look may find something
         if taken:
             self._settle(mirror)
         if mirror.hidden:
