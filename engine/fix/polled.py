@@ -21,6 +21,8 @@ __all__ = ["PolledConnection"]
 
 log = logging.getLogger("helmdesk.fix")
 
+_ACTIVE = SessionState.ACTIVE
+
 _TICK_NS = 100_000_000
 
 
@@ -81,11 +83,12 @@ class PolledConnection:
                 return events + self._drop(e.reason, now_ns, already=True)
         return events
 
-    def send(self, msg_type: bytes, body: list, now_ns: int) -> int | None:
+    def send(self, msg_type: bytes, body: list | bytes, now_ns: int) -> int | None:
         """Send an application message now; None when the session is not logged on."""
-        if not self.up:
+        session = self.session
+        if session.state is not _ACTIVE:
             return None
-        seq = self.session.send(msg_type, body, now_ns)
+        seq = session._send(msg_type, body, now_ns)  # what session.send does once it is up
         self._flush()
         return seq
 
@@ -130,16 +133,19 @@ class PolledConnection:
         return []
 
     def _flush(self) -> None:
-        self._out += self.session.data_to_send()
-        if not self._out or self.sock is None:
+        out = self.session.data_to_send()
+        if self._out:  # what the socket did not take last time goes first
+            out = self._out + out
+        if not out or self.sock is None:
+            self._out = out
             return
         try:
-            n = self.sock.send(self._out)
+            n = self.sock.send(out)
         except BlockingIOError:
-            return  # the kernel's buffer is full: the rest goes on a later poll
+            n = 0  # the kernel's buffer is full: the rest goes on a later poll
         except OSError:
-            return  # the next recv sees the broken connection
-        self._out = self._out[n:]
+            n = 0  # the next recv sees the broken connection
+        self._out = out[n:] if n < len(out) else b""
 
     def _drop(self, why: str, now_ns: int, already: bool = False) -> list:
         self._close_socket()

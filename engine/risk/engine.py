@@ -283,8 +283,7 @@ class RiskEngine:
         self._started_ns: int | None = None
         self._venues_up: set[str] = set()
         self._warned: set[tuple] = set()
-        self.checks: list[tuple[str, Callable[[_Order], str | None]]] = [
-            (name, getattr(self, f"_check_{name}")) for name in CHECKS]
+        self.checks: list[tuple[str, Callable[[_Order], str | None]]] = []
         #: the VaR calculator (engine.risk.var: a VarService helper process live, a
         #: VarCalculator in a backtest; None: no VaR)
         self.var = None
@@ -305,7 +304,24 @@ class RiskEngine:
         self.now = 0
         self._o_intent, self._o_child = _Order(), _Order()
         self._bbo_views = None
+        self._arm()
         self._warm()
+
+    def _arm(self) -> None:
+        """The chain of checks the limits switch on, in CHECKS order: a check its limit turns
+        off (no restricted list, duplicate_window_ms 0, self_match "venue") is left out of
+        it, not called to say nothing. Again whenever a limit changes."""
+        lim = self.limits
+        off = set()
+        if not lim.restricted:
+            off.add("restricted")
+        if not lim.duplicate_window_ms:
+            off.add("duplicate")
+        if lim.self_match == "venue":
+            off.add("self_match")
+        self.checks = [(name, getattr(self, f"_check_{name}")) for name in CHECKS
+                       if name not in off]
+        self._o_intent.dupkey = self._o_child.dupkey = None  # none while duplicate is off
 
     def _warm(self) -> None:
         """Resolve every known source's books and limits now, not on its first order."""
@@ -1205,6 +1221,7 @@ class RiskEngine:
                 raise ValueError(f"{key} is not a per-{kind} limit")
             old = self.limits.overrides(kind, name).get(key)
         self.limits = self.limits.with_value(kind, name, key, value)
+        self._arm()
         self._lims.clear()
         self._inst_limits = [_InstLimits(self.limits, sym) for sym in self.config.symbols]
         self._warm()
