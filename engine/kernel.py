@@ -194,6 +194,7 @@ class Kernel:
         self._health_ns = self.config.health_ms * 1_000_000
         self._next_publish = 0
         self._next_health = 0
+        self._health_part = 0  # the part of the health round the next _publish does
         self._published_applied = -1
         self._published_kill = -1
         self._book_seen = self.market.new_seen()
@@ -287,7 +288,8 @@ class Kernel:
 
     # -- publish -------------------------------------------------------------------------------
     def _publish(self, now_ns: int) -> int:
-        """Changed books (at most publish_hz), health (every health_ms); when next due."""
+        """Changed books (at most publish_hz), health (every health_ms, one part a turn);
+        when next due."""
         market = self.market
         pending = market.applied != self._published_applied
         if pending and now_ns >= self._next_publish:
@@ -298,12 +300,23 @@ class Kernel:
             self._next_publish = now_ns + self._publish_ns
             pending = False
         if now_ns >= self._next_health:
-            self.publisher.health(market.update_health(now_ns),
-                                  self.execution.venue_states(), now_ns)
-            self.publisher.risk(self.risk, now_ns)
-            if len(self.strategies):
-                self.publisher.strategies(self.strategies, now_ns)
-            self.publish_kill()
+            # one part a turn (each is 50-200 us of numpy and shared memory): a tick that
+            # arrives meanwhile waits for one part, never for the whole round
+            part = self._health_part
+            if part == 0:
+                self.publisher.health(market.update_health(now_ns),
+                                      self.execution.venue_states(), now_ns)
+            elif part == 1:
+                self.publisher.risk(self.risk, now_ns)
+            elif part == 2:
+                if len(self.strategies):
+                    self.publisher.strategies(self.strategies, now_ns)
+            else:
+                self.publish_kill()
+            if part < 3:
+                self._health_part = part + 1
+                return now_ns  # the next part is due now
+            self._health_part = 0
             self._next_health = now_ns + self._health_ns
         return min(self._next_publish if pending else NEVER, self._next_health)
 
