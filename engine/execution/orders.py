@@ -181,16 +181,24 @@ class ClOrdIds:
         self.start_wall_ms = start_wall_ms
         self._head = f"{prefix}-{_b36(start_wall_ms)}-"
         self._n = itertools.count(1)
+        self._high = -1  # counter // 36 whose digits _high_b36 holds
+        self._high_b36 = ""
 
     def next(self) -> str:
-        return self._head + _b36(next(self._n))
+        high, low = divmod(next(self._n), 36)
+        if high != self._high:  # all but the last digit change once every 36 ids
+            self._high = high
+            self._high_b36 = _b36(high) if high else ""
+        return self._head + self._high_b36 + _DIGITS[low]
+
+
+_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
 def _b36(n: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
     out = ""
     while True:
         n, r = divmod(n, 36)
-        out = digits[r] + out
+        out = _DIGITS[r] + out
         if not n:
             return out

@@ -153,6 +153,7 @@ class StoreLink:
         self.restarts = 0  # writers started after the first
         self.overflowed = 0  # records that waited in the overflow deque
         self._overflow: collections.deque[tuple[int, bytes]] = collections.deque()
+        self._keys: dict[str, bytes] = {}  # FIX session key -> its bytes (checked)
         self._seq = 0
         self._proc: subprocess.Popen | None = None
         self._seg: Segment | None = None
@@ -347,11 +348,20 @@ class StoreLink:
         tail = b"\0".join(_cut(str(t).replace("\0", "").encode(), 256) for t in texts)
         return self._put_tailed(_K_LIMIT, LIMIT, tail, ts_ns)
 
+    def _session_key(self, session: str) -> bytes:
+        """``session`` as the record's field (checked once: a session sends many)."""
+        sb = self._keys.get(session)
+        if sb is None:
+            sb = session.encode()
+            if len(sb) > 64:
+                self._too_long(session=session)
+            if len(self._keys) < 1024:
+                self._keys[session] = sb
+        return sb
+
     def put_fix_seq(self, session: str, next_sender: int, next_target: int) -> int:
         """A FIX session's next sender and target sequence numbers."""
-        sb = session.encode()
-        if len(sb) > 64:
-            self._too_long(session=session)
+        sb = self._session_key(session)
         seq = self._seq + 1
         self._seq = seq
         tail = self._tail
@@ -365,10 +375,8 @@ class StoreLink:
 
     def put_fix_message(self, session: str, msg_seq: int, raw: bytes) -> int:
         """A FIX message sent as ``msg_seq`` (kept for resends); next sender seq = msg_seq + 1."""
-        sb = session.encode()
+        sb = self._session_key(session)
         n = len(raw)
-        if len(sb) > 64:
-            self._too_long(session=session)
         nslots = 1 if n <= FIX_MSG_FIRST else record_slots(_K_FMSG, n)
         if n > MAX_FIX_MSG or nslots > self.capacity:
             most = min(MAX_FIX_MSG, FIX_MSG_FIRST + (self.capacity - 1) * SLOT)

@@ -75,6 +75,11 @@ def test_clordids_are_unique_across_restarts_and_refuse_a_clock_going_back():
     b = [second.next() for _ in range(1000)]
     assert len(set(a) | set(b)) == 2000
     assert a[0] == "HELM-mwm0nk74-1" and int("mwm0nk74", 36) == 1_795_000_000_000
+    # the counter in base 36, across the digits' carries
+    ids = ClOrdIds("HELM", 1)
+    for n in range(1, 50_000):
+        cl = ids.next()
+        assert int(cl.rsplit("-", 1)[1], 36) == n and not cl.rsplit("-", 1)[1].startswith("0")
     with pytest.raises(ValueError, match="clock went back"):
         ClOrdIds("HELM", 1_795_000_000_000, last_start_wall_ms=1_795_000_000_001)
 
