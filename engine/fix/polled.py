@@ -61,7 +61,22 @@ class PolledConnection:
             return []
         if self._connecting:
             return self._finish_connect(now_ns)
-        events: list = []
+        try:
+            data = self.sock.recv(65536)
+        except BlockingIOError:  # the usual idle turn: nothing read, nothing due, nothing to write
+            if now_ns < self._next_tick and not self._out and not self.session._out:
+                return []
+        except OSError as e:
+            return self._drop(f"receive failed: {e.strerror or e}", now_ns)
+        else:
+            if not data:
+                return self._drop("connection closed by the venue", now_ns)
+            return self._poll_more(self.session.receive_data(data, now_ns), now_ns)
+        return self._poll_more([], now_ns)
+
+    def _poll_more(self, events: list, now_ns: int) -> list:
+        """``poll`` after its first read: read on until the socket is empty, drive the timers,
+        write, and see what the events mean for the connection."""
         while True:
             try:
                 data = self.sock.recv(65536)
