@@ -416,8 +416,35 @@ class FixSession:
                 continue
             self._last_recv = now_ns
             self._test_req_sent = 0  # any traffic answers a TestRequest
-            self._on_message(item, now_ns)
+            if not self._in_sequence_app(item, now_ns):
+                self._on_message(item, now_ns)
         return self._take_events()
+
+    def _in_sequence_app(self, m: FixMessage, now_ns: int) -> bool:
+        """The usual message, the short way: logged on, nothing queued ahead of a gap, the
+        next MsgSeqNum, no PossDupFlag, an application MsgType seen before, our CompIDs, a
+        SendingTime in range. It is then what ``_on_message`` would make of it (validated,
+        its number used up, handed over); anything else is left to ``_on_message``, which
+        starts from scratch (nothing here changes state until the message is taken)."""
+        mt = m.msg_type
+        if (self.state is not SessionState.ACTIVE or self._queue or mt in ADMIN_TYPES
+                or mt not in self._types_ok or m.seq != self.store.next_target_seq
+                or m.poss_dup or m.get(49) != self._target or m.get(56) != self._sender):
+            return False
+        raw_time = m.get(52)
+        if raw_time is None:
+            return False
+        try:
+            sent = self._sending_ns(raw_time)
+        except ValueError:
+            return False
+        if abs(now_ns - sent) / 1e9 > self.config.max_latency_s:
+            return False
+        if self._check and not self._valid(m, now_ns):
+            return True  # refused as _process refuses it: number used up, answered
+        self.store.set_next_target_seq(m.seq + 1)
+        self._events.append(AppMessage(m))
+        return True
 
     def _on_invalid(self, bad: FixGarbled, now_ns: int) -> None:
         """A well-framed message that breaks a field rule: Reject it (14), or worse."""
