@@ -796,9 +796,10 @@ def _parse(raw: bytes) -> FixMessage | FixGarbled:
     tags = toks[0:-1:2]
     key = b"=".join(tags)  # no tag token can hold '='
     lay = _layouts.get(key) or _layout(key, tags)
-    # trust the split only if every field has exactly one '=' and a value
+    # trust the split only if every field has exactly one '=' and a value (with one '=' a
+    # field, an empty value is an '=' right before an SOH: one search in C, not a walk)
     if lay.plain and _ALTERNATION.startswith(raw.translate(None, _NOT_SEPARATOR)) \
-            and all(vals):
+            and b"=\x01" not in raw:
         seq_b = vals[lay.i34]
         if len(seq_b) < 11 and seq_b.isdigit():
             seq = int(seq_b)
