@@ -454,9 +454,11 @@ class SmartRouter:
                              None if limit_px is None else float(limit_px), tif, now_ns)
         self.parents[parent_id] = self._working[parent_id] = parent
         self.counters["parents"] += 1
-        parent.history.append(f"plan over {', '.join(sorted(up))}: {_show_plan(p)}")
+        at = len(parent.history)
         out: list[ParentUpdate] = []
         self._place(parent, p, now_ns, out)
+        # the plan's line goes before its children's, written once they are on the wire
+        parent.history.insert(at, f"plan over {', '.join(sorted(up))}: {_show_plan(p)}")
         self._settle(parent, out)  # every child refused or failed: it ends here
         return parent
 
