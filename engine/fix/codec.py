@@ -1079,8 +1079,19 @@ def frame(msg_type: bytes, fields: bytes, *, sender: bytes, target: bytes, seq: 
     """
     if fields and (fields[-1:] != b"\x01" or fields[:1] == b"\x01"):
         raise FixEncodeError(f"body fields {_show(fields)} do not end with SOH")
-    return _frame_body(b"35=%s\x0149=%s\x0156=%s\x0134=%d\x0152=%s\x01%s" % (
-        msg_type, sender, target, seq, utc_timestamp(sending_time_ns), fields))
+    # utc_timestamp, _frame_body and checksum, inline: this is every order's and cancel's path
+    sec, rem = divmod(sending_time_ns, 1_000_000_000)
+    cached = _ts_cache
+    if cached[0] != sec:
+        utc_timestamp(sending_time_ns)
+        cached = _ts_cache
+    body = b"35=%s\x0149=%s\x0156=%s\x0134=%d\x0152=%s%s\x01%s" % (
+        msg_type, sender, target, seq, cached[1], _MS[rem // 1_000_000], fields)
+    msg = b"8=FIX.4.4\x019=%d\x01%s" % (len(body), body)
+    n = len(msg)
+    if n <= 256 or (n <= 515 and msg.isascii()):
+        return b"%s10=%03d\x01" % (msg, _adler32(msg, 0) & 0xFF)
+    return b"%s10=%03d\x01" % (msg, checksum(msg))
 
 
 _NOS = (b"35=D\x0149=%s\x0156=%s\x0134=%d\x0152=%s\x0111=%s\x011=%s\x0155=%s\x0154=%s"

@@ -148,7 +148,9 @@ class PolledConnection:
         return []
 
     def _flush(self) -> None:
-        out = self.session.data_to_send()
+        queued = self.session._out  # session.data_to_send(), without the call: every send
+        out = queued[0] if len(queued) == 1 else b"".join(queued)
+        queued.clear()
         if self._out:  # what the socket did not take last time goes first
             out = self._out + out
         if not out or self.sock is None:

@@ -361,7 +361,7 @@ class StoreLink:
 
     def put_fix_seq(self, session: str, next_sender: int, next_target: int) -> int:
         """A FIX session's next sender and target sequence numbers."""
-        sb = self._session_key(session)
+        sb = self._keys.get(session) or self._session_key(session)
         seq = self._seq + 1
         self._seq = seq
         tail = self._tail
@@ -375,7 +375,7 @@ class StoreLink:
 
     def put_fix_message(self, session: str, msg_seq: int, raw: bytes) -> int:
         """A FIX message sent as ``msg_seq`` (kept for resends); next sender seq = msg_seq + 1."""
-        sb = self._session_key(session)
+        sb = self._keys.get(session) or self._session_key(session)
         n = len(raw)
         nslots = 1 if n <= FIX_MSG_FIRST else record_slots(_K_FMSG, n)
         if n > MAX_FIX_MSG or nslots > self.capacity:
