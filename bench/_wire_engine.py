@@ -189,7 +189,7 @@ class _Stamps:
             conn = c.conn
             wrap(conn, "poll", "venue poll: recv + FIX session")
             wrap(conn.session, "receive_data", "FIX session: receive_data (decode, checks)")
-            wrap(conn.session, "_send", "FIX session: send (encode + store)")
+            wrap(conn.session, "_send_unrecorded", "FIX session: send (encode, queue)")
             wrap(conn.session.store, "record_sent", "FIX store: sent message to the ring")
             wrap(conn.session.store, "set_next_target_seq", "FIX store: target seq to the ring")
             wrap(conn, "_flush", "socket send")

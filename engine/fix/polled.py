@@ -103,8 +103,13 @@ class PolledConnection:
         session = self.session
         if session.state is not _ACTIVE:
             return None
-        seq = session._send(msg_type, body, now_ns)  # what session.send does once it is up
-        self._flush()
+        # what session.send does once it is up, but the store's record after the write: the
+        # bytes go first (the sequence number is the store's until the record is made)
+        seq = session._send_unrecorded(msg_type, body, now_ns)
+        try:
+            self._flush()
+        finally:
+            session._record_unrecorded()
         return seq
 
     def close(self, now_ns: int) -> None:

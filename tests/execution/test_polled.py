@@ -61,3 +61,44 @@ def test_polled_session_trades_reconnects_and_resumes(venue, tmp_path):  # noqa:
     drive(conn, oms, lambda: o2.status is OrdStatus.CANCELLED, "the IOC's cancel")
     conn.close(time.time_ns())
     store.close()
+
+
+def test_send_puts_the_bytes_on_the_wire_before_the_store_records_them():
+    """Send first: the store's record (a ring write in the engine) comes after the write."""
+    import socket
+
+    from engine.fix.store import MemoryStore
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    on_wire: list[bool] = []
+
+    class Store(MemoryStore):
+        def record_sent(self, seq: int, raw: bytes | None) -> None:
+            if raw is not None and b"\x0135=D\x01" in raw:
+                peer.settimeout(1.0)
+                on_wire.append(peer.recv(65536) == raw)
+            super().record_sent(seq, raw)
+
+    store = Store()
+    session = FixSession(SessionConfig(sender="HELM", target="SIMA", initiator=True), store)
+    conn = PolledConnection(session, "127.0.0.1", listener.getsockname()[1])
+    try:
+        now = time.time_ns()
+        conn.poll(now)  # connecting
+        peer, _ = listener.accept()
+        deadline = time.monotonic() + 5
+        while session.state is not SessionState.AWAITING_LOGON:  # connected: Logon sent
+            assert time.monotonic() < deadline
+            select.select([], [conn], [], 0.01)
+            conn.poll(time.time_ns())
+        peer.settimeout(1.0)
+        assert b"35=A" in peer.recv(65536)
+        session._set_state(SessionState.ACTIVE, now)  # as if the Logon was answered
+        oms = Oms(ClOrdIds("HELM", 1), lambda v, mt, b: conn.send(mt, b, time.time_ns()))
+        o = oms.new_order("SIMA", "AAA", 1, 100, 99.0, "day", time.time_ns())
+        assert not isinstance(o, str), o
+        assert on_wire == [True]
+        assert [s for s, _ in store.sent_range(1, 10)] == [store.next_sender_seq - 1]
+    finally:
+        conn.close(time.time_ns())
+        listener.close()
