@@ -364,6 +364,7 @@ class LiveNode:
         self.waits = 0
         self.gc = IdleGc()
         self.store = None
+        self._fix_stores: list = []  # deferred FIX session stores: flushed after each turn
         self._store_problem: str | None = None
         self._recovered = None
         self._kill_state = KillStateFile(state_dir(cfg.instance) / "killswitches.json") \
@@ -562,7 +563,10 @@ class LiveNode:
     def _session_store(self, v: VenueLinkConfig) -> MessageStore:
         from engine.store import WriteBehindFixStore
 
-        return WriteBehindFixStore(self.store, f"{v.sender}-{v.target}@{v.name}", self._recovered)
+        store = WriteBehindFixStore(self.store, f"{v.sender}-{v.target}@{v.name}",
+                                    self._recovered, deferred=True)
+        self._fix_stores.append(store)  # flushed by the loop after each turn
+        return store
 
     # -- the loop ------------------------------------------------------------------------------
     def stop(self, *_args) -> None:
@@ -603,6 +607,7 @@ class LiveNode:
         held = publisher.held
         gc_idle = idle_gc.idle
         gc_busy = idle_gc.busy
+        fix_stores = self._fix_stores
         kernel.start(wall())  # strategies' clocks start now: nothing slow after this
         kernel.notify(INFO, f"engine {self.instance} running, pid {os.getpid()}")
         log.info("engine %s running", self.instance)
@@ -635,6 +640,9 @@ class LiveNode:
                 due = kernel.step(t)
             else:
                 due = kernel.step(now_wall)
+            for fs in fix_stores:  # the turn's FIX records, after its messages are out
+                if fs.dirty:
+                    fs.flush()
             if held:
                 publisher.release()
             if now >= next_hb:
@@ -723,6 +731,8 @@ class LiveNode:
             self.shm.set_state(EngineState.STOPPING)
             self.kernel.notify(INFO, f"engine {self.instance} stopping")
             self.kernel.stop(self.clock.wall_ns())
+            for fs in self._fix_stores:  # the Logouts' numbers and anything else waiting
+                fs.flush()
             if self.store is not None:
                 left = self.store.close()
                 if left:

@@ -102,3 +102,56 @@ def test_a_fix_session_persists_through_the_write_behind_store(make_link, url):
     r = load(url)
     assert (r.fix_session("HELM->VENUE").next_sender_seq, r.fix_session("HELM->VENUE").sent) == (
         1, {})
+
+
+def test_a_deferred_write_behind_store_writes_at_flush_in_order(make_link, url):
+    """The live node's stores: answered from memory at once, on the ring at ``flush()``
+    (after the turn), messages in order and then the numbers as they are."""
+    link = make_link()
+    cfg_a = SessionConfig(sender="HELM", target="VENUE", initiator=True)
+    cfg_b = SessionConfig(sender="VENUE", target="HELM", initiator=False)
+    store = WriteBehindFixStore(link, "HELM->VENUE", load(url), deferred=True)
+    a = FixSession(cfg_a, store)
+    b = FixSession(cfg_b, MemoryStore())
+    b.connect(T0)
+    a.connect(T0)
+    pump(a, b, T0)
+    before = link.last_seq
+    for i in range(3):
+        a.send(b"D", [(11, f"o{i}".encode())], T0)
+    assert link.last_seq == before and store.dirty  # nothing on the ring yet
+    assert [s for s, _ in store.sent_range(1, 10)] == [2, 3, 4]  # resends: from memory now
+    pump(a, b, T0)
+    store.flush()
+    assert not store.dirty and link.last_seq == before + 4  # three messages, then the numbers
+    store.flush()
+    assert link.last_seq == before + 4  # nothing waited
+    a.send(b"D", [(11, b"o3")], T0)
+    store.reset()  # what waited goes first: the reset forgets it on the ring too
+    assert (store.next_sender_seq, store.next_target_seq) == (1, 1)
+    a.store.set_next_target_seq(7)
+    store.flush()
+    assert link.close() == 0
+    r = load(url).fix_session("HELM->VENUE")
+    assert (r.next_sender_seq, r.next_target_seq, r.sent) == (1, 7, {})
+
+
+def test_a_deferred_store_flushed_after_each_turn_resumes_like_one_that_is_not(make_link, url):
+    link = make_link()
+    cfg_a = SessionConfig(sender="HELM", target="VENUE", initiator=True)
+    cfg_b = SessionConfig(sender="VENUE", target="HELM", initiator=False)
+    store = WriteBehindFixStore(link, "HELM->VENUE", load(url), deferred=True)
+    a = FixSession(cfg_a, store)
+    b = FixSession(cfg_b, MemoryStore())
+    b.connect(T0)
+    a.connect(T0)
+    pump(a, b, T0)
+    for i in range(4):
+        a.send(b"D", [(11, f"o{i}".encode())], T0)
+        store.flush()
+    pump(a, b, T0)
+    store.flush()
+    assert link.close() == 0
+    r = load(url).fix_session("HELM->VENUE")
+    assert (r.next_sender_seq, r.next_target_seq) == (6, 2)
+    assert sorted(r.sent) == [2, 3, 4, 5] and b"11=o3" in r.sent[5]
