@@ -24,7 +24,8 @@ by editing the engine:
   with its first order.
   Some twenty wrappers: a trace run, not the figure.
 - ``kind = "wirequoter"`` (``WireQuoter``): a bench-only strategy that requotes a bid and an
-  ask around the mid when it moves, for measuring before the real market maker exists.
+  ask around the mid when it moves: the main keys' strategy in a tree without the market
+  maker (``kind = "marketmaker"``, which the bench uses when it exists).
 
 The records are written as JSON to ``$HELMDESK_WIRE_TRACE`` when the loop ends (SIGTERM).
 """

@@ -29,16 +29,16 @@ per strategy stamps each stage of the engine's turn and the time each part of it
 twenty wrappers: where the time goes, not the figure). Other processes' use of the machine
 during the samples is reported: above ``FOREIGN_OK_PCT`` the figures are marked NOISY.
 
-"A signal that trades" — the main keys are the market maker's (``kind = "marketmaker"``;
-until that file exists, ``bench._wire_engine.WireQuoter``, which does what it is specified to
-do: a move of the mid by ``requote_ticks`` cancels both quotes and sends new ones). Every
-move is a decision that puts orders on the wire, through the whole hot path (FIX decode,
-RptSeq checks, normalize, books, ``on_book``, pre-trade risk, OMS, FIX encode, send), and a
-market maker lives on that path at every tick. The pairs strategy (``pairs_`` keys) trades
-a signal too, an entry when one leg's move takes the spread's z past ``entry_z``
-(``pairs_signal`` says how the bench makes that happen), but its decision is rare by design
-and its orders go through the smart order router: its figure is reported beside, not as, the
-tick-to-order of the desk.
+"A signal that trades" — the main keys are the market maker's (``kind = "marketmaker"``,
+engine/strategy/marketmaker.py, with its defaults: a move of the mid cancels both quotes and
+sends new ones; in a tree without it, ``bench._wire_engine.WireQuoter``, which requotes the
+same way). Every move is a decision that puts orders on the wire, through the whole hot
+path (FIX decode, RptSeq checks, normalize, books, ``on_book``, pre-trade risk, OMS, FIX
+encode, send), and a market maker lives on that path at every tick. The pairs strategy
+(``pairs_`` keys) trades a signal too, an entry when one leg's move takes the spread's z past
+``entry_z`` (``pairs_signal`` says how the bench makes that happen), but its decision is rare
+by design and its orders go through the smart order router: its figure is reported beside,
+not as, the tick-to-order of the desk.
 """
 
 from __future__ import annotations
