@@ -191,9 +191,14 @@ def plan(side: int, qty: int, limit_px: float | None, books: Mapping[str, Any] |
         szs = getattr(book, "ask_sz" if buy else "bid_sz", None) or ()
         k = 1.0 + info.fee_bps * _BPS if buy else 1.0 - info.fee_bps * _BPS
         for px, sz in zip(pxs, szs):
-            px, sz = _number(px), _number(sz)
-            if px is None or sz is None or px <= 0 or sz < 1:
-                continue
+            if type(px) is float and type(sz) is float:  # the books' own: no conversion
+                # as _number's test below: NaN fails the comparisons, infinities are refused
+                if not (px > 0.0 and sz >= 1.0) or px == _INF or sz == _INF:
+                    continue
+            else:
+                px, sz = _number(px), _number(sz)
+                if px is None or sz is None or px <= 0 or sz < 1:
+                    continue
             if limit_px is not None and (px > limit_px if buy else px < limit_px):
                 continue
             eff = px * k
@@ -253,6 +258,9 @@ def _check_intent(side: object, qty: object, limit_px: object) -> str | None:
         if px is None or px <= 0:
             return f"limit price must be a positive number or None (market), was {limit_px!r}"
     return None
+
+
+_INF = float("inf")
 
 
 def _number(x: object) -> float | None:

@@ -222,6 +222,25 @@ def test_junk_books_and_inputs_never_raise(levels, qty, limit):
             assert all(math.isfinite(c.price) and c.price > 0 for c in p)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(allow_nan=True, allow_infinity=True),
+                          st.floats(allow_nan=True, allow_infinity=True)), max_size=6),
+       st.integers(1, 50), st.none() | st.floats(0.5, 200.0))
+def test_plain_float_levels_plan_as_any_other_number_does(levels, qty, limit):
+    """Float levels (what the engine's books give) take a shortcut past the conversion;
+    the same levels as another number type take the long way: the same plan."""
+    class Num(float):  # a float that is not exactly float: the general path
+        pass
+
+    fast = book(levels, levels)
+    slow = book([(Num(p), Num(s)) for p, s in levels], [(Num(p), Num(s)) for p, s in levels])
+    for side in (BUY, SELL):
+        for rest in (True, False):
+            a = plan(side, qty, limit, {"A": fast}, infos(A, B), {"A", "B"}, rest=rest)
+            b = plan(side, qty, limit, {"A": slow}, infos(A, B), {"A", "B"}, rest=rest)
+            assert a == b and getattr(a, "unplaced", 0) == getattr(b, "unplaced", 0)
+
+
 # -- THE ROUTER, THROUGH FIX AGAINST TWO EXCHANGES ----------------------------------------------
 class Link:
     """One venue: our initiator session, its acceptor session and its exchange."""
