@@ -12,11 +12,15 @@ A ``[[strategies]]`` entry of ``kind = "pairs"`` (docs/strategies.md has every p
 
 Life of the strategy
 --------------------
-**Formation** (``formation_s`` of market time from ``on_start``): every ``sample_ms`` the
-consolidated mid of each instrument it may trade is sampled. Then ``pairs = "auto"`` chooses
-pairs (``engine.strategy.selection``: correlation preselection, Engle–Granger, MacKinnon
-p-values); given pairs are tested too (their statistics are reported) but traded whatever they
-show. No pair chosen: another formation window follows. The formation window initialises each
+**Formation** (``formation_s`` of market time): the consolidated mid of each instrument it
+may trade is sampled at the *sample instants*, the whole multiples of ``sample_ms`` since the
+epoch, from the first at or after the first sound book of one of those instruments the
+strategy sees (at ``on_start``, in ``on_book``, or at a sample instant while it waits). The
+window depends on the books alone, not on when the strategy started: a paper session and a
+backtest of its recording sample the same instants and choose the same pairs. Then
+``pairs = "auto"`` chooses pairs (``engine.strategy.selection``: correlation preselection,
+Engle–Granger, MacKinnon p-values); given pairs are tested too (their statistics are
+reported) but traded whatever they show. No pair chosen: another formation window follows. The formation window initialises each
 pair's hedge model (rolling OLS ring, or the Kalman state and its noises), so trading starts
 the moment it ends.
 
@@ -293,12 +297,15 @@ class PairsStrategy(Strategy):
         self._compiled = compiled
         self._call = None  # the bound kernel, once trading
         self._next = NEVER
+        self._waiting = False  # no sound book of ours seen yet: formation has not begun
         self._forming = False
-        self._next_sample = NEVER
+        self._next_sample = NEVER  # the next sample instant (while waiting: the next look)
+        self._in_form = np.zeros(0, dtype=np.bool_)
         self._form: np.ndarray | None = None
         self._form_n = 0
         self._form_ids = np.zeros(0, dtype=np.int64)
         self.formations = 0  #: formation windows completed
+        self.window_start_ns = 0  #: the first sample instant of the latest formation window
         self.selection: tuple[PairStats, ...] = ()
         self.selection_path: Path | None = None
         self.pairs: list[_Pair] = []
@@ -334,13 +341,24 @@ class PairsStrategy(Strategy):
             idx = {s: i for i, s in enumerate(self._symbols)}
             ids = np.array(sorted({idx[s] for p in cfg.pairs for s in p}), dtype=np.int64)
         self._form_ids = ids
+        self._in_form = np.zeros(len(self._symbols), dtype=np.bool_)
+        self._in_form[ids] = True
         self._sample_ns = cfg.sample_ms * 1_000_000
         self._warm_up()
-        self._begin_formation(now_ns)
+        self._waiting = True
+        self._look(now_ns)
+        self._reschedule(now_ns)
 
     def on_book(self, ctx: StrategyContext, instruments, now_ns: int) -> None:
         call = self._call
         if call is None:
+            if self._waiting:
+                ids = np.asarray(instruments, dtype=np.int64)
+                ids = ids[self._in_form[ids]]
+                if len(ids) and ((self._flags[ids] & BBO_NOT_OK) == 0).any():
+                    self._waiting = False
+                    self._begin_formation(self._grid_at(now_ns))
+                    self._reschedule(now_ns)
             return
         if instruments.__class__ is not np.ndarray or instruments.dtype != _INT64:
             instruments = np.asarray(instruments, dtype=np.int64)
@@ -352,6 +370,8 @@ class PairsStrategy(Strategy):
             self._reschedule(now_ns)
 
     def on_timer(self, ctx: StrategyContext, now_ns: int) -> None:
+        if self._waiting and now_ns >= self._next_sample:
+            self._look(now_ns)
         if self._forming and now_ns >= self._next_sample:
             self._sample(now_ns)
             if self._form_n >= len(self._form):
@@ -378,6 +398,9 @@ class PairsStrategy(Strategy):
                 self._next = now  # settle in this step's timers, after the router has
 
     def on_resume(self, ctx: StrategyContext, now_ns: int) -> None:
+        if self._waiting:  # books it did not hear of while paused
+            self._look(now_ns)
+            self._reschedule(now_ns)
         if self._active:
             self._next = now_ns
 
@@ -400,12 +423,30 @@ class PairsStrategy(Strategy):
                      np.zeros((0, K.NI), dtype=np.int64), np.zeros((0, 1)), np.zeros((0, 1)),
                      z64, z64)
 
-    def _begin_formation(self, now_ns: int) -> None:
+    def _grid_at(self, t_ns: int) -> int:
+        """The first sample instant at or after ``t_ns``: sample instants are whole multiples
+        of ``sample_ms`` since the epoch, whenever the strategy started."""
+        s = self._sample_ns
+        return -(-t_ns // s) * s
+
+    def _look(self, now_ns: int) -> None:
+        """Waiting for a book: a sound book of one of our instruments begins the formation
+        at the first sample instant from now; none, look again at the next one (a driver
+        that calls no ``on_book`` is heard too)."""
+        ids = self._form_ids
+        if len(ids) and ((self._flags[ids] & BBO_NOT_OK) == 0).any():
+            self._waiting = False
+            self._begin_formation(self._grid_at(now_ns))
+        else:
+            self._next_sample = self._grid_at(now_ns + 1)
+
+    def _begin_formation(self, first_ns: int) -> None:
+        """A formation window whose first sample is at ``first_ns`` (a sample instant)."""
         self._form = np.full((self.config.formation_samples, len(self._form_ids)), np.nan)
         self._form_n = 0
         self._forming = True
-        self._next_sample = now_ns + self._sample_ns
-        self._next = min(self._next, self._next_sample)
+        self.window_start_ns = self._next_sample = first_ns
+        self._next = min(self._next, first_ns)
 
     def _sample(self, now_ns: int) -> None:
         ids = self._form_ids
@@ -415,10 +456,7 @@ class PairsStrategy(Strategy):
         mid = (bid + ask) * 0.5 * self._ticks[ids]
         self._form[self._form_n] = np.where(ok, mid, np.nan)
         self._form_n += 1
-        nxt = self._next_sample + self._sample_ns
-        while nxt <= now_ns:  # the loop ran late: stay on the grid
-            nxt += self._sample_ns
-        self._next_sample = nxt
+        self._next_sample = self._grid_at(now_ns + 1)  # late or not: stay on the grid
 
     def _end_formation(self, ctx: StrategyContext, now_ns: int) -> None:
         cfg = self.config
@@ -437,7 +475,7 @@ class PairsStrategy(Strategy):
                 ctx.notify(WARNING, f"formation {self.formations}: no pair of {len(names)} "
                                     f"instruments passed (p <= {cfg.p_value:g}; "
                                     f"{sel.tested} tested); forming again")
-                self._begin_formation(now_ns)
+                self._begin_formation(self._grid_at(now_ns + 1))
                 return
         else:
             col = {s: k for k, s in enumerate(names)}
@@ -447,7 +485,7 @@ class PairsStrategy(Strategy):
                 missing = [f"{a}/{b}" for a, b in cfg.pairs if (a, b) not in good]
                 ctx.notify(WARNING, f"formation {self.formations}: no sound book for "
                                     f"{', '.join(missing)} in the window; forming again")
-                self._begin_formation(now_ns)
+                self._begin_formation(self._grid_at(now_ns + 1))
                 return
             chosen = pair_stats(prices, names, [(col[a], col[b]) for a, b in good],
                                 sample_s=sample_s, lag=cfg.adf_lag)
@@ -782,7 +820,7 @@ class PairsStrategy(Strategy):
         self._idle(pair, now_ns)
 
     def _reschedule(self, now_ns: int) -> None:
-        nxt = self._next_sample if self._forming else NEVER
+        nxt = self._next_sample if self._forming or self._waiting else NEVER
         for pair in self._active.values():
             if pair.due < nxt:
                 nxt = pair.due
