@@ -7,12 +7,14 @@ import getpass
 
 import pytest
 
+from engine.core.records import KillState
 from engine.ipc import EngineClient, Scope, Verb
 from engine.ipc.commands import confirmation_code, order_text
 from engine.ipc.events import decode_order, event_text
 
 from tests.conftest import wait_until
 from tests.test_cli import helmdesk
+from tests.store.test_engine_recovery import _kill_state
 from tests.venue.test_server import INSTRUMENTS, venue_factory  # noqa: F401 (fixture)
 
 
@@ -196,6 +198,9 @@ def test_venue_drop_makes_orders_unknown_until_reconciled(trading):
         o = orders.wait(cl, lambda o: o.unknown, "the order in doubt")
         assert o.status == "New" and o.text == "venue session down"
         wait_until(lambda: c.venues() == (("SIMA", False, False),), 5, "the venue shown down")
+        # the risk engine's health round trips the venue's switch a few turns later
+        wait_until(lambda: _kill_state(c, "venue:SIMA") == KillState.REDUCING, 5,
+                   "venue:SIMA REDUCING")
         refused = order(c, "AAA", "buy", 10, 98.0)
         assert refused.reason.startswith("venue:SIMA is REDUCING: only orders that reduce")
         # the venue comes back (with empty books): the engine asks, the venue does not know it
