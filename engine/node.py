@@ -469,7 +469,11 @@ class LiveNode:
         names: list[str] = []
         if feed.kind in ("sim", "simvenues"):
             names = [SIM_VENUE] if feed.kind == "sim" else list(feed.venues)
-            sources.append(sim_source(self.profile, names, self.clock.wall_ns()))
+            # paper trading: the market opens once the in-process venues are logged on, as
+            # in a backtest of its recording (whose venues log on before the first record)
+            paper = [c for c, v in zip(clients, self.profile.venues) if v.kind == "sim"]
+            sources.append(sim_source(self.profile, names, self.clock.wall_ns(),
+                                      (lambda: all(c.up for c in paper)) if paper else None))
             log.info("simulated venues %s: %d instruments, pairs %s", ", ".join(names),
                      len(instruments), ", ".join(f"{p.a}/{p.b}" for p in feed.pairs) or "none")
         elif feed.kind == "replay":
@@ -773,11 +777,12 @@ class _Both(Journal):
 
 
 # -- sources shared with the backtest --------------------------------------------------------------
-def sim_source(profile: Profile, names: list[str], start_ns: int):
+def sim_source(profile: Profile, names: list[str], start_ns: int, opens_when=None):
     """The simulated venues of a profile (``[feed]`` sim / simvenues) through FeedIntegrity:
     venues quote each instrument's one efficient price (2 bp per √s), two ticks wide around
     it with their own noise, each 50 µs further away than the one before; the profile's
-    pairs are cointegrated (``[feed] pairs``: docs/market.md)."""
+    pairs are cointegrated (``[feed] pairs``: docs/market.md). ``opens_when``: see
+    ``SimVenuesSource``."""
     from engine.feeds.integrity import FeedIntegrity
     from engine.feeds.simvenues import SimPair, SimVenues
     from engine.feeds.sources import SimVenuesSource
@@ -792,10 +797,11 @@ def sim_source(profile: Profile, names: list[str], start_ns: int):
                                         instruments[index[p.b]].price))
              for p in feed.pairs]
     sim = SimVenues([(i.symbol, i.tick, i.price) for i in instruments], venues, pairs,
-                    seed=feed.seed, rate_hz=[max(i.update_hz, 0.001) for i in instruments],
+                    seed=feed.seed, rate_hz=[i.update_hz for i in instruments],
                     start_ns=start_ns)
     return SimVenuesSource(sim, FeedIntegrity(len(names), len(instruments),
-                                              feed.silence_ms * 1_000_000, venue_names=names))
+                                              feed.silence_ms * 1_000_000, venue_names=names),
+                           opens_when)
 
 
 def load_day(root, day: str, symbols: list[str]) -> tuple[np.ndarray, list[str]]:

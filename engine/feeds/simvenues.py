@@ -561,7 +561,8 @@ class SimVenues:
         self._loss_rng = np.random.Generator(np.random.PCG64([seed, 1]))
         self._ticks = np.array([x.tick for x in self.instruments])
         self._p0 = np.array([x.price for x in self.instruments])
-        self._sigma = np.array([x.vol * x.price for x in self.instruments])
+        # an instrument quoted at rate 0 stands still: its snapshot is all it ever shows
+        self._sigma = np.array([x.vol * x.price for x in self.instruments]) * (rates > 0)
         self._price = self._p0.copy()  # efficient prices at the generation horizon
         self._dep = np.array([p.j for p in self.pairs], dtype=np.int64)
         self._lead = np.array([p.i for p in self.pairs], dtype=np.int64)
@@ -660,6 +661,13 @@ class SimVenues:
                 return int(pool["recv_ns"][pos]) if pos < len(pool) else _NEVER
             self._block()
         return self._t
+
+    def begin(self, t_ns: int) -> None:
+        """Open the market at ``t_ns``: exchange time is generated from there (a feed built
+        before its engine knew when the market opens). Only before anything was generated."""
+        if self.events or len(self._pool):
+            raise RuntimeError("the simulated market has begun already")
+        self._t = int(t_ns)
 
     def fair_prices(self) -> np.ndarray:
         """The model's efficient prices (price units) at the generation horizon (a copy)."""

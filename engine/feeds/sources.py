@@ -91,24 +91,52 @@ def _status(out: EventBuffer, venue: int, instrument: int, code: int, recv_ns: i
 # -- SIMULATED VENUES ------------------------------------------------------------------------
 class SimVenuesSource(MarketDataSource):
     """``SimVenues`` through ``FeedIntegrity``; venue k of the simulation is ``venue_ids[k]``
-    (the simulation's own ids are 0..n-1, so its venues come first in the engine's table)."""
+    (the simulation's own ids are 0..n-1, so its venues come first in the engine's table).
+
+    ``opens_when``: the market opens at the first step after the one at which it returns true,
+    not at ``start`` — a paper engine's simulated market opens once its in-process venues'
+    sessions are logged on, as a backtest's venues are logged on before its first record, so
+    that the strategies' first orders meet the same venues in both. The snapshots and the
+    first generated time are that step's: a step of its own, so that with ``[engine]
+    slice_us`` they fall in a cell of their own, as the backtest takes them."""
+
+    #: how often a market waiting to open asks ``opens_when`` (simulated or wall time)
+    OPEN_LOOK_NS = 100_000
 
     own_health = True
 
-    def __init__(self, sim, integrity) -> None:
+    def __init__(self, sim, integrity, opens_when=None) -> None:
         self.sim = sim
         self.integrity = integrity
         self.venue_ids = tuple(range(sim.n_venues))
         self._snapshots: list[tuple[int, int]] = []  # books waiting for a snapshot (room)
         # SimVenues.next_due_ns may generate blocks to know: ask once per step, not per look
         self.next_due_ns = 0
+        #: None: the market opens at ``start``; else it opens (``SimVenues.begin``) at the
+        #: first step at which ``opens_when()`` is true, asked every ``OPEN_LOOK_NS`` until
+        self.opens_when = opens_when
+        self.opened_ns: int | None = None
+        self._up_ns: int | None = None  # when opens_when() was first seen true
 
     def start(self, now_ns: int, out: EventBuffer) -> int:
+        return self.step(now_ns, out) if self.opens_when is not None else self._open(now_ns, out)
+
+    def _open(self, now_ns: int, out: EventBuffer) -> int:
+        if self.opens_when is not None:
+            self.sim.begin(now_ns)
+        self.opened_ns = now_ns
         self._snapshots = [(v, i) for v in range(self.sim.n_venues)
                            for i in range(self.sim.n_instruments)]
         return self.step(now_ns, out)
 
     def step(self, now_ns: int, out: EventBuffer) -> int:
+        if self.opened_ns is None:
+            if self._up_ns is None and self.opens_when():
+                self._up_ns = now_ns
+            if self._up_ns is None or now_ns <= self._up_ns:
+                self.next_due_ns = now_ns + (1 if self._up_ns is not None else self.OPEN_LOOK_NS)
+                return 0
+            return self._open(now_ns, out)
         n0 = out.n
         if self._snapshots:
             self._snapshot(now_ns, out)

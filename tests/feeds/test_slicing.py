@@ -57,3 +57,27 @@ def test_the_books_are_the_same_however_the_steps_fall():
     b.step(15 * MS)  # one big one
     assert _bid_size(a) == _bid_size(b) == 9
     assert a.applied == b.applied
+
+
+def test_a_paper_market_opens_in_a_slice_of_its_own_once_its_venues_are_up(tmp_path):
+    """The paper engine's simulated market waits for its in-process venues' sessions, then
+    opens at the next step: its snapshots are that step's records, in a cell of their own."""
+    from engine.core.profile import load_profile
+    from engine.node import sim_source
+
+    p = tmp_path / "p.toml"
+    p.write_text('[feed]\nkind = "simvenues"\nvenues = ["SIMA"]\n'
+                 '[[instruments]]\nsymbol = "AAA"\ntick = 0.01\nprice = 10.0\n')
+    profile = load_profile(p)
+    up = [False]
+    src = sim_source(profile, ["SIMA"], 0, lambda: up[0])
+    md = MarketData(MarketDataConfig(venues=("SIMA",), silence_ns=(10**12,), slice_ns=MS),
+                    profile.instruments, [src])
+    assert md.start(5 * MS + 300) == 0 and md.books.bbo["updates"][0] == 0
+    assert md.step(7 * MS) == 0 and src.opened_ns is None  # the sessions are still logging on
+    up[0] = True
+    assert md.step(md.next_due_ns) == 0  # seen up: the market opens at the next step
+    opens = md.next_due_ns
+    assert opens % MS == 0 and md.step(opens) > 0
+    assert src.opened_ns == opens - 1  # the last nanosecond of the cell before ``opens``
+    assert _bid_size(md) > 0
