@@ -518,13 +518,18 @@ class PairsStrategy(Strategy):
         for p, s in enumerate(chosen):
             y, x = prices[:, s.ia], prices[:, s.ib]
             tick_a = float(self._ticks[la[p]])
-            s2 = max(s.resid_var, tick_a * tick_a / 12.0)  # at least the tick's rounding noise
+            beta, alpha, resid_var = s.beta, s.alpha, s.resid_var
+            if not (math.isfinite(beta) and math.isfinite(alpha)):
+                # B never moved in the window: no slope to fit. Start from β = 0 (the wide
+                # prior below on β lets the filter learn it from the first moves)
+                beta, alpha, resid_var = 0.0, float(y.mean()), float(y.var())
+            s2 = max(resid_var, tick_a * tick_a / 12.0)  # at least the tick's rounding noise
             r = cfg.obs_var if cfg.obs_var is not None else s2
             sxx = max(s.x_var * m, 1e-12)
             xc = s.x_mean
             sf[p, K.F_XC] = xc
-            sf[p, K.F_BETA] = s.beta
-            sf[p, K.F_ALPHA] = s.alpha + s.beta * xc  # α at xc = 0: the mean of y
+            sf[p, K.F_BETA] = beta
+            sf[p, K.F_ALPHA] = alpha + beta * xc  # α at xc = 0: the mean of y
             sf[p, K.F_P00] = s2 / m
             sf[p, K.F_P01] = 0.0
             sf[p, K.F_P11] = s2 / sxx
@@ -537,7 +542,7 @@ class PairsStrategy(Strategy):
                 xs[p, :w], ys[p, :w] = xw, yw
                 xm, ym = xw.mean(), yw.mean()
                 sx = ((xw - xm) ** 2).sum()
-                b = ((xw - xm) * (yw - ym)).sum() / sx if sx > 0 else s.beta
+                b = ((xw - xm) * (yw - ym)).sum() / sx if sx > 0 else beta
                 a = ym - b * xm
                 sf[p, K.F_ALPHA], sf[p, K.F_BETA] = a, b
                 res = yw - a - b * xw

@@ -135,7 +135,9 @@ def engle_granger_batch(y: np.ndarray, x: np.ndarray, *, maxlag: int | None = No
     """Engle–Granger tests of each column of ``y`` on the same column of ``x`` (both
     samples × candidates). Returns arrays: ``stat``, ``p_value``, ``alpha``, ``beta``,
     ``lag``, ``resid_var``, ``resid`` (samples × candidates). ``lag`` fixes the ADF lag;
-    else AIC over 0..``maxlag`` (module docstring)."""
+    else AIC over 0..``maxlag`` (module docstring). Degenerate columns never raise: ``stat``
+    (and ``p_value``) is NaN where the test is undefined (x constant, or the ADF regression
+    rank-deficient: a residual that sat still), −inf where y is an exact line in x."""
     y = np.asarray(y, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
     if y.ndim == 1:
@@ -192,6 +194,16 @@ def engle_granger_batch(y: np.ndarray, x: np.ndarray, *, maxlag: int | None = No
             X[:, :, j] = d[k - j:n - 1 - j, cols].T
         yv = d[k:, cols].T
         q, r = np.linalg.qr(X)
+        # a rank-deficient regression (a residual that never moves, or never moves twice in
+        # a row: prices that sat on their ticks through a short window) has no τ: NaN, and
+        # the rest of the batch is tested
+        piv = np.abs(np.diagonal(r, axis1=1, axis2=2))
+        with np.errstate(invalid="ignore"):
+            full = (piv > 1e-10 * piv.max(axis=1, keepdims=True)).all(axis=1)
+        if not full.all():
+            cols, X, yv, q, r = cols[full], X[full], yv[full], q[full], r[full]
+            if not len(cols):
+                continue
         qty = np.einsum("crk,cr->ck", q, yv)
         with np.errstate(divide="ignore", invalid="ignore"):
             b = np.linalg.solve(r, qty[:, :, None])[:, :, 0]

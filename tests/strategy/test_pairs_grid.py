@@ -169,3 +169,36 @@ def test_formation_waits_for_a_book_then_samples_on_the_grid():
     assert s.window_start_ns == 7 * SAMPLE_NS
     s.on_timer(ctx, 7 * SAMPLE_NS + 40_000)  # a late turn samples, and stays on the grid
     assert s.next_timer_ns() == 8 * SAMPLE_NS
+
+
+def test_a_given_pair_whose_b_never_moved_in_the_window_still_gets_a_model():
+    """B sat on its ticks through the formation (no slope to fit): the Kalman filter starts
+    from β = 0 with a wide prior instead of NaN (which would never trade), and learns."""
+    from engine.strategy import pairs_kernel as K
+
+    market = _Market()
+    bbo = market.books.bbo
+    bbo["bid_sz"][:] = bbo["ask_sz"][:] = 100
+    bbo["flags"][:] = 0
+
+    def quote(i, mid_ticks):
+        bbo["bid_px"][i], bbo["ask_px"][i] = mid_ticks - 1, mid_ticks + 1
+
+    ctx = StrategyContext("pairs", market, lambda *a: "no", lambda c, n: None,
+                          lambda lvl, text, i: None)
+    s = PairsStrategy(PairsConfig(pairs=(("AAA", "BBB"),), formation_s=2.0), "pairs")
+    quote(1, 5000)
+    quote(0, 10000)
+    t = 10 * SAMPLE_NS
+    s.on_start(ctx, t)
+    for k in range(20):
+        quote(0, 10000 + (k % 3))
+        t = s.next_timer_ns()
+        s.on_timer(ctx, t)
+    assert s.pairs and np.isfinite(s.sf[0]).all()
+    assert s.sf[0, K.F_BETA] == 0.0
+    for k in range(1, 40):  # now B moves, A follows at twice its moves
+        quote(1, 5000 + k)
+        quote(0, 10000 + 2 * k)
+        s.on_book(ctx, np.array([0, 1]), t + k * SAMPLE_NS)
+    assert np.isfinite(s.sf[0]).all() and s.sf[0, K.F_BETA] > 0.5

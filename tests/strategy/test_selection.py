@@ -168,3 +168,25 @@ def test_given_pairs_are_tested_as_given():
     assert [(s.a, s.b) for s in got] == [("S01", "S00"), ("S00", "S02")]
     assert got[0].p_value < 0.01 < got[1].p_value
     assert got[0].beta == pytest.approx(1.0, rel=0.05)
+
+
+def test_degenerate_windows_never_raise_and_the_rest_of_the_batch_is_tested():
+    """Prices that sat on their ticks through a short window (a $10 stock over 2 s): a
+    constant leg, a residual that never moves twice in a row, an exact line. The engine
+    tests the given pairs at the end of every formation: none of these may raise."""
+    rng = np.random.default_rng(5)
+    n = 20
+    x = 50 + np.cumsum(rng.normal(0, 0.05, n))
+    good_y = 1.5 * x + rng.normal(0, 0.02, n)
+    steps = np.full(n, 10.0)
+    steps[12:] = 10.01  # one tick, once: every lagged difference but one is zero
+    prices = np.column_stack([good_y, x, np.full(n, 10.0), steps, 2 * x + 1, np.full(n, 3.0)])
+    names = ["Y", "X", "FLAT", "STEP", "LINE", "FLAT2"]
+    got = pair_stats(prices, names, [(0, 1), (2, 1), (3, 1), (4, 1), (0, 5)], sample_s=0.1)
+    assert [(s.a, s.b) for s in got] == [("Y", "X"), ("FLAT", "X"), ("STEP", "X"),
+                                         ("LINE", "X"), ("Y", "FLAT2")]
+    assert math.isfinite(got[0].adf_stat) and 0 <= got[0].p_value <= 1
+    assert got[3].adf_stat == -math.inf  # an exact line: as cointegrated as it gets
+    assert math.isnan(got[4].beta) and math.isnan(got[4].p_value)  # x never moved: no slope
+    # before, one of these made numpy raise "Singular matrix" and the whole batch was lost
+    assert all(isinstance(s.adf_stat, float) for s in got[1:3])
