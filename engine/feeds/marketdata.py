@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from engine.book.books import ST_EXCLUDED, BookSet, apply_batch
 from engine.core.events import MD_EVENT, EventBuffer
@@ -36,6 +37,34 @@ __all__ = ["MarketData", "MarketDataConfig"]
 log = logging.getLogger("helmdesk.marketdata")
 
 _WINDOW_NS = 1_000_000_000
+
+
+@njit(cache=True)
+def _changed(now, seen, out):
+    """``MarketData.changed`` in one pass: the indices where ``now`` differs from ``seen``
+    into ``out``, ``seen`` brought up to date; returns how many. Branch-free: which books
+    changed in a step is random, and a mispredicted branch per changed book costs more than
+    writing every slot (~3 µs for 1,000 instruments against ~6 µs for numpy's compare,
+    flatnonzero and fancy assignment, each a pass of its own)."""
+    n = 0
+    for i in range(now.shape[0]):
+        v = now[i]
+        d = v != seen[i]
+        seen[i] = v
+        out[n] = i
+        n += d
+    return n
+
+
+def _changed_reference(now, seen, out) -> int:
+    """``_changed`` in plain Python, for the tests."""
+    n = 0
+    for i in range(len(now)):
+        if int(now[i]) != int(seen[i]):
+            seen[i] = now[i]
+            out[n] = i
+            n += 1
+    return n
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,6 +131,7 @@ class MarketData:
                     self.liveness[v] = (liveness, k)
         self._silent = [False] * n
         self._depth_out = np.zeros((2, 3, self.books.depth), dtype=np.int64)
+        self._changed_out = np.zeros(len(instruments), dtype=np.int64)
         self.slice_ns = config.slice_ns
         self.applied = 0  #: records applied to the books so far
         self.next_due_ns = NEVER
@@ -110,6 +140,7 @@ class MarketData:
         """Compile (or load from numba's cache) the kernels now, at start-up: a first call in
         the loop would stall it for seconds on a fresh install."""
         apply_batch(self.books, np.zeros(0, dtype=MD_EVENT))
+        self.changed(self.new_seen())
         for s in self.sources:
             s.warm_up()
 
@@ -165,11 +196,9 @@ class MarketData:
     def changed(self, seen: np.ndarray) -> np.ndarray:
         """Instruments whose books changed since ``seen`` (a reader's copy of
         ``books.bbo["updates"]``, brought up to date here)."""
-        now = self.books.bbo["updates"]
-        idx = np.flatnonzero(now != seen)
-        if len(idx):
-            seen[idx] = now[idx]
-        return idx
+        out = self._changed_out
+        n = _changed(self.books.bbo["updates"], seen, out)
+        return out[:n].copy()
 
     def new_seen(self) -> np.ndarray:
         """A reader's ``seen`` counters: everything so far counts as seen."""
