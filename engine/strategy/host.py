@@ -65,6 +65,7 @@ class Strategies:
         self.paused: set[str] = set()  #: paused by the risk engine (a HALTED scope)
         self.stopped: set[str] = set()
         self._idle: set[str] = set()  #: not called: paused by anyone, or stopped
+        self._awake = list(self.strategies)  #: the others, in order (``_due`` reads them)
         self.version = 0  #: bumps on every state change (the publisher's cue)
 
     def __len__(self) -> int:
@@ -123,7 +124,7 @@ class Strategies:
                 stopping: int = -1) -> None:
         before = {s.name: s.name in self._idle for s in self.strategies}
         apply()
-        self._idle = self.user_paused | self.paused | self.stopped
+        self._set_idle()
         self.version += 1
         if now_ns is None:
             now_ns = self.contexts[0]._now() if self.contexts else 0
@@ -153,7 +154,7 @@ class Strategies:
     def start(self, now_ns: int, paused: Sequence[str] = ()) -> None:
         """``on_start`` each; ``paused``: strategies that start paused (``enabled = false``)."""
         self.user_paused |= set(paused)
-        self._idle = self.user_paused | self.paused | self.stopped
+        self._set_idle()
         for s, ctx in zip(self.strategies, self.contexts):
             s.on_start(ctx, now_ns)
         self._due()
@@ -211,10 +212,19 @@ class Strategies:
             out.append((s.name, s.kind, self.state(s.name), figures))
         return out
 
+    def _set_idle(self) -> None:
+        idle = self._idle = self.user_paused | self.paused | self.stopped
+        self._awake = [s for s in self.strategies if s.name not in idle]
+
     def _due(self) -> None:
-        idle = self._idle
-        self.next_due_ns = min((s.next_timer_ns() for s in self.strategies
-                                if s.name not in idle), default=NEVER)
+        # after every step with market data and every order update: a plain loop, no
+        # generator, no set lookups
+        nxt = NEVER
+        for s in self._awake:
+            t = s.next_timer_ns()
+            if t < nxt:
+                nxt = t
+        self.next_due_ns = nxt
 
     def _trade_counts(self) -> np.ndarray:
         return self.market.books.venue["trades"].sum(axis=0)

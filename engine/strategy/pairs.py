@@ -310,6 +310,7 @@ class PairsStrategy(Strategy):
         self.selection_path: Path | None = None
         self.pairs: list[_Pair] = []
         self._active: dict[int, _Pair] = {}
+        self._heard: set[int] = set()  # active pairs an order update reached since on_timer
         self._orders: dict[str, _OrderRec] = {}  # order id (parent id or ClOrdID) -> record
         self._by_cl: dict[str, str] = {}  # ClOrdID (the order's or a child's) -> order id
         self.counts = dict.fromkeys(("entries", "exits", "stops", "time_stops", "legging",
@@ -376,8 +377,15 @@ class PairsStrategy(Strategy):
             self._sample(now_ns)
             if self._form_n >= len(self._form):
                 self._end_formation(ctx, now_ns)
-        for k in sorted(self._active):
-            self._drive(ctx, self._active[k], now_ns)
+        # the pairs that heard from their orders, and those due: any other pair's legs are
+        # as they were when it was last driven (its due time says when to look again)
+        heard = self._heard
+        active = self._active
+        for k in sorted(active):
+            pair = active[k]
+            if pair.due <= now_ns or k in heard:
+                self._drive(ctx, pair, now_ns)
+        heard.clear()
         self._reschedule(now_ns)
 
     def on_order(self, ctx: StrategyContext, update, order) -> None:
@@ -393,6 +401,7 @@ class PairsStrategy(Strategy):
             fee = float(getattr(update, "fee", 0.0) or 0.0)
             self._fill(rec, order.side, int(update.last_qty), float(update.last_px), fee)
         if update.last_qty > 0 or update.leaves_qty <= 0:
+            self._heard.add(rec.pair.k)
             now = ctx.now_ns
             if now < self._next:
                 self._next = now  # settle in this step's timers, after the router has
