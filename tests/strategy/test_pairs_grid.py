@@ -9,55 +9,22 @@ import numpy as np
 import pytest
 
 from engine.backtest.node import DaysReplay, plan_range
-from engine.backtest.synth import simulate_day
-from engine.book.books import BookSet
+from engine.backtest.synth import simulate_day, universe_profile_text
 from engine.core.profile import load_profile
 from engine.execution.orders import ClOrdIds
 from engine.kernel import Journal, Kernel
 from engine.strategy.api import StrategyContext
 from engine.strategy.pairs import PairsConfig, PairsStrategy
 from engine.venue.inprocess import InProcessVenue
+from tests.strategy._pairs_market import TwoBooks
 
 DAY = "2026-03-03"
 SAMPLE_NS = 100_000_000
 
-PROFILE = """
-[engine]
-instance = "grid"
-
-[feed]
-kind = "simvenues"
-venues = ["SIMA", "SIMB"]
-seed = 11
-pairs = [
-  { a = "AAA", b = "BBB", beta = 2.0, half_life_s = 1.0, spread_bp = 30 },
-  { a = "CCC", b = "DDD", half_life_s = 1.0, spread_bp = 30 },
-]
-
-[[instruments]]
-symbol = "AAA"
-tick = 0.01
-price = 50.0
-update_hz = 20
-
-[[instruments]]
-symbol = "BBB"
-tick = 0.01
-price = 100.0
-update_hz = 20
-
-[[instruments]]
-symbol = "CCC"
-tick = 0.01
-price = 80.0
-update_hz = 20
-
-[[instruments]]
-symbol = "DDD"
-tick = 0.01
-price = 40.0
-update_hz = 20
-
+# four instruments S0000..S0003, two cointegrated pairs (S0001 follows S0000, S0003 S0002)
+PROFILE = universe_profile_text(4, 2, seed=11, instance="grid", update_hz=20.0,
+                                price_range=(40.0, 100.0), half_life_range_s=(1.0, 1.0),
+                                spread_bp_range=(30.0, 30.0)) + """
 [[venues]]
 name = "SIMA"
 kind = "sim"
@@ -138,22 +105,8 @@ def test_two_starts_before_the_same_market_choose_the_same_pairs_and_send_the_sa
     assert a.figures() == b.figures()
 
 
-class _Ins:
-    def __init__(self, symbol):
-        self.symbol = symbol
-
-
-class _Market:
-    def __init__(self):
-        self.books = BookSet(1, 2, depth=1, start_stale=False)
-        self.ticks = [0.01, 0.01]
-        self.decimals = [2, 2]
-        self.instruments = [_Ins("AAA"), _Ins("BBB")]
-
-
 def test_formation_waits_for_a_book_then_samples_on_the_grid():
-    market = _Market()
-    bbo = market.books.bbo
+    market = TwoBooks()
     ctx = StrategyContext("pairs", market, lambda *a: "no", lambda c, n: None,
                           lambda lvl, text, i: None)
     s = PairsStrategy(PairsConfig(pairs=(("AAA", "BBB"),), formation_s=2.0), "pairs")
@@ -162,8 +115,7 @@ def test_formation_waits_for_a_book_then_samples_on_the_grid():
     assert s.next_timer_ns() == 6 * SAMPLE_NS and s.formations == 0
     s.on_timer(ctx, 6 * SAMPLE_NS)
     assert s.next_timer_ns() == 7 * SAMPLE_NS
-    bbo["bid_px"][0], bbo["ask_px"][0], bbo["flags"][0] = 4999, 5001, 0
-    bbo["bid_sz"][0] = bbo["ask_sz"][0] = 100
+    market.quote_ticks(0, 5000)
     s.on_book(ctx, np.array([0]), 6 * SAMPLE_NS + 7)  # the first sound book
     assert s.next_timer_ns() == 7 * SAMPLE_NS  # the first sample instant after it
     assert s.window_start_ns == 7 * SAMPLE_NS
@@ -176,14 +128,8 @@ def test_a_given_pair_whose_b_never_moved_in_the_window_still_gets_a_model():
     from β = 0 with a wide prior instead of NaN (which would never trade), and learns."""
     from engine.strategy import pairs_kernel as K
 
-    market = _Market()
-    bbo = market.books.bbo
-    bbo["bid_sz"][:] = bbo["ask_sz"][:] = 100
-    bbo["flags"][:] = 0
-
-    def quote(i, mid_ticks):
-        bbo["bid_px"][i], bbo["ask_px"][i] = mid_ticks - 1, mid_ticks + 1
-
+    market = TwoBooks()
+    quote = market.quote_ticks
     ctx = StrategyContext("pairs", market, lambda *a: "no", lambda c, n: None,
                           lambda lvl, text, i: None)
     s = PairsStrategy(PairsConfig(pairs=(("AAA", "BBB"),), formation_s=2.0), "pairs")

@@ -7,36 +7,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.book.books import BookSet
 from engine.execution.oms import OrderUpdate
 from engine.execution.orders import Order, OrdStatus
 from engine.execution.router import ChildOrder, ParentOrder, ParentStatus
 from engine.strategy.api import StrategyContext
 from engine.strategy.pairs import PairsConfig, PairsStrategy
-
-
-class _Ins:
-    def __init__(self, symbol):
-        self.symbol = symbol
-
-
-class _Market:
-    def __init__(self):
-        self.books = BookSet(1, 2, depth=1, start_stale=False)
-        self.ticks = [0.01, 0.01]
-        self.decimals = [2, 2]
-        self.instruments = [_Ins("AAA"), _Ins("BBB")]
-
-    def quote(self, i, mid):
-        m = round(mid / 0.01)
-        b = self.books.bbo
-        b["bid_px"][i], b["ask_px"][i], b["flags"][i] = m - 1, m + 1, 0
-        b["bid_sz"][i] = b["ask_sz"][i] = 100
+from tests.strategy._pairs_market import TwoBooks
 
 
 class Harness:
     def __init__(self):
-        self.market = _Market()
+        self.market = TwoBooks()
         self.now = 1_000_000_000
         self.sent: list[ParentOrder] = []
         self.ctx = StrategyContext("pairs", self.market, self._submit, lambda c, n: None,
