@@ -34,6 +34,10 @@ about one order per 1,000 events; the actual ratio is printed.
   risk, OMS, router or venues. The records are handed to it as Python lists, 65,536 at a
   time, converted outside its timing (its "day in memory"); its final consolidated books are
   checked against the engine's.
+- ``backtest_pairs_untraded_events_per_s``: the same run with thresholds no z reaches (the
+  strategy forms, learns and decides on every book, and never sends: the engine without its
+  order path, like the reference), median of three; ``backtest_pairs_untraded_vs_python``,
+  its ratio to the reference. The two rates together say what the orders cost.
 
 ``measure_backtest_pairs(...)`` returns the figures (bench/strategy.py runs this script as
 its part ``backtest_pairs``).
@@ -70,9 +74,9 @@ kind = "pairs"
 pairs = [{pairs}]
 formation_s = {formation_s}
 sample_ms = 100
-entry_z = 1.5
+entry_z = {entry_z}
 exit_z = 0.3
-stop_z = 6.0
+stop_z = {stop_z}
 cooldown_s = 3.0
 notional = 10000.0
 """
@@ -100,18 +104,21 @@ max_position = 1000000
 """
 
 
-def _profile(tmp: Path, formation_s: float) -> Path:
+def _profile(tmp: Path, formation_s: float, trading: bool = True) -> Path:
     """The universe, its two venues, limits wide enough that nothing is refused (the figure
     is throughput, not risk's verdicts: a refusal would be counted, not hidden), and the
     pairs strategy on the 500 cointegrated pairs (A = the follower, regressed on its
-    leader)."""
+    leader); ``trading`` False: thresholds no z reaches (it forms, learns, decides, never
+    sends)."""
     from engine.backtest.synth import universe_profile_text
 
     text = universe_profile_text(N_INSTRUMENTS, N_PAIRS, VENUES, seed=7, instance="benchpairs",
                                  update_hz=50.0, half_life_range_s=(5.0, 60.0))
     pairs = ", ".join(f'["S{2 * k + 1:04d}", "S{2 * k:04d}"]' for k in range(N_PAIRS))
-    text += VENUES_AND_LIMITS + STRATEGY.format(pairs=pairs, formation_s=formation_s)
-    path = tmp / "bench-backtest-pairs.toml"
+    text += VENUES_AND_LIMITS + STRATEGY.format(
+        pairs=pairs, formation_s=formation_s, entry_z=1.5 if trading else 99.0,
+        stop_z=6.0 if trading else 999.0)
+    path = tmp / f"bench-backtest-pairs{'' if trading else '-untraded'}.toml"
     path.write_text(text)
     return path
 
@@ -288,6 +295,12 @@ def measure_backtest_pairs(*, quick: bool = False, seconds: float | None = None,
             results.append((r, s, orders))
             progress(f"{r.records:,} events in {r.seconds:.2f} s: "
                      f"{r.records / r.seconds:,.0f} /s, {s.counts['orders']:,} orders")
+        quiet = load_profile(_profile(tmp, formation_s, trading=False))
+        untraded = []
+        for k in range(runs):
+            progress(f"the same, the strategy never trading, run {k + 1} of {runs}")
+            q, *_ = _run(quiet, root, tmp / f"untraded{k}")
+            untraded.append(q.records / q.seconds)
         progress("the plain-Python reference loop over the same records")
         records = node.records
         s = results[0][1]
@@ -326,6 +339,8 @@ def measure_backtest_pairs(*, quick: bool = False, seconds: float | None = None,
     f["backtest_pairs_python_signals"] = ref["signals"]
     f["backtest_pairs_python_books_match"] = same_books
     f["backtest_pairs_vs_python"] = round(rate / py_rate, 2)
+    f["backtest_pairs_untraded_events_per_s"] = round(statistics.median(untraded))
+    f["backtest_pairs_untraded_vs_python"] = round(statistics.median(untraded) / py_rate, 2)
     return f
 
 
@@ -363,6 +378,11 @@ def main(argv: list[str] | None = None) -> int:
           "yes" if f["backtest_pairs_python_books_match"] else "NO")
     t.add("backtest / reference (backtest_pairs_vs_python)",
           f"{f['backtest_pairs_vs_python']:.2f} x")
+    t.section("the same backtest, the strategy never trading (no order path)")
+    t.add("events per second (backtest_pairs_untraded_events_per_s)",
+          fmt_rate(f["backtest_pairs_untraded_events_per_s"]))
+    t.add("its rate / the reference's (backtest_pairs_untraded_vs_python)",
+          f"{f['backtest_pairs_untraded_vs_python']:.2f} x")
     print(t.render())
     emit_json(f)
     return 0
