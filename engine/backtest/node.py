@@ -3,8 +3,9 @@
 ``BacktestNode`` builds the same ``Kernel`` the live node builds, with these adapters: a
 ``DaysReplay`` of the tick-store days in the run's range (the records' own receive times are
 the clock), one in-process simulated venue (``engine.venue.inprocess.InProcessVenue``: the
-sans-IO exchange, FIX encoded and decoded in memory, latency on the simulated clock) per
-``[[venues]]`` entry of the profile — or, with none, per venue recorded in the range —, no
+sans-IO exchange, FIX encoded and decoded in memory, latency on the simulated clock; with
+``md_latency_us``, its own books of the recorded market at exchange time: ``_exchange_time``)
+per ``[[venues]]`` entry of the profile — or, with none, per venue recorded in the range —, no
 desk, no command rings, and a ``ReportJournal`` that keeps what happened for the output folder
 (``engine.backtest.report``). Its orders come from the profile's ``[[strategies]]``
 (``engine.strategy.registry.build``) and, if given, a scripted intents file
@@ -353,16 +354,42 @@ class BacktestNode:
         #: (from, until): between two days nothing is due but timers; see run()
         self.night = (NEVER, NEVER)
         self._last_ns: int | None = None
+        self._md_venues: list = []  # venues with market-data latency: fed each day's records
         self._on_day(self.source.day_index)
         self.report = ReportJournal()
         self.kernel = Kernel(
             profile, market_venues=venues_sorted, sources=[self.source], venues=clients,
             ids=ClOrdIds("BT", self.t0 // 1_000_000), journal=self.report,
             strategies=strategies)
+        self._md_venues = self._exchange_time(clients, configs)
         portfolio = self.kernel.risk.portfolio
         names = [s.name for s in self.kernel.strategies.strategies]
         self._books = [portfolio.book_of(f"strategy:{n}") for n in names]
         self.equity = EquitySamples(names)
+
+    def _exchange_time(self, clients: list, configs: Sequence[VenueLinkConfig]) -> list:
+        """Give each simulated venue with ``md_latency_us`` its own books of the recorded
+        market at exchange time (``engine.venue.mdlatency``), stepped as the kernel's market
+        is: ``[engine] slice_us`` cells, else ``resolution_ns``."""
+        from engine.venue.mdlatency import ExchangeTimeBooks
+
+        market = self.kernel.market
+        books = market.books
+        rows = self.kernel.execution.book_row
+        out = []
+        for c, v in zip(clients, configs):
+            lat = v.md_latency_us
+            row = rows.get(c.name)
+            if lat == 0 or row is None:  # none, or no recorded market of its own
+                continue
+            view = ExchangeTimeBooks(
+                books.n_venues, books.n_instruments, books.depth, row,
+                latency_ns=None if lat == "recorded" else lat * 1000,
+                step_ns=market.slice_ns or max(self.resolution_ns, 1))
+            view.add(self.source.records)
+            c.use_exchange_time(view)
+            out.append(c)
+        return out
 
     @property
     def records(self) -> np.ndarray:
@@ -371,8 +398,11 @@ class BacktestNode:
 
     def _on_day(self, k: int) -> None:
         """A day was loaded (or none is left): the end of the run once the last is; the
-        night before it, if there is one."""
+        night before it, if there is one. The venues' exchange-time books get the day."""
         src = self.source
+        if not src.exhausted:
+            for c in self._md_venues:
+                c.add_exchange_records(src.records)
         if src.final:
             self.t_end = src.last_ns + self.drain_ns
         if self._last_ns is not None and not src.exhausted:

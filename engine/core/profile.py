@@ -107,6 +107,13 @@ Schema (every later issue adds its own section here rather than a new format)::
                              #   The engine reconciles it with its own fills
                              #   (engine/execution/dropcopy.py)
     drop_copy_grace_ms = 2000  # how long an execution one side has may wait for the other's
+    queue_model = "risk_averse"  # sim: how our resting orders fill: risk_averse, prob, or none
+                             #   (the touch fill); docs/backtest.md, "Fill model"
+    md_latency_us = 0        # sim, in a backtest: how far the venue's exchange is ahead of the
+                             #   market data the strategies see. 0: not at all (a paper
+                             #   session's venues, which see the market when the engine does);
+                             #   N: each record N µs before its receipt; "recorded": at its
+                             #   own exch_ns (engine/venue/mdlatency.py)
 
     [database]               # where the engine's orders, fills and FIX sequences persist
     url = "sqlite:///{data_dir}/engine-{instance}.db"   # the default; any SQLAlchemy URL,
@@ -278,6 +285,8 @@ class VenueLinkConfig:
     drop_copy_sender: str = ""  #: the drop copy session's SenderCompID ("": no drop copy)
     drop_copy_grace_ms: int = 2000  #: an execution one side lacks is a difference after this
     queue_model: str = "risk_averse"  #: how a simulated venue fills our resting orders
+    #: a simulated venue's market-data latency in a backtest: µs (0: none), or "recorded"
+    md_latency_us: int | str = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -724,6 +733,7 @@ def _parse_venue_links(tables: list, path: Path, symbols: list[str]) -> tuple[Ve
             drop_copy_sender=_drop_copy_sender(v, ids["sender"]),
             drop_copy_grace_ms=v.integer("drop_copy_grace_ms", 2000, lo=0, hi=3_600_000),
             queue_model=_queue_model(v, kind),
+            md_latency_us=_md_latency(v, kind),
         ))
         v.done()
     return tuple(out)
@@ -736,6 +746,17 @@ def _queue_model(v: "_Reader", kind: str) -> str:
     if kind != "sim" and model != "risk_averse":
         v.fail("queue_model", "is a simulated venue's fill model: only kind = \"sim\" has one")
     return model
+
+
+def _md_latency(v: "_Reader", kind: str) -> int | str:
+    lat = v.get("md_latency_us", (int, str), 0)
+    if isinstance(lat, str) and lat != "recorded":
+        v.fail("md_latency_us", f"must be a number of µs or \"recorded\", was {lat!r}")
+    if isinstance(lat, int) and not 0 <= lat <= 10_000_000:
+        v.fail("md_latency_us", f"must be between 0 and 10000000, was {lat!r}")
+    if kind != "sim" and lat != 0:
+        v.fail("md_latency_us", "is a simulated venue's fill model: only kind = \"sim\" has one")
+    return lat
 
 
 def _drop_copy_sender(v: "_Reader", sender: str) -> str:

@@ -147,6 +147,20 @@ venue's trades of the instruments where one does out of every batch ``apply_batc
 (``apply_one`` calls no taps). While the book is halted, being rebuilt or crossed, its trades
 still count (and can go through us), but its sizes are not read and its levels fill nothing.
 
+Market-data latency
+-------------------
+By default the mirror reads the engine's own books: the exchange sees the recorded market
+when the engine does (a paper session can do no better). ``use_exchange_time(view)`` gives
+the venue an ``engine.venue.mdlatency.ExchangeTimeBooks`` instead (a backtest's ``[[venues]]
+md_latency_us``): its own books, fed with the venue's records at their exchange times, ahead
+of the engine's by the feed latency. The mirror, the queue's looks and the trade tape then
+read those books; the engine's ``on_market`` calls no longer carry news (the venue brings
+its books up to the call's time instead); its books are brought up to ``t`` before an order
+message arriving at ``t`` is handled (records at ``t`` first), and, while an order of ours is
+live there or a used size waits to be forgotten, ``next_due_ns`` includes the end of the
+view's cell holding its next record, where ``poll`` brings them up to date and looks, as
+``on_market`` does. Everything else (sessions, queue models, fills) is as above.
+
 Drop copy
 ---------
 ``drop_copy(comp_id)`` gives the venue's drop copy as a ``DropCopyLink``: one more pair of
@@ -205,6 +219,7 @@ from engine.fix.tags import MsgType
 from engine.fix.transport import Backoff
 from engine.venue.exchange import BACKGROUND, BIZ_OTHER, MD_MSG_TYPES, Exchange, drop_copy_body
 from engine.venue.matching import Side
+from engine.venue.mdlatency import ExchangeTimeBooks
 
 __all__ = ["MAX_LATENCY_NS", "NEVER", "QUEUE_MODELS", "DropCopyLink", "InProcessVenue"]
 
@@ -383,9 +398,16 @@ class _SessionPair:
     say what the venue's end does with what it receives (``_venue_after``), what it sends
     (``_venue_flush``) and what losing its end means (``_venue_lost``)."""
 
+    #: when the venue's recorded market next needs a step of its own (InProcessVenue with
+    #: market-data latency; NEVER: never)
+    _md_due = NEVER
+
     def _venue_lost(self, t: int) -> None:
         """The venue's end of the connection is gone."""
         self._venue_conn = False
+
+    def _md_step(self, t: int) -> None:
+        """The venue's recorded market is due at ``t`` (``_md_due``)."""
 
     @property
     def up(self) -> bool:
@@ -426,6 +448,8 @@ class _SessionPair:
             t, what = self._timer, 2
             if self._reconnect < t:
                 t, what = self._reconnect, 3
+            if self._md_due < t:
+                t, what = self._md_due, 4
             if fu and fu[0][0] <= t:
                 t, what = fu[0][0], 1
             if fv and fv[0][0] <= t:
@@ -438,8 +462,10 @@ class _SessionPair:
                 self._to_us_one(*fu.popleft(), events)
             elif what == 2:
                 self._tick(t, events)
-            else:
+            elif what == 3:
                 self._connect(t)
+            else:
+                self._md_step(t)
             self._timer = self._next_timer(t)
         self._refresh_due()
         return events
@@ -448,6 +474,8 @@ class _SessionPair:
         due = self._timer
         if self._reconnect < due:
             due = self._reconnect
+        if self._md_due < due:
+            due = self._md_due
         if self._to_venue and self._to_venue[0][0] < due:
             due = self._to_venue[0][0]
         if self._to_us and self._to_us[0][0] < due:
@@ -612,6 +640,7 @@ class InProcessVenue(_SessionPair):
         self._started = self._closed = False
         self._due = 0  # the first poll connects
         self._copies: list[DropCopyLink] = []
+        self._xt: ExchangeTimeBooks | None = None  # market-data latency: use_exchange_time
 
     def drop_copy(self, comp_id: str, heartbeat_s: int | None = None) -> DropCopyLink:
         """The drop copy session ``comp_id`` (made on the first call; module docstring)."""
@@ -641,9 +670,35 @@ class InProcessVenue(_SessionPair):
         self._refresh_due()
         return seq
 
+    def use_exchange_time(self, view: ExchangeTimeBooks) -> None:
+        """Market-data latency: the exchange mirrors ``view`` (its books row
+        ``view.venue_index``: the recorded market at its exchange times), not the books the
+        engine reads; the engine's market moves no longer reach it (module docstring)."""
+        self._xt = view
+        self.books = view.books
+        self.venue_index = view.venue_index
+        self._md_refresh()
+        self._due = min(self._due, self._md_due)
+
+    def add_exchange_records(self, records) -> None:
+        """More recorded market for the exchange-time books (``use_exchange_time``): a day's
+        records as the replay loads it."""
+        self._xt.add(records)
+        self._md_refresh()
+        self._due = min(self._due, self._md_due)  # an early poll only finds nothing due
+
     def on_market(self, instruments: Iterable[int], now_ns: int) -> None:
         """The recorded books of these instrument indexes moved: re-mirror those with our
-        orders live (a resting order the market now reaches fills)."""
+        orders live (a resting order the market now reaches fills). With market-data latency
+        (``use_exchange_time``) the engine's books are not the exchange's: its own books are
+        brought up to ``now_ns`` instead."""
+        if self._xt is not None:
+            self._md_step(now_ns)
+            self._refresh_due()
+            return
+        self._market_moved(instruments, now_ns)
+
+    def _market_moved(self, instruments: Iterable[int], now_ns: int) -> None:
         working, forgetting = self._working, self._forgetting
         if not (working or forgetting) or self.books is None or self._closed:
             return
@@ -708,12 +763,30 @@ class InProcessVenue(_SessionPair):
         self._venue_flush(t)
         if lost and self._our_conn:
             self._push(self._to_us, t, None)
+        if self._xt is not None:
+            self._md_refresh()
+
+    def _md_step(self, t: int) -> None:
+        """Bring the exchange-time books up to ``t``; the venue sees what moved."""
+        if not self._closed:
+            changed = self._xt.advance(t)
+            if len(changed):
+                self._market_moved(changed, t)
+        self._md_refresh()
+
+    def _md_refresh(self) -> None:
+        """Ask for a step at the exchange-time books' next record while that can fill one
+        of ours or forget a used size (else they wait for our next order message)."""
+        self._md_due = (self._xt.due_ns if (self._working or self._forgetting)
+                        and not self._closed else NEVER)
 
     def _handle_app(self, m, t: int) -> None:
         x = self.exchange
         i = None
         try:
             if self.books is not None and m.msg_type in _ORDER_MSGS:
+                if self._xt is not None:
+                    self._md_step(t)  # the market as the exchange has it when this arrives
                 i = self._index.get(m.get(55))
                 if self._tape is not None and self._tape.n:
                     self._read_tape(t)  # trades before this message count before it
