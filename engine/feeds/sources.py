@@ -49,6 +49,9 @@ __all__ = ["NEVER", "FixMdSource", "MarketDataSource", "ReplaySource", "SimVenue
 
 #: "Not before the end of time": a source with nothing scheduled.
 NEVER = 1 << 62
+#: MD_EVENT as raw bytes: numpy copies a structured array field by field (~70 ns a record),
+#: raw records as one block (~6 ns), and replay copies every record of a backtest
+_RAW = np.dtype((np.void, MD_EVENT.itemsize))
 
 _PROBLEMS = ("garbled", "invalid", "unknown_symbol", "missing_field", "bad_action", "bad_price",
              "off_tick", "bad_size", "bad_level", "bad_seq", "bad_group", "bad_snapshot",
@@ -286,7 +289,7 @@ class ReplaySource(MarketDataSource):
         if k <= 0:
             return 0
         a = out.n
-        out.rec[a:a + k] = self.records[pos:end]
+        out.rec.view(_RAW)[a:a + k] = self.records.view(_RAW)[pos:end]
         if speed is not None:
             out.rec["recv_ns"][a:a + k] = now_ns
         out.n = a + k
