@@ -401,6 +401,12 @@ class _SessionPair:
     #: when the venue's recorded market next needs a step of its own (InProcessVenue with
     #: market-data latency; NEVER: never)
     _md_due = NEVER
+    #: None: ``_timer`` is exact. Else the time of the last thing handled since it was: while
+    #: both sessions are logged on their deadlines only move later (each write and read
+    #: pushes them), so ``_timer`` is a lower bound, worked out again only when it comes due
+    #: or someone asks when the next work is (``_settle_timer``): once a poll or a send, not
+    #: once a message
+    _stale: int | None = None
 
     def _venue_lost(self, t: int) -> None:
         """The venue's end of the connection is gone."""
@@ -420,12 +426,15 @@ class _SessionPair:
     def next_due_ns(self) -> int:
         """When ``poll`` next has work (a message arriving, a session timer, a reconnect);
         ``1 << 62`` if never without new input."""
+        if self._stale is not None:
+            self._settle_timer()
+            self._refresh_due()
         return self._due
 
     def poll(self, now_ns: int) -> Sequence:
         """Do everything due by ``now_ns`` in time order; return our session's events (a list;
         the empty tuple when nothing was due)."""
-        if now_ns < self._due:
+        if now_ns < self._due:  # exact, or a lower bound: nothing is due before it
             return _NO_EVENTS
         return self._run(now_ns)
 
@@ -433,6 +442,8 @@ class _SessionPair:
         """Our end failed on its input (an engine bug met by what the venue sent): drop the
         connection as the venue would see a broken one, and reconnect later."""
         events: list = []
+        if self._stale is not None:
+            self._settle_timer()
         if self._our_conn:
             self._our_lost(now_ns, events, why)
             self._refresh_due()
@@ -461,14 +472,30 @@ class _SessionPair:
             elif what == 1:
                 self._to_us_one(*fu.popleft(), events)
             elif what == 2:
+                if self._stale is not None:  # a lower bound came due: is a timer?
+                    self._settle_timer()
+                    if self._timer > t:
+                        continue
                 self._tick(t, events)
             elif what == 3:
                 self._connect(t)
             else:
                 self._md_step(t)
-            self._timer = self._next_timer(t)
+            if (what < 2 or what == 4) and (self.session.state is _ACTIVE
+                                            and self._acceptor.state is _ACTIVE):
+                self._stale = t  # the deadlines moved later, if at all: a lower bound
+            else:
+                self._timer = self._next_timer(t)
+                self._stale = None
+        if self._stale is not None:
+            self._settle_timer()
         self._refresh_due()
         return events
+
+    def _settle_timer(self) -> None:
+        """Make ``_timer`` exact again (``_stale``)."""
+        self._timer = self._next_timer(self._stale)
+        self._stale = None
 
     def _refresh_due(self) -> None:
         due = self._timer
@@ -666,8 +693,12 @@ class InProcessVenue(_SessionPair):
             return None
         seq = self.session.send(msg_type, body, now_ns)
         self._our_flush(now_ns)
-        self._timer = self._next_timer(now_ns)
-        self._refresh_due()
+        if self._acceptor.state is _ACTIVE:
+            self._stale = now_ns  # our write only pushes our heartbeat later (_stale)
+        else:
+            self._timer = self._next_timer(now_ns)
+            self._stale = None
+            self._refresh_due()
         return seq
 
     def use_exchange_time(self, view: ExchangeTimeBooks) -> None:
@@ -724,6 +755,7 @@ class InProcessVenue(_SessionPair):
         if synced:
             self._venue_after((), now_ns)
             self._timer = self._next_timer(now_ns)
+            self._stale = None
             self._refresh_due()
 
     def close(self, now_ns: int) -> None:
@@ -746,6 +778,7 @@ class InProcessVenue(_SessionPair):
         while fifo:  # our end is closed: the venue's answers go nowhere
             self._to_venue_one(*fifo.popleft())
         self._timer = self._due = NEVER
+        self._stale = None
 
     # -- THE VENUE'S END (the loop, timers and our end: _SessionPair) ----------------------------
     def _venue_after(self, evs: Sequence, t: int) -> None:
@@ -945,6 +978,23 @@ class InProcessVenue(_SessionPair):
         submit what is to be shown, bids then asks, best first (a level crossing one of our
         resting orders shows only what our orders have not used there; ``need``: no level
         past the one where the displayed size reaches it, nor past ``limit``)."""
+        if (side is not None and limit is not None and not mirror.count and not mirror.hidden
+                and not (mirror.levels[BID] or mirror.levels[ASK] or mirror.used[BID]
+                         or mirror.used[ASK])):
+            # the usual passive quote with an empty mirror: if the side's best level does not
+            # reach its price, nothing is shown and nothing is to cancel (the loop below would
+            # come to the same)
+            for p, d in rows[side]:
+                if d > 0 and p > 0:
+                    if p > limit if side == ASK else p < limit:
+                        need = 0
+                    break
+            else:
+                need = 0
+            if need is not None and need <= 0:
+                mirror.rows = None
+                mirror.short = 0
+                return
         x = self.exchange
         book = mirror.book
         counters = self.counters
@@ -1396,6 +1446,7 @@ class DropCopyLink(_SessionPair):
         while self._to_venue:
             self._to_venue_one(*self._to_venue.popleft())
         self._timer = self._due = NEVER
+        self._stale = None
 
     # -- THE VENUE'S SIDE ------------------------------------------------------------------------
     def copy(self, body: list, t: int) -> None:
