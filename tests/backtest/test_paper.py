@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+from contextlib import contextmanager
 
 from engine.backtest.node import BacktestNode
 from engine.backtest.synth import simulate_day
@@ -25,6 +26,35 @@ INTENTS = """time,symbol,side,qty,price,venue,tif
 0.9,AAA,buy,100,90.00,SIMA,day
 1.1,BBB,buy,100,MKT,SIMB,ioc
 """
+
+
+@contextmanager
+def paper_engine(profile, instance: str, data_dir, *args: str):
+    """``python -m engine --profile PROFILE ARGS...`` running; stopped with SIGTERM (and
+    checked to exit 0) when the block ends."""
+    env = dict(os.environ, HELMDESK_DATA_DIR=str(data_dir))
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "--profile", str(profile), *args],
+                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        def running():
+            if proc.poll() is not None:
+                raise AssertionError(f"engine exited {proc.returncode}: {proc.stderr.read()}")
+            try:
+                with EngineClient(instance, commands=False) as c:
+                    return c.status().state == "running"
+            except IpcError:
+                return False
+
+        wait_until(running, 30, "the paper engine")
+        yield proc
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
 
 
 def _orders(path) -> list[tuple]:
@@ -51,23 +81,9 @@ def test_paper_session_and_backtest_send_the_same_orders(tmp_path, instance, dat
     paper.write_text(PROFILE.replace('instance = "bt"', f'instance = "{instance}"\nidle = "sleep"')
                      .replace('kind = "simvenues"', f'kind = "replay"\nday = "{DAY}"\nspeed = 2.0\n'
                               f'ticks_dir = "{root}"') + '\n[users]\n"*" = "trader"\n')
-    env = dict(os.environ, HELMDESK_DATA_DIR=str(data_dir))
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "--profile", str(paper), "--intents",
-                             str(intents), "--report", str(tmp_path / "paper")], env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        def running():
-            if proc.poll() is not None:
-                raise AssertionError(f"engine exited {proc.returncode}: {proc.stderr.read()}")
-            try:
-                with EngineClient(instance, commands=False) as c:
-                    return c.status().state == "running"
-            except IpcError:
-                return False
-
-        wait_until(running, 20, "the paper engine")
-        seen: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    with paper_engine(paper, instance, data_dir, "--intents", str(intents), "--report",
+                      str(tmp_path / "paper")):
         with EngineClient(instance, commands=False) as c:
             symbols = [i.symbol for i in c.instruments]
 
@@ -82,13 +98,6 @@ def test_paper_session_and_backtest_send_the_same_orders(tmp_path, instance, dat
                 wait_until(settled, 30, "four orders answered by the simulated venues")
             except AssertionError as e:
                 raise AssertionError(f"{e}: saw {seen}") from None
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) == 0, proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
 
     backtest, paper_orders = _orders(tmp_path / "bt" / "orders.csv"), _orders(tmp_path / "paper" / "orders.csv")
     assert paper_orders == backtest

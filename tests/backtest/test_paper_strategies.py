@@ -7,10 +7,6 @@ session sent — when, what, where, and how it ended — is the backtest's too."
 from __future__ import annotations
 
 import csv
-import os
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -18,8 +14,9 @@ import pytest
 from engine.backtest.node import BacktestNode
 from engine.core.profile import load_profile
 from engine.feeds.tickstore import list_days
-from engine.ipc import EngineClient, IpcError
+from engine.ipc import EngineClient
 from engine.ipc.events import decode_order
+from tests.backtest.test_paper import paper_engine
 from tests.conftest import wait_until
 
 MARKET = """
@@ -124,23 +121,9 @@ def test_a_recorded_paper_session_backtests_to_the_same_orders(kind, tmp_path, i
     ticks = tmp_path / "ticks"
     prof = tmp_path / "paper.toml"
     prof.write_text(MARKET.format(instance=instance, ticks=ticks) + STRATEGIES[kind])
-    env = dict(os.environ, HELMDESK_DATA_DIR=str(data_dir))
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "--profile", str(prof), "--report",
-                             str(tmp_path / "paper")], env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        def running():
-            if proc.poll() is not None:
-                raise AssertionError(f"engine exited {proc.returncode}: {proc.stderr.read()}")
-            try:
-                with EngineClient(instance, commands=False) as c:
-                    return c.status().state == "running"
-            except IpcError:
-                return False
-
-        wait_until(running, 30, "the paper engine")
-        seen: dict[str, str] = {}
-        fills: list[int] = []  # when each fill was sent to the desk (the engine's clock)
+    seen: dict[str, str] = {}
+    fills: list[int] = []  # when each fill was sent to the desk (the engine's clock)
+    with paper_engine(prof, instance, data_dir, "--report", str(tmp_path / "paper")):
         with EngineClient(instance, commands=False) as c:
             symbols = [i.symbol for i in c.instruments]
 
@@ -161,13 +144,6 @@ def test_a_recorded_paper_session_backtests_to_the_same_orders(kind, tmp_path, i
         # the engine's clock is this machine's: let it run on a while past those fills
         until = fills[FILLS - 1] + SETTLE_NS
         wait_until(lambda: time.time_ns() > until + SETTLE_NS, 10, "the session to go on")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0, proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
 
     days = list_days(ticks)
     assert days, "the paper session recorded nothing"
