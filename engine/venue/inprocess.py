@@ -178,7 +178,7 @@ returns the empty tuple); the session timer is worked out once per ``poll`` or `
 did something, not once per message (``_stale``). A message costs its FIX encode and decode
 on each side and the exchange's handling, in plain Python: in the order bench
 (``bench.orders``) the sessions' codec and the session layer are about half of what the venue
-pair costs an order, this module's own mirror, queue and timer work about a fifth (a new
+pair costs an order, this module's own mirror, queue and timer work about a third (a new
 passive order with nothing mirrored skips the mirror). With market-data latency, a look
 also costs the exchange-time books' ``advance`` (a binary search and one compiled
 ``apply_batch``). A sync reads the instrument's venue book with one
