@@ -137,6 +137,7 @@ class ReportJournal(Journal):
     """Keeps what a backtest (or a paper session) did, then writes the output folder."""
 
     def __init__(self) -> None:
+        #: orders.csv and executions.csv rows, raw (formatted by ``write``)
         self.orders: list[tuple] = []
         self.executions: list[tuple] = []
         self.fills: list[M.Fill] = []
@@ -155,18 +156,26 @@ class ReportJournal(Journal):
         if rec is None:
             rec = self.order_book[o.cl_ord_id] = [self._sources.get(o.cl_ord_id, ""), o.qty, 0]
         rec[2] = o.cum_qty
+        # raw values: formatted when written (``_order_rows``), off the order path
         self.orders.append((
             ts_ns, o.cl_ord_id, o.venue, o.symbol, side, o.status.value, o.tif, o.qty,
-            "" if o.price is None else _num(o.price), o.cum_qty, o.leaves_qty, _num(o.avg_px),
-            u.last_qty, _num(u.last_px), u.exec_id, u.text))
+            o.price, o.cum_qty, o.leaves_qty, o.avg_px, u.last_qty, u.last_px, u.exec_id,
+            u.text))
         if u.last_qty and u.exec_id:
             fee = float(u.fee)
             self.executions.append((ts_ns, u.exec_id, o.cl_ord_id, o.venue, o.symbol, side,
-                                    u.last_qty, _num(u.last_px), _num(fee), rec[0]))
+                                    u.last_qty, u.last_px, fee, rec[0]))
             self.fills.append(M.Fill(ts_ns, rec[0], o.symbol, o.side, u.last_qty, u.last_px, fee))
             pos = self.positions.get(o.symbol, (0, 0.0, 0.0))
             self.positions[o.symbol] = apply_fill(pos, o.side, u.last_qty, u.last_px, fee)
             self.fees[o.symbol] = self.fees.get(o.symbol, 0.0) + fee
+
+    def _order_rows(self) -> list[tuple]:
+        return [(*r[:8], "" if r[8] is None else _num(r[8]), r[9], r[10], _num(r[11]), r[12],
+                 _num(r[13]), *r[14:]) for r in self.orders]
+
+    def _execution_rows(self) -> list[tuple]:
+        return [(*r[:7], _num(r[7]), _num(r[8]), r[9]) for r in self.executions]
 
     @property
     def order_count(self) -> int:
@@ -180,8 +189,8 @@ class ReportJournal(Journal):
         with ``equity`` — the node's ``EquitySamples`` — the metrics)."""
         out.mkdir(parents=True, exist_ok=True)
         (out / "equity.png").unlink(missing_ok=True)  # a previous run's: drawn again or not
-        _csv(out / "orders.csv", _ORDER_COLUMNS, self.orders)
-        _csv(out / "executions.csv", _EXEC_COLUMNS, self.executions)
+        _csv(out / "orders.csv", _ORDER_COLUMNS, self._order_rows())
+        _csv(out / "executions.csv", _EXEC_COLUMNS, self._execution_rows())
         rows = []
         realized = unrealized = 0.0
         for symbol in sorted(self.positions):
