@@ -88,12 +88,38 @@ class ExecutionConfig:
 
 
 class _BookView:
-    """One venue's book of one symbol, as the router reads it (prices, best first)."""
+    """One venue's book of one symbol, as the router reads it (prices, best first).
 
-    __slots__ = ("bid_px", "bid_sz", "ask_px", "ask_sz")
+    Lazy: the router reads one side (a buy the asks), so a side's prices are made only when
+    read, from the book's integer ticks, in plain Python (a level at a time is cheaper than
+    numpy's per-call cost at this depth). ``round(t * tick * f) / f`` is exactly what
+    ``MarketData.venue_book`` gives, ``(ticks * tick).round(places)``: numpy rounds by the
+    same multiply, round-half-even and divide (tests/execution compares the two)."""
 
-    def __init__(self, levels: tuple[list, list, list, list]) -> None:
-        self.bid_px, self.bid_sz, self.ask_px, self.ask_sz = levels
+    __slots__ = ("_books", "_v", "_i", "_tick", "_f")
+
+    def __init__(self, books, v: int, i: int, tick: float, places: int) -> None:
+        self._books, self._v, self._i, self._tick, self._f = books, v, i, tick, 10.0 ** places
+
+    def _prices(self, ticks) -> list[float]:
+        tick, f = self._tick, self._f
+        return [round(t * tick * f) / f for t in ticks[self._v, self._i].tolist()]
+
+    @property
+    def bid_px(self) -> list[float]:
+        return self._prices(self._books.bid_px)
+
+    @property
+    def ask_px(self) -> list[float]:
+        return self._prices(self._books.ask_px)
+
+    @property
+    def bid_sz(self) -> list[float]:
+        return [float(n) for n in self._books.bid_sz[self._v, self._i].tolist()]
+
+    @property
+    def ask_sz(self) -> list[float]:
+        return [float(n) for n in self._books.ask_sz[self._v, self._i].tolist()]
 
 
 class ExecutionEngine:
@@ -410,12 +436,13 @@ class ExecutionEngine:
         if market is None:
             return {}
         i = self.index[symbol]
+        books = market.books
         out = {}
         for name, c in self.clients.items():
             row = self.book_row.get(name)
             if (row is not None and symbol in c.symbols and c.up
-                    and not market.books.excluded(row, i)):
-                out[name] = _BookView(market.venue_book(row, i))
+                    and not books.excluded(row, i)):
+                out[name] = _BookView(books, row, i, market.ticks[i], market.decimals[i])
         return out
 
     def _routable(self, symbol: str) -> list[str]:
