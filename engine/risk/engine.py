@@ -267,6 +267,8 @@ class RiskEngine:
         self._who: dict[tuple[str, str], _Who] = {}
         self._lims: dict[tuple, _Lim] = {}
         self._inst_limits = [_InstLimits(config.limits, sym) for sym in config.symbols]
+        self._post: list[tuple] = []  # per book: _post_trade's limits (_post_limits)
+        self._post_for = None  # the limits self._post was made from
         self._dups: dict[tuple, int] = {}  # order key -> when last accepted
         self._dup_times: deque = deque()  # (when, key) in time order: old keys leave first
         self._orders: dict[str, _Track] = {}  # ClOrdID -> working order followed
@@ -767,24 +769,37 @@ class RiskEngine:
     def _post_trade(self, i: int, books: Sequence[int]) -> None:
         """After a fill or a mark: hard limits breached trip HALTED, losses de-risk."""
         p = self.portfolio
-        cfg = self.limits
+        post = self._post if self._post_for is self.limits else self._post_limits()
         for b in books:
-            ov = self._book_limits(b)
-            row = self._book_row(b)
+            row, max_pos, max_exp, loss = post[b]
             q = p.qty[b][i]
-            max_pos = self._inst_limits[i].max_pos if b == 0 else ov.get("max_position")
+            if b == 0:
+                max_pos = self._inst_limits[i].max_pos
             if max_pos is not None and abs(q) > max_pos:
                 r = self._inst_row[i] if b == 0 else row
                 self._breach(r, HALTED, f"position {self.config.symbols[i]} {q:+d} over "
                                         f"max_position {max_pos}")
-            max_exp = cfg.desk.max_exposure if b == 0 else ov.get("max_exposure")
             if max_exp is not None and p.exposure[b] > max_exp:
                 self._breach(row, HALTED, f"exposure {p.exposure[b]:,.0f} over max_exposure "
                                           f"{max_exp:,.0f}")
-            loss = cfg.desk.daily_loss_limit if b == 0 else ov.get("daily_loss_limit")
             if loss is not None and p.pnl(b) < -loss and b not in self._flatten:
                 self._derisk(b, row, f"daily loss {p.pnl(b):,.0f} past daily_loss_limit "
                                      f"{loss:,.0f}")
+
+    def _post_limits(self) -> list[tuple]:
+        """Each book's (kill-switch row, max_position, max_exposure, daily_loss_limit) for
+        ``_post_trade``, which runs on every fill and every held instrument's mark: made
+        again only when the limits change (``set_limit`` replaces ``self.limits``; the
+        desk's max_position is the instrument's, read per call)."""
+        cfg = self.limits
+        post = []
+        for b in range(self.portfolio.n_books):
+            ov = self._book_limits(b)
+            post.append((self._book_row(b), None if b == 0 else ov.get("max_position"),
+                         cfg.desk.max_exposure if b == 0 else ov.get("max_exposure"),
+                         cfg.desk.daily_loss_limit if b == 0 else ov.get("daily_loss_limit")))
+        self._post, self._post_for = post, cfg
+        return post
 
     def _book_limits(self, b: int) -> dict:
         p = self.portfolio
