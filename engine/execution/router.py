@@ -172,11 +172,15 @@ def plan(side: int, qty: int, limit_px: float | None, books: Mapping[str, Any] |
         info = venues.get(name)
         if info is None:
             continue  # up but not configured for routing: not ours to use
-        if not isinstance(info, VenueInfo):
-            return f"venue {name}: expected a VenueInfo, was {type(info).__name__}"
-        bad = info.problem()
-        if bad is not None:
-            return bad
+        if _GOOD.get(id(info)) is not info:  # checked once: a VenueInfo is frozen
+            if not isinstance(info, VenueInfo):
+                return f"venue {name}: expected a VenueInfo, was {type(info).__name__}"
+            bad = info.problem()
+            if bad is not None:
+                return bad
+            if len(_GOOD) >= _GOOD_MAX:
+                _GOOD.clear()
+            _GOOD[id(info)] = info
         usable.append(info)
     if not isinstance(books, Mapping):
         books = {}
@@ -261,6 +265,9 @@ def _check_intent(side: object, qty: object, limit_px: object) -> str | None:
 
 
 _INF = float("inf")
+#: id -> a VenueInfo whose ``problem()`` was None (held, so its id is not reused while here)
+_GOOD: dict[int, VenueInfo] = {}
+_GOOD_MAX = 4096
 
 
 def _number(x: object) -> float | None:
