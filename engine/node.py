@@ -449,6 +449,10 @@ class LiveNode:
         if v.kind == "sim":
             from engine.venue.inprocess import InProcessVenue
 
+            if v.md_latency_us:
+                log.warning("venue %s: md_latency_us = %r is a backtest's fill model; paper "
+                            "trading matches against the books as the engine receives them",
+                            v.name, v.md_latency_us)
             return InProcessVenue(v.name, self.profile.instruments, sender=v.sender,
                                   latency_ns=v.latency_us * 1000, fee_bps=v.fee_bps,
                                   heartbeat_s=v.heartbeat_s, queue_model=v.queue_model)
