@@ -160,6 +160,9 @@ class ExecutionEngine:
             self._books, self._routable, check=check)
         self._now = 0
         self._was_up: set[str] = set()  # venues logged on since their last drop
+        #: venues whose session has logged on at least once (however briefly): a drop of one
+        #: of these is a lost session (the risk engine's venue_down)
+        self.ever_up: set[str] = set()
         self._md_seen = None if market is None else market.new_seen()
         self._md_applied = -1
         self.counters = dict.fromkeys(
@@ -313,6 +316,7 @@ class ExecutionEngine:
                              mt.decode("ascii", "replace"))
             elif isinstance(e, LoggedOn):
                 self._was_up.add(name)
+                self.ever_up.add(name)
                 n = oms.request_status(name, now_ns)
                 how = "reset" if e.reset else "resumed"
                 self.notify(logging.INFO, f"{name} session up ({how}); "

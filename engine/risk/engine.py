@@ -1012,9 +1012,10 @@ class RiskEngine:
         ex = self.execution
         if not trip or ex is None:
             return
+        ever = getattr(ex, "ever_up", ())  # a session up and down again between two looks
         for name, c in ex.clients.items():
             up = bool(c.up)
-            if up:
+            if up or name in ever:
                 self._venues_up.add(name)
             row = self._venue_row.get(name)
             if row is None:
