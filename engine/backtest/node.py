@@ -53,6 +53,7 @@ the same days, profile, seed and intents give byte-identical output files.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import sys
 import time
@@ -424,6 +425,7 @@ class BacktestNode:
         now = self.t0 - PREOPEN_NS  # the venues' sessions log on before the first record
         next_sample = self.t0  # then on the grid
         kernel.start(now)
+        gc.freeze()  # the day and the kernel's set-up never need scanning again (as live)
         while True:
             nxt = kernel.step(now)
             t_end = self.t_end
@@ -463,6 +465,7 @@ class BacktestNode:
                 self._show(started)
         kernel.stop(now)
         seconds = time.perf_counter() - started
+        gc.unfreeze()
         if self.progress:
             self._show(started, end=True)
         return self._write(now, seconds)
