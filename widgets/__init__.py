@@ -2,6 +2,7 @@
 ``app`` nor ``engine``."""
 
 from widgets.blotter import BlotterModel, BlotterWidget
+from widgets.depthchart import DepthChart
 from widgets.eventlog import EventLog
 from widgets.feedhealth import FeedHealth
 from widgets.killswitch import KillSwitchPanel
@@ -14,11 +15,13 @@ from widgets.report import ReportView
 from widgets.risk import Gauge, RiskPanel, VarModel
 from widgets.status import ConnectionStatus
 from widgets.strategies import StrategyPanel
+from widgets.tape import TimeAndSales, TimeAndSalesModel
 
 __all__ = [
     "BlotterModel",
     "BlotterWidget",
     "ConnectionStatus",
+    "DepthChart",
     "EventLog",
     "FeedHealth",
     "Gauge",
@@ -35,5 +38,7 @@ __all__ = [
     "ReportView",
     "RiskPanel",
     "StrategyPanel",
+    "TimeAndSales",
+    "TimeAndSalesModel",
     "VarModel",
 ]
