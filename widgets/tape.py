@@ -196,7 +196,11 @@ class TimeAndSalesModel(QAbstractTableModel):
 
 class TimeAndSales(QWidget):
     """A table over a ``TimeAndSalesModel``; column widths fixed from the font, not measured
-    from the rows (ResizeToContents would measure every row on every batch)."""
+    from the rows (ResizeToContents would measure every row on every batch).
+
+    At the top the view follows the tape. Scrolled down, it holds the trades in sight: new
+    rows come in above, so the scroll position moves down by as many rows.
+    """
 
     def __init__(self, max_rows: int = 2000, block_size: float = float("inf"),
                  price_decimals: int = 2, size_decimals: int = 0, parent=None) -> None:
@@ -218,9 +222,17 @@ class TimeAndSales(QWidget):
         for col, sample in ((TIME, "00:00:00.000"), (PRICE, "000,000.0000"),
                             (SIZE, "00,000,000"), (SIDE, "SELL")):
             header.resizeSection(col, fm.horizontalAdvance(sample) + 16)
+        self.view.setVerticalScrollMode(QTableView.ScrollPerItem)  # scroll value = rows
+        self.model.rowsInserted.connect(self._hold_scroll)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.view)
+
+    def _hold_scroll(self, _parent, first: int, last: int) -> None:
+        bar = self.view.verticalScrollBar()
+        if bar.value() > 0:
+            bar.setMaximum(max(bar.maximum(), bar.value() + last - first + 1))
+            bar.setValue(bar.value() + last - first + 1)
 
     def add_trades(self, ts_ns, price, size, side, venue) -> None:
         self.model.add_trades(ts_ns, price, size, side, venue)

@@ -102,6 +102,22 @@ def test_tape_widget_renders(qtbot):
     assert not w.grab().isNull()
 
 
+def test_tape_widget_follows_the_top_and_holds_a_scrolled_view(qtbot):
+    w = TimeAndSales(max_rows=500)
+    qtbot.addWidget(w)
+    w.resize(500, 300)
+    w.show()
+    w.add_trades(*batch(0, 100))
+    bar = w.view.verticalScrollBar()
+    assert bar.value() == 0
+    w.add_trades(*batch(100, 5))
+    assert bar.value() == 0 and w.view.indexAt(w.view.rect().topLeft()).row() == 0
+    bar.setValue(10)
+    top = w.model.row(w.view.rowAt(0))
+    w.add_trades(*batch(105, 7))
+    assert bar.value() == 17 and w.model.row(w.view.rowAt(0)) == top
+
+
 # -- the depth chart ----------------------------------------------------------------------------
 def depth():
     bid_px = np.array([99.5, 99.0, 98.5, 98.0, 0.0, 0.0])
