@@ -9,20 +9,31 @@ cancel buttons above the table, with each venue's session state. It only asks: t
 commands, and ``set_status`` shows the answer. A new order inserts one row (``beginInsertRows``); a known one
 changes only its own row (``dataChanged``), never a reset per report. Orders whose venue
 dropped are shown "UNKNOWN" in amber until a report settles them.
+
+Rows are coloured by state: working orders in the default text colour, filled green,
+cancelled and expired grey, rejected red, unknown amber (the last two on a faint tint, since
+they need a look). The view sits on ``BlotterProxy``, a ``QSortFilterProxyModel``: clicking a
+header sorts on ``SORT_ROLE`` (numbers for the numeric columns, so 900 sorts before 1,000; a
+third click goes back to newest first) and the filter row keeps orders matching a text
+(symbol, order id or venue) and a state group. The source model still updates in place: the
+proxy only maps rows. ``export_csv`` writes the rows as shown (filtered, in the shown order).
 """
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
+    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QPushButton,
     QSpinBox,
     QTableView,
@@ -30,21 +41,42 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-__all__ = ["BlotterModel", "BlotterWidget", "BlotterRow"]
+__all__ = ["BlotterModel", "BlotterProxy", "BlotterWidget", "BlotterRow", "SORT_ROLE",
+           "STATUS_GROUPS"]
 
 COLUMNS = ("Order", "Venue", "Symbol", "Side", "Qty", "Price", "Status", "Filled", "Left",
            "Avg px", "Text")
 _DISPLAY = Qt.DisplayRole.value
 _FG = Qt.ForegroundRole.value
+_BG = Qt.BackgroundRole.value
 _ALIGN = Qt.TextAlignmentRole.value
+#: the role the proxy sorts on: raw numbers for numeric columns, display text for the others
+SORT_ROLE = Qt.UserRole.value + 1
 _NUMERIC = frozenset({4, 5, 7, 8, 9})
+_STATUS = 6
+_GREY = QBrush(QColor("#7d838b"))
+# Working orders (PendingNew, New, PartiallyFilled, Pending*) keep the theme's text colour.
 _COLOURS = {
     "Filled": QBrush(QColor("#8fe3ab")),
-    "PartiallyFilled": QBrush(QColor("#3fb5ff")),
     "Rejected": QBrush(QColor("#ff6b6b")),
-    "Cancelled": QBrush(QColor("#7d838b")),
-    "Expired": QBrush(QColor("#7d838b")),
+    "Cancelled": _GREY,
+    "Expired": _GREY,
+    "Replaced": _GREY,
     "UNKNOWN": QBrush(QColor("#f0c674")),
+}
+# A faint tint, same alpha as the ladder's, on the states a trader must look at.
+_BACKGROUNDS = {
+    "Rejected": QBrush(QColor(255, 107, 107, 28)),
+    "UNKNOWN": QBrush(QColor(240, 198, 116, 28)),
+}
+#: the filter's state choices: name -> the shown statuses it keeps (None keeps all)
+STATUS_GROUPS: dict[str, frozenset[str] | None] = {
+    "All": None,
+    "Working": frozenset({"PendingNew", "New", "PartiallyFilled", "PendingCancel",
+                          "PendingReplace"}),
+    "Filled": frozenset({"Filled"}),
+    "Cancelled/Rejected": frozenset({"Cancelled", "Rejected", "Expired", "Replaced"}),
+    "Unknown": frozenset({"UNKNOWN"}),
 }
 
 
@@ -70,6 +102,23 @@ class BlotterRow:
             "UNKNOWN" if self.unknown else self.status, f"{self.cum:,}", f"{self.leaves:,}",
             f"{self.avg_px:,.4f}".rstrip("0").rstrip(".") if self.cum else "", self.text,
         )
+
+    def number(self, column: int) -> float:
+        """The value a numeric column sorts on (a market order's price sorts lowest)."""
+        if column == 4:
+            return float(self.qty)
+        if column == 5:
+            return float("-inf") if self.price is None else self.price
+        if column == 7:
+            return float(self.cum)
+        if column == 8:
+            return float(self.leaves)
+        return self.avg_px if self.cum else 0.0
+
+    def export_cells(self) -> tuple[str, ...]:
+        """The shown texts without group separators, so a spreadsheet reads numbers."""
+        return tuple(c.replace(",", "") if i in _NUMERIC else c
+                     for i, c in enumerate(self.cells()))
 
 
 class BlotterModel(QAbstractTableModel):
@@ -112,6 +161,9 @@ class BlotterModel(QAbstractTableModel):
         row = self._index.get(order_id)
         return None if row is None else self._cells[self._rows.index(row)]
 
+    def row_at(self, r: int) -> BlotterRow:
+        return self._rows[r]
+
     def rowCount(self, parent: QModelIndex | None = None) -> int:
         return 0 if parent is not None and parent.isValid() else len(self._rows)
 
@@ -127,11 +179,47 @@ class BlotterModel(QAbstractTableModel):
         r, c = index.row(), index.column()
         if role == _DISPLAY:
             return self._cells[r][c]
-        if role == _FG and c == 6:
-            return _COLOURS.get(self._cells[r][6])
+        if role == _FG:
+            return _COLOURS.get(self._cells[r][_STATUS])
+        if role == _BG:
+            return _BACKGROUNDS.get(self._cells[r][_STATUS])
         if role == _ALIGN and c in _NUMERIC:
             return int((Qt.AlignRight | Qt.AlignVCenter).value)
+        if role == SORT_ROLE:
+            return self._rows[r].number(c) if c in _NUMERIC else self._cells[r][c].casefold()
         return None
+
+
+class BlotterProxy(QSortFilterProxyModel):
+    """Sorts on ``SORT_ROLE`` and keeps the rows matching a text and a state group.
+
+    The text is a case-insensitive substring of the symbol, order id or venue. Unsorted
+    (column -1) it shows the source's order: newest first.
+    """
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setSortRole(SORT_ROLE)
+        self._text = ""
+        self._statuses: frozenset[str] | None = None
+
+    def set_text(self, text: str) -> None:
+        self.beginFilterChange()
+        self._text = text.strip().casefold()
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def set_status_group(self, name: str) -> None:
+        """One of ``STATUS_GROUPS``' names."""
+        self.beginFilterChange()
+        self._statuses = STATUS_GROUPS[name]
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex) -> bool:
+        cells = self.sourceModel()._cells[source_row]
+        if self._statuses is not None and cells[_STATUS] not in self._statuses:
+            return False
+        t = self._text
+        return not t or t in cells[0].casefold() or t in cells[1].casefold() or t in cells[2].casefold()
 
 
 def _venue_state(v: tuple) -> str:
@@ -171,6 +259,16 @@ class BlotterWidget(QWidget):
         self.venues_label.setObjectName("venuesLabel")
         self.status = QLabel("")
         self.status.setObjectName("blotterStatus")
+        self.filter_edit = QLineEdit()
+        self.filter_edit.setObjectName("blotterFilter")
+        self.filter_edit.setPlaceholderText("filter: symbol, order, venue")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.setMinimumWidth(210)
+        self.status_filter = QComboBox()
+        self.status_filter.setObjectName("blotterStatusFilter")
+        self.status_filter.addItems(list(STATUS_GROUPS))
+        self.export_button = QPushButton("Export CSV…")
+        self.export_button.setObjectName("exportCsv")
         ticket = QHBoxLayout()
         for label, w in (("Venue", self.venue_box), ("Side", self.side_box), ("Qty", self.qty),
                          ("Price", self.price), ("TIF", self.tif_box)):
@@ -184,8 +282,23 @@ class BlotterWidget(QWidget):
         self.send_button.clicked.connect(self._send)
         self.cancel_button.clicked.connect(self._cancel)
         self.cancel_all_button.clicked.connect(self.cancel_all_requested)
+        self.proxy = BlotterProxy(self)
+        self.proxy.setSourceModel(self.model)
+        self.filter_edit.textChanged.connect(self.proxy.set_text)
+        self.status_filter.currentTextChanged.connect(self.proxy.set_status_group)
+        self.export_button.clicked.connect(self._export)
+        filters = QHBoxLayout()
+        filters.addWidget(self.filter_edit)
+        filters.addWidget(self.status_filter)
+        filters.addWidget(self.export_button)
+        filters.addWidget(self.status, 1)
         self.view = QTableView()
-        self.view.setModel(self.model)
+        self.view.setModel(self.proxy)
+        header = self.view.horizontalHeader()
+        # no sort column until a header is clicked: newest first; a third click returns to it
+        header.setSortIndicator(-1, Qt.AscendingOrder)
+        header.setSortIndicatorClearable(True)
+        self.view.setSortingEnabled(True)
         self.view.verticalHeader().hide()
         self.view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
         self.view.horizontalHeader().setStretchLastSection(True)
@@ -194,7 +307,7 @@ class BlotterWidget(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addLayout(ticket)
-        lay.addWidget(self.status)
+        lay.addLayout(filters)
         lay.addWidget(self.view)
         self.set_permissions(trade=False, cancel=False)
 
@@ -237,7 +350,27 @@ class BlotterWidget(QWidget):
         rows = self.view.selectionModel().selectedRows()
         if not rows:
             return None
-        return self.model.data(self.model.index(rows[0].row(), 0))
+        return self.proxy.data(self.proxy.index(rows[0].row(), 0))
+
+    def export_csv(self, path: str) -> int:
+        """Write the rows as shown (filtered and sorted) under a header; return how many.
+
+        Numbers lose their group separators so a spreadsheet reads them as numbers. A failure
+        is shown with ``set_status``, naming the path and the reason, and returns -1.
+        """
+        p = self.proxy
+        rows = [p.sourceModel().row_at(p.mapToSource(p.index(r, 0)).row()).export_cells()
+                for r in range(p.rowCount())]
+        try:
+            with open(path, "w", newline="", encoding="utf-8") as f:
+                w = csv.writer(f)
+                w.writerow(COLUMNS)
+                w.writerows(rows)
+        except OSError as e:
+            self.set_status(f"export to {path} failed: {e.strerror or e}", error=True)
+            return -1
+        self.set_status(f"exported {len(rows)} orders to {path}")
+        return len(rows)
 
     # -- actions -----------------------------------------------------------------------------
     def _send(self) -> None:
@@ -247,6 +380,12 @@ class BlotterWidget(QWidget):
             return
         self.order_requested.emit(venue, self.side_box.currentText(), self.qty.value(),
                                   self.price.value(), self.tif_box.currentText())
+
+    def _export(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export orders", "orders.csv",
+                                              "CSV files (*.csv);;All files (*)")
+        if path:
+            self.export_csv(path)
 
     def _cancel(self) -> None:
         cl = self.selected_order_id()
