@@ -219,7 +219,7 @@ class BlotterProxy(QSortFilterProxyModel):
         if self._statuses is not None and cells[_STATUS] not in self._statuses:
             return False
         t = self._text
-        return not t or t in cells[0].casefold() or t in cells[1].casefold() or t in cells[2].casefold()
+        return not t or any(t in cells[c].casefold() for c in (0, 1, 2))  # order, venue, symbol
 
 
 def _venue_state(v: tuple) -> str:
