@@ -128,6 +128,10 @@ class BlotterModel(QAbstractTableModel):
         self._rows: list[BlotterRow] = []  # newest first
         self._cells: list[tuple[str, ...]] = []
         self._index: dict[str, BlotterRow] = {}
+        # each order's insertion number: rows only enter on top and leave at the bottom, so
+        # an order's row is ``_top - _seq[id]`` (no scan of the rows per report)
+        self._seq: dict[str, int] = {}
+        self._top = -1
 
     def update(self, order_id: str, venue: str, symbol: str, side: str, qty: int,
                price: float | None, status: str, cum: int, leaves: int, avg_px: float,
@@ -140,6 +144,8 @@ class BlotterModel(QAbstractTableModel):
             self._rows.insert(0, row)
             self._cells.insert(0, row.cells())
             self._index[order_id] = row
+            self._top += 1
+            self._seq[order_id] = self._top
             self.endInsertRows()
             if len(self._rows) > self.max_rows:
                 last = len(self._rows) - 1
@@ -147,19 +153,20 @@ class BlotterModel(QAbstractTableModel):
                 gone = self._rows.pop()
                 self._cells.pop()
                 del self._index[gone.order_id]
+                del self._seq[gone.order_id]
                 self.endRemoveRows()
             return
         row.status, row.cum, row.leaves, row.avg_px, row.unknown = status, cum, leaves, avg_px, unknown
         if text:
             row.text = text
-        r = self._rows.index(row)
+        r = self._top - self._seq[order_id]
         self._cells[r] = row.cells()
         self.dataChanged.emit(self.index(r, 0), self.index(r, len(COLUMNS) - 1))
 
     def row_of(self, order_id: str) -> tuple[str, ...] | None:
         """What the user sees for one order (tests read this)."""
         row = self._index.get(order_id)
-        return None if row is None else self._cells[self._rows.index(row)]
+        return None if row is None else self._cells[self._top - self._seq[order_id]]
 
     def row_at(self, r: int) -> BlotterRow:
         return self._rows[r]

@@ -182,3 +182,17 @@ def test_update_while_sorted_changes_the_row_in_place(blotter, qtbot):
     ids, left = _column(blotter, 0), _column(blotter, 8)
     assert ids[:3] == ["c1", "c6", "c5"] and left[:3] == ["900", "7", "2"]
     assert m.rowCount() == 6 and m.data(m.index(1, 0)) == "c5"
+
+
+def test_a_report_finds_its_row_after_the_oldest_rows_left(qtbot):
+    from widgets.blotter import BlotterModel
+
+    m = BlotterModel(max_rows=3)
+    for k in range(5):
+        m.update(f"o{k}", "SIMA", "AAA", "buy", 10 + k, 100.0, "New", 0, 10 + k, 0.0)
+    assert m.rowCount() == 3 and m.row_of("o1") is None  # o0 and o1 left at the bottom
+    with qtbot.waitSignal(m.dataChanged) as changed:
+        m.update("o3", "SIMA", "AAA", "buy", 13, 100.0, "Filled", 13, 0, 100.0)
+    assert changed.args[0].row() == 1 == changed.args[1].row()
+    assert m.row_of("o3")[6] == "Filled" and m.row_at(1).order_id == "o3"
+    assert [m.row_at(r).status for r in range(3)] == ["New", "Filled", "New"]
