@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
@@ -114,6 +115,13 @@ class DeskWindow(QMainWindow):
         self.open_report_action = menu.addAction("Open backtest report…")
         self.open_report_action.setShortcut(QKeySequence.Open)
         self.open_report_action.triggered.connect(self.choose_report)
+        shots = menu.addMenu("Save as PNG")
+        shots.addAction("Whole window", lambda: self.choose_png(self, "desk"))
+        shots.addSeparator()
+        for d in sorted(self.findChildren(QDockWidget), key=lambda d: d.windowTitle()):
+            shots.addAction(d.windowTitle(),
+                            lambda d=d: self.choose_png(d.widget(), d.windowTitle()))
+        self.png_menu = shots
         menu.addSeparator()
         menu.addAction("Close desk", QKeySequence.Quit, self.close)
         self.reports: list[ReportView] = []
@@ -179,6 +187,33 @@ class DeskWindow(QMainWindow):
             self, "Open backtest report", str(start if start.is_dir() else data_dir()))
         if folder:
             self.open_report(folder)
+
+    def choose_png(self, w: QWidget, name: str) -> None:
+        """Ask where to save ``w`` as it looks now (default: the data directory's
+        ``screenshots/``, the panel's name and the time), then save it."""
+        folder = data_dir() / "screenshots"
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        path, _ = QFileDialog.getSaveFileName(
+            self, f"Save {name} as PNG", str(folder / f"{name.lower().replace(' ', '-')}-"
+                                             f"{stamp}.png"), "PNG images (*.png)")
+        if path:
+            self.save_png(w, path)
+
+    def save_png(self, w: QWidget, path) -> bool:
+        """``w`` as it looks now into the PNG ``path`` (its folder made if missing); the event
+        log says where, or why not."""
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            self.eventlog.append([f"{_now()}  cannot save {path}: {e.strerror or e}"])
+            return False
+        if not w.grab().save(str(path), "PNG"):
+            self.eventlog.append([f"{_now()}  cannot save {path}: the image could not be "
+                                  f"written there"])
+            return False
+        self.eventlog.append([f"{_now()}  saved {path}"])
+        return True
 
     def open_report(self, folder) -> ReportView:
         """A window with the backtest report in ``folder`` (or why it cannot be shown)."""

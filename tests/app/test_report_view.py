@@ -133,7 +133,7 @@ def test_the_desk_opens_a_report_from_its_file_menu(qtbot, drawn, desk_factory, 
     menu = desk.menuBar().actions()[0]
     assert menu.text() == "&File"
     assert [a.text() for a in menu.menu().actions() if a.text()] == [
-        "Open backtest report…", "Close desk"]
+        "Open backtest report…", "Save as PNG", "Close desk"]
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(drawn))
     desk.open_report_action.trigger()
     assert len(desk.reports) == 1
@@ -145,3 +145,29 @@ def test_the_desk_opens_a_report_from_its_file_menu(qtbot, drawn, desk_factory, 
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: "")
     desk.open_report_action.trigger()  # cancelled: nothing opens
     assert desk.reports == []
+
+
+def test_the_desk_saves_a_panel_or_itself_as_png(qtbot, desk_factory, monkeypatch, tmp_path):
+    from PySide6.QtGui import QImage
+    from PySide6.QtWidgets import QFileDialog
+
+    desk = desk_factory("no-such-engine-for-pngs")
+    actions = {a.text(): a for a in desk.png_menu.actions() if a.text()}
+    assert {"Whole window", "Ladder", "Orders", "Strategies", "Kill switches"} <= set(actions)
+    asked = []
+
+    def save_to(parent, title, default, *a):
+        asked.append((title, default))
+        return str(tmp_path / "shots" / "ladder.png"), "PNG images (*.png)"
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", save_to)
+    actions["Ladder"].trigger()
+    assert asked[0][0] == "Save Ladder as PNG" and "/screenshots/ladder-" in asked[0][1]
+    img = QImage(str(tmp_path / "shots" / "ladder.png"))
+    assert (img.width(), img.height()) == (desk.ladder_dock.widget().width(),
+                                           desk.ladder_dock.widget().height())
+    assert f"saved {tmp_path / 'shots' / 'ladder.png'}" in "\n".join(desk.eventlog.lines())
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert not desk.save_png(desk, blocker / "x.png")  # its folder is a file
+    assert f"cannot save {blocker / 'x.png'}: " in "\n".join(desk.eventlog.lines())
