@@ -65,6 +65,8 @@ class CommandHandlers:
             Verb.LIMIT: self._handle_limit,
             Verb.RECON: self._handle_recon,
             Verb.STRATEGY: self._handle_strategy,
+            Verb.ACK_ALERT: self._handle_ack_alert,
+            Verb.REPLAY: self._handle_replay,
         }
 
     def handle(self, cmd: Command, now_ns: int) -> Ack | PendingAck:
@@ -119,6 +121,16 @@ class CommandHandlers:
     def _handle_ping(self, cmd: Command, now_ns: int) -> tuple[str, int]:
         role = Role(cmd.role)
         return f"pong; you are {role.label}", int(role)
+
+    def _handle_ack_alert(self, cmd: Command, now_ns: int) -> tuple[str, int]:
+        """A person saw an alert: nothing changes but the audit trail (``handle`` journals
+        every command: who, from where, when, and the alert's words)."""
+        seq = int(cmd.arg0)
+        log.info("alert %d acknowledged by %s@%s: %s", seq, cmd.user, cmd.workstation, cmd.text)
+        return f"alert {seq} acknowledged by {cmd.user}", seq
+
+    def _handle_replay(self, cmd: Command, now_ns: int) -> tuple[str, int]:
+        raise _Refused("this engine plays no replay (only a [feed] kind = \"replay\" engine does)")
 
     def _handle_kill(self, cmd: Command, now_ns: int) -> tuple[str, int]:
         """Trip a scope to REDUCING (arg0 1) or HALTED (arg0 2 or 0). Never refused: a scope

@@ -29,6 +29,7 @@ __all__ = [
     "Ack",
     "PendingAck",
     "ROLE_MAY",
+    "REPLAY_ACTIONS",
     "STRATEGY_ACTIONS",
     "check_command",
     "confirmation_code",
@@ -51,10 +52,15 @@ class Verb(enum.IntEnum):
     LIMIT = 7  #: set a limit in scope: arg0 the value, text "KEY REASON" (risk manager only)
     RECON = 8  #: settle a restart difference: arg0 its id, arg1 0 accept / 1 correct, text why
     STRATEGY = 9  #: pause (arg0 1), resume (2) or stop (3) a strategy (strategy scope); text why
+    ACK_ALERT = 10  #: a person acknowledges an alert: arg0 its event seq, text its words (the
+    #:               audit trail keeps who acknowledged what, and when)
+    REPLAY = 11  #: drive a replay engine: arg0 the action (REPLAY_ACTIONS), arg1 its value
 
 
 #: STRATEGY's arg0 -> the action
 STRATEGY_ACTIONS = {1: "pause", 2: "resume", 3: "stop"}
+#: REPLAY's arg0 -> the action; arg1 is the speed (speed) or the UTC ns to go to (jump)
+REPLAY_ACTIONS = {1: "pause", 2: "play", 3: "speed", 4: "jump"}
 
 
 class AckStatus(enum.IntEnum):
@@ -64,12 +70,13 @@ class AckStatus(enum.IntEnum):
 
 #: Which verbs each role may send. Enforced by the engine, not only by the desk.
 ROLE_MAY: dict[Role, frozenset[Verb]] = {
-    Role.VIEWER: frozenset({Verb.PING}),
+    # Anyone watching may acknowledge an alert and drive a replay (a replay trades nothing).
+    Role.VIEWER: frozenset({Verb.PING, Verb.ACK_ALERT, Verb.REPLAY}),
     Role.TRADER: frozenset({Verb.PING, Verb.KILL, Verb.ORDER, Verb.CANCEL, Verb.CANCEL_ALL,
-                            Verb.STRATEGY}),
+                            Verb.STRATEGY, Verb.ACK_ALERT, Verb.REPLAY}),
     # A risk manager de-risks (cancels) but does not trade.
     Role.RISK_MANAGER: frozenset({Verb.PING, Verb.KILL, Verb.REARM, Verb.CANCEL, Verb.CANCEL_ALL,
-                                  Verb.LIMIT, Verb.RECON}),
+                                  Verb.LIMIT, Verb.RECON, Verb.ACK_ALERT, Verb.REPLAY}),
 }
 ROLE_MAY[Role.TRADER_RISK_MANAGER] = ROLE_MAY[Role.TRADER] | ROLE_MAY[Role.RISK_MANAGER]
 
@@ -285,4 +292,13 @@ def check_command(cmd: Command, sizes: "dict[int, int] | int") -> str | None:
             return (f"STRATEGY action must be "
                     + ", ".join(f"{int(k)}={n}" for k, n in STRATEGY_ACTIONS.items())
                     + f", was {cmd.arg0:g}")
+    if verb is Verb.ACK_ALERT:
+        if cmd.arg0 != int(cmd.arg0) or cmd.arg0 < 1:
+            return f"ACK_ALERT needs the alert's event seq (arg0 ≥ 1), was {cmd.arg0:g}"
+        if not cmd.text.strip():
+            return "ACK_ALERT needs the alert's words"
+    if verb is Verb.REPLAY and cmd.arg0 not in REPLAY_ACTIONS:
+        return ("REPLAY action must be "
+                + ", ".join(f"{int(k)}={n}" for k, n in REPLAY_ACTIONS.items())
+                + f", was {cmd.arg0:g}")
     return None

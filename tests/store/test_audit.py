@@ -132,3 +132,21 @@ def test_an_engine_without_venues_keeps_its_audit_trail(engine_factory, instance
         assert f"=> {ack.status.name}" in line and ack.reason[:40] in line
     assert len(kills) == 1 + acks[1].accepted
     assert "instrument:AAPL HALTED: 'AAPL halted'" in kills[0]
+
+
+def test_an_acknowledged_alert_is_in_the_trail_with_who_and_its_words(engine_factory, instance,
+                                                                      url, capsys):
+    e = engine_factory(instance, extra=f'\n[database]\nurl = "{url}"\n').start()
+    with EngineClient(instance) as c:
+        ok = c.request(Verb.ACK_ALERT, arg0=42.0, text="venue SIMA down")
+        no_words = c.request(Verb.ACK_ALERT, arg0=43.0, text="  ")
+        no_seq = c.request(Verb.ACK_ALERT, arg0=0.0, text="venue SIMA down")
+        replay = c.request(Verb.REPLAY, arg0=1.0)
+    assert ok.accepted and ok.reason.startswith("alert 42 acknowledged by ")
+    assert not no_words.accepted and no_words.reason == "ACK_ALERT needs the alert's words"
+    assert not no_seq.accepted and "needs the alert's event seq (arg0 ≥ 1), was 0" in no_seq.reason
+    assert not replay.accepted and "plays no replay" in replay.reason
+    assert e.stop() == 0
+    assert main(["ctl", "audit", "--profile", str(e.profile), "--kind", "commands"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "ACK_ALERT" in x and "=> ACC" in x)
+    assert "'venue SIMA down'" in line and "alert 42 acknowledged by" in line
