@@ -134,7 +134,7 @@ __all__ = [
 ]
 
 MAGIC = int.from_bytes(b"HELMDESK", "little")
-LAYOUT_VERSION = 9  # 2: 128-byte event records with order payloads; 3: feed health;
+LAYOUT_VERSION = 10  # 2: 128-byte event records with order payloads; 3: feed health;
 #                    4: book flags (crossed / locked consolidated books); 5: the one
 #                    FEED_HEALTH record (176 B a venue, integrity counters included);
 #                    6: sealed command records, reject counters, slot resets;
@@ -142,7 +142,8 @@ LAYOUT_VERSION = 9  # 2: 128-byte event records with order payloads; 3: feed hea
 #                    8: desk slots in objects of their own handed over the attach socket,
 #                    the DESKS table (who holds each slot), no command bell word, reject
 #                    reason "refused" in place of "bad_role";
-#                    9: STRATEGIES and SIGNALS blocks
+#                    9: STRATEGIES and SIGNALS blocks; 10: replay position and
+#                    frame stamp header words
 CACHE_LINE = 64
 HEADER_SIZE = 4096
 BOOK_DEPTH = 10
@@ -188,6 +189,18 @@ class H:
     ACK_BACKPRESSURE = 232
     # line 4
     ASLEEP = 256
+    # a replay engine's position ([feed] kind = "replay"; all 0 in any other engine): the
+    # recorded day's first and last record times and the recorded time now (UTC ns), the
+    # speed (f64 bits: struct "<d") and 1 while paused
+    REPLAY_FIRST_NS = 264
+    REPLAY_LAST_NS = 272
+    REPLAY_NOW_NS = 280
+    REPLAY_SPEED = 288
+    REPLAY_PAUSED = 296
+    # the frame stamp: PUBLISH_SEQ counts the engine's book publishes; PUBLISH_MONO_NS is
+    # CLOCK_MONOTONIC when the latest was written (a desk measures publish -> pixels with it)
+    PUBLISH_SEQ = 304
+    PUBLISH_MONO_NS = 312
     # line 5: unused (a command bell word desks wrote, before the segment was read-only)
     # lines 6-7: what the engine dropped from desk slots or refused at attach, one u64 per
     # REJECT_REASONS entry
