@@ -100,6 +100,11 @@ class Publisher:
         """Each strategy's state, key figures and signals (``engine.strategy.host.Strategies``;
         every health_ms, and at once when a state changes)."""
 
+    def replay(self, first_ns: int, last_ns: int, now_ns: int, speed: float,
+               paused: bool) -> None:
+        """A replay's position: UTC ns of the recorded day's first and last records and of the
+        replay's time now, its speed, paused or not."""
+
 
 class Journal:
     """Where the kernel writes what must be kept: the database (live), a report (backtest)."""

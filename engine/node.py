@@ -267,6 +267,13 @@ class ShmPublisher(Publisher):
             shm.publish_book(i, ts_ns, int(updates[i]), bid_px, bid_sz, ask_px, ask_sz,
                              last_px, last_sz, flags)
         self.publishes += len(instruments)
+        shm.stamp_publish()
+
+    def replay(self, first_ns: int, last_ns: int, now_ns: int, speed: float,
+               paused: bool) -> None:
+        """A replay's position for the desks (UTC ns of the day's first and last records and
+        of the replay's time now; speed; paused)."""
+        self.shm.set_replay(first_ns, last_ns, now_ns, speed, paused)
 
     def kill(self, rows) -> None:
         self.shm.publish_kill(rows)

@@ -6,6 +6,7 @@ from engine.ipc.client import (
     EngineClient,
     EngineStatus,
     Instrument,
+    ReplayState,
     SlotReset,
 )
 from engine.ipc.commands import Ack, AckStatus, Command, Scope, Verb
@@ -36,6 +37,7 @@ __all__ = [
     "Layout",
     "LayoutMismatch",
     "NoEngine",
+    "ReplayState",
     "Scope",
     "SlotReset",
     "Verb",

@@ -86,12 +86,14 @@ from engine.ipc.segment import AttachRefused, IpcError, NoEngine, Segment
 from engine.ipc.seqlock import SeqlockBlock
 
 __all__ = ["EngineClient", "EngineStatus", "CommandTimeout", "SlotReset", "Instrument",
-           "DeskInfo"]
+           "DeskInfo", "ReplayState"]
 
 _IDLE_NAMES = {0: "spin", 1: "hybrid", 2: "sleep"}
 _SPIN = 0
 _U64 = (1 << 64) - 1
 _RESETS = SLOT_RESETS // 8
+_F64 = struct.Struct("<d")  # H.REPLAY_SPEED holds an f64's bits in a u64 word
+_U64_BITS = struct.Struct("<Q")
 _DESK_ROW = struct.Struct(f"<QQQQ{DESK_USER_LEN}s")
 assert (DESK_PID, DESK_UID, DESK_ROLE, DESK_ATTACHES, DESK_USER) == (0, 8, 16, 24, 32)
 
@@ -110,6 +112,18 @@ class Instrument:
     symbol: str
     tick: float
     ref_price: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayState:
+    """A replay engine's position (header words H.REPLAY_*): UTC ns of the recorded day's
+    first and last records and of the recorded time now, the speed, paused or playing."""
+
+    first_ns: int
+    last_ns: int
+    now_ns: int
+    speed: float
+    paused: bool
 
 
 class DeskInfo(NamedTuple):
@@ -380,6 +394,32 @@ class EngineClient:
     def replaced(self) -> bool:
         """True once the name no longer refers to the segment we mapped (engine gone/restarted)."""
         return not self.seg.still_current()
+
+    def publish_stamp(self) -> tuple[int, int]:
+        """The frame stamp: (how many book publishes, CLOCK_MONOTONIC ns of the latest).
+        CLOCK_MONOTONIC is system-wide, so ``time.monotonic_ns() - mono_ns`` is publish ->
+        now. (0, 0) before the first publish."""
+        q = self.seg.q
+        for _ in range(1000):
+            seq = q[H.PUBLISH_SEQ // 8]
+            mono = q[H.PUBLISH_MONO_NS // 8]
+            if q[H.PUBLISH_SEQ // 8] == seq:
+                return seq, mono
+        return seq, mono  # an engine publishing non-stop: the pair is at most one frame off
+
+    def replay_state(self) -> ReplayState | None:
+        """Where a replay engine is in its recorded day; None for any other engine."""
+        q = self.seg.q
+        for _ in range(1000):
+            first = q[H.REPLAY_FIRST_NS // 8]
+            if not first:
+                return None
+            last, now = q[H.REPLAY_LAST_NS // 8], q[H.REPLAY_NOW_NS // 8]
+            speed = _F64.unpack(_U64_BITS.pack(q[H.REPLAY_SPEED // 8]))[0]
+            paused = q[H.REPLAY_PAUSED // 8]
+            if q[H.REPLAY_NOW_NS // 8] == now and q[H.REPLAY_FIRST_NS // 8] == first:
+                break
+        return ReplayState(first, last, now, speed, bool(paused))
 
     def counter(self, offset: int) -> int:
         return self.seg.q[offset // 8]

@@ -11,6 +11,8 @@ user has, and hands the desk the segment read-only and a command slot of its own
 from __future__ import annotations
 
 import os
+import struct
+import time
 from typing import Callable, Sequence
 
 import numpy as np
@@ -53,6 +55,8 @@ from engine.ipc.seqlock import SeqlockBlock
 __all__ = ["EngineSegment", "doorbell_path"]
 
 IDLE_CODES = {"spin": 0, "hybrid": 1, "sleep": 2}
+_F64 = struct.Struct("<d")  # H.REPLAY_SPEED holds an f64's bits in a u64 word
+_F64_BITS = struct.Struct("<Q")
 _BELL_DRAIN_MAX = 256  # datagrams read per drain: a flood cannot hold the loop
 
 
@@ -205,6 +209,7 @@ class EngineSegment:
         self.events = EventRingWriter(buf, lay.events_off, lay.event_capacity)
         self.desks = DeskSlots(q, lay, log, self._scope_sizes)
         self._hb_count = 0
+        self._publish_seq = 0
 
         # doorbell: desks send a byte to it after each command (rundir: a private directory;
         # desks get a socket connected to it when they attach)
@@ -237,6 +242,25 @@ class EngineSegment:
 
     def set_venue_state(self, k: int, state: int) -> None:
         self.q[(H.VENUES + 16 * k + 8) // 8] = state
+
+    def stamp_publish(self) -> None:
+        """The frame stamp: CLOCK_MONOTONIC of this book publish, then the publish count (a
+        reader that sees the count unchanged across its read of the time has a pair that
+        belongs together)."""
+        q = self.q
+        q[H.PUBLISH_MONO_NS // 8] = time.monotonic_ns()
+        self._publish_seq += 1
+        q[H.PUBLISH_SEQ // 8] = self._publish_seq
+
+    def set_replay(self, first_ns: int, last_ns: int, now_ns: int, speed: float,
+                   paused: bool) -> None:
+        """A replay engine's position words (H.REPLAY_*; first_ns != 0 marks a replay)."""
+        q = self.q
+        q[H.REPLAY_LAST_NS // 8] = max(0, int(last_ns))
+        q[H.REPLAY_NOW_NS // 8] = max(0, int(now_ns))
+        q[H.REPLAY_SPEED // 8] = _F64_BITS.unpack(_F64.pack(float(speed)))[0]
+        q[H.REPLAY_PAUSED // 8] = 1 if paused else 0
+        q[H.REPLAY_FIRST_NS // 8] = max(0, int(first_ns))
 
     def heartbeat(self, mono_ns: int, wall_ns: int) -> None:
         q = self.q
