@@ -29,6 +29,7 @@ from engine.ipc.commands import (
     Ack,
     AckStatus,
     Command,
+    REPLAY_ACTIONS,
     PendingAck,
     Verb,
     check_command,
@@ -55,6 +56,8 @@ class CommandHandlers:
         self.kernel = kernel
         self.symbols = [i.symbol for i in profile.instruments]
         self._save = 0  # the kill switch save the command being answered made (0: none)
+        #: the answer waits for this (returns the final Ack, or None while it must wait)
+        self._until: Callable[[Ack], Ack | None] | None = None
         self.table: dict[Verb, Callable[[Command, int], tuple[str, int]]] = {
             Verb.PING: self._handle_ping,
             Verb.KILL: self._handle_kill,
@@ -66,15 +69,20 @@ class CommandHandlers:
             Verb.RECON: self._handle_recon,
             Verb.STRATEGY: self._handle_strategy,
             Verb.ACK_ALERT: self._handle_ack_alert,
+            Verb.FLATTEN: self._handle_flatten,
             Verb.REPLAY: self._handle_replay,
         }
 
     def handle(self, cmd: Command, now_ns: int) -> Ack | PendingAck:
         self._save = 0
+        self._until = None
         ack = self._answer(cmd, now_ns)
         journal = self.kernel.journal
         if journal is not None:  # the audit trail: who, what, from where, the answer
             journal.command(cmd, ack)
+        until = self._until
+        if until is not None and ack.accepted:
+            return PendingAck(ack, lambda: until(ack))
         save = self._save
         if save and ack.accepted and not self.kernel.risk.kill.durable(save):
             return PendingAck(ack, self._when_durable(ack, save))
@@ -122,6 +130,13 @@ class CommandHandlers:
         role = Role(cmd.role)
         return f"pong; you are {role.label}", int(role)
 
+    def _handle_flatten(self, cmd: Command, now_ns: int) -> tuple[str, int]:
+        account = cmd.text.strip() or self.profile.desk.account
+        try:
+            return self.kernel.risk.flatten(account, cmd.scope_id, cmd.user), 0
+        except ValueError as e:
+            raise _Refused(str(e)) from None
+
     def _handle_ack_alert(self, cmd: Command, now_ns: int) -> tuple[str, int]:
         """A person saw an alert: nothing changes but the audit trail (``handle`` journals
         every command: who, from where, when, and the alert's words)."""
@@ -130,7 +145,48 @@ class CommandHandlers:
         return f"alert {seq} acknowledged by {cmd.user}", seq
 
     def _handle_replay(self, cmd: Command, now_ns: int) -> tuple[str, int]:
-        raise _Refused("this engine plays no replay (only a [feed] kind = \"replay\" engine does)")
+        """Pause, play, set the speed (arg1: 0.1 .. 1000) or jump forward (arg1: UTC ns in the
+        day) a replay engine's clock (``ReplaySource``). The answer says what is now true; a
+        jump's answer waits until the replay has caught up to the time ("at 10:45:00.000,
+        paused"). The value is the recorded time now (UTC ns)."""
+        from engine.feeds.sources import ReplayRefused
+
+        replay = self._replay_clock()
+        if replay is None:
+            raise _Refused("this engine plays no replay (only a [feed] kind = \"replay\" engine "
+                           "does)")
+        action = REPLAY_ACTIONS[int(cmd.arg0)]
+        try:
+            if action == "pause":
+                text = replay.pause()
+            elif action == "play":
+                text = replay.play()
+            elif action == "speed":
+                text = replay.set_speed(cmd.arg1)
+            else:
+                text = replay.jump(int(cmd.arg1))
+                if replay.catching_up:
+                    target = replay.target_ns
+
+                    def landed(ack: Ack) -> Ack | None:
+                        if replay.catching_up and replay.now_ns < target:
+                            return None
+                        return replace(ack, reason=replay.landed_text(), value=replay.now_ns)
+
+                    self._until = landed
+        except ReplayRefused as e:
+            raise _Refused(str(e)) from None
+        self.kernel.publisher.replay(replay.first_ns, replay.last_ns, replay.now_ns,
+                                     replay.speed, replay.paused)
+        log.info("replay %s by %s at %s: %s", action, cmd.user, cmd.workstation, text)
+        return text, replay.now_ns
+
+    def _replay_clock(self):
+        """The live replay source that is this engine's clock, or None."""
+        for s in self.kernel.market.sources:
+            if getattr(s, "live", False) and hasattr(s, "jump"):
+                return s
+        return None
 
     def _handle_kill(self, cmd: Command, now_ns: int) -> tuple[str, int]:
         """Trip a scope to REDUCING (arg0 1) or HALTED (arg0 2 or 0). Never refused: a scope

@@ -17,6 +17,7 @@ Schema (every later issue adds its own section here rather than a new format)::
     name = "desk-1"          # workstation name carried in every command
     stale_ms = 300           # heartbeat age at which the desk shows STALE
     account = "main"         # the account orders are booked to unless they name one
+    confirm_qty = 100        # the desk asks to confirm any order above this quantity
 
     [limits]                 # risk limits: see engine/core/limits.py for every key
     max_order_qty = 10000
@@ -199,6 +200,7 @@ class DeskConfig:
     name: str = "desk"
     stale_ms: int = 300
     account: str = "main"
+    confirm_qty: int = 100  #: the desk asks the trader to confirm an order above this quantity
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -510,6 +512,7 @@ def parse_profile(data: dict, path: Path) -> Profile:
         name=desk_name,
         stale_ms=d.integer("stale_ms", 300, lo=20, hi=60_000),
         account=account,
+        confirm_qty=d.integer("confirm_qty", 100, lo=0, hi=2**31 - 1),
     )
     d.done()
 

@@ -55,6 +55,8 @@ class Verb(enum.IntEnum):
     ACK_ALERT = 10  #: a person acknowledges an alert: arg0 its event seq, text its words (the
     #:               audit trail keeps who acknowledged what, and when)
     REPLAY = 11  #: drive a replay engine: arg0 the action (REPLAY_ACTIONS), arg1 its value
+    FLATTEN = 12  #: cancel an account's working orders in an instrument and close its position
+    #:             there (instrument scope; text the account, empty: the engine's default)
 
 
 #: STRATEGY's arg0 -> the action
@@ -73,7 +75,7 @@ ROLE_MAY: dict[Role, frozenset[Verb]] = {
     # Anyone watching may acknowledge an alert and drive a replay (a replay trades nothing).
     Role.VIEWER: frozenset({Verb.PING, Verb.ACK_ALERT, Verb.REPLAY}),
     Role.TRADER: frozenset({Verb.PING, Verb.KILL, Verb.ORDER, Verb.CANCEL, Verb.CANCEL_ALL,
-                            Verb.STRATEGY, Verb.ACK_ALERT, Verb.REPLAY}),
+                            Verb.STRATEGY, Verb.ACK_ALERT, Verb.REPLAY, Verb.FLATTEN}),
     # A risk manager de-risks (cancels) but does not trade.
     Role.RISK_MANAGER: frozenset({Verb.PING, Verb.KILL, Verb.REARM, Verb.CANCEL, Verb.CANCEL_ALL,
                                   Verb.LIMIT, Verb.RECON, Verb.ACK_ALERT, Verb.REPLAY}),
@@ -297,6 +299,8 @@ def check_command(cmd: Command, sizes: "dict[int, int] | int") -> str | None:
             return f"ACK_ALERT needs the alert's event seq (arg0 ≥ 1), was {cmd.arg0:g}"
         if not cmd.text.strip():
             return "ACK_ALERT needs the alert's words"
+    if verb is Verb.FLATTEN and scope is not Scope.INSTRUMENT:
+        return "FLATTEN needs instrument scope"
     if verb is Verb.REPLAY and cmd.arg0 not in REPLAY_ACTIONS:
         return ("REPLAY action must be "
                 + ", ".join(f"{int(k)}={n}" for k, n in REPLAY_ACTIONS.items())

@@ -239,6 +239,7 @@ class _Flatten:
     start_qty: dict = field(default_factory=dict)
     next_ns: int = 0
     working: dict = field(default_factory=dict)  # instrument -> parent id
+    only: int = -1  # a person's flatten of one instrument (-1: every position of the book)
 
 
 class RiskEngine:
@@ -838,6 +839,35 @@ class RiskEngine:
         self._notify(ERROR, f"FLATTEN {label}: {len(job.start_qty)} positions ({why})", -1,
                      Notice.ALERT)
 
+    def flatten(self, account: str, i: int, user: str) -> str:
+        """A person's flatten (a desk's key): cancel ``account``'s working orders in
+        instrument ``i`` and close its position there in bounded child orders through the
+        router, as a daily loss breach does for a whole book; no kill switch changes. Returns
+        what was done; raises ValueError with the reason it cannot be done."""
+        acct = self.table.ids[Scope.ACCOUNT].get(account)
+        if acct is None:
+            raise ValueError(f"no account {account!r} in this engine")
+        p = self.portfolio
+        b = p.account_book(acct)
+        symbol = self.config.symbols[i]
+        if b in self._flatten:
+            raise ValueError(f"{p.book_names[b]} is already being flattened")
+        cancels = 0
+        for cl, t in list(self._by_inst[i].items()):
+            if b in t.who.books and t.leaves > 0 and self.execution is not None \
+                    and self.execution.cancel(cl, self.now) is None:
+                cancels += 1
+        q = int(p.qty[b][i])
+        if q:
+            job = self._flatten[b] = _Flatten(b, self.table.row(Scope.ACCOUNT, acct),
+                                              f"{p.book_names[b]} {symbol}", only=i)
+            job.start_qty = {i: q}
+        what = (f"flattening {p.book_names[b]} {symbol}: {q:+,} to close" if q else
+                f"{p.book_names[b]} holds no {symbol}")
+        self._notify(WARNING, f"FLATTEN by {user}: {what}, {cancels} orders cancelled", i,
+                     Notice.ALERT)
+        return f"{what}; {cancels} working orders cancelled"
+
     def _cancel_book(self, b: int) -> int:
         n = 0
         for cl, t in list(self._orders.items()):
@@ -1045,7 +1075,8 @@ class RiskEngine:
             if now_ns < job.next_ns:
                 continue
             job.next_ns = now_ns + lim.flatten_interval_ms * 1_000_000
-            left = {i: q for i, q in enumerate(p.qty[b]) if q}
+            left = {i: q for i, q in enumerate(p.qty[b])
+                    if q and (job.only < 0 or i == job.only)}
             if not left:
                 del self._flatten[b]
                 self._notify(WARNING, f"FLATTEN {job.label}: done, flat", -1, Notice.ALERT)

@@ -192,6 +192,34 @@ def test_a_daily_loss_breach_cancels_then_flattens_in_bounded_children():
     assert not d.risk._flatten  # the job ended
 
 
+def test_a_person_flattens_one_instrument_of_an_account_and_nothing_else():
+    d = Desk({"flatten_child_qty": 30, "flatten_interval_ms": 100, "max_order_qty": 1000})
+    d.order("AAA", "buy", 70, 100.01)
+    d.order("BBB", "buy", 5, 50.01)
+    d.run(0.01)
+    assert (d.position("AAA"), d.position("BBB")) == (70, 5)
+    resting = d.order("AAA", "buy", 10, 99.0)
+    other = d.order("BBB", "buy", 10, 49.0)
+    d.run(0.01)
+    said = d.risk.flatten("main", 0, "alice")
+    assert said == "flattening account:main AAA: +70 to close; 1 working orders cancelled"
+    with pytest.raises(ValueError, match="account:main is already being flattened"):
+        d.risk.flatten("main", 0, "alice")
+    with pytest.raises(ValueError, match="no account 'nope' in this engine"):
+        d.risk.flatten("nope", 0, "alice")
+    for _ in range(20):
+        d.run(0.1)
+        if d.position("AAA") == 0:
+            break
+    d.run(0.2)
+    assert (d.position("AAA"), d.position("BBB")) == (0, 5)  # BBB untouched
+    assert resting.cl_ord_id not in d.working() and other.cl_ord_id in d.working()
+    sizes = [p.qty for p in d.kernel.execution.router.parents.values() if p.symbol == "AAA"]
+    assert sizes and max(sizes) <= 30 and sum(sizes) >= 70
+    assert not d.risk._flatten and d.risk.kill.state(Scope.GLOBAL) == A  # no switch moved
+    assert d.risk.flatten("main", 0, "alice").startswith("account:main holds no AAA")
+
+
 def test_pnl_against_a_hand_computed_fill_sequence_with_fees():
     p = Portfolio(["X"], ["s"], ["main"])
     books = (0, 1, 2)
