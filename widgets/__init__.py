@@ -1,13 +1,17 @@
 """Reusable desk widgets. Each takes plain data (numbers, numpy arrays) and imports neither
 ``app`` nor ``engine``."""
 
+from widgets.alerts import Alert, AlertsModel, AlertsPanel
+from widgets.auditlog import AuditLogModel, AuditLogView
 from widgets.blotter import BlotterModel, BlotterWidget
 from widgets.depthchart import DepthChart
 from widgets.eventlog import EventLog
 from widgets.feedhealth import FeedHealth
 from widgets.killswitch import KillSwitchPanel
 from widgets.ladder import LadderModel, LadderView, LadderWidget
+from widgets.latency import LatencyHistogram, LatencyPanel
 from widgets.limits import LimitEditor, LimitsModel
+from widgets.pnlchart import PnlChart
 from widgets.positions import PositionsModel, PositionsTable
 from widgets.pricechart import PriceChart
 from widgets.recon import ReconTable
@@ -18,6 +22,11 @@ from widgets.strategies import StrategyPanel
 from widgets.tape import TimeAndSales, TimeAndSalesModel
 
 __all__ = [
+    "Alert",
+    "AlertsModel",
+    "AlertsPanel",
+    "AuditLogModel",
+    "AuditLogView",
     "BlotterModel",
     "BlotterWidget",
     "ConnectionStatus",
@@ -29,8 +38,11 @@ __all__ = [
     "LadderModel",
     "LadderView",
     "LadderWidget",
+    "LatencyHistogram",
+    "LatencyPanel",
     "LimitEditor",
     "LimitsModel",
+    "PnlChart",
     "PositionsModel",
     "PositionsTable",
     "PriceChart",
