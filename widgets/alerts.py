@@ -311,6 +311,7 @@ class AlertsPanel(QWidget):
         header.setStretchLastSection(False)
         header.setSectionResizeMode(TEXT, QHeaderView.Stretch)
         # widths from the fonts, not measured from the rows (ResizeToContents reads them all)
+        self.view.ensurePolished()  # the font a style sheet gives it
         fm = self.view.fontMetrics()
         mono = QFontMetrics(QFontDatabase.systemFont(QFontDatabase.FixedFont))
         header.resizeSection(TIME, mono.horizontalAdvance("00:00:00.000") + 20)
