@@ -223,6 +223,10 @@ class _Block:
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.showGrid(x=False, y=True, alpha=0.15)
         self.plot.setLabel("left", "count")
+        # one left axis width for every histogram, so their buckets line up down the panel
+        self.plot.getAxis("left").setWidth(52)
+        # "1µs" sits half a bar in: let it overhang the axis' left end rather than vanish
+        self.plot.getAxis("bottom").setStyle(hideOverlappingLabels=False)
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.85, brush=_BAR, pen=pg.mkPen(None))
         self.plot.addItem(self.bars)
         self.p50_line = pg.InfiniteLine(angle=90, movable=False,

@@ -79,6 +79,7 @@ class PnlChart(QWidget):
             label="", labelOpts={"position": 0.02, "color": _LIMIT, "anchors": [(0, 1), (0, 1)],
                                  "fill": pg.mkBrush(21, 24, 29, 200)})
         self.plot.addItem(self.limit_line)  # in the bounds: the range reaches the limit
+        self.limit_line.setZValue(20)  # its label over the lines, readable
         self.limit_line.hide()
         self._curves: dict[str, pg.PlotDataItem] = {}
         self._add_curve(DESK)
@@ -225,6 +226,7 @@ class PnlChart(QWidget):
             curve.setZValue(10)  # the desk's line over the strategies'
 
     def _place_label(self) -> None:
+        self.stale_label.raise_()  # the layout put the plot above it
         self.stale_label.adjustSize()
         self.stale_label.move((self.width() - self.stale_label.width()) // 2, 8)
 
