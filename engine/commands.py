@@ -164,20 +164,24 @@ class CommandHandlers:
             elif action == "speed":
                 text = replay.set_speed(cmd.arg1)
             else:
-                text = replay.jump(int(cmd.arg1))
+                # arg1 is an f64: 256 ns apart at today's times; the µs the desk meant
+                text = replay.jump(round(cmd.arg1 / 1e3) * 1000)
                 if replay.catching_up:
                     target = replay.target_ns
 
                     def landed(ack: Ack) -> Ack | None:
                         if replay.catching_up and replay.now_ns < target:
                             return None
+                        self.kernel.publish_books()  # the desk sees that moment with
+                        publish(replay.first_ns, replay.last_ns, replay.now_ns, replay.speed,
+                                replay.paused)  # the answer, and the header is not behind
                         return replace(ack, reason=replay.landed_text(), value=replay.now_ns)
 
                     self._until = landed
         except ReplayRefused as e:
             raise _Refused(str(e)) from None
-        self.kernel.publisher.replay(replay.first_ns, replay.last_ns, replay.now_ns,
-                                     replay.speed, replay.paused)
+        publish = self.kernel.publisher.replay
+        publish(replay.first_ns, replay.last_ns, replay.now_ns, replay.speed, replay.paused)
         log.info("replay %s by %s at %s: %s", action, cmd.user, cmd.workstation, text)
         return text, replay.now_ns
 

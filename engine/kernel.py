@@ -325,6 +325,16 @@ class Kernel:
             self._next_health = now_ns + self._health_ns
         return min(self._next_publish if pending else NEVER, self._next_health)
 
+    def publish_books(self) -> None:
+        """The books changed since the last publish, now, whatever the rate: a replay that
+        stands still (paused, or landed from a jump) has no later turn to publish them in."""
+        market = self.market
+        if market.applied != self._published_applied and self.publisher.live:
+            self._published_applied = market.applied
+            changed = market.changed(self._book_seen)
+            if len(changed):
+                self.publisher.books(market, changed, self.now)
+
     def publish_kill(self) -> None:
         kill = self.risk.kill
         if kill.version != self._published_kill:

@@ -377,6 +377,9 @@ class LiveNode:
         self._kill_state = KillStateFile(state_dir(cfg.instance) / "killswitches.json") \
             if persist else None
         sources, market_venues, recorder = [], [], None
+        #: the replay clock of a [feed] kind = "replay" engine (ReplaySource): the kernel runs
+        #: on the recorded time it gives, which the desks pause, play, speed up and jump
+        self.replay = None
         try:
             if persist:  # the audit trail is kept whatever the engine trades
                 self._open_store()
@@ -409,6 +412,8 @@ class LiveNode:
                 ids=self._clordids(persist), publisher=self.publisher, journal=journal,
                 commands=ShmCommands(self.shm), strategies=strategies,
                 kill_state=self._kill_state, recorder=recorder)
+            if self.replay is not None and (strategies or clients):  # a jump's catch-up
+                self.replay.slice_ns = (cfg.slice_us or 1000) * 1000  # slices, as a backtest
             self._start_var(persist)
         except BaseException:
             for s in sources:
@@ -471,7 +476,7 @@ class LiveNode:
         simulated venues (sim, simvenues) or a recorded day (replay); the books of FIX venues
         with ``market_data`` are always a source too (``venues``: theirs alone)."""
         from engine.feeds.sources import FixMdSource, ReplaySource
-        from engine.feeds.tickstore import TickRecorder, default_root
+        from engine.feeds.tickstore import TickRecorder, TickStoreError, default_root
 
         feed = self.profile.feed
         root = feed.ticks_dir or default_root()
@@ -489,9 +494,17 @@ class LiveNode:
                      len(instruments), ", ".join(f"{p.a}/{p.b}" for p in feed.pairs) or "none")
         elif feed.kind == "replay":
             records, names = load_day(root, feed.day, self.symbols)
-            sources.append(ReplaySource(records, range(len(names)), speed=feed.speed))
-            log.info("replaying %s from %s: %d records of %s at %gx", feed.day, root,
-                     len(records), ", ".join(names), feed.speed)
+            if not len(records):
+                raise TickStoreError(f"replay {feed.day}: no records of this profile's instruments "
+                                 f"({', '.join(self.symbols)}) in {root}")
+            at_ns = _time_of_day(feed.day, feed.at) if feed.at else None
+            # the kernel starts at the first record (a strategy's and an intents file's time 0)
+            self.replay = ReplaySource(records, range(len(names)), speed=feed.speed, at_ns=at_ns,
+                                       paused=feed.paused)
+            sources.append(self.replay)
+            log.info("replaying %s from %s: %d records of %s at %gx%s%s", feed.day, root,
+                     len(records), ", ".join(names), feed.speed,
+                     f" from {feed.at}" if feed.at else "", ", paused" if feed.paused else "")
         fix = [c for c in clients if getattr(c, "md", None) is not None]
         if fix:  # the profile refuses a name in both (one book per venue)
             sources.append(FixMdSource(fix, range(len(names), len(names) + len(fix)),
@@ -623,7 +636,9 @@ class LiveNode:
         gc_idle = idle_gc.idle
         gc_busy = idle_gc.busy
         fix_stores = self._fix_stores
-        kernel.start(wall())  # strategies' clocks start now: nothing slow after this
+        replay = self.replay
+        # strategies' clocks start now (a replay's: at its start): nothing slow after this
+        kernel.start(wall() if replay is None else replay.begin(wall()))
         kernel.notify(INFO, f"engine {self.instance} running, pid {os.getpid()}")
         log.info("engine %s running", self.instance)
         kill = kernel.risk.kill
@@ -645,16 +660,19 @@ class LiveNode:
         # slice_us: each turn at the next time due, never past it, so the kernel sees what a
         # backtest of the recorded session sees (in order, however late the loop runs)
         lockstep = cfg.slice_us > 0
-        t = due = wall()
+        t = due = wall() if replay is None else kernel.now
         while self._running:
             now = mono()
             turns += 1
             now_wall = wall()
+            kt = now_wall if replay is None else replay.clock(now_wall, due)  # kernel time
             if lockstep:
-                t = max(t, min(now_wall, due if due > t else t + 1))
+                t = max(t, min(kt, due if due > t else t + 1))
                 due = kernel.step(t)
             else:
-                due = kernel.step(now_wall)
+                due = kernel.step(kt)
+            if replay is not None and replay.paused:
+                kernel.publish_books()  # time stands still: no later turn would show them
             for fs in fix_stores:  # the turn's FIX records, after its messages are out
                 if fs.dirty:
                     fs.flush()
@@ -665,6 +683,9 @@ class LiveNode:
                 q[H.LOOP_TURNS // 8] = turns
                 q[H.FEED_EVENTS // 8] = kernel.market.applied
                 q[H.PUBLISHES // 8] = publisher.publishes
+                if replay is not None:
+                    publisher.replay(replay.first_ns, replay.last_ns, replay.now_ns,
+                                     replay.speed, replay.paused)
                 if store is not None:
                     store.poll()  # drains overflow, notices a dead writer
                     if now >= next_store_check:
@@ -679,7 +700,8 @@ class LiveNode:
             if spin or (not sleep_always and now - last_activity < spin_ns):
                 continue
             # wait: until the next thing due, at most max_sleep, and the next heartbeat
-            timeout = min(due - now_wall, max_sleep_ns, next_hb + hb_ns - now)
+            timeout = min(due - now_wall if replay is None else replay.wait_ns(due),
+                          max_sleep_ns, next_hb + hb_ns - now)
             if timeout <= 0:
                 continue
             q[H.ASLEEP // 8] = 1
@@ -813,6 +835,15 @@ def sim_source(profile: Profile, names: list[str], start_ns: int, opens_when=Non
     return SimVenuesSource(sim, FeedIntegrity(len(names), len(instruments),
                                               feed.silence_ms * 1_000_000, venue_names=names),
                            opens_when)
+
+
+def _time_of_day(day: str, at: str) -> int:
+    """``at`` (HH:MM:SS[.fff], UTC) on ``day`` (YYYY-MM-DD) as UTC ns."""
+    import datetime as dt
+
+    hms, _, frac = at.partition(".")
+    base = dt.datetime.fromisoformat(f"{day}T{hms}+00:00")
+    return int(base.timestamp()) * 1_000_000_000 + int((frac + "000000000")[:9])
 
 
 def load_day(root, day: str, symbols: list[str]) -> tuple[np.ndarray, list[str]]:

@@ -42,6 +42,9 @@ Schema (every later issue adds its own section here rather than a new format)::
                              #   its heartbeat, since its heartbeats count as traffic)
     day = "2026-11-23"       # replay: the day to play (UTC), from the tick store
     speed = 1.0              # replay: 2.0 plays twice as fast
+    at = "10:30:00"          # replay: start at this time of the day (UTC), every record before
+                             #   it applied first as fast as the engine can (default: the start)
+    paused = false           # replay: start paused (a desk's REPLAY play starts it)
     ticks_dir = ""           # tick store root (default: <data dir>/ticks)
 
     [[instruments]]          # one table per instrument
@@ -228,6 +231,8 @@ class FeedConfig:
     silence_ms: int = 2000
     day: str = ""
     speed: float = 1.0
+    at: str = ""  #: replay: start at this time of the day (HH:MM:SS[.fff] UTC), caught up to
+    paused: bool = False  #: replay: start paused
     ticks_dir: str = ""
     venues: tuple[str, ...] = ("SIMA", "SIMB")
     pairs: tuple[FeedPairConfig, ...] = ()
@@ -556,12 +561,16 @@ def parse_profile(data: dict, path: Path) -> Profile:
         silence_ms=f.integer("silence_ms", 2000, lo=10, hi=3_600_000),
         day=f.get("day", str, ""),
         speed=float(f.number("speed", 1.0, lo=0.001, hi=1e6)),
+        at=f.get("at", str, ""),
+        paused=f.get("paused", bool, False),
         ticks_dir=f.get("ticks_dir", str, ""),
         venues=_feed_venues(f),
         pairs=_feed_pairs(f, seen),
     )
     if kind == "replay" and not re.match(r"^\d{4}-\d{2}-\d{2}$", feed.day):
         f.fail("day", f"replay needs the day to play as YYYY-MM-DD, was {feed.day!r}")
+    if feed.at and not re.match(r"^\d{2}:\d{2}:\d{2}(\.\d{1,9})?$", feed.at):
+        f.fail("at", f"must be a time of the day HH:MM:SS[.fff] (UTC), was {feed.at!r}")
     f.done()
 
     u = _Reader(path, "[users]", root.get("users", dict, {}))

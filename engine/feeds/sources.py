@@ -24,9 +24,10 @@ writes records with those ids. The sources:
   subscriptions and RptSeq checks: a gap it finds becomes a STATUS_GAP record, a dropped
   session a STATUS_STALE for each instrument, so that venue's book leaves the consolidated book
   until a fresh snapshot has rebuilt it.
-- ``ReplaySource``: a recorded tick-store day. Live (``speed`` given) it plays at the recorded
-  pace times ``speed`` from ``start`` on, stamping each record with the time it is applied; in
-  a backtest (``speed=None``) the records' own receive times are the clock.
+- ``ReplaySource``: a recorded tick-store day, handed out by the records' own receive times
+  (the kernel's time is the recorded time). Live (``speed`` given) it is also the engine's
+  replay clock: play at ``speed`` times the recorded pace, pause, jump forward (catching up
+  through every record); the desk drives it with the REPLAY verb.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ from engine.core.events import (
 )
 from engine.feeds.fixmd import MD_MESSAGE, MD_STALE
 
-__all__ = ["NEVER", "FixMdSource", "MarketDataSource", "ReplaySource", "SimVenuesSource"]
+__all__ = ["NEVER", "FixMdSource", "MarketDataSource", "ReplayRefused", "ReplaySource",
+           "SimVenuesSource", "clock_text"]
 
 #: "Not before the end of time": a source with nothing scheduled.
 NEVER = 1 << 62
@@ -252,52 +254,207 @@ class FixMdSource(MarketDataSource):
 
 
 # -- REPLAY ----------------------------------------------------------------------------------
+def clock_text(ts_ns: int) -> str:
+    """A recorded time as people read it on a desk: ``10:31:02.120`` (UTC)."""
+    ms = (int(ts_ns) // 1_000_000) % 86_400_000
+    return (f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}"
+            f".{ms % 1000:03d}")
+
+
+def speed_text(speed: float) -> str:
+    return f"{speed:g}x"
+
+
+class ReplayRefused(ValueError):
+    """A replay control that cannot be done (the reason is the message)."""
+
+
 class ReplaySource(MarketDataSource):
     """A recorded stream (MD_EVENT, the engine's venue and instrument ids, in ``recv_ns``
-    order). ``speed=None``: a backtest, the records' own times are the clock; else live, at
-    the recorded pace times ``speed`` from ``start`` on, each record stamped with the time it
-    is applied."""
+    order), handed out by its own receive times: the kernel's time *is* the recorded time.
 
-    def __init__(self, records: np.ndarray, venue_ids: Sequence[int], speed: float | None = None
-                 ) -> None:
+    ``speed=None``: a backtest; its node's simulated clock steps the kernel. Else a live
+    replay engine (``[feed] kind = "replay"``): the source is also the engine's **replay
+    clock** (``begin``, ``clock``, ``wait_ns``), which the live node asks for the kernel's time
+    each loop turn instead of the wall clock, and the desk drives it (the REPLAY verb):
+
+    - *playing*: recorded time runs at ``speed`` times the wall clock from where it was;
+    - *paused*: recorded time stands still, so nothing is applied and no strategy timer, venue
+      latency or feed silence runs on: the whole engine stands at that moment;
+    - *catching up* (a forward jump, or ``at`` at start): the kernel is stepped through the
+      recorded time up to the target as fast as the loop turns, ``slice_ns`` of recorded time
+      a turn at most (0: all at once), skipping stretches where neither a record nor anything
+      of the kernel is due. The turns' times depend only on the records, the kernel's own
+      due times and the target, so strategies and in-process venues see every record, in the
+      same slices, whenever and however fast the jump runs. Then it plays on (or stays
+      paused).
+
+    Time never goes back: orders and fills cannot un-happen in a running engine, so a jump
+    backwards is refused (``ReplayRefused``); the review launcher restarts the engine from
+    the day's start with ``at`` the earlier time instead (docs/operations.md).
+    """
+
+    SPEED_MIN = 0.1  #: the slowest a desk may play
+    SPEED_MAX = 1000.0  #: the fastest
+
+    def __init__(self, records: np.ndarray, venue_ids: Sequence[int], speed: float | None = None,
+                 *, at_ns: int | None = None, paused: bool = False, lead_ns: int = 0) -> None:
+        """``at_ns``: a live replay catches up to this time at start (default: the first
+        record); ``paused``: and stays there; ``lead_ns``: the kernel starts this long before
+        the first record (in-process venues log on meanwhile, as in a backtest)."""
         if records.dtype != MD_EVENT:
             raise TypeError(f"replay records must be MD_EVENT, were {records.dtype}")
         self.records = records
         self.times = records["recv_ns"]
         self.venue_ids = tuple(venue_ids)
-        self.speed = speed
         self.t0 = int(self.times[0]) if len(records) else 0
         self.start_ns = self.t0
         self.pos = 0
         self.next_due_ns = self.t0 if len(records) else NEVER
+        # the replay clock (live only)
+        self.live = speed is not None
+        self.speed = float(speed) if speed is not None else 1.0
+        self.paused = paused
+        self.at_ns = at_ns
+        self.lead_ns = lead_ns
+        self.slice_ns = 0  #: recorded time a catch-up turn covers at most (the node sets it)
+        self.now_ns = self.t0 - lead_ns  #: the kernel's time: the recorded time now
+        self.target_ns: int | None = None  #: catching up to this time
+        self.ended = False  #: played to the last record: paused there
+        self._rec0 = self._wall0 = self._wall = 0  # playing: recorded time _rec0 at wall _wall0
 
-    def start(self, now_ns: int, out: EventBuffer) -> int:
-        if self.speed is not None:
-            self.start_ns = now_ns
-            self.next_due_ns = now_ns if len(self.records) else NEVER
-        return self.step(now_ns, out)
+    @property
+    def first_ns(self) -> int:
+        """The first record's time."""
+        return self.t0
+
+    @property
+    def last_ns(self) -> int:
+        return int(self.times[-1]) if len(self.times) else self.t0
 
     def step(self, now_ns: int, out: EventBuffer) -> int:
         if now_ns < self.next_due_ns:
             return 0
         pos = self.pos
-        speed = self.speed
-        horizon = now_ns if speed is None else self.t0 + int((now_ns - self.start_ns) * speed)
-        end = int(np.searchsorted(self.times, horizon, side="right"))
+        end = int(np.searchsorted(self.times, now_ns, side="right"))
         end = min(end, pos + out.capacity - out.n)
         k = end - pos
         if k <= 0:
             return 0
         a = out.n
         out.rec.view(_RAW)[a:a + k] = self.records.view(_RAW)[pos:end]
-        if speed is not None:
-            out.rec["recv_ns"][a:a + k] = now_ns
         out.n = a + k
         self.pos = end
-        if end >= len(self.records):
-            self.next_due_ns = NEVER
-        elif speed is None:
-            self.next_due_ns = int(self.times[end])
-        else:
-            self.next_due_ns = self.start_ns + int((int(self.times[end]) - self.t0) / speed)
+        self.next_due_ns = int(self.times[end]) if end < len(self.records) else NEVER
         return k
+
+    # -- the replay clock (live) ---------------------------------------------------------------
+    def begin(self, wall_ns: int) -> int:
+        """The kernel's start time (``lead_ns`` before the first record); the replay catches
+        up from there to ``at_ns`` (default: the first record)."""
+        self._wall = self._wall0 = wall_ns
+        self.now_ns = self._rec0 = self.t0 - self.lead_ns
+        target = self.t0 if self.at_ns is None else min(max(self.at_ns, self.t0), self.last_ns)
+        self.target_ns = target if target > self.now_ns else None
+        return self.now_ns
+
+    def clock(self, wall_ns: int, due_ns: int) -> int:
+        """The kernel's time for a loop turn at wall time ``wall_ns``; ``due_ns``: when the
+        kernel said it next has work (kernel time)."""
+        self._wall = wall_ns
+        now = self.now_ns
+        target = self.target_ns
+        if target is not None:
+            s = self.slice_ns
+            if s:
+                t = now + s
+                if self.next_due_ns > t and due_ns > t:  # nothing in between: skip it
+                    t = min(self.next_due_ns, due_ns)
+                t = min(t, target)
+            else:
+                t = target
+            if t >= target:
+                t = target
+                self.target_ns = None
+                self._rec0, self._wall0 = t, wall_ns  # play on from here
+            self.now_ns = t
+            return t
+        if self.paused:
+            return now
+        t = self._rec0 + int((wall_ns - self._wall0) * self.speed)
+        if t >= self.last_ns:  # the day is over: stand at its last record
+            t = self.last_ns
+            self.paused = self.ended = True
+        if t > now:
+            self.now_ns = t
+        return self.now_ns
+
+    def wait_ns(self, due_ns: int) -> int:
+        """How long (wall ns) the loop may wait before the kernel's ``due_ns`` comes."""
+        if self.target_ns is not None:
+            return 0
+        if self.paused:
+            return NEVER
+        return int((due_ns - self.now_ns) / self.speed) + 1
+
+    @property
+    def catching_up(self) -> bool:
+        return self.target_ns is not None
+
+    # -- the desk's controls (REPLAY) ------------------------------------------------------------
+    def state_text(self) -> str:
+        """What is true now: "paused at 10:31:02.120", "playing at 4x from 10:31:02.120"."""
+        at = clock_text(self.now_ns)
+        if self.target_ns is not None:
+            then = "then paused" if self.paused else f"then playing at {speed_text(self.speed)}"
+            return f"jumping from {at} to {clock_text(self.target_ns)}, {then}"
+        if self.ended:
+            return f"at the day's end, {at}, paused"
+        if self.paused:
+            return f"paused at {at}"
+        return f"playing at {speed_text(self.speed)} from {at}"
+
+    def pause(self) -> str:
+        self.paused = True
+        return self.state_text()
+
+    def play(self) -> str:
+        if self.now_ns >= self.last_ns:
+            raise ReplayRefused(f"the day ended at {clock_text(self.last_ns)}: nothing left to "
+                                f"play (jump back to an earlier time)")
+        self.paused = self.ended = False
+        self._rec0, self._wall0 = self.now_ns, self._wall
+        return self.state_text()
+
+    def set_speed(self, speed: float) -> str:
+        if not self.SPEED_MIN <= speed <= self.SPEED_MAX:
+            raise ReplayRefused(f"speed must be {self.SPEED_MIN:g} .. {self.SPEED_MAX:g} times "
+                                f"the recorded pace, was {speed:g}")
+        self._rec0, self._wall0 = self.now_ns, self._wall
+        self.speed = float(speed)
+        text = self.state_text()
+        return text if not self.paused else f"{text}, speed {speed_text(self.speed)}"
+
+    def jump(self, target_ns: int) -> str:
+        """Catch up to ``target_ns`` (forward only: see the class docstring)."""
+        first, last = self.first_ns, self.last_ns
+        if not first <= target_ns <= last:
+            raise ReplayRefused(f"{clock_text(target_ns)} is outside the recorded day "
+                                f"({clock_text(first)} .. {clock_text(last)})")
+        now = self.now_ns if self.target_ns is None else self.target_ns
+        if target_ns < self.now_ns:
+            raise ReplayRefused(f"cannot jump back from {clock_text(self.now_ns)} to "
+                                f"{clock_text(target_ns)}: orders and fills cannot un-happen; "
+                                f"restart the replay at {clock_text(target_ns)}")
+        if target_ns > now:
+            self.target_ns = target_ns
+        elif self.target_ns is not None and target_ns < self.target_ns:
+            self.target_ns = max(target_ns, self.now_ns)  # a nearer target: stop there
+        self.ended = False
+        return self.state_text()
+
+    def landed_text(self) -> str:
+        """The answer once a jump is done: "at 10:45:00.000, paused"."""
+        if self.paused:
+            return f"at {clock_text(self.now_ns)}, paused"
+        return f"at {clock_text(self.now_ns)}, playing at {speed_text(self.speed)}"
