@@ -10,7 +10,9 @@ any append that leaves it out): its line starts, or breaks, there.
 draw. Then every curve gets views of its arrays with ``clipToView`` and ``autoDownsample``
 (peak method): pyqtgraph draws only the visible span and at most about two points per pixel
 column, so a whole day costs about what a screenful does. The axes auto-range over the whole
-day and over the loss-limit line, so the trader sees how far away the limit is.
+day and over the loss-limit line, so the trader sees how far away the limit is; the mouse
+zooms into part of the day (x only; the "A" button returns), and then only that part is drawn.
+The x axis is the time of day, local, as the desk's clocks are.
 
 Points arrive in time order; one at or before the last point is dropped and counted
 (``dropped``): ``clipToView`` needs x to increase.

@@ -169,6 +169,9 @@ def test_pnl_a_day_of_seconds_loads_appends_and_fits(chart, qtbot):
     assert curve.opts["downsampleMethod"] == "peak"
     assert len(curve.getData()[0]) < n / 10  # pixels' worth, not a day's
     assert chart.curve("pairs").opts["autoDownsample"]
+    vb.setXRange(DAY0 + 3600, DAY0 + 7200, padding=0)  # zoomed into one hour: clipped to it
+    qtbot.waitUntil(lambda: curve.getData()[0][-1] < DAY0 + 7300)
+    assert curve.getData()[0][0] > DAY0 + 3500
 
 
 def test_pnl_stale_greys_the_lines_and_says_so(chart):
