@@ -78,8 +78,18 @@ class Publisher:
     #: causes may reach it after the turn's messages are sent (ExecutionEngine, "deferred")
     deferrable = False
 
+    def attach(self, market: MarketData) -> None:
+        """The kernel's market data, once, before any record is applied (a publisher that
+        shows every trade taps its books here: ``BookSet.taps``)."""
+
     def order(self, update: OrderUpdate, order: Order, ts_ns: int) -> None:
         """An order changed (every update, in order)."""
+
+    def order_sent(self, trigger_recv_ns: int, now_ns: int) -> None:
+        """A strategy's order is on its way to the venue (written, or in the router's hands),
+        decided on market data received at ``trigger_recv_ns`` (on the kernel's clock;
+        ``now_ns`` is the turn's time): the tick-to-order latency's end. Only ``live``
+        publishers are told."""
 
     def notice(self, kind: Notice, level: int, text: str, instrument: int, ts_ns: int) -> None:
         """A line for the desks' event log."""
@@ -160,6 +170,9 @@ class Kernel:
         self.command_source = commands
         self.now = 0
         self.busy = False  #: the last step did something (the live node's idle logic)
+        # tick to order: while the strategies run on a turn's market data, -1 (its receive
+        # time not looked up yet) or that time; 0 at any other moment
+        self._trigger_recv = 0
 
         self.market = MarketData(MarketDataConfig.from_profile(profile, market_venues),
                                  profile.instruments, sources, recorder=recorder)
@@ -203,6 +216,7 @@ class Kernel:
         self._published_applied = -1
         self._published_kill = -1
         self._book_seen = self.market.new_seen()
+        self.publisher.attach(self.market)
 
     # -- the door ------------------------------------------------------------------------------
     def submit(self, intent: OrderIntent, now_ns: int, source: str | None = None):
@@ -223,7 +237,17 @@ class Kernel:
             r = self.execution.submit(intent, now_ns)
         finally:
             risk.sent(r)
+        if self._trigger_recv and r is not None and type(r) is not str:
+            self._order_sent(now_ns)
         return r
+
+    def _order_sent(self, now_ns: int) -> None:
+        """A strategy sent an order while reacting to this turn's market data: the receive
+        time of the latest record that moved a consolidated book (looked up once a turn, at
+        its first order: a pass over the instruments the other turns never pay for)."""
+        if self._trigger_recv < 0:
+            self._trigger_recv = int(self.market.books.bbo["ts_recv_ns"].max()) or now_ns
+        self.publisher.order_sent(self._trigger_recv, now_ns)
 
     # -- the turn ------------------------------------------------------------------------------
     def start(self, now_ns: int) -> None:
@@ -254,11 +278,15 @@ class Kernel:
         if execution.poll(now_ns):
             busy = True
         market = self.market
-        if market.step(now_ns):
+        applied = market.step(now_ns)
+        if applied:
             busy = True
         strategies = self.strategies
         if strategies.strategies:
+            if applied and self.publisher.live:
+                self._trigger_recv = -1  # orders now are this market data's
             strategies.step(now_ns)
+            self._trigger_recv = 0
             if execution._later:  # the turn's orders are on the wire: now their records
                 execution.flush_deferred()
         execution.on_market(now_ns)

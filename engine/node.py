@@ -43,6 +43,7 @@ import logging
 import os
 import select
 import signal
+import time
 from collections import deque
 
 import numpy as np
@@ -210,6 +211,19 @@ class ShmPublisher(Publisher):
         self.not_durable = 0  #: ORDER records published before their fill was durable
         self._risk_overflow = False
         self._recon_published = 0
+        self.tape = None  #: the trade ring's feed (a tap on the books), from ``attach``
+        #: CLOCK_MONOTONIC at the start of the loop's turn (the loop sets it): tick to order
+        #: is the kernel's lag behind the market data plus the real time the turn took since
+        self.turn_mono_ns = 0
+        self._tick_to_order = shm.latency["tick_to_order"]
+
+    def attach(self, market) -> None:
+        self.tape = self.shm.trade_tape(market.books.n_venues)
+        market.books.taps.append(self.tape)
+
+    def order_sent(self, trigger_recv_ns: int, now_ns: int) -> None:
+        self._tick_to_order.add(now_ns - trigger_recv_ns + time.monotonic_ns()
+                                - self.turn_mono_ns)
 
     def order(self, u: OrderUpdate, o: Order, ts_ns: int) -> None:
         payload = _order_payload(u, o, u.text)
@@ -255,6 +269,9 @@ class ShmPublisher(Publisher):
         self.shm.events.publish(ts_ns, int(kind), level, instrument, _cut(text, EVENT_TEXT))
 
     def books(self, market, instruments, ts_ns: int) -> None:
+        tape = self.tape
+        if tape is not None and tape.n:  # the trades first: a book's last trade is in the ring
+            tape.drain()
         bbo = market.books.bbo
         updates = bbo["updates"]
         bbo_flags = bbo["flags"]
@@ -285,6 +302,7 @@ class ShmPublisher(Publisher):
 
     def risk(self, risk, ts_ns: int) -> None:
         shm = self.shm
+        shm.publish_latency()  # at the risk tables' rate: a histogram is read by people
         lost = shm.publish_risk("positions", risk.portfolio.rows())
         lost += shm.publish_risk("limits", risk.limit_rows())
         var = risk.var_rows()
@@ -663,6 +681,7 @@ class LiveNode:
         t = due = wall() if replay is None else kernel.now
         while self._running:
             now = mono()
+            publisher.turn_mono_ns = now
             turns += 1
             now_wall = wall()
             kt = now_wall if replay is None else replay.clock(now_wall, due)  # kernel time

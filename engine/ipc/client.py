@@ -46,6 +46,9 @@ from engine.ipc.layout import (
     INSTRUMENT_DTYPE,
     KILL_DTYPE,
     FEED_DTYPE,
+    LATENCY_DTYPE,
+    LATENCY_NAMES,
+    latency_edges_us,
     DESK_ATTACHES,
     DESK_PID,
     DESK_ROLE,
@@ -81,7 +84,7 @@ from engine.ipc.attach import (
     peer_credentials,
     recv_reply,
 )
-from engine.ipc.rings import EventRingReader, SealedCommandRing, SpscRing
+from engine.ipc.rings import EventRingReader, SealedCommandRing, SpscRing, TradeRingReader
 from engine.ipc.segment import AttachRefused, IpcError, NoEngine, Segment
 from engine.ipc.seqlock import SeqlockBlock
 
@@ -202,6 +205,8 @@ class EngineClient:
         self.books = []
         self.kill = self.feed = self.positions = self.limits = self.var = None
         self.events = None
+        self.trades: TradeRingReader | None = None
+        self.latency: SeqlockBlock | None = None
         try:
             self._attach(commands, timeout)
             self._map()
@@ -305,6 +310,7 @@ class EngineClient:
                 recon_cap=q[H.RECON_CAP // 8],
                 strategy_cap=q[H.STRATEGY_CAP // 8],
                 signal_cap=q[H.SIGNAL_CAP // 8],
+                trade_capacity=q[H.TRADE_CAPACITY // 8],
             )
         except ValueError as e:
             raise IpcError(f"engine segment {seg.name} has an impossible layout: {e}") from None
@@ -333,6 +339,9 @@ class EngineClient:
                                        lay.strategy_cap)
         self.signals = SeqlockBlock(seg.buf, lay.signals_off, SIGNAL_DTYPE, lay.signal_cap)
         self.events = EventRingReader(seg.buf, lay.events_off, lay.event_capacity, from_start=True)
+        self.trades = TradeRingReader(seg.buf, lay.trades_off, lay.trade_capacity,
+                                      from_start=True)
+        self.latency = SeqlockBlock(seg.buf, lay.latency_off, LATENCY_DTYPE, len(LATENCY_NAMES))
         if self.slot_seg is not None:
             self._map_slot()
 
@@ -502,6 +511,38 @@ class EngineClient:
     def poll_events(self, max_records: int = 4096) -> np.ndarray:
         return self.events.poll(max_records)
 
+    def poll_trades(self, max_n: int = 4096) -> np.ndarray:
+        """The trades the engine's books applied since the last poll, oldest first, at most
+        ``max_n`` (a copy: TRADE_DTYPE records, fields ``seq``, ``ts_exch_ns``,
+        ``ts_recv_ns``, ``price``, ``size``, ``price_ticks``, ``instrument``, ``venue``,
+        ``side``). The first poll starts at the oldest trade the ring still holds. Trades
+        the engine overwrote before this client read them are counted in ``trades_lost``."""
+        return self.trades.poll(max_n)
+
+    @property
+    def trades_lost(self) -> int:
+        """Trades this client missed because it read too slowly (the ring lapped it)."""
+        return self.trades.lost if self.trades is not None else 0
+
+    def read_latency(self) -> dict[str, np.ndarray] | None:
+        """The engine's latency histograms: name (layout.LATENCY_NAMES: ``tick_to_order``,
+        ``command``) -> counts per bucket since the engine started (u64, LATENCY_BUCKETS of
+        them, bucket i between ``latency_edges_us()[i]`` and ``[i + 1]``); None if the
+        engine was writing them (try again)."""
+        rows = self.latency.read()
+        if rows is None:
+            return None
+        return {r["name"].decode(errors="replace"): r["counts"].copy() for r in rows}
+
+    def read_latency_rows(self) -> np.ndarray | None:
+        """The LATENCY rows themselves (LATENCY_DTYPE: name, count, sum_ns, max_ns, counts)."""
+        return self.latency.read()
+
+    @staticmethod
+    def latency_edges_us() -> np.ndarray:
+        """The latency buckets' edges in µs: [0, 1, 2^0.25, …, 2^24, inf] (layout)."""
+        return latency_edges_us()
+
     # -- commands -----------------------------------------------------------------------------------
     def send(
         self,
@@ -625,11 +666,13 @@ class EngineClient:
         for b in self.books:
             b.release()
         self.books = []
-        for block in (self.kill, self.feed, self.positions, self.limits, self.var):
+        for block in (self.kill, self.feed, self.positions, self.limits, self.var, self.latency):
             if block is not None:
                 block.release()
         self.kill = self.feed = self.positions = self.limits = self.var = None
+        self.latency = None
         self.events = None
+        self.trades = None
         if self.seg is not None:
             self.seg.close()
             self.seg = None

@@ -17,8 +17,11 @@ a cache line::
              line 3  engine counters (commands accepted/rejected, loop turns, feed events,
                      publishes, ack back-pressure)
              line 4  engine_asleep flag (informational; see engine/node.py on the doorbell)
+                     · a replay's position · the frame stamp (book publishes, their
+                     CLOCK_MONOTONIC ns)
              line 6-7 rejects: what the engine dropped from the desk slots or refused at
                      attach, one counter per reason (REJECT_REASONS)
+             line 8  the tables' sizes (kill rows, risk tables, trade ring capacity)
              line 16 order venues: count · up to 16 × (name, session state)
     INSTRUMENTS   n × INSTRUMENT_DTYPE (static, written before the magic)
     BOOKS         n × seqlock block [seq u64 | pad | BOOK_DTYPE]
@@ -26,6 +29,9 @@ a cache line::
     FEED          1 × seqlock block [seq u64 | pad | MAX_VENUES × FEED_DTYPE]: market data
                   health per feed venue (rows 0..n_feed_venues-1 in use)
     EVENTS        event ring control (tail intent, tail: own lines) + capacity × EVENT_DTYPE
+    TRADES        trade ring (time and sales), as EVENTS: control + trade_capacity × TRADE_DTYPE
+    LATENCY       1 × seqlock block [seq u64 | pad | len(LATENCY_NAMES) × LATENCY_DTYPE]:
+                  the engine's latency histograms (counts since start; LATENCY_EDGES_US)
     DESKS         max_desks × DESK_ROW (64 B): who holds each command slot, as the kernel
                   told the engine at attach (pid, uid, granted role, user name, attaches);
                   pid 0: free. Written by the engine's attach thread, pid last.
@@ -55,6 +61,7 @@ other stores, loads not with other loads), which Python's plain memory writes gi
 from __future__ import annotations
 
 import struct
+from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,6 +108,18 @@ __all__ = [
     "BOOK_CROSSED",
     "BOOK_LOCKED",
     "EVENT_DTYPE",
+    "TRADE_DTYPE",
+    "TRADE_BUY",
+    "TRADE_SELL",
+    "LATENCY_NAMES",
+    "LATENCY_SUB_BUCKETS",
+    "LATENCY_OCTAVES",
+    "LATENCY_BUCKETS",
+    "LATENCY_EDGES_US",
+    "LATENCY_EDGES_NS",
+    "LATENCY_DTYPE",
+    "latency_edges_us",
+    "latency_bucket",
     "EVENT_STRUCT",
     "EVENT_TEXT",
     "EventKind",
@@ -143,7 +162,8 @@ LAYOUT_VERSION = 10  # 2: 128-byte event records with order payloads; 3: feed he
 #                    the DESKS table (who holds each slot), no command bell word, reject
 #                    reason "refused" in place of "bad_role";
 #                    9: STRATEGIES and SIGNALS blocks; 10: replay position and
-#                    frame stamp header words
+#                    frame stamp header words, the TRADES ring (time and sales) and the
+#                    LATENCY histograms
 CACHE_LINE = 64
 HEADER_SIZE = 4096
 BOOK_DEPTH = 10
@@ -214,6 +234,7 @@ class H:
     RECON_CAP = 544
     STRATEGY_CAP = 552
     SIGNAL_CAP = 560
+    TRADE_CAPACITY = 568  # records the TRADES ring holds (a power of two)
     N_VENUES = 1024
     VENUES = 1032  # MAX_VENUES × [name 8 B, NUL padded | state u64: VENUE_DOWN / VENUE_UP]
 
@@ -278,6 +299,74 @@ EVENT_DTYPE = np.dtype(
 assert EVENT_STRUCT.size == EVENT_DTYPE.itemsize == 128
 
 
+# Trade ring record (time and sales), 64 bytes, one cache line: every trade the engine's
+# market data applied to its books, oldest first. ``seq`` is the record's ring index (checked
+# on read, as the event ring's); ``instrument`` the INSTRUMENTS row, ``venue`` the market-data
+# venue (the FEED rows' order); ``price`` in the instrument's currency (``price_ticks`` × tick,
+# rounded as the BOOKS' last_px is), ``side`` the aggressor: TRADE_BUY, TRADE_SELL or 0
+# (unknown); times are UTC ns: the venue's (exchange) and the engine's receipt.
+TRADE_DTYPE = np.dtype(
+    [
+        ("seq", "<u8"),
+        ("ts_exch_ns", "<i8"),
+        ("ts_recv_ns", "<i8"),
+        ("price", "<f8"),
+        ("size", "<f8"),
+        ("price_ticks", "<i8"),
+        ("instrument", "<i4"),
+        ("venue", "<u2"),
+        ("side", "u1"),
+        ("pad", "V9"),
+    ]
+)
+assert TRADE_DTYPE.itemsize == CACHE_LINE
+TRADE_BUY = 1  #: the buyer was the aggressor (FIX Side 1)
+TRADE_SELL = 2  #: the seller was (FIX Side 2)
+
+# Latency histograms: counts since the engine started, log-bucketed, LATENCY_SUB_BUCKETS a
+# power of two from 1 µs to 2^LATENCY_OCTAVES µs (16.8 s), one bucket below 1 µs and one
+# above the top: edges [0, 1, 2^0.25, 2^0.5, …, 2^24, inf] µs, bucket i holding
+# edges[i] <= t < edges[i + 1] (widgets/latency.py's default layout: the desk draws them as
+# they are). Each bucket is ~19 % wide; a percentile read from them is within that.
+#: what each histogram measures (its row in LATENCY and its ``name``):
+#: ``tick_to_order``: the receipt of the market data a strategy decided on -> its
+#: NewOrderSingle written to the venue's connection; ``command``: a desk command's ``ts_ns``
+#: (the desk's wall clock when it wrote it) -> the engine's ack written
+LATENCY_NAMES = ("tick_to_order", "command")
+LATENCY_SUB_BUCKETS = 4
+LATENCY_OCTAVES = 24
+LATENCY_BUCKETS = LATENCY_OCTAVES * LATENCY_SUB_BUCKETS + 2  # 98
+LATENCY_EDGES_US = np.concatenate(
+    ([0.0], 2.0 ** (np.arange(LATENCY_OCTAVES * LATENCY_SUB_BUCKETS + 1) / LATENCY_SUB_BUCKETS),
+     [np.inf]))
+LATENCY_EDGES_US.flags.writeable = False
+assert len(LATENCY_EDGES_US) == LATENCY_BUCKETS + 1
+#: the finite edges above 0 in whole ns (rounded up: t ns is in bucket i when t >= edge, as
+#: t / 1000 >= edges_us): ``latency_bucket`` bisects them
+LATENCY_EDGES_NS = tuple(int(np.ceil(e * 1000 - 1e-6)) for e in LATENCY_EDGES_US[1:-1])
+LATENCY_DTYPE = np.dtype(
+    [
+        ("name", "S16"),
+        ("count", "<u8"),  #: samples (the counts' sum)
+        ("sum_ns", "<u8"),  #: their sum (a mean; negative samples count as 0)
+        ("max_ns", "<u8"),
+        ("counts", "<u8", (LATENCY_BUCKETS,)),
+    ]
+)
+
+
+def latency_edges_us() -> np.ndarray:
+    """The LATENCY buckets' edges in µs (LATENCY_BUCKETS + 1 of them; the first 0, the last
+    inf): bucket i holds edges[i] <= t < edges[i + 1]."""
+    return LATENCY_EDGES_US.copy()
+
+
+def latency_bucket(ns: int, _edges: tuple = LATENCY_EDGES_NS) -> int:
+    """The bucket of a latency of ``ns`` nanoseconds (0 for anything under 1 µs, negative
+    included)."""
+    return bisect_right(_edges, ns)
+
+
 class EventKind:
     """``kind`` of an event-ring record: the engine's ``Notice`` codes."""
 
@@ -332,6 +421,7 @@ class Layout:
     n_instruments: int
     event_capacity: int = 1 << 14
     cmd_capacity: int = 64
+    trade_capacity: int = 1 << 14
     max_desks: int = MAX_DESKS
     book_depth: int = BOOK_DEPTH
     kill_rows: int = 0  #: 0: global + one per instrument
@@ -352,10 +442,10 @@ class Layout:
             v = getattr(self, name)
             if not 0 < v <= hi:
                 raise ValueError(f"{name} must be 1..{hi}, was {v}")
-        for name in ("event_capacity", "cmd_capacity"):
+        for name in ("event_capacity", "cmd_capacity", "trade_capacity"):
             v = getattr(self, name)
-            if v <= 0 or v & (v - 1):
-                raise ValueError(f"{name} must be a power of two, was {v}")
+            if v <= 0 or v & (v - 1) or v > 1 << 24:
+                raise ValueError(f"{name} must be a power of two up to 2^24, was {v}")
         if self.book_depth != BOOK_DEPTH:
             raise ValueError(f"book depth {self.book_depth} is not {BOOK_DEPTH}")
         if not 0 < self.n_instruments <= 4096:
@@ -416,8 +506,17 @@ class Layout:
         return _align(self.signals_off + SEQLOCK_PREFIX + self.signal_cap * SIGNAL_DTYPE.itemsize)
 
     @property
-    def desks_off(self) -> int:
+    def trades_off(self) -> int:
         return self.events_off + RING_CONTROL + self.event_capacity * EVENT_DTYPE.itemsize
+
+    @property
+    def latency_off(self) -> int:
+        return self.trades_off + RING_CONTROL + self.trade_capacity * TRADE_DTYPE.itemsize
+
+    @property
+    def desks_off(self) -> int:
+        return _align(self.latency_off + SEQLOCK_PREFIX
+                      + len(LATENCY_NAMES) * LATENCY_DTYPE.itemsize)
 
     def desk_row_off(self, k: int) -> int:
         """The DESKS row of command slot ``k`` (DESK_* offsets within it)."""

@@ -13,10 +13,13 @@ from __future__ import annotations
 import os
 import struct
 import time
+from bisect import bisect_right
 from typing import Callable, Sequence
 
 import numpy as np
+from numba import njit
 
+from engine.core.events import MD_EVENT, TRADE
 from engine.ipc.commands import Ack, Command, PendingAck
 from engine.core.roles import Role
 from engine.ipc.attach import AttachServer, Grant
@@ -33,7 +36,11 @@ from engine.ipc.layout import (
     SIGNAL_DTYPE,
     STRATEGY_DTYPE,
     BOOK_DTYPE,
+    LATENCY_DTYPE,
+    LATENCY_EDGES_NS,
+    LATENCY_NAMES,
     LAYOUT_VERSION,
+    TRADE_DTYPE,
     MAGIC,
     MAX_VENUES,
     HEADER_SIZE,
@@ -41,7 +48,7 @@ from engine.ipc.layout import (
     Layout,
     segment_name,
 )
-from engine.ipc.rings import EventRingWriter
+from engine.ipc.rings import EventRingWriter, TradeRingWriter
 from engine.ipc.rundir import bind_doorbell, doorbell_path, unlink_doorbell
 from engine.ipc.segment import (
     EngineAlreadyRunning,
@@ -52,7 +59,7 @@ from engine.ipc.segment import (
 )
 from engine.ipc.seqlock import SeqlockBlock
 
-__all__ = ["EngineSegment", "doorbell_path"]
+__all__ = ["EngineSegment", "LatencyCounts", "TradeTape", "doorbell_path"]
 
 IDLE_CODES = {"spin": 0, "hybrid": 1, "sleep": 2}
 _F64 = struct.Struct("<d")  # H.REPLAY_SPEED holds an f64's bits in a u64 word
@@ -109,6 +116,7 @@ class EngineSegment:
         *,
         event_capacity: int = 1 << 14,
         cmd_capacity: int = 64,
+        trade_capacity: int = 1 << 14,
         idle: str = "hybrid",
         pid: int | None = None,
         epoch_wall_ns: int = 0,
@@ -131,8 +139,9 @@ class EngineSegment:
         self.attach = None
         self.layout = lay = Layout(
             n_instruments=len(instruments), event_capacity=event_capacity, cmd_capacity=cmd_capacity,
-            kill_rows=kill_rows, position_cap=position_cap,
+            kill_rows=kill_rows, position_cap=position_cap, trade_capacity=trade_capacity,
         )
+        self._ticks = [float(tick) for _sym, tick, _ref in instruments]
         self.seg = _open_fresh(segment_name(instance), lay.total_size, log)
         self.bell = None
         try:  # a signal may land anywhere in the start: nothing is left behind
@@ -168,6 +177,7 @@ class EngineSegment:
         q[H.RECON_CAP // 8] = lay.recon_cap
         q[H.STRATEGY_CAP // 8] = lay.strategy_cap
         q[H.SIGNAL_CAP // 8] = lay.signal_cap
+        q[H.TRADE_CAPACITY // 8] = lay.trade_capacity
         name = self.instance.encode()[: H.INSTANCE_LEN]
         buf[H.INSTANCE : H.INSTANCE + len(name)] = name
         if len(venues) > MAX_VENUES:
@@ -207,6 +217,15 @@ class EngineSegment:
         self._risk_empty = {name: np.zeros((), dtype=a.dtype)
                             for name, a in self._risk_scratch.items()}
         self.events = EventRingWriter(buf, lay.events_off, lay.event_capacity)
+        self.trades = TradeRingWriter(buf, lay.trades_off, lay.trade_capacity)
+        self.latency_block = SeqlockBlock(buf, lay.latency_off, LATENCY_DTYPE, len(LATENCY_NAMES))
+        #: the engine's latency histograms (LATENCY_NAMES), published by ``publish_latency``
+        self.latency = {name: LatencyCounts() for name in LATENCY_NAMES}
+        self._latency_rows = np.zeros(len(LATENCY_NAMES), dtype=LATENCY_DTYPE)
+        for k, name in enumerate(LATENCY_NAMES):
+            self._latency_rows[k]["name"] = name.encode()
+        self.latency_block.write(self._latency_rows)
+        self._cmd_stamps: list[int] = []  # ts_ns of the commands a serve answered
         self.desks = DeskSlots(q, lay, log, self._scope_sizes)
         self._hb_count = 0
         self._publish_seq = 0
@@ -330,12 +349,55 @@ class EngineSegment:
         """Feed health, FEED_DTYPE rows (at most MAX_VENUES; the rest stay empty)."""
         self.feed.write(rows)
 
+    def publish_latency(self) -> None:
+        """The latency histograms as they stand (counts since start)."""
+        rows = self._latency_rows
+        for k, name in enumerate(LATENCY_NAMES):
+            h = self.latency[name]
+            r = rows[k]
+            r["counts"] = h.counts
+            r["count"] = h.count
+            r["sum_ns"] = h.sum_ns & 0xFFFF_FFFF_FFFF_FFFF  # wraps as a u64 counter would
+            r["max_ns"] = h.max_ns
+        self.latency_block.write(rows)
+
+    def trade_tape(self, n_venues: int) -> "TradeTape":
+        """A books tap (``BookSet.taps``) that keeps the trades of each applied batch for the
+        trade ring: ``drain()`` writes them (the publisher does, after the turn's orders)."""
+        return TradeTape(self.trades, n_venues, self._ticks)
+
     # -- commands -------------------------------------------------------------------------------
     def serve_commands(self, handle: Callable[[Command], Ack | PendingAck]) -> int:
         """Pop every pending command, answer each with exactly one ack (a ``PendingAck`` is
         sent once it is ready). Returns how many. Never raises, whatever the desks wrote
         (``engine.ipc.deskslots``)."""
-        return self.desks.serve(handle)
+        stamps = self._cmd_stamps
+        command = self.latency["command"]
+
+        def timed(cmd: Command) -> Ack | PendingAck:
+            ack = handle(cmd)
+            if type(ack) is PendingAck:  # its latency ends when its ack can be written
+                ready = ack._ready
+                ts = cmd.ts_ns
+
+                def ready_timed():
+                    a = ready()
+                    if a is not None:
+                        command.add(time.time_ns() - ts)
+                    return a
+
+                ack._ready = ready_timed
+            else:
+                stamps.append(cmd.ts_ns)
+            return ack
+
+        n = self.desks.serve(timed)
+        if stamps:  # their acks are written now
+            now = time.time_ns()
+            for ts in stamps:
+                command.add(now - ts)
+            stamps.clear()
+        return n
 
     def commands_pending(self) -> bool:
         """Has a desk pushed a command (or come, or gone) since the last ``serve_commands``?
@@ -368,16 +430,141 @@ class EngineSegment:
             b.release()
         self.kill.release()
         self.feed.release()
+        self.latency_block.release()
         for block in (self.positions, self.limits, self.var, self.recon, self.strategies,
                       self.signals):
             block.release()
         self.desks.release()
         self.books = []
         self.events = None
+        self.trades = None
         if unlink:
             self.seg.unlink()
         self.q = None
         self.seg.close()
+
+
+class LatencyCounts:
+    """One latency histogram (layout.LATENCY_EDGES_US): plain Python counts, bumped in place
+    on the hot thread (a bisect and a list item: ~0.3 µs), copied out at the publish rate."""
+
+    __slots__ = ("counts", "count", "sum_ns", "max_ns")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENCY_EDGES_NS) + 1)
+        self.count = 0
+        self.sum_ns = 0
+        self.max_ns = 0
+
+    MAX_NS = 1 << 44  #: a sample counts as at most ~4.9 hours (a desk's clock may say anything)
+
+    def add(self, ns: int, _bucket=bisect_right, _edges=LATENCY_EDGES_NS) -> None:
+        """One sample of ``ns`` nanoseconds (a negative one, a clock stepped back, counts as 0;
+        one past MAX_NS as MAX_NS: both land in the end buckets)."""
+        if ns < 0:
+            ns = 0
+        elif ns > 1 << 44:
+            ns = 1 << 44
+        self.counts[_bucket(_edges, ns)] += 1
+        self.count += 1
+        self.sum_ns += ns
+        if ns > self.max_ns:
+            self.max_ns = ns
+
+
+#: a trade kept for the ring: instrument, venue, side, price (ticks), size, exch ns, recv ns
+_TAPE_COLS = 7
+
+
+@njit(cache=True)
+def _take_trades(recs, n_venues, n_instruments, out, n):
+    """Append the trades of MD_EVENT ``recs`` that the books applied (the books' own checks:
+    venue, instrument, side, price and size) to ``out`` from row ``n``; return the new n.
+    The caller leaves room for every record."""
+    for k in range(recs.shape[0]):
+        r = recs[k]
+        if r.kind != TRADE:
+            continue
+        if r.venue >= n_venues or r.instrument >= n_instruments or r.side > 2 \
+                or r.price <= 0 or r.size <= 0:
+            continue
+        out[n, 0] = r.instrument
+        out[n, 1] = r.venue
+        out[n, 2] = r.side
+        out[n, 3] = r.price
+        out[n, 4] = r.size
+        out[n, 5] = r.exch_ns
+        out[n, 6] = r.recv_ns
+        n += 1
+    return n
+
+
+def _take_trades_reference(recs, n_venues: int, n_instruments: int, out, n: int) -> int:
+    """``_take_trades`` in plain Python, for the tests."""
+    for r in recs:
+        if int(r["kind"]) != TRADE:
+            continue
+        if int(r["venue"]) >= n_venues or int(r["instrument"]) >= n_instruments \
+                or int(r["side"]) > 2 or int(r["price"]) <= 0 or int(r["size"]) <= 0:
+            continue
+        out[n] = (r["instrument"], r["venue"], r["side"], r["price"], r["size"], r["exch_ns"],
+                  r["recv_ns"])
+        n += 1
+    return n
+
+
+class TradeTape:
+    """The trade ring's feed: a ``BookSet`` tap keeps each applied batch's trades (one compiled
+    pass, a few ns a record), and ``drain`` writes what it kept as TRADE_DTYPE records in one
+    batch. The tap runs inside the books' apply, before the strategies see the books, so it
+    does no more than that pass; the ring is written when the publisher drains it, after the
+    turn's orders are out. Never raises into the books' caller."""
+
+    __slots__ = ("ring", "n_venues", "n", "kept", "_out", "_tick", "_entry", "errors")
+
+    def __init__(self, ring: TradeRingWriter, n_venues: int, ticks: Sequence[float],
+                 capacity: int = 1 << 15) -> None:
+        self.ring = ring
+        self.n_venues = n_venues
+        self.kept = np.zeros((capacity, _TAPE_COLS), dtype=np.int64)
+        self.n = 0  #: trades kept, not yet in the ring
+        self._out = np.zeros(capacity, dtype=TRADE_DTYPE)
+        self._tick = np.asarray(ticks, dtype=np.float64)
+        self.errors = 0  #: batches it could not read
+        _take_trades(np.zeros(0, dtype=MD_EVENT), n_venues, len(ticks), self.kept, 0)  # compile
+
+    def __call__(self, records: np.ndarray) -> None:
+        try:
+            if self.n + len(records) > len(self.kept):
+                self.drain()
+                if len(records) > len(self.kept):  # larger than any EventBuffer: grow once
+                    self.kept = np.zeros((len(records), _TAPE_COLS), dtype=np.int64)
+                    self._out = np.zeros(len(records), dtype=TRADE_DTYPE)
+            self.n = _take_trades(records, self.n_venues, len(self._tick), self.kept, self.n)
+        except Exception:
+            self.errors += 1
+
+    def drain(self) -> int:
+        """Write the kept trades to the ring (oldest first); return how many."""
+        n = self.n
+        if not n:
+            return 0
+        self.n = 0
+        k = self.kept[:n]
+        out = self._out[:n]
+        inst = k[:, 0]
+        out["instrument"] = inst
+        out["venue"] = k[:, 1]
+        out["side"] = k[:, 2]
+        out["price_ticks"] = k[:, 3]
+        # ticks × tick, rounded to 8 places: the decimal price a person reads (190.01, not
+        # 190.01000000000002), as the BOOKS' last_px
+        out["price"] = np.round(k[:, 3] * self._tick[inst], 8)
+        out["size"] = k[:, 4]
+        out["ts_exch_ns"] = k[:, 5]
+        out["ts_recv_ns"] = k[:, 6]
+        self.ring.publish_batch(out)
+        return n
 
 
 def _own_user_only(uid: int, user: str) -> Role | str:

@@ -17,6 +17,10 @@ room to push, never as an exception. The engine's side of the desk rings, which 
 copy of the index it owns, is ``engine.ipc.deskslots``. Command records are sealed
 (``SealedCommandRing``; layout.command_seal).
 
+The trade ring (time and sales) is the same broadcast ring over TRADE_DTYPE records
+(``TradeRingWriter``/``TradeRingReader``): only ``publish_batch`` writes it, and a reader's
+``poll`` returns a structured array; what a lapping writer overwrote is counted in ``lost``.
+
 Readers of the event ring treat its words the same way: a tail behind the reader's cursor
 (only a corrupt word can do that) moves the cursor to it.
 """
@@ -33,10 +37,12 @@ from engine.ipc.layout import (
     EVENT_DTYPE,
     EVENT_STRUCT,
     SEAL_STRUCT,
+    TRADE_DTYPE,
     command_seal,
 )
 
-__all__ = ["EventRingWriter", "EventRingReader", "SpscRing", "SealedCommandRing"]
+__all__ = ["EventRingWriter", "EventRingReader", "TradeRingWriter", "TradeRingReader",
+           "SpscRing", "SealedCommandRing"]
 
 _TAIL_INTENT = 0
 _TAIL = CACHE_LINE // 8  # u64 index of the tail word
@@ -46,6 +52,8 @@ _U64 = (1 << 64) - 1  # index stores wrap as the u64 words do (only corrupt word
 
 
 class _EventRing:
+    _dtype = EVENT_DTYPE  #: the ring's records (each begins with its ``seq`` u64)
+
     def __init__(self, buf: memoryview, offset: int, capacity: int) -> None:
         if capacity & (capacity - 1):
             raise ValueError(f"event ring capacity must be a power of two, was {capacity}")
@@ -54,7 +62,8 @@ class _EventRing:
         self._ctl = buf[offset : offset + 2 * CACHE_LINE].cast("Q")
         self._rec_off = offset + 2 * CACHE_LINE
         self._buf = buf
-        self.records = np.frombuffer(buf, dtype=EVENT_DTYPE, count=capacity, offset=self._rec_off)
+        self.records = np.frombuffer(buf, dtype=self._dtype, count=capacity,
+                                     offset=self._rec_off)
 
     @property
     def tail(self) -> int:
@@ -178,6 +187,25 @@ class EventRingReader(_EventRing):
             return None
         self.cursor = cursor + 1
         return rec
+
+
+class TradeRingWriter(EventRingWriter):
+    """The engine's side of the trade ring: ``publish_batch`` of TRADE_DTYPE records."""
+
+    _dtype = TRADE_DTYPE
+
+    def publish(self, *_args) -> None:  # pragma: no cover - a programming error
+        raise TypeError("the trade ring takes whole batches: publish_batch")
+
+
+class TradeRingReader(EventRingReader):
+    """A desk's side of the trade ring: ``poll`` copies new trades out, ``lost`` counts what a
+    lapping writer overwrote before this reader copied it."""
+
+    _dtype = TRADE_DTYPE
+
+    def poll_one(self):  # pragma: no cover - a programming error
+        raise TypeError("the trade ring is read in batches: poll")
 
 
 class SpscRing:
