@@ -17,10 +17,10 @@ window's texts as one list per row, formatted when a value changes. ``set_book``
 60 times a second for each of several ladders, so it does as little as it can: the arrays'
 bytes are compared with the previous call's first (an unchanged side costs one comparison),
 then only levels whose size changed are formatted, and ``LadderView`` is told which cells of
-which rows changed (directly: a PySide signal per row cost more than the rest of the call) and
-repaints exactly those; Qt item views get one ``dataChanged`` over the span. ``LadderView`` paints with
-QPainter: a QTableView over the same model cost about 5 % of a core per ladder at 20 updates a
-second (delegates, style and stylesheet per cell).
+which rows changed (directly: a PySide signal per row cost more than the rest of the call)
+and repaints exactly those; Qt item views get one ``dataChanged`` over the span.
+``LadderView`` paints with QPainter: a QTableView over the same model cost about 5 % of a
+core per ladder at 20 updates a second (delegates, style and stylesheet per cell).
 
 A size that changes flashes for ``FLASH_MS``: the model keeps each flashing cell's end time
 and one timer, which runs only while something flashes, turns the ends off. A stale ladder
@@ -351,9 +351,9 @@ class LadderModel(QAbstractTableModel):
             if old is not None:
                 changed.append((old[0], LTQ))
                 changed.append((old[0], PRICE))
-        top = max(vol[t] for t in set(ticks))
-        if top > self._vol_max:  # every bar is drawn against the largest volume
-            self._vol_max = top
+        biggest = max(vol[t] for t in set(ticks))
+        if biggest > self._vol_max:  # every bar is drawn against the largest volume
+            self._vol_max = biggest
             self._announce_column(VOLUME)
         if self._top is None:
             self.recentre()
@@ -616,7 +616,8 @@ class LadderView(QWidget):
     and turns mouse and keys into the ladder's gestures.
 
     Keys while it has focus: Home re-centres on the inside market, PageUp/PageDown move a page,
-    Up/Down one tick; the wheel moves three ticks a notch; the middle button re-centres.
+    Up/Down one tick, Escape abandons a drag; the wheel moves three ticks a notch; the middle
+    button re-centres; a click on the strip above or below the rows moves a page that way.
     Left button: on the bid or ask column (or an empty working-order cell) it asks for an
     order at that row's price at once; on a cell with our orders a click asks to cancel them,
     a drag to another row to move them there.
@@ -779,7 +780,9 @@ class LadderView(QWidget):
                 self._measure()  # prices of more digits than the column was made for
                 self.updateGeometry()
                 self.update()
-            self.update(0, y0, w, len(rows) * h)
+            cols = rows[0]
+            x1 = xs[max(cols) + 1] if max(cols) < 6 else w
+            self.update(xs[min(cols)], y0, x1 - xs[min(cols)], len(rows) * h)
             return
         update = self.update
         for r, cols in rows.items():
@@ -922,6 +925,10 @@ class LadderView(QWidget):
             self.model.scroll(1)
         elif key == Qt.Key_Down:
             self.model.scroll(-1)
+        elif key == Qt.Key_Escape and self._press is not None:
+            self._press, self._drag_to, self._dragging = None, None, False  # drop nothing
+            self.unsetCursor()
+            self.update()
         else:
             super().keyPressEvent(event)
 
@@ -1009,22 +1016,23 @@ class LadderView(QWidget):
                                or c in _WORK_COL and fm.horizontalAdvance(text) > avail):
                 text = self._fit(text, avail)
             p.drawText(cell[c].adjusted(_PAD // 2, 0, -_PAD // 2, 0), _ALIGNS[c] | _NO_CLIP, text)
-        # the row's rule, and a rule across the spread's edges
+        # the row's rule
         p.setPen(_ROW_RULE)
         p.drawLine(0, y + h - 1, self.width(), y + h - 1)
         # the cell under the mouse, and where a drag would land
         if self._press is not None and self._dragging:
-            col, _side, tick, _start = self._press
+            col, side, tick, _start = self._press
             if t == tick:
                 p.setPen(QPen(_DROP, 1, Qt.DashLine))
                 p.drawRect(cell[col].adjusted(1, 1, -2, -2))
-            if t == self._drag_to and t != tick:
+            if t == self._drag_to and t != tick:  # where the orders would go
+                orders = m._work[side].get(tick, ())
                 p.setPen(QPen(_DROP, 2))
                 p.drawRect(cell[col].adjusted(1, 1, -2, -2))
                 p.setFont(self._bold)
                 p.setPen(_DROP)
-                p.drawText(cell[col].adjusted(6, 0, -6, 0), _RIGHT, f"→ {m._text[m.top_tick - tick][col]}"
-                           if 0 <= m.top_tick - tick < m.rowCount() else "→")
+                p.drawText(cell[col].adjusted(_PAD // 2, 0, -_PAD // 2, 0), _RIGHT | _NO_CLIP,
+                           f"→ {_work_text(len(orders), sum(o.leaves for o in orders))}")
         elif (self._hover is not None and self._hover[0] == r and self._hover[1] in _SIDE_OF_COL
               and not self.tooltip_at(cell[self._hover[1]].center())):
             # the cell a click would act on, and only when it would

@@ -131,7 +131,7 @@ def test_prices_follow_the_tick_grid_and_decimals(qtbot):
     assert w.model.row_texts(100.0)[PRICE] == "100.0" and w.model.row_texts(99.9)[BID] == "10"
 
 
-# -- the grid stays put; the user moves it -----------------------------------------------------------
+# -- the grid stays put; the user moves it ---------------------------------------------------------
 def test_the_grid_stays_put_when_the_market_moves_until_recentred(ladder, qtbot):
     m = ladder.model
     top = m.visible_rows()[0][0]
@@ -178,7 +178,7 @@ def test_the_window_follows_the_height(ladder, qtbot):
     assert ladder.model.row_texts(5000.0)[BID] == "10"  # the centre price stayed in sight
 
 
-# -- our orders -------------------------------------------------------------------------------------
+# -- our orders ------------------------------------------------------------------------------------
 def test_our_orders_show_at_their_level_and_outside_the_window_are_pointed_at(ladder):
     m = ladder.model
     ladder.set_orders([
@@ -203,10 +203,13 @@ def test_our_orders_show_at_their_level_and_outside_the_window_are_pointed_at(la
         WorkingOrder("x", "b", 1.0, 1)
 
 
-# -- clicks -----------------------------------------------------------------------------------------
+# -- clicks ----------------------------------------------------------------------------------------
 def test_a_click_on_the_bid_buys_there_with_the_tickets_quantity_and_venue(ladder, qtbot):
     ladder.qty.setValue(7)
     ladder.venue.setCurrentText("SIMB")
+    v = ladder.view
+    assert v.price_at(centre(ladder, 4999.25, BID).y()) == 4999.25
+    assert v.column_at(centre(ladder, 4999.25, BID).x()) == BID and v.price_at(3) is None
     with qtbot.waitSignal(ladder.order_requested) as sig:
         QTest.mouseClick(ladder.view, Qt.LeftButton, pos=centre(ladder, 4999.25, BID))
     assert sig.args == ["buy", 4999.25, 7, "SIMB"]
@@ -250,7 +253,8 @@ def test_long_numbers_are_shortened_never_cut_and_long_prices_widen_their_column
     v.resize(v.minimumSizeHint().width(), 700)
     v.show()
     m.set_book(*book(123_456.78, 123_456.80, tick=0.01, bid_sz=[12_345_678.0] * 10))
-    m.set_orders([WorkingOrder("a", "buy", 123_456.70, 25_000), WorkingOrder("b", "buy", 123_456.70, 25_000)])
+    m.set_orders([WorkingOrder("a", "buy", 123_456.70, 25_000),
+                  WorkingOrder("b", "buy", 123_456.70, 25_000)])
     assert m.row_texts(123_456.78)[BID] == "12,345,678"  # the model keeps the exact figure
     assert v.shown_text(123_456.78, BID) == "12.3M"
     assert v.shown_text(123_456.70, WORK_BUY) == "◆◆ 50k"
@@ -278,7 +282,8 @@ def test_a_click_on_our_orders_cancels_each_of_them(ladder, qtbot):
 
 
 def test_dragging_our_orders_moves_them(ladder, qtbot):
-    ladder.set_orders([WorkingOrder("s1", "sell", 5001.0, 5), WorkingOrder("s2", "sell", 5001.0, 2)])
+    ladder.set_orders([WorkingOrder("s1", "sell", 5001.0, 5),
+                       WorkingOrder("s2", "sell", 5001.0, 2)])
     got = []
     ladder.move_requested.connect(lambda *a: got.append(a))
     v = ladder.view
@@ -299,6 +304,12 @@ def test_dragging_our_orders_moves_them(ladder, qtbot):
     QTest.mousePress(v, Qt.LeftButton, pos=start)
     QTest.mouseMove(v, QPoint(start.x(), 5))  # the header
     QTest.mouseRelease(v, Qt.LeftButton, pos=QPoint(start.x(), 5))
+    v.setFocus()
+    QTest.mousePress(v, Qt.LeftButton, pos=start)
+    QTest.mouseMove(v, end)
+    QTest.keyClick(v, Qt.Key_Escape)  # changed my mind
+    with qtbot.assertNotEmitted(ladder.cancel_requested):
+        QTest.mouseRelease(v, Qt.LeftButton, pos=end)
     assert got == []
 
 
@@ -343,7 +354,7 @@ def test_a_stale_ladder_sends_no_orders_but_still_cancels(ladder, qtbot):
     assert sig.args == ["b1"]
 
 
-# -- trades -----------------------------------------------------------------------------------------
+# -- trades ----------------------------------------------------------------------------------------
 def test_ltq_and_volume_per_level(ladder):
     m = ladder.model
     ladder.add_trades(np.array([5000.0, 5000.5, 5000.0]), np.array([3.0, 2.0, 4.0]))
@@ -362,10 +373,11 @@ def test_ltq_and_volume_per_level(ladder):
     assert ladder.model.visible_rows() == [] and m.volume_at(5000.0) == 0
 
 
-# -- stale and flashing -----------------------------------------------------------------------------
+# -- stale and flashing ----------------------------------------------------------------------------
 def count(img, hexcolor: str) -> int:
     want = QColor(hexcolor).rgb()
-    return sum(1 for y in range(img.height()) for x in range(img.width()) if img.pixel(x, y) == want)
+    return sum(1 for y in range(img.height()) for x in range(img.width())
+               if img.pixel(x, y) == want)
 
 
 def test_stale_greys_everything_and_shows_the_banner(ladder, qtbot):
@@ -401,7 +413,7 @@ def test_a_changed_size_flashes_then_clears_and_the_timer_stops(ladder, qtbot):
     assert m.data(m.index(m.row_of(4999.75), BID), Qt.BackgroundRole).color().alpha() == 24
 
 
-# -- the ticket -------------------------------------------------------------------------------------
+# -- the ticket ------------------------------------------------------------------------------------
 def test_the_ticket_defaults_and_venues(ladder, qtbot):
     assert ladder.ticket() == (1, "*")
     assert ladder.qty.minimum() == 1
@@ -422,7 +434,7 @@ def test_the_ticket_defaults_and_venues(ladder, qtbot):
     assert ladder.qty.value() == 25
 
 
-# -- a picture --------------------------------------------------------------------------------------
+# -- a picture -------------------------------------------------------------------------------------
 @pytest.fixture
 def desk_theme(qapp):
     """The desk's own theme (app.theme) for the picture, undone after: it is global."""
