@@ -316,7 +316,7 @@ TRADE_DTYPE = np.dtype(
         ("instrument", "<i4"),
         ("venue", "<u2"),
         ("side", "u1"),
-        ("pad", "V9"),
+        ("pad", "u1", (9,)),  # bytes, not void: the engine's compiled writer fills records
     ]
 )
 assert TRADE_DTYPE.itemsize == CACHE_LINE

@@ -513,14 +513,43 @@ def _take_trades_reference(recs, n_venues: int, n_instruments: int, out, n: int)
     return n
 
 
+@njit(cache=True)
+def _write_trades(kept, first, n, tick, records, mask, seq0):
+    """Write ``kept`` rows ``first``..``n - 1`` as TRADE_DTYPE ``records`` of a ring: row j is
+    record ``seq0 + j`` at ``records[(seq0 + j) & mask]``. The price is ticks × tick rounded
+    to 8 places (``np.round(x, 8)``): the decimal a person reads, as the BOOKS' last_px."""
+    for j in range(first, n):
+        seq = seq0 + j
+        r = records[seq & mask]
+        i = kept[j, 0]
+        r.seq = seq
+        r.ts_exch_ns = kept[j, 5]
+        r.ts_recv_ns = kept[j, 6]
+        r.price = np.rint(kept[j, 3] * tick[i] * 1e8) / 1e8
+        r.size = kept[j, 4]
+        r.price_ticks = kept[j, 3]
+        r.instrument = i
+        r.venue = kept[j, 1]
+        r.side = kept[j, 2]
+
+
+def _write_trades_reference(kept, first: int, n: int, tick, records, mask: int,
+                            seq0: int) -> None:
+    """``_write_trades`` in plain Python, for the tests."""
+    for j in range(first, n):
+        i, v, side, px, sz, exch, recv = (int(x) for x in kept[j])
+        records[(seq0 + j) & mask] = (seq0 + j, exch, recv, np.round(px * tick[i], 8), sz, px,
+                                      i, v, side, 0)
+
+
 class TradeTape:
     """The trade ring's feed: a ``BookSet`` tap keeps each applied batch's trades (one compiled
-    pass, a few ns a record), and ``drain`` writes what it kept as TRADE_DTYPE records in one
-    batch. The tap runs inside the books' apply, before the strategies see the books, so it
-    does no more than that pass; the ring is written when the publisher drains it, after the
-    turn's orders are out. Never raises into the books' caller."""
+    pass, a few ns a record), and ``drain`` writes what it kept into the ring in place (one
+    compiled pass). The tap runs inside the books' apply, before the strategies see the books,
+    so it does no more than its pass; the ring is written when the publisher drains it, after
+    the turn's orders are out. Never raises into the books' caller or the publisher's."""
 
-    __slots__ = ("ring", "n_venues", "n", "kept", "_out", "_tick", "_entry", "errors")
+    __slots__ = ("ring", "n_venues", "n", "kept", "_tick", "_take", "errors")
 
     def __init__(self, ring: TradeRingWriter, n_venues: int, ticks: Sequence[float],
                  capacity: int = 1 << 15) -> None:
@@ -528,10 +557,20 @@ class TradeTape:
         self.n_venues = n_venues
         self.kept = np.zeros((capacity, _TAPE_COLS), dtype=np.int64)
         self.n = 0  #: trades kept, not yet in the ring
-        self._out = np.zeros(capacity, dtype=TRADE_DTYPE)
         self._tick = np.asarray(ticks, dtype=np.float64)
-        self.errors = 0  #: batches it could not read
-        _take_trades(np.zeros(0, dtype=MD_EVENT), n_venues, len(ticks), self.kept, 0)  # compile
+        self.errors = 0  #: batches it could not read or write (an engine bug)
+        # compile (or load from numba's cache) now, and look the tap's compiled entry point up
+        # once: a call skips numba's type dispatch, half its cost (as BookSet.bind)
+        args = (np.zeros(0, dtype=MD_EVENT), n_venues, len(self._tick), self.kept, 0)
+        self._take = _take_trades
+        try:
+            self._take = _take_trades.compile(tuple(_take_trades.typeof_pyval(a) for a in args))
+        except Exception:
+            pass
+        if not callable(self._take):
+            self._take = _take_trades
+        self._take(*args)
+        _write_trades(self.kept, 0, 0, self._tick, ring.records, ring.mask, 0)
 
     def __call__(self, records: np.ndarray) -> None:
         try:
@@ -539,31 +578,26 @@ class TradeTape:
                 self.drain()
                 if len(records) > len(self.kept):  # larger than any EventBuffer: grow once
                     self.kept = np.zeros((len(records), _TAPE_COLS), dtype=np.int64)
-                    self._out = np.zeros(len(records), dtype=TRADE_DTYPE)
-            self.n = _take_trades(records, self.n_venues, len(self._tick), self.kept, self.n)
+            take = self._take if records.flags.c_contiguous else _take_trades
+            self.n = take(records, self.n_venues, len(self._tick), self.kept, self.n)
         except Exception:
             self.errors += 1
 
     def drain(self) -> int:
-        """Write the kept trades to the ring (oldest first); return how many."""
+        """Write the kept trades to the ring (oldest first); return how many. More than the
+        ring holds: only its capacity's newest are written (readers count the rest lost)."""
         n = self.n
         if not n:
             return 0
         self.n = 0
-        k = self.kept[:n]
-        out = self._out[:n]
-        inst = k[:, 0]
-        out["instrument"] = inst
-        out["venue"] = k[:, 1]
-        out["side"] = k[:, 2]
-        out["price_ticks"] = k[:, 3]
-        # ticks × tick, rounded to 8 places: the decimal price a person reads (190.01, not
-        # 190.01000000000002), as the BOOKS' last_px
-        out["price"] = np.round(k[:, 3] * self._tick[inst], 8)
-        out["size"] = k[:, 4]
-        out["ts_exch_ns"] = k[:, 5]
-        out["ts_recv_ns"] = k[:, 6]
-        self.ring.publish_batch(out)
+        ring = self.ring
+        seq0 = ring.claim(n)
+        try:
+            _write_trades(self.kept, max(0, n - ring.capacity), n, self._tick, ring.records,
+                          ring.mask, seq0)
+        except Exception:  # records not written keep their old seq: readers count them lost
+            self.errors += 1
+        ring.commit(n)
         return n
 
 

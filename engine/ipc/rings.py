@@ -197,6 +197,19 @@ class TradeRingWriter(EventRingWriter):
     def publish(self, *_args) -> None:  # pragma: no cover - a programming error
         raise TypeError("the trade ring takes whole batches: publish_batch")
 
+    def claim(self, n: int) -> int:
+        """Begin writing ``n`` records in place; return the first one's index ``seq0``. The
+        caller writes record ``seq0 + j`` (its ``seq`` field too) at ``records[(seq0 + j) &
+        mask]`` for the last ``min(n, capacity)`` of them, then calls ``commit(n)``."""
+        seq0 = self._tail
+        self._ctl[_TAIL_INTENT] = seq0 + n
+        return seq0
+
+    def commit(self, n: int) -> None:
+        """The ``n`` records of the last ``claim`` are written: readers may have them."""
+        self._tail = t = self._tail + n
+        self._ctl[_TAIL] = t
+
 
 class TradeRingReader(EventRingReader):
     """A desk's side of the trade ring: ``poll`` copies new trades out, ``lost`` counts what a

@@ -17,7 +17,10 @@ from engine.ipc.publisher import (
     LatencyCounts,
     _take_trades,
     _take_trades_reference,
+    _write_trades,
+    _write_trades_reference,
 )
+from engine.ipc.layout import TRADE_DTYPE
 from widgets.latency import EDGES_US
 
 from tests.conftest import wait_until
@@ -96,6 +99,25 @@ def test_the_tape_keeps_exactly_the_trades_the_books_applied_as_its_reference_do
         books = BookSet(n_venues, n_instruments)
         apply_batch(books, recs)
         assert n == int(books.venue["trades"].sum())  # the trades the books applied, no more
+
+
+def test_the_compiled_ring_writer_writes_what_its_reference_does():
+    rng = np.random.default_rng(5)
+    tick = np.array([0.01, 0.25, 0.05, 1e-4])
+    for _ in range(20):
+        n = int(rng.integers(0, 40))
+        kept = np.zeros((n, 7), dtype=np.int64)
+        kept[:, 0] = rng.integers(0, len(tick), n)
+        kept[:, 1] = rng.integers(0, 16, n)
+        kept[:, 2] = rng.integers(0, 3, n)
+        kept[:, 3] = rng.integers(1, 10**7, n)
+        kept[:, 4] = rng.integers(1, 10**6, n)
+        kept[:, 5:] = rng.integers(0, 2**62, (n, 2))
+        seq0, first = int(rng.integers(0, 2**40)), int(rng.integers(0, n + 1))
+        a, b = np.zeros(16, dtype=TRADE_DTYPE), np.zeros(16, dtype=TRADE_DTYPE)
+        _write_trades(kept, first, n, tick, a, 15, seq0)
+        _write_trades_reference(kept, first, n, tick, b, 15, seq0)
+        assert a.tobytes() == b.tobytes()
 
 
 def test_trade_ring_records_carry_prices_as_the_books_show_them_and_count_a_lapped_reader(
