@@ -7,6 +7,9 @@
     helmdesk venue --profile P    a simulated exchange (FIX acceptor, matching engine)
     helmdesk backtest --profile P --from D1 --to D2   the engine over recorded days, simulated
                                   venues, a report folder (metrics, equity chart, report.html)
+    helmdesk review --day D [--profile P] [--speed N] [--at TIME] | --report FOLDER
+                                  a replay engine of a recorded day and a desk that scrubs it
+                                  (play, pause, speed, jump to a time)
     helmdesk ctl status|kill|rearm|order|cancel|cancel-all|orders|audit|strategy   commands for scripts and runbooks
     helmdesk import-ticks FILE.csv  quotes and trades into the tick store; ticks info: what is there
     helmdesk --version
@@ -74,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("backtest", help="run the engine over recorded days with simulated "
                                         "venues; write a report folder")
     backtest_arguments(b)
+
+    _review_parser(sub)
 
     c = sub.add_parser("ctl", help="send a command to a running engine")
     c.add_argument("--instance", default=None,
@@ -162,6 +167,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _review_parser(sub) -> None:
+    p = sub.add_parser(
+        "review", help="post-incident review: replay a recorded day (or a backtest's) in an "
+                       "engine of its own, with a desk that plays, pauses, speeds up and jumps",
+        description="Starts a replay engine of the day (the profile's instruments, strategies "
+                    "and venues, simulated in the engine as a backtest runs them; without a "
+                    "profile the demo profile's instruments) under an instance of its own, and "
+                    "a desk on it with the replay bar. A jump back replays the day again from "
+                    "its start up to that time (docs/operations.md).")
+    p.add_argument("--day", metavar="YYYY-MM-DD", help="the recorded day (with --report: one of "
+                   "the backtest's days; default its first)")
+    p.add_argument("--report", metavar="FOLDER", help="a backtest's report folder: review its "
+                   "day with its profile")
+    p.add_argument("--profile", help="profile whose instruments, [[strategies]] and [[venues]] "
+                   "replay the day (default: the demo profile's instruments only)")
+    p.add_argument("--data", "--ticks", dest="data", metavar="DIR",
+                   help="tick store root (default: the profile's [feed] ticks_dir, else "
+                        "<data dir>/ticks)")
+    p.add_argument("--speed", type=_positive_float, default=1.0, metavar="N",
+                   help="playing speed, 0.1 .. 1000 times the recorded pace (default 1)")
+    p.add_argument("--at", metavar="TIME", help="start there, paused: HH:MM:SS[.mmm] (UTC) or "
+                   "ISO 8601; every record before it is applied first")
+    p.add_argument("--instance", help="the replay engine's instance (default: review-PID)")
+    _desk_options(p)
+
+
 def _audit_parser(csub) -> None:
     from engine.store.audit import KINDS
 
@@ -226,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
         from app.ticks import run as ticks_run
 
         return ticks_run(args)
+    if args.command == "review":
+        from app.review import run as review_run
+
+        return review_run(args)
     if args.command == "desk":
         from app.launch import run_desk
 
