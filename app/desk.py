@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -11,8 +12,8 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QKeySequence
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
@@ -20,45 +21,62 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QSizePolicy,
     QToolBar,
     QWidget,
 )
 
+from app.help import HelpOverlay
+from app.ladders import LadderPanel, Move, WorkingOrders
 from app.link import EngineLink, Health
 from app.theme import apply_theme
 from engine.core.paths import data_dir
 from engine.core.profile import DeskConfig
 from engine.core.roles import Role
+from engine.store.models import default_url
 from engine.core.ticks import tick_decimals
 from engine.ipc import IpcError, Scope, Verb
 from engine.ipc.commands import STRATEGY_ACTIONS, confirmation_code, order_text
 from engine.ipc.events import decode_order, event_text
 from engine.ipc.layout import BOOK_CROSSED, BOOK_LOCKED, EventKind, H
 from widgets import (
+    Alert,
+    AlertsPanel,
+    AuditLogView,
     BlotterWidget,
     ConnectionStatus,
+    DepthChart,
     EventLog,
     FeedHealth,
     KillSwitchPanel,
     LadderWidget,
+    LatencyPanel,
     LimitEditor,
+    PnlChart,
     PositionsTable,
     PriceChart,
     ReconTable,
     ReportView,
     RiskPanel,
     StrategyPanel,
+    TimeAndSales,
 )
 
 __all__ = ["DeskWindow", "run_desk_window"]
 
+_STATE_VERSION = 2  #: of saveState's layouts: a layout saved by another version is not restored
+#: event kind -> the level from which it is an alert a person must acknowledge
+_ALERT_LEVEL = {EventKind.ALERT: logging.WARNING, EventKind.KILL: logging.WARNING,
+                EventKind.LOG: logging.ERROR, EventKind.COMMAND: 99, EventKind.ORDER: 99}
+
 
 class DeskWindow(QMainWindow):
     def __init__(self, instance: str, desk: DeskConfig | None = None, *, instrument: str | None = None,
-                 poll_ms: int = 50) -> None:
+                 poll_ms: int = 16, audit_url: str | None = None) -> None:
         super().__init__()
         desk = desk or DeskConfig()
+        self.desk = desk
         self.instance = instance
         self.setWindowTitle(f"Helmdesk — {instance}")
         self.setObjectName("deskWindow")
@@ -72,8 +90,11 @@ class DeskWindow(QMainWindow):
         self.role: Role | None = None
 
         # widgets
-        self.ladder = LadderWidget()
+        self.ladders: list[LadderPanel] = []
+        self.working = WorkingOrders()
         self.chart = PriceChart()
+        self.depth = DepthChart()
+        self.tape = TimeAndSales()
         self.killpanel = KillSwitchPanel()
         self.eventlog = EventLog()
         self.blotter = BlotterWidget()
@@ -87,12 +108,18 @@ class DeskWindow(QMainWindow):
         self.strategy_panel = StrategyPanel()
         self._strategies_shown = False
         self.positions = PositionsTable(())  # rebuilt with the engine's instruments on attach
+        self.pnl = PnlChart()
+        self.latency = LatencyPanel()
+        self.alerts = AlertsPanel()
+        self.audit = AuditLogView()
+        self.audit_url = audit_url or default_url(instance)
+        self._pnl_now: tuple[float, dict[str, float]] | None = None
         self._kill_rows = None
         self._recon_shown = False
+        self._venues: list[str] = []
 
         self.setCentralWidget(self.chart)
         self.chart.setMinimumWidth(300)  # docks do not squeeze the chart to nothing
-        self.ladder_dock = self._dock("Ladder", self.ladder, Qt.LeftDockWidgetArea)
         self.kill_dock = self._dock("Kill switches", self.killpanel, Qt.RightDockWidgetArea)
         self.events_dock = self._dock("Events", self.eventlog, Qt.BottomDockWidgetArea)
         self.blotter_dock = self._dock("Orders", self.blotter, Qt.BottomDockWidgetArea)
@@ -110,21 +137,55 @@ class DeskWindow(QMainWindow):
                                           Qt.RightDockWidgetArea)
         self.tabifyDockWidget(self.recon_dock, self.strategies_dock)
         self.risk_dock.raise_()
+        self.pnl_dock = self._dock("P&L", self.pnl, Qt.RightDockWidgetArea)
+        self.latency_dock = self._dock("Latency", self.latency, Qt.RightDockWidgetArea)
+        self.tabifyDockWidget(self.strategies_dock, self.pnl_dock)
+        self.tabifyDockWidget(self.pnl_dock, self.latency_dock)
+        self.risk_dock.raise_()
+        self.alerts_dock = self._dock("Alerts", self.alerts, Qt.BottomDockWidgetArea)
+        self.audit_dock = self._dock("Audit log", self.audit, Qt.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.positions_dock, self.alerts_dock)
+        self.tabifyDockWidget(self.alerts_dock, self.audit_dock)
+        self.blotter_dock.raise_()
+        self.depth_dock = self._dock("Depth", self.depth, Qt.BottomDockWidgetArea)
+        self.tape_dock = self._dock("Time and sales", self.tape, Qt.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.depth_dock, self.tape_dock)
+        self.tape_dock.raise_()
 
         menu = self.menuBar().addMenu("&File")
         self.open_report_action = menu.addAction("Open backtest report…")
         self.open_report_action.setShortcut(QKeySequence.Open)
         self.open_report_action.triggered.connect(self.choose_report)
-        shots = menu.addMenu("Save as PNG")
-        shots.addAction("Whole window", lambda: self.choose_png(self, "desk"))
-        shots.addSeparator()
-        for d in sorted(self.findChildren(QDockWidget), key=lambda d: d.windowTitle()):
-            shots.addAction(d.windowTitle(),
-                            lambda d=d: self.choose_png(d.widget(), d.windowTitle()))
-        self.png_menu = shots
+        self.png_menu = menu.addMenu("Save as PNG")
+        self.png_menu.aboutToShow.connect(self._fill_png_menu)  # ladders come and go
+        self._fill_png_menu()
         menu.addSeparator()
         menu.addAction("Close desk", QKeySequence.Quit, self.close)
         self.reports: list[ReportView] = []
+
+        trade = self.menuBar().addMenu("&Trade")
+        self.shortcuts: list[tuple[str, str]] = []  # (keys, what): the help overlay lists them
+        self.kill_action = self._shortcut(trade, "Kill all (trip the global switch)",
+                                          "Ctrl+Shift+K", self._kill_key)
+        self.cancel_all_action = self._shortcut(trade, "Cancel all working orders",
+                                                "Ctrl+Shift+X", self._cancel_all_key)
+        self.flatten_action = self._shortcut(trade, "Flatten the current instrument…",
+                                             "Ctrl+Shift+F", self.ask_flatten)
+        trade.addSeparator()
+        self.recentre_action = self._shortcut(trade, "Re-centre the ladders", "F5",
+                                              self.recentre)
+        self.ticket_action = self._shortcut(trade, "Focus the ladder's ticket", "F2",
+                                            self.focus_ticket)
+        window = self.menuBar().addMenu("&Window")
+        self.new_ladder_action = self._shortcut(window, "New ladder", "Ctrl+L",
+                                                lambda: self.add_ladder(raise_=True))
+        window.addAction("Reset layout", self.reset_layout)
+        window.addSeparator()
+        self.panels_menu = window.addMenu("Panels")
+        self.panels_menu.aboutToShow.connect(self._fill_panels_menu)
+        helpm = self.menuBar().addMenu("&Help")
+        self.help_action = self._shortcut(helpm, "Keyboard shortcuts", "F1", self.toggle_help)
+        self.help = HelpOverlay(self)
 
         tb = QToolBar("Instrument")
         tb.setObjectName("mainToolbar")
@@ -171,13 +232,249 @@ class DeskWindow(QMainWindow):
             lambda *a: self._spawn(self.send_order(*a)))
         self.blotter.cancel_requested.connect(lambda cl: self._spawn(self.cancel_order(cl)))
         self.blotter.cancel_all_requested.connect(lambda: self._spawn(self.cancel_all()))
+        self.alerts.ack_requested.connect(lambda seq, text: self._spawn(self.ack_alert(seq, text)))
+        self.alerts.unacknowledged_changed.connect(self._alert_count)
+        self.audit.refresh_requested.connect(lambda: self._spawn(self.load_audit()))
+        self.audit_dock.visibilityChanged.connect(
+            lambda shown: shown and self.audit.model.rowCount() == 0
+            and self._spawn(self.load_audit()))
+        self._pnl_timer = QTimer(self)
+        self._pnl_timer.setInterval(1000)  # one P&L point a second: a day is 86,400
+        self._pnl_timer.timeout.connect(self._pnl_point)
         self._chart_timer = QTimer(self)
         self._chart_timer.setInterval(500)  # a glance chart: 2 Hz is plenty, and cheap
         self._chart_timer.timeout.connect(self.chart.redraw)
+        self._chart_timer.timeout.connect(self.pnl.redraw)
+        self._chart_timer.timeout.connect(self.latency.redraw)
         self._risk_timer = QTimer(self)
         self._risk_timer.setInterval(250)  # positions, limits and VaR: the engine publishes 10 Hz
         self._risk_timer.timeout.connect(self._read_risk)
         self._tasks: set[asyncio.Task] = set()
+        self.confirm = self._ask  #: (title, text) -> bool; tests put their own answer here
+        self.settings = QSettings(str(data_dir() / "desk" / f"{desk.name}.ini"),
+                                  QSettings.IniFormat)
+        self.add_ladder()
+        self._default_state = self.saveState(_STATE_VERSION)
+
+    # -- ladders ------------------------------------------------------------------------------------
+    @property
+    def ladder(self) -> LadderWidget:
+        """The first ladder."""
+        return self.ladders[0].ladder
+
+    @property
+    def ladder_dock(self) -> QDockWidget:
+        return self.ladders[0].parentWidget()
+
+    def add_ladder(self, symbol: str | None = None, *, raise_: bool = False) -> LadderPanel:
+        """Another ladder dock (for ``symbol``, else the current instrument)."""
+        panel = LadderPanel()
+        n = 1
+        taken = {d.objectName() for d in self.findChildren(QDockWidget)}
+        while f"Ladder{n}Dock" in taken:
+            n += 1
+        dock = QDockWidget("Ladder" if n == 1 else f"Ladder {n}", self)
+        dock.setObjectName(f"Ladder{n}Dock")
+        dock.setWidget(panel)
+        dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable
+                         | (QDockWidget.DockWidgetClosable if n > 1 else
+                            QDockWidget.DockWidgetFeature(0)))
+        dock.setAttribute(Qt.WA_DeleteOnClose)
+        if self.ladders:
+            self.addDockWidget(Qt.LeftDockWidgetArea, dock)
+            self.splitDockWidget(self.ladders[-1].parentWidget(), dock, Qt.Horizontal)
+        else:
+            self.addDockWidget(Qt.LeftDockWidgetArea, dock)
+        self.ladders.append(panel)
+        lad = panel.ladder
+        panel.instrument_changed.connect(lambda i, p=panel: self._ladder_instrument(p, i))
+        lad.order_requested.connect(
+            lambda side, price, qty, venue, p=panel: self._ladder_order(p, side, price, qty, venue))
+        lad.cancel_requested.connect(lambda cl: self._spawn(self.cancel_order(cl)))
+        lad.move_requested.connect(lambda cl, price: self._spawn(self.move_order(cl, price)))
+        dock.destroyed.connect(lambda *_a, p=panel: self._ladder_gone(p))
+        if self._instruments:
+            panel.set_instruments([i.symbol for i in self._instruments],
+                                  symbol or self.instrument_box.currentText())
+        lad.set_venues([v.name for v in self._venues])
+        if self.role is not None:
+            self._ladder_permissions(panel)
+        lad.set_stale(self.link.health.state != "connected", self.link.health.text)
+        if raise_:
+            dock.show()
+            dock.raise_()
+            lad.setFocus()
+        return panel
+
+    def _ladder_gone(self, panel: LadderPanel) -> None:
+        if panel in self.ladders:
+            self.ladders.remove(panel)
+            self._watch()
+
+    def _ladder_instrument(self, panel: LadderPanel, idx: int) -> None:
+        if not 0 <= idx < len(self._instruments):
+            return
+        ins = self._instruments[idx]
+        panel.ladder.set_symbol(ins.symbol, tick_decimals(ins.tick), ins.tick)
+        panel.ladder.set_orders(self.working.of(ins.symbol))
+        dock = panel.parentWidget()
+        if isinstance(dock, QDockWidget):
+            n = dock.objectName()[6:-4]
+            dock.setWindowTitle(f"Ladder {ins.symbol}" if n == "1" else f"Ladder {n} {ins.symbol}")
+        self._watch()
+        self.link.refresh()
+
+    def _watch(self) -> None:
+        self.link.watch({p.index for p in self.ladders if p.index >= 0})
+
+    def _ladder_order(self, panel: LadderPanel, side: str, price: float, qty: int,
+                      venue: str) -> None:
+        """A click on a ladder: the ticket's size at the clicked price, confirmed by the
+        trader first when above the profile's ``confirm_qty``."""
+        idx = panel.index
+        if not 0 <= idx < len(self._instruments):
+            return
+        symbol = self._instruments[idx].symbol
+        d = tick_decimals(self._instruments[idx].tick)
+        what = f"{side.upper()} {qty:,} {symbol} @ {price:,.{d}f} on {venue}"
+        if qty > self.desk.confirm_qty and not self.confirm(
+                "Confirm order", f"{what}?\n\nThe quantity is above this desk's confirmation "
+                f"size ({self.desk.confirm_qty:,})."):
+            self.blotter.set_status(f"not sent: {what} (not confirmed)")
+            return
+        self._spawn(self._order_command(what, Verb.ORDER, Scope.INSTRUMENT, idx,
+                                        text=order_text(venue, side, "day"), arg0=qty,
+                                        arg1=price))
+
+    async def move_order(self, cl_ord_id: str, price: float) -> None:
+        """A ladder drag: cancel, then (once the venue confirms the cancel) the quantity left
+        at ``price``, same venue, side and time in force."""
+        held = self.working.get(cl_ord_id)
+        if held is None:
+            self.blotter.set_status(f"cannot move {cl_ord_id}: it is not working", True)
+            return
+        self.working.moving(cl_ord_id, price)
+        ok = await self._order_command(f"Move {cl_ord_id} to {price:g}", Verb.CANCEL,
+                                       text=cl_ord_id)
+        if not ok:
+            self.working.move_failed(cl_ord_id)
+
+    def _replace(self, m: Move) -> None:
+        idx = next((k for k, i in enumerate(self._instruments) if i.symbol == m.symbol), -1)
+        if idx < 0:
+            return
+        self._spawn(self._order_command(
+            f"Moved {m.replaces}: {m.side} {m.qty:,} {m.symbol} @ {m.price:g}", Verb.ORDER,
+            Scope.INSTRUMENT, idx, text=order_text(m.venue, m.side, m.tif), arg0=m.qty,
+            arg1=m.price))
+
+    def recentre(self) -> None:
+        for p in self.ladders:
+            p.ladder.recentre()
+
+    def focus_ticket(self) -> None:
+        """The ticket of the ladder with focus, else of the first."""
+        focus = QApplication.focusWidget()
+        for p in self.ladders:
+            if focus is not None and p.isAncestorOf(focus):
+                p.ladder.focus_ticket()
+                return
+        if self.ladders:
+            self.ladders[0].ladder.focus_ticket()
+
+    def _ladder_permissions(self, panel: LadderPanel) -> None:
+        role = self.role
+        trade_why = "" if role.trades else (
+            f"your role is {role.label}: only a trader may send orders")
+        cancel_why = "" if role is not Role.VIEWER else (
+            "your role is viewer: a viewer may not cancel orders")
+        panel.ladder.set_can_trade(not trade_why, trade_why)
+        panel.ladder.set_can_cancel(not cancel_why, cancel_why)
+
+    # -- keys, menus, layouts -----------------------------------------------------------------------
+    def _shortcut(self, menu, text: str, keys: str, slot) -> QAction:
+        action = menu.addAction(text)
+        action.setShortcut(QKeySequence(keys))
+        action.setShortcutContext(Qt.WindowShortcut)
+        action.triggered.connect(slot)
+        self.addAction(action)  # works with the menu bar hidden too
+        self.shortcuts.append((keys, text))
+        return action
+
+    def toggle_help(self) -> None:
+        self.help.show_over(self, self.shortcuts) if not self.help.isVisible() else self.help.hide()
+
+    def _kill_key(self) -> None:
+        if self.kill_action.isEnabled():
+            self._spawn(self.kill_global())
+
+    def _cancel_all_key(self) -> None:
+        if self.cancel_all_action.isEnabled():
+            self._spawn(self.cancel_all())
+
+    def ask_flatten(self) -> None:
+        """Flatten the current instrument in this desk's account, once the trader confirms."""
+        idx = self.instrument_box.currentIndex()
+        if not 0 <= idx < len(self._instruments) or not self.flatten_action.isEnabled():
+            return
+        symbol = self._instruments[idx].symbol
+        if self.confirm("Flatten", f"Cancel this desk's working orders in {symbol} and close "
+                                   f"account {self.desk.account}'s {symbol} position?"):
+            self._spawn(self.flatten(idx))
+
+    async def flatten(self, idx: int) -> None:
+        symbol = self._instruments[idx].symbol
+        await self._order_command(f"Flatten {symbol}", Verb.FLATTEN, Scope.INSTRUMENT, idx,
+                                  text=self.desk.account)
+
+    def _ask(self, title: str, text: str) -> bool:
+        return QMessageBox.question(self, title, text, QMessageBox.Yes | QMessageBox.No,
+                                    QMessageBox.No) == QMessageBox.Yes
+
+    def _fill_png_menu(self) -> None:
+        m = self.png_menu
+        m.clear()
+        m.addAction("Whole window", lambda: self.choose_png(self, "desk"))
+        m.addSeparator()
+        for d in sorted(self.findChildren(QDockWidget), key=lambda d: d.windowTitle()):
+            m.addAction(d.windowTitle(), lambda d=d: self.choose_png(d.widget(), d.windowTitle()))
+
+    def _fill_panels_menu(self) -> None:
+        m = self.panels_menu
+        m.clear()
+        for d in sorted(self.findChildren(QDockWidget), key=lambda d: d.windowTitle()):
+            m.addAction(d.toggleViewAction())
+
+    def save_layout(self) -> None:
+        """This workstation's layout: window geometry, docks, each ladder's instrument."""
+        s = self.settings
+        s.setValue("geometry", self.saveGeometry())
+        s.setValue("state", self.saveState(_STATE_VERSION))
+        s.setValue("ladders", [p.symbol for p in self.ladders])
+        s.setValue("instrument", self.instrument_box.currentText())
+        s.sync()
+
+    def restore_layout(self) -> bool:
+        """The layout this workstation saved last (False: none, or unreadable)."""
+        s = self.settings
+        symbols = s.value("ladders", [], list) or []
+        if not isinstance(symbols, list):
+            symbols = [symbols]
+        for sym in symbols[len(self.ladders):]:
+            self.add_ladder(str(sym))
+        for p, sym in zip(self.ladders, symbols):
+            p.setProperty("want", str(sym))
+        self._want_symbol = self._want_symbol or (s.value("instrument") or None)
+        geometry, state = s.value("geometry"), s.value("state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        return state is not None and self.restoreState(state, _STATE_VERSION)
+
+    def reset_layout(self) -> None:
+        for p in self.ladders[1:]:
+            p.parentWidget().close()
+        self.restoreState(self._default_state, _STATE_VERSION)
+        self._first_layout()
 
     def choose_report(self) -> None:
         """Ask for a report folder (``helmdesk backtest`` writes them under the data
@@ -242,7 +539,9 @@ class DeskWindow(QMainWindow):
             QTimer.singleShot(0, self._first_layout)
 
     def start(self) -> None:
+        self.restore_layout()
         self.link.start()
+        self._pnl_timer.start()
         self._chart_timer.start()
         self._risk_timer.start()
 
@@ -257,6 +556,9 @@ class DeskWindow(QMainWindow):
         idx = max(0, self.instrument_box.findText(current)) if current else 0
         self.instrument_box.setCurrentIndex(idx)
         self.instrument_box.blockSignals(False)
+        symbols = [i.symbol for i in instruments]
+        for p in self.ladders:
+            p.set_instruments(symbols, p.property("want") or current)
         self._select(idx)
         self.positions_dock.setWidget(None)
         self.positions.deleteLater()
@@ -274,10 +576,17 @@ class DeskWindow(QMainWindow):
             return
         ins = self._instruments[idx]
         self.link.select_instrument(idx)
-        self.ladder.set_symbol(ins.symbol, tick_decimals(ins.tick))
+        if self.ladders:  # the first ladder follows the desk's instrument; others choose theirs
+            self.ladders[0].box.setCurrentText(ins.symbol)
+        self._watch()
         self.blotter.set_instrument(ins.symbol, ins.tick, tick_decimals(ins.tick), ins.ref_price)
         self.chart.clear()
         self.chart.plot.setTitle(f"{ins.symbol} mid", color="#c8ccd2")
+        self.depth.clear_depth()
+        self.tape.clear()
+        self.tape.set_decimals(tick_decimals(ins.tick))
+        self.depth_dock.setWindowTitle(f"Depth {ins.symbol}")
+        self.tape_dock.setWindowTitle(f"Time and sales {ins.symbol}")
 
     def _on_health(self, h: Health) -> None:
         # a state change shows at once; the heartbeat figure twice a second (each new text
@@ -300,22 +609,33 @@ class DeskWindow(QMainWindow):
                 )
         c = self.link.client
         if c is not None:
-            self.blotter.set_venues(list(c.venues()))
+            venues = list(c.venues())
+            if venues != self._venues:
+                self._venues = venues
+                self.blotter.set_venues(venues)
+                for p in self.ladders:
+                    p.ladder.set_venues([v.name for v in venues])
         stale = h.state != "connected"
         why = h.text if stale else ""
-        if stale != self.ladder.model.stale or (stale and self.ladder.banner.text() != f"STALE — {why}"):
-            self.ladder.set_stale(stale, why)
+        for p in self.ladders:
+            lad = p.ladder
+            if stale != lad.model.stale or (stale and lad.banner.text() != f"STALE — {why}"):
+                lad.set_stale(stale, why)
         self.chart.set_stale(stale)
+        self.depth.set_stale(stale)
         self.killpanel.set_stale(stale)
 
     def _on_book(self, i: int, rec) -> None:
-        if i != self.link.instrument:
-            return
         flags = int(rec["flags"])
         warning = ("CROSSED across venues" if flags & BOOK_CROSSED else
                    "LOCKED across venues" if flags & BOOK_LOCKED else "")
-        self.ladder.set_book(rec["bid_px"], rec["bid_sz"], rec["ask_px"], rec["ask_sz"],
-                             float(rec["last_px"]), float(rec["last_sz"]), warning)
+        for p in self.ladders:
+            if p.index == i:
+                p.ladder.set_book(rec["bid_px"], rec["bid_sz"], rec["ask_px"], rec["ask_sz"],
+                                  float(rec["last_px"]), float(rec["last_sz"]), warning)
+        if i != self.link.instrument:
+            return
+        self.depth.set_depth(rec["bid_px"], rec["bid_sz"], rec["ask_px"], rec["ask_sz"])
         b, a = float(rec["bid_px"][0]), float(rec["ask_px"][0])
         if b and a and not flags:  # a crossed or locked book has no usable mid
             self.chart.append(rec["ts_event_ns"] / 1e9, (a + b) / 2)
@@ -346,7 +666,14 @@ class DeskWindow(QMainWindow):
             total = positions[(positions["book"] == b"desk") & (positions["instrument"] == -1)] \
                 if positions is not None else ()
             pnl = float(total[0]["realized"] + total[0]["unrealized"]) if len(total) else 0.0
-            self.risk.set_pnl(pnl, float(desk[0]["limit"]) if len(desk) else float("nan"))
+            loss_limit = float(desk[0]["limit"]) if len(desk) else float("nan")
+            self.risk.set_pnl(pnl, loss_limit)
+            self.pnl.set_daily_loss_limit(loss_limit)
+            books = positions[(positions["instrument"] == -1)] if positions is not None else ()
+            self._pnl_now = (pnl, {
+                bytes(r["book"]).decode(errors="replace").split(":", 1)[-1]:
+                float(r["realized"] + r["unrealized"])
+                for r in books if bytes(r["book"]).startswith(b"strategy:")})
         if var is not None:
             self.risk.var_model.update(var)
         strategies = c.read_risk("strategies")
@@ -358,16 +685,28 @@ class DeskWindow(QMainWindow):
 
     def _on_events(self, recs, lost: int) -> None:
         lines = []
+        alerts = []
         symbols = [i.symbol for i in self._instruments]
         model = self.blotter.model
         for r in recs:
             kind = int(r["kind"])
+            level = int(r["level"])
+            if level >= _ALERT_LEVEL.get(kind, 99):
+                i = int(r["instrument"])
+                where = symbols[i] if 0 <= i < len(symbols) else "desk"
+                alerts.append(Alert(int(r["seq"]), int(r["ts_ns"]),
+                                    "critical" if level >= logging.ERROR else "warning",
+                                    f"{EventKind.NAMES.get(kind, '?')} {where}",
+                                    event_text(r, symbols)))
             if kind == EventKind.ORDER:
                 o = decode_order(r, symbols)
                 if o is None:
                     continue
                 model.update(o.cl_ord_id, o.venue, o.symbol, o.side, o.qty, o.price, o.status,
                              o.cum_qty, o.leaves_qty, o.avg_px, o.text, o.unknown)
+                move = self.working.update(o)
+                if move is not None:
+                    self._replace(move)
                 # the log keeps what a trader must notice: fills, refusals, doubt
                 if not (o.last_qty or o.unknown or o.status in ("Rejected", "Expired")):
                     continue
@@ -377,16 +716,77 @@ class DeskWindow(QMainWindow):
         if lines:
             self.eventlog.append(lines)
         self.eventlog.set_lost(lost)
+        if alerts:
+            self.alerts.add_alerts(alerts)
+            if any(a.level == "critical" for a in alerts):
+                self.alerts_dock.raise_()
+        dirty = self.working.dirty
+        if dirty:
+            for p in self.ladders:
+                if p.symbol in dirty:
+                    p.ladder.set_orders(self.working.of(p.symbol))
+            dirty.clear()
+
+    def _alert_count(self, n: int) -> None:
+        self.alerts_dock.setWindowTitle(f"Alerts ({n})" if n else "Alerts")
+
+    async def ack_alert(self, seq: int, text: str) -> None:
+        """A person acknowledges an alert: the engine audits who, when and what."""
+        try:
+            ack = await self.link.command(Verb.ACK_ALERT, text=text[:48], arg0=float(seq))
+        except (asyncio.TimeoutError, IpcError) as e:
+            self.alerts.set_ack_failed(seq, f"not acknowledged: {e or 'no ack within 2 s'}")
+            return
+        if ack.accepted:
+            c = self.link.client
+            self.alerts.set_acked(seq, c.user if c is not None else "?", time.time_ns())
+        else:
+            self.alerts.set_ack_failed(seq, f"REFUSED — {ack.reason}")
+
+    async def load_audit(self) -> None:
+        """The engine's audit trail (its database), read off the event loop."""
+        from engine.store.audit import read_audit
+
+        self.audit.set_status("loading…")
+        try:
+            entries = await asyncio.to_thread(read_audit, self.audit_url, last=5000)
+        except Exception as e:  # noqa: BLE001 - any database problem is shown, never raised
+            self.audit.set_status(f"cannot read the audit trail: "
+                                  f"{str(getattr(e, 'orig', e)).splitlines()[0]}", True)
+            return
+        self.audit.set_entries(entries)
+        self.audit.set_status(f"{len(entries):,} entries, newest "
+                              f"{datetime.now().strftime('%H:%M:%S')}" if entries else
+                              "no entries yet")
+
+    def _pnl_point(self) -> None:
+        if self._pnl_now is not None and self.link.health.state == "connected":
+            desk, strategies = self._pnl_now
+            self.pnl.append(time.time(), desk, strategies)
 
     def _on_role(self, role: Role) -> None:
         self.role = role
-        self.role_label.setText(f"role: {role.label} ")
+        c = self.link.client
+        user = c.user if c is not None else "?"
+        self.role_label.setText(f"user {user} · role {role.label} ")
+        self.role_label.setToolTip(f"The engine knows you as OS user {user!r} and grants you "
+                                   f"the {role.label} role (its profile's [users])")
+        for p in self.ladders:
+            self._ladder_permissions(p)
+        trade_why = "" if role.trades else f"your role is {role.label}: only a trader may trade"
+        for a in (self.flatten_action,):
+            a.setEnabled(not trade_why)
+            a.setToolTip(trade_why)
+        cancel_why = "" if role is not Role.VIEWER else "your role is viewer: it may not cancel"
+        self.cancel_all_action.setEnabled(not cancel_why)
+        self.kill_action.setEnabled(role is not Role.VIEWER)
         self.killpanel.set_can_rearm(role.manages_risk)
         self.killpanel.set_role(_role_name(role))
         self.limits.set_role(_role_name(role))
         self.recon.set_role(_role_name(role))
         self.strategy_panel.set_role("trader" if role.trades else _role_name(role))
-        self.blotter.set_permissions(trade=role.trades, cancel=role is not Role.VIEWER)
+        self.blotter.set_permissions(trade=role.trades, cancel=role is not Role.VIEWER,
+                                     why_not_trade=trade_why, why_not_cancel=cancel_why)
 
     def _on_refused(self, msg: str) -> None:
         self.eventlog.append([f"{_now()}  REFUSED: {msg}"])
@@ -414,26 +814,34 @@ class DeskWindow(QMainWindow):
         self.link.poll()  # show the engine's state now, not at the next tick
 
     async def _order_command(self, label: str, verb: Verb, scope: int = Scope.GLOBAL,
-                             scope_id: int = 0, **kw) -> None:
+                             scope_id: int = 0, **kw) -> bool:
+        """Send an order command; its answer in the blotter's status line. True: accepted."""
         self.blotter.set_status(f"{label}: pending — waiting for the engine's ack")
         try:
             ack = await self.link.command(verb, scope, scope_id, **kw)
         except asyncio.TimeoutError:
             self.blotter.set_status(f"{label}: NO ACK within 2 s — engine not responding", True)
-            return
+            return False
         except IpcError as e:
             self.blotter.set_status(f"{label}: not sent — {e}", True)
-            return
+            return False
         if ack.accepted:
             self.blotter.set_status(f"{label}: {ack.reason}")
         else:
             self.blotter.set_status(f"{label}: REJECTED — {ack.reason}", True)
         self.link.poll()
+        return ack.accepted
 
     async def send_order(self, venue: str, side: str, qty: int, price: float, tif: str) -> None:
         idx = self.instrument_box.currentIndex()
         if not 0 <= idx < len(self._instruments):
             self.blotter.set_status("no instrument selected", True)
+            return
+        if qty > self.desk.confirm_qty and not self.confirm(
+                "Confirm order", f"{side.upper()} {qty:,} {self._instruments[idx].symbol} @ "
+                f"{price:g} on {venue}?\n\nThe quantity is above this desk's confirmation "
+                f"size ({self.desk.confirm_qty:,})."):
+            self.blotter.set_status(f"not sent: {side} {qty:,} (not confirmed)")
             return
         await self._order_command("Order", Verb.ORDER, Scope.INSTRUMENT, idx,
                                   text=order_text(venue, side, tif), arg0=qty, arg1=price)
@@ -520,6 +928,7 @@ class DeskWindow(QMainWindow):
         self.link.poll()
 
     def closeEvent(self, event) -> None:
+        self.save_layout()
         self.link.close()
         for t in list(self._tasks):
             t.cancel()

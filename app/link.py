@@ -52,9 +52,9 @@ class EngineLink(QObject):
         self.stale_ms = stale_ms
         self.workstation = workstation
         self.client: EngineClient | None = None
-        self.instrument = 0
+        self.instrument = 0  #: the desk's current instrument (its chart, depth, tape)
+        self._watched: dict[int, int] = {0: -1}  #: instrument -> book seq last emitted
         self.health = Health("disconnected", f"waiting for engine {instance!r}")
-        self._book_seq = -1
         self._kill_seq = -1
         self._book_out: np.ndarray | None = None
         self._pending: dict[int, asyncio.Future] = {}
@@ -74,8 +74,22 @@ class EngineLink(QObject):
         self._detach("desk closed")
 
     def select_instrument(self, index: int) -> None:
+        """The current instrument: its book is read (and emitted at once) as well as the
+        watched ones'."""
         self.instrument = index
-        self._book_seq = -1
+        self._watched[index] = -1
+
+    def watch(self, indices) -> None:
+        """Read the books of ``indices`` (the ladders' instruments) besides the current one;
+        each is emitted once now and then whenever the engine publishes a change."""
+        keep = set(indices) | {self.instrument}
+        self._watched = {i: (-1 if i not in self._watched else self._watched[i]) for i in keep}
+
+    def refresh(self) -> None:
+        """Emit every watched book at the next poll, changed or not (a new ladder, a symbol
+        change)."""
+        for i in self._watched:
+            self._watched[i] = -1
 
     # -- polling -----------------------------------------------------------------------------------
     def poll(self) -> None:
@@ -109,13 +123,16 @@ class EngineLink(QObject):
             asyncio.ensure_future(self._learn_role())
 
     def _read_snapshots(self, c: EngineClient) -> None:
-        i = self.instrument
-        if 0 <= i < len(c.books):
-            seq = c.books[i].read_seq()
-            if seq != self._book_seq:
+        books = c.books
+        watched = self._watched
+        for i, last in watched.items():
+            if not 0 <= i < len(books):
+                continue
+            seq = books[i].read_seq()
+            if seq != last:
                 rec = c.read_book(i)
                 if rec is not None:
-                    self._book_seq = seq
+                    watched[i] = seq
                     self.book.emit(i, rec[0])
         kseq = c.kill.read_seq()
         if kseq != self._kill_seq:
@@ -159,7 +176,8 @@ class EngineLink(QObject):
             return False
         self.client = client
         self._refused_msg = ""
-        self._book_seq = self._kill_seq = -1
+        self._kill_seq = -1
+        self.refresh()
         self._need_role = True  # a PING confirms it (the engine granted client.role)
         self.attached.emit(client.instruments)
         return True

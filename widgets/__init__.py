@@ -8,7 +8,7 @@ from widgets.depthchart import DepthChart
 from widgets.eventlog import EventLog
 from widgets.feedhealth import FeedHealth
 from widgets.killswitch import KillSwitchPanel
-from widgets.ladder import LadderModel, LadderView, LadderWidget
+from widgets.ladder import LadderModel, LadderView, LadderWidget, WorkingOrder
 from widgets.latency import LatencyHistogram, LatencyPanel
 from widgets.limits import LimitEditor, LimitsModel
 from widgets.pnlchart import PnlChart
@@ -53,4 +53,5 @@ __all__ = [
     "TimeAndSales",
     "TimeAndSalesModel",
     "VarModel",
+    "WorkingOrder",
 ]

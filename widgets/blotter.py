@@ -342,12 +342,17 @@ class BlotterWidget(QWidget):
         self.price.setValue(price)
         self.send_button.setText(f"Send {symbol}")
 
-    def set_permissions(self, *, trade: bool, cancel: bool) -> None:
+    def set_permissions(self, *, trade: bool, cancel: bool, why_not_trade: str = "",
+                        why_not_cancel: str = "") -> None:
+        """What the role may use; a disabled control's tooltip says why (the engine refuses
+        it anyway)."""
         for w in (self.venue_box, self.side_box, self.qty, self.price, self.tif_box,
                   self.send_button):
             w.setEnabled(trade)
-        self.cancel_button.setEnabled(cancel)
-        self.cancel_all_button.setEnabled(cancel)
+            w.setToolTip("" if trade else why_not_trade)
+        for w in (self.cancel_button, self.cancel_all_button):
+            w.setEnabled(cancel)
+            w.setToolTip("" if cancel else why_not_cancel)
 
     def set_status(self, text: str, error: bool = False) -> None:
         self.status.setText(text)

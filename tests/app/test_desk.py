@@ -112,7 +112,7 @@ def test_a_trader_cannot_rearm_and_sees_why(engine_factory, instance, desk_facto
     engine_factory(instance, users='"*" = "trader"').start()
     w = desk_factory(instance)
     qtbot.waitUntil(lambda: w.role is not None, timeout=10_000)
-    assert w.role_label.text().strip() == "role: trader"
+    assert w.role_label.text().strip() == f"user {w.link.client.user} · role trader"
     qtbot.mouseClick(w.killpanel.kill_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: w.killpanel.state_label.text().startswith("KILLED"), timeout=5_000)
     assert not w.killpanel.rearm_button.isEnabled()

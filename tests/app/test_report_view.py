@@ -152,6 +152,7 @@ def test_the_desk_saves_a_panel_or_itself_as_png(qtbot, desk_factory, monkeypatc
     from PySide6.QtWidgets import QFileDialog
 
     desk = desk_factory("no-such-engine-for-pngs")
+    desk.png_menu.aboutToShow.emit()  # as opening the menu does: the panels there now
     actions = {a.text(): a for a in desk.png_menu.actions() if a.text()}
     assert {"Whole window", "Ladder", "Orders", "Strategies", "Kill switches"} <= set(actions)
     asked = []
