@@ -17,6 +17,12 @@ starting, or died and left it), a read-only client (``commands=False``) maps it 
 say so (``EngineStarting``, ``LayoutMismatch``, or the dead engine's last heartbeat); no slot
 is ever had that way.
 
+What a desk reads besides the snapshots: ``poll_events`` (the event ring), ``poll_trades``
+(time and sales: TRADE_DTYPE records; ``trades_lost`` for what a slow reader missed),
+``read_latency`` (the engine's histograms; ``latency_edges_us`` their bucket edges),
+``publish_stamp`` (the latest book publish: count and CLOCK_MONOTONIC ns) and
+``replay_state`` (a replay engine's position, None for others).
+
 Anything can scribble over this desk's slot. Nothing
 read here raises because of it: a corrupt ring reads as empty (or full), and when the engine
 resets this desk's slot (it found its words impossible: ``engine.ipc.deskslots``) the client

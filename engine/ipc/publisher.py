@@ -6,6 +6,12 @@ stores, so nothing another process scribbles into the segment can make the engin
 Desks attach through the engine's attach socket (``engine.ipc.attach``), served by a thread
 of its own from the moment the segment is ready: it asks ``grant`` which role each desk's OS
 user has, and hands the desk the segment read-only and a command slot of its own.
+
+Besides the snapshots and rings, it keeps what the desk measures the engine by: the frame
+stamp (each book publish's CLOCK_MONOTONIC and count), a replay's position words, the trade
+ring (``TradeTape``: a tap on the books keeps each batch's trades, the publisher writes them
+after the turn's orders are out) and the latency histograms (``LatencyCounts``: tick to order
+and command to ack, bumped on the hot thread, published at the risk tables' rate).
 """
 
 from __future__ import annotations
