@@ -496,14 +496,15 @@ class ReviewController(QObject):
 
 
 def install(win, restart: Callable[[int], Awaitable[None]] | None = None) -> ReviewController:
-    """Give a desk window the replay bar (a toolbar at the top, hidden until the engine is a
-    replay) and its controller; what ``DeskWindow`` does itself (``win.replaybar``,
-    ``win.review``)."""
+    """Give a desk window the replay bar (a toolbar row of its own at the top, hidden unless
+    the engine is a replay engine) and its controller, as ``win.replaybar`` and
+    ``win.review``: the lines DeskWindow runs itself."""
     from PySide6.QtCore import Qt
 
     from widgets.replaybar import ReplayBar
 
     win.replaybar = ReplayBar(win)
+    win.addToolBarBreak(Qt.TopToolBarArea)  # a row of its own, under the desk's toolbar
     win.addToolBar(Qt.TopToolBarArea, win.replaybar)
     win.review = ReviewController(win.link, win.replaybar, restart)
     return win.review

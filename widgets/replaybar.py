@@ -115,9 +115,12 @@ class ReplayBar(QToolBar):
         self.time = QLabel("--:--:--.---", self)
         self.time.setObjectName("replayTime")
         big = QFont(mono)
-        big.setPointSize(max(14, mono.pointSize() + 6))
         big.setBold(True)
         self.time.setFont(big)
+        # large: the one figure a reviewer reads all the time (inline, so a theme's QLabel
+        # rule cannot shrink it)
+        self.time.setStyleSheet(f"font-family: '{mono.family()}'; font-size: 20px; "
+                                f"font-weight: bold; padding: 0 8px;")
         self.time.setToolTip("the recorded time now (UTC)")
         self.addWidget(self.time)
 

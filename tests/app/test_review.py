@@ -278,19 +278,23 @@ def test_the_launcher_names_what_is_wrong(recorded, tmp_path):
 
 
 def test_a_backtest_report_folder_gives_its_day_and_profile(recorded, tmp_path):
-    import json
+    from engine.backtest.node import BacktestNode
 
     prof = write_profile(tmp_path / "bt.toml", "x", instruments=INSTRUMENTS)
     folder = tmp_path / "report"
-    folder.mkdir()
-    (folder / "summary.json").write_text(json.dumps(
-        {"profile": "bt.toml", "from": "2026-11-23T09:30:12", "to": DAY, "days": [DAY]}))
+    BacktestNode(load_profile(prof), out=folder, start=f"{DAY}T09:30:12", end=DAY,
+                 ticks_dir=recorded, progress=False).run()
+    (tmp_path / "elsewhere").mkdir()
+    moved = tmp_path / "elsewhere" / "bt.toml"
+    prof.rename(moved)  # the summary names the profile's file only
     with pytest.raises(ReviewError, match=r"profile 'bt.toml' is not in the folder"):
         plan_review(day=None, report=str(folder), data=str(recorded))
-    (folder / "bt.toml").write_text(prof.read_text())
-    plan = plan_review(day=None, report=str(folder), data=str(recorded), instance="rv1")
-    assert plan.day == DAY and plan.at_ns == T0 + 12 * S
+    plan = plan_review(day=None, report=str(folder), profile=str(moved), data=str(recorded),
+                       instance="rv1")
+    assert plan.day == DAY and plan.at_ns == T0 + 12 * S  # where the backtest began
     assert plan.profile["engine"]["instance"] == "rv1"
+    (folder / "bt.toml").write_text(moved.read_text())  # kept with the report: found there
+    assert plan_review(day=None, report=str(folder), data=str(recorded)).day == DAY
     with pytest.raises(ReviewError, match=r"--day 2026-11-20 is not a day of the backtest"):
         plan_review(day="2026-11-20", report=str(folder), data=str(recorded))
 
@@ -300,3 +304,55 @@ def _clock(ns: int) -> str:
 
     return clock_text(ns)
 
+
+
+PAPER = """
+[[venues]]
+name = "SIMA"
+kind = "sim"
+latency_us = 200
+
+[[strategies]]
+name = "mm"
+kind = "marketmaker"
+symbols = ["AAA"]
+venue = "SIMA"
+size = 10
+max_position = 50
+half_spread_ticks = 1
+min_requote_ms = 100
+"""
+
+
+def test_a_catch_up_runs_the_strategies_and_venues_the_same_every_time(recorded, tmp_path,
+                                                                        instance):
+    """Two replay engines of a paper profile, each jumping to 09:30:15 from the day's start as
+    fast as it can: the market maker's orders and the simulated venue's fills are the same,
+    at the same recorded times, whatever the machine's pace."""
+    from engine.store.recover import load
+
+    runs = []
+    for k in range(2):
+        name = f"{instance}p{k}"
+        prof = write_profile(tmp_path / f"paper{k}.toml", name, idle="sleep",
+                             users='"*" = "trader"', instruments=INSTRUMENTS + PAPER)
+        plan = plan_review(day=DAY, profile=str(prof), data=str(recorded), at="09:30:15",
+                           instance=name)
+        assert [v["kind"] for v in plan.profile["venues"]] == ["sim"]
+        session = ReviewSession(plan, tmp_path / f"review{k}")
+        runs.append(session)
+    try:
+        for s in runs:
+            s.start()  # returns once the engine stands at 09:30:15, paused
+    finally:
+        for s in runs:
+            assert s.stop() == 0
+    seen = []
+    for k, s in enumerate(runs):
+        r = load(f"sqlite:///{s.folder}/run-1/data/engine-{s.plan.instance}.db")
+        orders = sorted((o.created_ns, o.symbol, o.side, o.qty, o.price, o.status.value,
+                         o.cum_qty) for o in r.rows.values())
+        fills = [(ts, sym, side, qty, px) for ts, _cl, sym, side, qty, px, _fee in r.executions]
+        seen.append((orders, fills))
+        assert fills and orders and all(T0 <= o[0] <= T0 + 15 * S for o in orders), orders[:3]
+    assert seen[0] == seen[1]
