@@ -370,6 +370,8 @@ class ReplaySource(MarketDataSource):
                 t = now + s
                 if self.next_due_ns > t and due_ns > t:  # nothing in between: skip it
                     t = min(self.next_due_ns, due_ns)
+                elif now < due_ns < t:  # the kernel has work before the slice ends: a turn
+                    t = due_ns  # then (a lockstep loop would not go past it either)
                 t = min(t, target)
             else:
                 t = target

@@ -77,6 +77,16 @@ def test_a_jump_to_a_time_the_kernel_has_work_stops_there_too():
     assert src.clock(0, NEVER) == T0 + 5 * S
 
 
+def test_a_catch_up_turn_never_passes_a_time_the_kernel_has_work():
+    src = _source(times_ms=range(0, 100))
+    src.slice_ns = MS
+    src.begin(0)
+    src.step(T0, EventBuffer(64))
+    src.jump(T0 + 50 * MS)
+    assert src.clock(0, T0 + MS // 2) == T0 + MS // 2  # a venue's answer due mid-slice
+    assert src.clock(0, NEVER) == T0 + MS // 2 + MS
+
+
 def test_backwards_and_outside_the_day_are_refused_with_the_reason():
     src = _source()
     src.begin(0)
