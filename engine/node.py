@@ -5,7 +5,11 @@ market-data sources by ``[feed] kind``, venue clients by ``[[venues]] kind``, th
 segment's publisher and command rings, the store's writer process as the journal, the kill
 switches' state file — and runs it: each loop turn calls ``kernel.step(wall clock)``, releases
 ORDER records whose fills the store has made durable, beats the heartbeat (every millisecond),
-then idles as the profile says:
+then idles as the profile says. A replay engine (``[feed] kind = "replay"``) steps the kernel at
+the recorded time its ``ReplaySource`` gives instead (played, paused, caught up to a jump:
+``engine.feeds.sources``) and writes that position in the header at every heartbeat; it waits
+as the others do, for as long as the recorded time takes to come at its speed.
+The idle modes:
 
 - ``spin``: go round again at once (lowest latency, one core at 100 %);
 - ``hybrid``: spin for ``spin_us`` after the last activity, then wait;
