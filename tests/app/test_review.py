@@ -356,3 +356,29 @@ def test_a_catch_up_runs_the_strategies_and_venues_the_same_every_time(recorded,
         seen.append((orders, fills))
         assert fills and orders and all(T0 <= o[0] <= T0 + 15 * S for o in orders), orders[:3]
     assert seen[0] == seen[1]
+
+
+def test_the_bar_alone_shows_its_state_and_reads_its_inputs(qtbot):
+    from widgets.replaybar import ReplayBar, parse_clock, parse_speed
+
+    bar = ReplayBar()
+    qtbot.addWidget(bar)
+    bar.set_state(T0, T0 + 60 * S, T0 + 5 * S + 7 * 1_000_000, 3.0, False)
+    assert (bar.time.text(), bar.state.text(), bar.play.text()) == (
+        "09:30:05.007", "playing 3×", "❚❚ Pause")
+    assert bar.speeds.currentText() == "3×" and bar.speeds.findData(3.0) >= 0  # listed now
+    assert (bar.slider.maximum(), bar.slider.value()) == (60_000, 5_007)
+    with qtbot.waitSignal(bar.pause_requested):
+        bar.play.click()
+    # while the slider is held, the engine's position does not move it or the time shown
+    bar.slider.sliderPressed.emit()
+    bar.slider.setValue(42_000)
+    bar.slider.sliderMoved.emit(42_000)
+    bar.set_state(T0, T0 + 60 * S, T0 + 6 * S, 3.0, False)
+    assert bar.time.text() == "→ 09:30:42.000" and bar.slider.value() == 42_000
+    with qtbot.waitSignal(bar.jump_requested) as jumped:
+        bar.slider.sliderReleased.emit()
+    assert jumped.args == [T0 + 42 * S] and bar.time.text() == "09:30:06.000"
+    assert parse_clock("10:31:02.12", T0) == T0 + (61 * 60 + 2) * S + 120_000_000
+    assert parse_clock("24:00:00", T0).startswith("'24:00:00' is not a time of day")
+    assert parse_speed("0.5×") == 0.5 and parse_speed("fast").startswith("'fast' is not")
