@@ -152,10 +152,12 @@ def test_pause_stops_the_book_and_play_resumes_it(review, qtbot):
     assert ok and text.startswith("paused at "), text
     stood = ctl.state.now_ns
     assert text == f"paused at {bar.time.text()}"
-    book = books[0].copy()
+    polls(qtbot, win, 2)  # the records of the pause's own turn are published after its ack
+    book, seq = books[0].copy(), win.link.client.books[0].read_seq()
     polls(qtbot, win)
     assert ctl.state.now_ns == stood and ctl.state.paused
-    assert (books[0] == book).all()  # nothing applied: the book stands
+    # nothing applied: the engine publishes no book and the desk's stands
+    assert win.link.client.books[0].read_seq() == seq and (books[0] == book).all()
     assert bar.state.text() == "paused" and bar.play.text() == "▶ Play"
 
     text, ok = answer(qtbot, ctl, bar.play.click)
