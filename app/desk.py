@@ -32,9 +32,8 @@ from app.ladders import LadderPanel, Move, WorkingOrders
 from app.link import EngineLink, Health
 from app.theme import apply_theme
 from engine.core.paths import data_dir
-from engine.core.profile import DeskConfig
+from engine.core.profile import DEFAULT_DATABASE_URL, DeskConfig
 from engine.core.roles import Role
-from engine.store.models import default_url
 from engine.core.ticks import tick_decimals
 from engine.ipc import IpcError, Scope, Verb
 from engine.ipc.commands import STRATEGY_ACTIONS, confirmation_code, order_text
@@ -112,11 +111,14 @@ class DeskWindow(QMainWindow):
         self.latency = LatencyPanel()
         self.alerts = AlertsPanel()
         self.audit = AuditLogView()
-        self.audit_url = audit_url or default_url(instance)
+        self.audit_url = audit_url or DEFAULT_DATABASE_URL.format(data_dir=data_dir(),
+                                                                  instance=instance)
         self._pnl_now: tuple[float, dict[str, float]] | None = None
         self._kill_rows = None
         self._recon_shown = False
         self._venues: list[str] = []
+        self._md_venues: list[str] = []  #: market-data venues by index (the trade ring's)
+        self._trades_lost = 0
 
         self.setCentralWidget(self.chart)
         self.chart.setMinimumWidth(300)  # docks do not squeeze the chart to nothing
@@ -212,6 +214,7 @@ class DeskWindow(QMainWindow):
         self.link.book.connect(self._on_book)
         self.link.kill.connect(self._on_kill)
         self.link.events.connect(self._on_events)
+        self.link.trades.connect(self._on_trades)
         self.link.role.connect(self._on_role)
         self.link.refused.connect(self._on_refused)
         self.killpanel.kill_clicked.connect(lambda: self._spawn(self.kill_global()))
@@ -241,6 +244,7 @@ class DeskWindow(QMainWindow):
         self._pnl_timer = QTimer(self)
         self._pnl_timer.setInterval(1000)  # one P&L point a second: a day is 86,400
         self._pnl_timer.timeout.connect(self._pnl_point)
+        self._pnl_timer.timeout.connect(self._read_latency)
         self._chart_timer = QTimer(self)
         self._chart_timer.setInterval(500)  # a glance chart: 2 Hz is plenty, and cheap
         self._chart_timer.timeout.connect(self.chart.redraw)
@@ -599,6 +603,7 @@ class DeskWindow(QMainWindow):
             if c is not None:
                 rows = c.read_feed()
                 if rows is not None:
+                    self._md_venues = [r["venue"].decode(errors="replace") for r in rows]
                     self.feeds.set_feeds([
                         (r["venue"].decode(errors="replace"), float(r["rate_hz"]), int(r["gaps"]),
                          int(r["duplicates"]), int(r["rejects"]), bool(r["stale"]),
@@ -727,6 +732,38 @@ class DeskWindow(QMainWindow):
                     p.ladder.set_orders(self.working.of(p.symbol))
             dirty.clear()
 
+    def _on_trades(self, tr, lost: int) -> None:
+        """A poll's trades: the tape shows the current instrument's, each ladder its own's
+        (last trade size and volume per price)."""
+        ins = tr["instrument"]
+        cur = self.link.instrument
+        mine = tr[ins == cur]
+        if len(mine):
+            names = self._md_venues
+            venue = [names[v] if v < len(names) else f"#{v}" for v in mine["venue"].tolist()]
+            self.tape.add_trades(mine["ts_recv_ns"], mine["price"], mine["size"], mine["side"],
+                                 venue)
+        for p in self.ladders:
+            t = mine if p.index == cur else tr[ins == p.index]
+            if len(t):
+                p.ladder.add_trades(t["price"], t["size"])
+        if lost != self._trades_lost:
+            self._trades_lost = lost
+            self.eventlog.append([f"{_now()}  the desk fell behind the engine's trades: "
+                                  f"{lost:,} not shown in time and sales"])
+
+    def _read_latency(self) -> None:
+        c = self.link.client
+        counts = c.read_latency() if c is not None else None
+        if counts is not None:
+            edges = c.latency_edges_us()
+            for name, n in counts.items():
+                self.latency.set_histogram(name.replace("_", " "), edges, n)
+        mine = self.link.round_trips
+        shown = self.latency.histogram("desk round trip")
+        if shown.count != mine.count:
+            shown.set_counts(mine.counts)
+
     def _alert_count(self, n: int) -> None:
         self.alerts_dock.setWindowTitle(f"Alerts ({n})" if n else "Alerts")
 
@@ -747,9 +784,14 @@ class DeskWindow(QMainWindow):
         """The engine's audit trail (its database), read off the event loop."""
         from engine.store.audit import read_audit
 
+        url = self.audit_url
+        if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+            self.audit.set_status(f"no audit trail yet: {url[len('sqlite:///'):]} does not "
+                                  f"exist (the engine makes it)", True)
+            return
         self.audit.set_status("loading…")
         try:
-            entries = await asyncio.to_thread(read_audit, self.audit_url, last=5000)
+            entries = await asyncio.to_thread(read_audit, url, last=5000)
         except Exception as e:  # noqa: BLE001 - any database problem is shown, never raised
             self.audit.set_status(f"cannot read the audit trail: "
                                   f"{str(getattr(e, 'orig', e)).splitlines()[0]}", True)
@@ -945,7 +987,8 @@ def _now() -> str:
 
 
 def run_desk_window(instance: str, desk: DeskConfig, *, instrument: str | None = None,
-                    exit_after: float | None = None, screenshot: str | None = None) -> int:
+                    exit_after: float | None = None, screenshot: str | None = None,
+                    audit_url: str | None = None) -> int:
     """Create the QApplication and qasync loop, show the desk, run until it closes."""
     os.environ.setdefault("QT_API", "pyside6")
     import qasync
@@ -955,7 +998,7 @@ def run_desk_window(instance: str, desk: DeskConfig, *, instrument: str | None =
     apply_theme(app)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    win = DeskWindow(instance, desk, instrument=instrument)
+    win = DeskWindow(instance, desk, instrument=instrument, audit_url=audit_url)
     closed = asyncio.Event()
 
     def _quit() -> None:

@@ -207,7 +207,19 @@ def _why(e: BaseException) -> str:
     return str(e) if isinstance(e, Terminated) else "interrupted"
 
 
-def _run_window(args: argparse.Namespace, instance: str, desk_cfg, on_close=None) -> int:
+def _audit_url(profile) -> str | None:
+    """The profile's database, where the desk reads the audit trail (None: the default)."""
+    from engine.core.paths import data_dir
+    from engine.core.profile import ProfileError
+
+    try:
+        return profile.database(str(data_dir()))
+    except ProfileError:
+        return None
+
+
+def _run_window(args: argparse.Namespace, instance: str, desk_cfg, on_close=None, *,
+                audit_url: str | None = None) -> int:
     problem = display_problem()
     if problem:
         print(f"helmdesk: {problem}", file=sys.stderr)
@@ -220,6 +232,7 @@ def _run_window(args: argparse.Namespace, instance: str, desk_cfg, on_close=None
         instrument=args.instrument,
         exit_after=args.exit_after,
         screenshot=args.screenshot,
+        audit_url=audit_url,
     )
 
 
@@ -227,12 +240,14 @@ def run_desk(args: argparse.Namespace, instance: str) -> int:
     from engine.core.profile import DeskConfig
 
     desk_cfg = DeskConfig()
+    url = None
     if args.profile:
         profile = _load(args)
         if profile is None:
             return 2
         desk_cfg = profile.desk
-    return _run_window(args, instance, desk_cfg)
+        url = _audit_url(profile)
+    return _run_window(args, instance, desk_cfg, audit_url=url)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -253,7 +268,8 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"helmdesk: {_why(e)} while the engine started: stopped it", file=sys.stderr)
         return 128 + getattr(e, "signum", signal.SIGINT)
     try:
-        return _run_window(args, profile.engine.instance, profile.desk)
+        return _run_window(args, profile.engine.instance, profile.desk,
+                           audit_url=_audit_url(profile))
     except (Terminated, KeyboardInterrupt) as e:
         print(f"helmdesk: {_why(e)}: stopping", file=sys.stderr)
         return 128 + getattr(e, "signum", signal.SIGINT)

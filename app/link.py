@@ -15,6 +15,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from engine.core.roles import Role
+from widgets.latency import LatencyHistogram
 from engine.ipc import (
     Ack,
     AttachRefused,
@@ -42,6 +43,7 @@ class EngineLink(QObject):
     book = Signal(int, object)  # instrument index, BOOK_DTYPE record copy
     kill = Signal(object)  # KILL_DTYPE rows copy
     events = Signal(object, int)  # EVENT_DTYPE records, total lost so far
+    trades = Signal(object, int)  # TRADE_DTYPE records (every instrument), total lost so far
     role = Signal(object)  # Role the engine grants this desk
     refused = Signal(str)  # attach refused for a reason the user must act on
 
@@ -61,6 +63,8 @@ class EngineLink(QObject):
         self._next_attach = 0.0
         self._refused_msg = ""
         self._need_role = False
+        #: this desk's command round trips (send -> the ack read back), µs
+        self.round_trips = LatencyHistogram()
         self.timer = QTimer(self)
         self.timer.setInterval(poll_ms)
         self.timer.timeout.connect(self.poll)
@@ -145,6 +149,9 @@ class EngineLink(QObject):
         ev = c.poll_events()
         if len(ev):
             self.events.emit(ev, c.events.lost)
+        tr = c.poll_trades()
+        if len(tr):
+            self.trades.emit(tr, c.trades_lost)
         for ack in c.poll_acks():
             if ack.cmd_id == 0:  # the engine reset this desk's command ring: what waits is lost
                 for fut in self._pending.values():
@@ -211,13 +218,16 @@ class EngineLink(QObject):
         """Send a command; resolve with its ack. Raises IpcError / asyncio.TimeoutError."""
         if self.client is None:
             raise IpcError(f"not attached to engine {self.instance!r}")
+        t0 = time.perf_counter_ns()
         cmd_id = self.client.send(verb, scope, scope_id, text=text, arg0=arg0, arg1=arg1)
         fut = asyncio.get_running_loop().create_future()
         self._pending[cmd_id] = fut
         try:
-            return await asyncio.wait_for(fut, timeout)
+            ack = await asyncio.wait_for(fut, timeout)
         finally:
             self._pending.pop(cmd_id, None)
+        self.round_trips.add((time.perf_counter_ns() - t0) / 1e3)
+        return ack
 
 
 def _loop_running() -> bool:

@@ -172,6 +172,8 @@ def test_the_ladder_trades_shows_our_order_cancels_and_moves_it(venue_factory,  
     moved = round(price - 0.02, 2)
     qtbot.waitUntil(lambda: len(lad.model.orders_at("buy", moved)) == 1, timeout=10_000)
     assert not lad.model.orders_at("buy", price)
+    qtbot.waitUntil(lambda: [r[6] for r in b.model._cells] == ["New", "Cancelled", "Cancelled"],
+                    timeout=10_000)
     rows = {r[0]: r for r in b.model._cells}
     assert rows[second][6] == "Cancelled"
     new = [r for r in rows.values() if r[0] not in (first, second)]
@@ -196,3 +198,54 @@ def test_flatten_asks_first_then_the_engine_answers(venue_factory, engine_factor
     qtbot.waitUntil(lambda: "pending" not in w.blotter.status.text(), timeout=5_000)
     assert w.blotter.status.text() == ("Flatten AAA: account:main holds no AAA; 0 working "
                                        "orders cancelled")
+
+
+def test_tape_latency_alerts_and_audit_from_a_live_engine(engine, desk_factory, qtbot):
+    from PySide6.QtCore import QItemSelectionModel
+
+    from engine.ipc import Verb
+
+    w = desk_factory(engine.instance)
+    qtbot.waitUntil(lambda: w.role is not None, timeout=15_000)
+    # time and sales: the current instrument's trades, newest on top, as the book's last trade
+    tape = w.tape.model
+    qtbot.waitUntil(lambda: tape.rowCount() > 0, timeout=10_000)
+    symbol = w.instrument_box.currentText()
+    assert w.tape_dock.windowTitle() == f"Time and sales {symbol}"
+    t, price, size, side, venue = tape.row(0)
+    assert venue in {"SIM"} and float(price.replace(",", "")) > 0 and int(size.replace(",", ""))
+    qtbot.waitUntil(lambda: w.ladder.model.volume_at(float(price.replace(",", ""))) > 0,
+                    timeout=5_000)
+
+    # latency: the engine's histograms and this desk's own round trips
+    for _ in range(3):
+        w._spawn(w.link.command(Verb.PING))
+    qtbot.waitUntil(lambda: w.link.round_trips.count >= 3, timeout=5_000)
+    w._read_latency()
+    w.latency.redraw()
+    assert {"command", "desk round trip"} <= set(w.latency.names())
+    assert w.latency.title("desk round trip").startswith("desk round trip  n=")
+
+    # an alert: a kill, acknowledged by a person, the engine's answer shown on its row
+    w._spawn(w.kill_global())
+    qtbot.waitUntil(lambda: w.alerts.model.rowCount() > 0, timeout=5_000)
+    assert w.alerts_dock.windowTitle().startswith("Alerts (")
+    assert w.alerts.model.row(0)[1:] == ("CRITICAL", "kill desk",
+                                         f"global HALTED by {w.link.client.user}: KILL button on "
+                                         f"desk", "NEW")
+    view = w.alerts.view
+    view.selectionModel().select(view.model().index(0, 0),
+                                 QItemSelectionModel.Select | QItemSelectionModel.Rows)
+    assert w.alerts.acknowledge_selected() == 1
+    user = w.link.client.user
+    qtbot.waitUntil(lambda: w.alerts.model.row(0)[-1].startswith(f"ack by {user} "),
+                    timeout=5_000)
+    qtbot.waitUntil(lambda: w.alerts_dock.windowTitle() == "Alerts", timeout=5_000)
+
+    # the audit trail: the kill and the acknowledgement, read from the engine's database
+    w.audit_dock.show()
+    w.audit_dock.raise_()
+    w._spawn(w.load_audit())
+    qtbot.waitUntil(lambda: any("ACK_ALERT" in " ".join(r) for r in w.audit.shown_rows()),
+                    timeout=10_000)
+    assert any("KILL" in " ".join(r) for r in w.audit.shown_rows())
