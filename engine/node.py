@@ -688,7 +688,11 @@ class LiveNode:
             publisher.turn_mono_ns = now
             turns += 1
             now_wall = wall()
-            kt = now_wall if replay is None else replay.clock(now_wall, due)  # kernel time
+            if replay is None:
+                kt = now_wall
+            else:  # kernel time: the recorded time. A catch-up turn publishes no book or health
+                kt = replay.clock(now_wall, due)  # (the desks see it land, not run past)
+                publisher.live = not replay.catching_up
             if lockstep:
                 t = max(t, min(kt, due if due > t else t + 1))
                 due = kernel.step(t)
