@@ -170,8 +170,8 @@ class CommandHandlers:
                     target = replay.target_ns
 
                     def landed(ack: Ack) -> Ack | None:
-                        if replay.catching_up and replay.now_ns < target:
-                            return None
+                        if replay.catching_up and replay.now_ns <= target:
+                            return None  # not there, or the turn at the time not yet run
                         self.kernel.publish_books()  # the desk sees that moment with
                         publish(replay.first_ns, replay.last_ns, replay.now_ns, replay.speed,
                                 replay.paused)  # the answer, and the header is not behind

@@ -364,6 +364,9 @@ class ReplaySource(MarketDataSource):
         self._wall = wall_ns
         now = self.now_ns
         target = self.target_ns
+        if target is not None and now >= target:  # the turn at the target has run: landed
+            self.target_ns = target = None  # (a jump's answer waits for that turn's books)
+            self._rec0, self._wall0 = now, wall_ns  # play on from here
         if target is not None:
             s = self.slice_ns
             if s:
@@ -375,10 +378,6 @@ class ReplaySource(MarketDataSource):
                 t = min(t, target)
             else:
                 t = target
-            if t >= target:
-                t = target
-                self.target_ns = None
-                self._rec0, self._wall0 = t, wall_ns  # play on from here
             self.now_ns = t
             return t
         if self.paused:

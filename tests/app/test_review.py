@@ -194,8 +194,9 @@ def test_jump_forward_lands_at_the_time_with_the_recorded_book(review, qtbot):
     text, ok = answer(qtbot, ctl, bar.jump.returnPressed.emit)
     assert ok and text == "at 09:30:21.250, paused", text
     target = T0 + 21 * S + 250_000_000
-    wait_for(qtbot, lambda: ctl.state.now_ns == target and bar.time.text() == "09:30:21.250",
-             what="the bar at 09:30:21.250")
+    # the answer comes after that moment's books: the desk shows them with it
+    assert ctl.state.now_ns == target and bar.time.text() == "09:30:21.250"
+    assert shown_book(books[0]) == recorded_book(profile, session.plan.root, target, 0)
     for i in (0, 1):
         win.link.select_instrument(i)
         want = recorded_book(profile, session.plan.root, target, i)

@@ -60,8 +60,9 @@ def test_a_forward_jump_catches_up_in_slices_of_recorded_time():
         steps.append(src.clock(0, NEVER) - T0)
         out = EventBuffer(64)
         src.step(T0 + steps[-1], out)
-    # a millisecond a turn while records come; the empty stretches are skipped
-    assert steps == [1 * MS, 2 * MS, 500 * MS, 501 * MS, 20 * S]
+    # a millisecond a turn while records come; the empty stretches are skipped; the turn
+    # after the one at the time lands (its answer sees that turn's books)
+    assert steps == [1 * MS, 2 * MS, 500 * MS, 501 * MS, 20 * S, 20 * S]
     assert src.landed_text() == "at 09:30:20.000, paused"
     assert src.clock(10 * S, NEVER) == T0 + 20 * S  # and stays paused there
     assert src.pos == 5  # every record up to the time, none after
@@ -115,7 +116,8 @@ def test_start_at_a_time_catches_up_and_stays_paused():
     src.slice_ns = 0  # nobody but the books sees the records: all at once
     src.begin(0)
     assert src.catching_up and src.wait_ns(NEVER) == 0
-    assert src.clock(0, NEVER) == T0 + 3 * S and not src.catching_up
+    assert src.clock(0, NEVER) == T0 + 3 * S and src.catching_up  # the turn at the time
+    assert src.clock(0, NEVER) == T0 + 3 * S and not src.catching_up  # landed
     assert src.clock(S, NEVER) == T0 + 3 * S
 
 
