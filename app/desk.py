@@ -243,13 +243,10 @@ class DeskWindow(QMainWindow):
             and self._spawn(self.load_audit()))
         self._pnl_timer = QTimer(self)
         self._pnl_timer.setInterval(1000)  # one P&L point a second: a day is 86,400
-        self._pnl_timer.timeout.connect(self._pnl_point)
-        self._pnl_timer.timeout.connect(self._read_latency)
+        self._pnl_timer.timeout.connect(self._each_second)
         self._chart_timer = QTimer(self)
         self._chart_timer.setInterval(500)  # a glance chart: 2 Hz is plenty, and cheap
-        self._chart_timer.timeout.connect(self.chart.redraw)
-        self._chart_timer.timeout.connect(self.pnl.redraw)
-        self._chart_timer.timeout.connect(self.latency.redraw)
+        self._chart_timer.timeout.connect(self._redraw_charts)
         self._risk_timer = QTimer(self)
         self._risk_timer.setInterval(250)  # positions, limits and VaR: the engine publishes 10 Hz
         self._risk_timer.timeout.connect(self._read_risk)
@@ -800,6 +797,15 @@ class DeskWindow(QMainWindow):
         self.audit.set_status(f"{len(entries):,} entries, newest "
                               f"{datetime.now().strftime('%H:%M:%S')}" if entries else
                               "no entries yet")
+
+    def _redraw_charts(self) -> None:
+        self.chart.redraw()
+        self.pnl.redraw()
+        self.latency.redraw()
+
+    def _each_second(self) -> None:
+        self._pnl_point()
+        self._read_latency()
 
     def _pnl_point(self) -> None:
         if self._pnl_now is not None and self.link.health.state == "connected":

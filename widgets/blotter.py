@@ -46,6 +46,9 @@ __all__ = ["BlotterModel", "BlotterProxy", "BlotterWidget", "BlotterRow", "SORT_
 
 COLUMNS = ("Order", "Venue", "Symbol", "Side", "Qty", "Price", "Status", "Filled", "Left",
            "Avg px", "Text")
+#: what each column's width is made for (the columns stay resizable by hand)
+_WIDTH_SAMPLES = ("HD-desk-1-mxavt11j-0000", "SIMA", "AAPLZ6", "sell", "1,000,000",
+                  "18,000.25", "PartiallyFilled", "1,000,000", "1,000,000", "18,000.2500", "")
 _DISPLAY = Qt.DisplayRole.value
 _FG = Qt.ForegroundRole.value
 _BG = Qt.BackgroundRole.value
@@ -122,7 +125,7 @@ class BlotterRow:
 
 
 class BlotterModel(QAbstractTableModel):
-    def __init__(self, max_rows: int = 5000, parent=None) -> None:
+    def __init__(self, max_rows: int = 20_000, parent=None) -> None:
         super().__init__(parent)
         self.max_rows = max_rows
         self._rows: list[BlotterRow] = []  # newest first
@@ -307,8 +310,15 @@ class BlotterWidget(QWidget):
         header.setSortIndicatorClearable(True)
         self.view.setSortingEnabled(True)
         self.view.verticalHeader().hide()
-        self.view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.view.horizontalHeader().setStretchLastSection(True)
+        # widths from the font once, never measured from the rows: a ResizeToContents header
+        # reads every cell of 10,000 rows on each change (seconds a frame)
+        self.view.verticalHeader().setSectionResizeMode(QHeaderView.Fixed)
+        header.setSectionResizeMode(QHeaderView.Interactive)
+        fm = self.view.fontMetrics()
+        for c, sample in enumerate(_WIDTH_SAMPLES):
+            header.resizeSection(c, max(fm.horizontalAdvance(sample),
+                                        fm.horizontalAdvance(COLUMNS[c])) + 24)
+        header.setStretchLastSection(True)
         self.view.setSelectionBehavior(QTableView.SelectRows)
         self.view.setShowGrid(False)
         lay = QVBoxLayout(self)

@@ -157,6 +157,9 @@ def _work_text(n: int, qty: float) -> str:
     return f"{'◆' * n if n <= 3 else f'◆×{n}'} {_qty(qty)}"
 
 
+_PRICE_BIT, _BID_BIT, _ASK_BIT, _VOL_BIT = 1 << PRICE, 1 << BID, 1 << ASK, 1 << VOLUME
+
+
 class LadderModel(QAbstractTableModel):
     """The ladder's window: ``rowCount()`` rows, highest price first, × the 7 ``COLUMNS``.
 
@@ -953,12 +956,20 @@ class LadderView(QWidget):
         if m.top_tick is not None:
             # the rows under the region's rectangles, not under its bounding box: two cells
             # changed far apart must not repaint every row between them
-            rows: set[int] = set()
+            # and of each row only the cells under them (a changed size repaints one cell:
+            # painting its row's seven cost three quarters of the desk's ladder time)
+            rows: dict[int, int] = {}
             for rect in event.region():
-                rows.update(range(max(0, (rect.top() - gy) // h),
-                                  min(n - 1, (rect.bottom() - gy) // h) + 1))
+                left, right = rect.left(), rect.right()
+                mask = 0
+                for c in range(7):
+                    if xs[c] <= right and xs[c + 1] > left:
+                        mask |= 1 << c
+                for r in range(max(0, (rect.top() - gy) // h),
+                               min(n - 1, (rect.bottom() - gy) // h) + 1):
+                    rows[r] = rows.get(r, 0) | mask
             for r in sorted(rows):
-                self._paint_row(p, r, gy + r * h)
+                self._paint_row(p, r, gy + r * h, rows[r])
         # column rules, over the whole height of what was repainted
         p.setPen(QPen(_RULE, 1))
         for x in xs[1:7]:
@@ -977,33 +988,37 @@ class LadderView(QWidget):
                 p.setPen(_STALE if stale else colours.get(c, _HEADER_FG))
                 p.drawText(QRect(xs[c] + 4, y, xs[c + 1] - xs[c] - 8, h), _CENTRE | _NO_CLIP, text)
 
-    def _paint_row(self, p: QPainter, r: int, y: int) -> None:
+    def _paint_row(self, p: QPainter, r: int, y: int, mask: int = 0x7F) -> None:
+        """Row ``r``'s cells in ``mask`` (bit c: column c)."""
         m, h, xs = self.model, self.ROW_H, self._x
         t = m.top_tick - r
         texts = m._text[r]
         stale, flash = m.stale, m._flash
         cell = [QRect(xs[c], y, xs[c + 1] - xs[c], h) for c in range(7)]
         # backgrounds
-        p.fillRect(cell[PRICE], _PRICE_BG)
+        if mask & _PRICE_BIT:
+            p.fillRect(cell[PRICE], _PRICE_BG)
+            if m._ltq is not None and m._ltq[0] == t:
+                p.fillRect(cell[PRICE], _LAST_BG)
         if not stale:
-            p.fillRect(cell[BID], _BID_FLASH if (t, BID) in flash else _BID_BG)
-            p.fillRect(cell[ASK], _ASK_FLASH if (t, ASK) in flash else _ASK_BG)
-        if m._ltq is not None and m._ltq[0] == t:
-            p.fillRect(cell[PRICE], _LAST_BG)
-        vol = m._vol.get(t)
+            if mask & _BID_BIT:
+                p.fillRect(cell[BID], _BID_FLASH if (t, BID) in flash else _BID_BG)
+            if mask & _ASK_BIT:
+                p.fillRect(cell[ASK], _ASK_FLASH if (t, ASK) in flash else _ASK_BG)
+        vol = m._vol.get(t) if mask & _VOL_BIT else None
         if vol and m._vol_max > 0:
             bar = cell[VOLUME].adjusted(1, 3, -1, -3)
             bar.setWidth(max(1, int(bar.width() * vol / m._vol_max)))
             p.fillRect(bar, _STALE_CHIP if stale else _VOL_BAR)
         for c, chip in ((WORK_BUY, _BUY_CHIP), (WORK_SELL, _SELL_CHIP)):
-            if texts[c]:
+            if texts[c] and mask >> c & 1:
                 p.fillRect(cell[c].adjusted(2, 2, -2, -2), _STALE_CHIP if stale else chip)
         # texts
         fm = self._fm
         inside = t == m._bb or t == m._ba
         for c in range(7):
             text = texts[c]
-            if not text:
+            if not text or not mask >> c & 1:
                 continue
             p.setFont(self._bold if c in _WORK_COL or (inside and BID <= c <= ASK)
                       else self._font)
@@ -1016,9 +1031,11 @@ class LadderView(QWidget):
                                or c in _WORK_COL and fm.horizontalAdvance(text) > avail):
                 text = self._fit(text, avail)
             p.drawText(cell[c].adjusted(_PAD // 2, 0, -_PAD // 2, 0), _ALIGNS[c] | _NO_CLIP, text)
-        # the row's rule
+        # the row's rule, under the cells painted
         p.setPen(_ROW_RULE)
-        p.drawLine(0, y + h - 1, self.width(), y + h - 1)
+        first = (mask & -mask).bit_length() - 1
+        last = mask.bit_length() - 1
+        p.drawLine(xs[first], y + h - 1, xs[last + 1] if last < 6 else self.width(), y + h - 1)
         # the cell under the mouse, and where a drag would land
         if self._press is not None and self._dragging:
             col, side, tick, _start = self._press
