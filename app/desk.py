@@ -291,7 +291,8 @@ class DeskWindow(QMainWindow):
         panel.instrument_changed.connect(lambda i, p=panel: self._ladder_instrument(p, i))
         lad.order_requested.connect(
             lambda side, price, qty, venue, p=panel: self._ladder_order(p, side, price, qty, venue))
-        lad.cancel_requested.connect(lambda cl: self._spawn(self.cancel_order(cl)))
+        lad.cancel_requested.connect(
+            lambda cl: self._order_command(f"Cancel {cl}", Verb.CANCEL, text=cl))
         lad.move_requested.connect(lambda cl, price: self._spawn(self.move_order(cl, price)))
         dock.destroyed.connect(lambda *_a, p=panel: self._ladder_gone(p))
         if self._instruments:
@@ -343,9 +344,8 @@ class DeskWindow(QMainWindow):
                 f"size ({self.desk.confirm_qty:,})."):
             self.blotter.set_status(f"not sent: {what} (not confirmed)")
             return
-        self._spawn(self._order_command(what, Verb.ORDER, Scope.INSTRUMENT, idx,
-                                        text=order_text(venue, side, "day"), arg0=qty,
-                                        arg1=price))
+        self._order_command(what, Verb.ORDER, Scope.INSTRUMENT, idx,
+                            text=order_text(venue, side, "day"), arg0=qty, arg1=price)
 
     async def move_order(self, cl_ord_id: str, price: float) -> None:
         """A ladder drag: cancel, then (once the venue confirms the cancel) the quantity left
@@ -625,6 +625,9 @@ class DeskWindow(QMainWindow):
                 lad.set_stale(stale, why)
         self.chart.set_stale(stale)
         self.depth.set_stale(stale)
+        self.strategy_panel.set_stale(stale)
+        self.pnl.set_stale(stale)
+        self.latency.set_stale(stale)
         self.killpanel.set_stale(stale)
 
     def _on_book(self, i: int, rec) -> None:
@@ -840,10 +843,11 @@ class DeskWindow(QMainWindow):
         self.eventlog.append([f"{_now()}  REFUSED: {msg}"])
 
     # -- commands -----------------------------------------------------------------------------------
-    def _spawn(self, coro) -> None:
+    def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _send(self, label: str, verb: Verb, text: str = "", **kw) -> None:
         self.killpanel.set_pending(True, f"{label}: pending — waiting for the engine's ack")
@@ -861,12 +865,17 @@ class DeskWindow(QMainWindow):
             self.killpanel.set_pending(False, f"{label}: REJECTED — {ack.reason}")
         self.link.poll()  # show the engine's state now, not at the next tick
 
-    async def _order_command(self, label: str, verb: Verb, scope: int = Scope.GLOBAL,
-                             scope_id: int = 0, **kw) -> bool:
-        """Send an order command; its answer in the blotter's status line. True: accepted."""
+    def _order_command(self, label: str, verb: Verb, scope: int = Scope.GLOBAL,
+                       scope_id: int = 0, **kw) -> asyncio.Task:
+        """Send an order command now; its answer goes to the blotter's status line. The task
+        resolves True when the engine accepted it."""
         self.blotter.set_status(f"{label}: pending — waiting for the engine's ack")
+        return self._spawn(self._order_answer(label, self.link.command(verb, scope, scope_id,
+                                                                        **kw)))
+
+    async def _order_answer(self, label: str, pending) -> bool:
         try:
-            ack = await self.link.command(verb, scope, scope_id, **kw)
+            ack = await pending
         except asyncio.TimeoutError:
             self.blotter.set_status(f"{label}: NO ACK within 2 s — engine not responding", True)
             return False

@@ -213,21 +213,31 @@ class EngineLink(QObject):
         self.health_changed.emit(h)
 
     # -- commands ----------------------------------------------------------------------------------
-    async def command(self, verb: int, scope: int = 0, scope_id: int = 0, *, text: str = "",
-                      arg0: float = 0.0, arg1: float = 0.0, timeout: float = 2.0) -> Ack:
-        """Send a command; resolve with its ack. Raises IpcError / asyncio.TimeoutError."""
+    def command(self, verb: int, scope: int = 0, scope_id: int = 0, *, text: str = "",
+                arg0: float = 0.0, arg1: float = 0.0, timeout: float = 2.0):
+        """Send a command NOW (written to the engine's ring before this returns: a click's
+        order does not wait for the event loop's next turn); await the result for its ack.
+        The await raises IpcError (not attached, or the link closed) or
+        asyncio.TimeoutError."""
         if self.client is None:
-            raise IpcError(f"not attached to engine {self.instance!r}")
+            return _refused(IpcError(f"not attached to engine {self.instance!r}"))
         t0 = time.perf_counter_ns()
         cmd_id = self.client.send(verb, scope, scope_id, text=text, arg0=arg0, arg1=arg1)
-        fut = asyncio.get_running_loop().create_future()
+        fut = asyncio.get_event_loop().create_future()
         self._pending[cmd_id] = fut
+        return self._ack(cmd_id, fut, t0, timeout)
+
+    async def _ack(self, cmd_id: int, fut: asyncio.Future, t0: int, timeout: float) -> Ack:
         try:
             ack = await asyncio.wait_for(fut, timeout)
         finally:
             self._pending.pop(cmd_id, None)
         self.round_trips.add((time.perf_counter_ns() - t0) / 1e3)
         return ack
+
+
+async def _refused(e: Exception) -> Ack:
+    raise e
 
 
 def _loop_running() -> bool:
