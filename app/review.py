@@ -487,12 +487,21 @@ class ReviewController(QObject):
             return
         finally:
             self.busy = ""
-        self.link.poll()  # attach to the new engine now, not at the next tick
-        self.refresh()
-        st = self.state
-        if st is not None:
-            self._say(f"at {_clock(st.now_ns)}, {'paused' if st.paused else 'playing'} "
-                      f"(replay restarted)", True)
+        # the link re-attaches by itself; the new engine is the one standing at the time (the
+        # old one was later than it)
+        deadline = time.monotonic() + 10.0
+        while True:
+            self.link.poll()
+            self.refresh()
+            st = self.state
+            if st is not None and abs(st.now_ns - target_ns) <= 1000:
+                break
+            if time.monotonic() > deadline:
+                self._say(f"restarted at {at}, but the desk has not attached to it yet", False)
+                return
+            await asyncio.sleep(0.05)
+        self._say(f"at {_clock(st.now_ns)}, {'paused' if st.paused else 'playing'} "
+                  f"(replay restarted)", True)
 
 
 def install(win, restart: Callable[[int], Awaitable[None]] | None = None) -> ReviewController:
