@@ -139,7 +139,7 @@ class DeskWindow(QMainWindow):
                                           Qt.RightDockWidgetArea)
         self.tabifyDockWidget(self.recon_dock, self.strategies_dock)
         self.risk_dock.raise_()
-        self.pnl_dock = self._dock("P&L", self.pnl, Qt.RightDockWidgetArea)
+        self.pnl_dock = self._dock("PnL", self.pnl, Qt.RightDockWidgetArea)
         self.latency_dock = self._dock("Latency", self.latency, Qt.RightDockWidgetArea)
         self.tabifyDockWidget(self.strategies_dock, self.pnl_dock)
         self.tabifyDockWidget(self.pnl_dock, self.latency_dock)
@@ -178,6 +178,11 @@ class DeskWindow(QMainWindow):
                                               self.recentre)
         self.ticket_action = self._shortcut(trade, "Focus the ladder's ticket", "F2",
                                             self.focus_ticket)
+        self.auto_recentre_action = trade.addAction(
+            "Re-centre a ladder when the market leaves it")
+        self.auto_recentre_action.setCheckable(True)
+        self.auto_recentre_action.setChecked(True)  # never while the mouse is over it
+        self.auto_recentre_action.toggled.connect(self._auto_recentre)
         window = self.menuBar().addMenu("&Window")
         self.new_ladder_action = self._shortcut(window, "New ladder", "Ctrl+L",
                                                 lambda: self.add_ladder(raise_=True))
@@ -299,6 +304,7 @@ class DeskWindow(QMainWindow):
             panel.set_instruments([i.symbol for i in self._instruments],
                                   symbol or self.instrument_box.currentText())
         lad.set_venues([v.name for v in self._venues])
+        lad.model.auto_recentre = self.auto_recentre_action.isChecked()
         if self.role is not None:
             self._ladder_permissions(panel)
         lad.set_stale(self.link.health.state != "connected", self.link.health.text)
@@ -368,6 +374,10 @@ class DeskWindow(QMainWindow):
             f"Moved {m.replaces}: {m.side} {m.qty:,} {m.symbol} @ {m.price:g}", Verb.ORDER,
             Scope.INSTRUMENT, idx, text=order_text(m.venue, m.side, m.tif), arg0=m.qty,
             arg1=m.price))
+
+    def _auto_recentre(self, on: bool) -> None:
+        for p in self.ladders:
+            p.ladder.model.auto_recentre = on
 
     def recentre(self) -> None:
         for p in self.ladders:
@@ -453,6 +463,7 @@ class DeskWindow(QMainWindow):
         s.setValue("state", self.saveState(_STATE_VERSION))
         s.setValue("ladders", [p.symbol for p in self.ladders])
         s.setValue("instrument", self.instrument_box.currentText())
+        s.setValue("auto_recentre", self.auto_recentre_action.isChecked())
         s.sync()
 
     def restore_layout(self) -> bool:
@@ -466,6 +477,7 @@ class DeskWindow(QMainWindow):
         for p, sym in zip(self.ladders, symbols):
             p.setProperty("want", str(sym))
         self._want_symbol = self._want_symbol or (s.value("instrument") or None)
+        self.auto_recentre_action.setChecked(s.value("auto_recentre", True, bool))
         geometry, state = s.value("geometry"), s.value("state")
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -530,8 +542,9 @@ class DeskWindow(QMainWindow):
 
     def _first_layout(self) -> None:
         """Room for the kill switches and the gauges; the chart and the log give way."""
-        self.resizeDocks([self.kill_dock, self.risk_dock], [440, 360], Qt.Vertical)
-        self.resizeDocks([self.blotter_dock], [170], Qt.Vertical)
+        self.resizeDocks([self.kill_dock, self.risk_dock], [400, 460], Qt.Vertical)
+        self.resizeDocks([self.blotter_dock], [230], Qt.Vertical)
+        self.resizeDocks([self.blotter_dock, self.tape_dock], [1000, 560], Qt.Horizontal)
 
     def showEvent(self, event) -> None:
         super().showEvent(event)

@@ -175,6 +175,12 @@ class LadderModel(QAbstractTableModel):
         self.tick = 0.01
         self.decimals = 2
         self.stale = True
+        #: True: when the market leaves the window (no inside price on a visible row), re-centre
+        #: on it, but never while ``held`` (the mouse is over the ladder: a grid that jumps
+        #: under the mouse moves the price a click lands on); the edge strip shows "▲ market"
+        #: and Home brings it back
+        self.auto_recentre = False
+        self.held = False
         self._n = rows
         self._top: int | None = None  # tick index of row 0; None until a book centres it
         self._text: list[list[str]] = [[""] * 7 for _ in range(rows)]
@@ -276,6 +282,12 @@ class LadderModel(QAbstractTableModel):
             self._refresh_all()
         return True
 
+    def _off_window(self) -> bool:
+        """Neither side of the inside market is on a visible row."""
+        top, n = self._top, self._n
+        inside = [t for t in (self._bb, self._ba) if t is not None]
+        return bool(inside) and all(t > top or t <= top - n for t in inside)
+
     def _centre(self) -> int | None:
         bb, ba = self._bb, self._ba
         if bb is not None and ba is not None:
@@ -308,6 +320,8 @@ class LadderModel(QAbstractTableModel):
         if self._top is None:  # the first book of the symbol: centre on it, nothing flashes
             self.recentre()
             return True
+        if self.auto_recentre and not self.held and self._off_window() and self.recentre():
+            return True  # the market left the window: it comes back to the middle
         flash = not self.stale
         if self._bb != old_bb or self._ba != old_ba:  # the inside's bold moves
             for t in (old_bb, old_ba, self._bb, self._ba):
@@ -902,10 +916,17 @@ class LadderView(QWidget):
         elif to is not None and to != tick and not self.move_refusal():
             self.move_dropped.emit(_SIDE_NAME[side], tick, to)
 
+    def enterEvent(self, event) -> None:
+        self.model.held = True  # no automatic re-centre under the mouse
+        super().enterEvent(event)
+
     def leaveEvent(self, event) -> None:
         if self._hover is not None:
             self._update_row(*self._hover, self._hover[1])
             self._hover = None
+        self.model.held = False
+        if self.model.auto_recentre and self.model._off_window():
+            self.model.recentre()
         super().leaveEvent(event)
 
     def wheelEvent(self, event) -> None:

@@ -24,6 +24,9 @@ def test_the_layout_is_saved_and_restored_per_workstation(instance, data_dir, de
     docks = _docks(w)
     docks["TimeandsalesDock"].setFloating(True)
     docks["EventsDock"].hide()
+    assert w.auto_recentre_action.isChecked() and w.ladders[2].ladder.model.auto_recentre
+    w.auto_recentre_action.setChecked(False)
+    assert not any(p.ladder.model.auto_recentre for p in w.ladders)
     w.resize(1300, 800)
     w.close()
     ini = data_dir / "desk" / "test-desk.ini"
@@ -34,6 +37,8 @@ def test_the_layout_is_saved_and_restored_per_workstation(instance, data_dir, de
     docks = _docks(again)
     assert docks["TimeandsalesDock"].isFloating()
     assert docks["EventsDock"].isHidden() and not docks["OrdersDock"].isHidden()
+    assert not again.auto_recentre_action.isChecked()
+    assert not any(p.ladder.model.auto_recentre for p in again.ladders)
     # the window's size too (the offscreen platform adds no frame: within a few pixels)
     assert abs(again.width() - 1300) < 80 and abs(again.height() - 800) < 60
     # Window → Reset layout: one ladder, every panel back where it starts
@@ -141,7 +146,12 @@ def test_the_ladder_trades_shows_our_order_cancels_and_moves_it(venue_factory,  
     lad, b = w.ladder, w.blotter
     qtbot.waitUntil(lambda: lad.model.best()[0] > 0, timeout=10_000)
     view = lad.view
-    price = round(lad.model.best()[0] - 0.05, 2)  # five ticks under the bid: it rests
+    lad.model.held = True  # as with the mouse over it (these clicks come without): no re-centre
+    lad.recentre()
+    # prices on the grid under the bid (they rest): the first order's, the second's, its move's
+    bid = lad.model.best()[0]
+    under = sorted((p for p, _ in lad.model.visible_rows() if p < bid - 0.015), reverse=True)
+    price, second_price, moved = under[3], under[4], under[6]
     lad.qty.setValue(7)
     lad.venue.setCurrentText("SIMA")
     QTest.mouseClick(view, Qt.LeftButton, pos=view.row_rect(price, BID).center())
@@ -159,17 +169,16 @@ def test_the_ladder_trades_shows_our_order_cancels_and_moves_it(venue_factory,  
 
     # another (a tick lower: the same order again within the duplicate window is refused),
     # dragged two ticks down: cancelled, then the same size placed there
-    price = round(price - 0.01, 2)
+    price = second_price
     QTest.mouseClick(view, Qt.LeftButton, pos=view.row_rect(price, BID).center())
     qtbot.waitUntil(lambda: len(lad.model.orders_at("buy", price)) == 1, timeout=10_000)
     second = next(r[0] for r in b.model._cells if r[0] != first)
     start = view.row_rect(price, WORK_BUY).center()
-    end = view.row_rect(round(price - 0.02, 2), WORK_BUY).center()
+    end = view.row_rect(moved, WORK_BUY).center()
     QTest.mousePress(view, Qt.LeftButton, pos=start)
     QTest.mouseMove(view, QPoint(start.x(), start.y() + 8))
     QTest.mouseMove(view, end)
     QTest.mouseRelease(view, Qt.LeftButton, pos=end)
-    moved = round(price - 0.02, 2)
     qtbot.waitUntil(lambda: len(lad.model.orders_at("buy", moved)) == 1, timeout=10_000)
     assert not lad.model.orders_at("buy", price)
     qtbot.waitUntil(lambda: [r[6] for r in b.model._cells] == ["New", "Cancelled", "Cancelled"],

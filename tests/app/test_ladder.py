@@ -150,6 +150,23 @@ def test_the_grid_stays_put_when_the_market_moves_until_recentred(ladder, qtbot)
     assert m.row_of(5000.25) == m.rowCount() // 2
 
 
+def test_auto_recentre_brings_a_market_that_left_the_window_back(ladder):
+    m = ladder.model
+    m.auto_recentre = True
+    top = m.top_tick
+    ladder.set_book(*book(5002.0, 5002.25))  # still in the window: the grid stays
+    assert m.top_tick == top
+    m.held = True  # the mouse is over the ladder: the grid never moves under it
+    ladder.set_book(*book(5100.0, 5100.25))
+    assert m.top_tick == top and m.edge_texts()[0][PRICE] == "▲ market"
+    QApplication.sendEvent(ladder.view, QEvent(QEvent.Leave))  # the mouse goes: centred again
+    assert not m.held
+    assert m.row_of(5100.0) in (m.rowCount() // 2, m.rowCount() // 2 + 1)
+    assert m.edge_texts()[0][PRICE] == ""
+    ladder.set_book(*book(5200.0, 5200.25))  # gone again, nobody over it: centred at once
+    assert m.row_of(5200.0) in (m.rowCount() // 2, m.rowCount() // 2 + 1)
+
+
 def test_wheel_and_page_keys_scroll_through_prices(ladder, qtbot):
     m, v = ladder.model, ladder.view
     top = m.top_tick
