@@ -354,9 +354,11 @@ def main() -> None:
     t.add("max", f"{f['desk_frame_max_ms']:.2f} ms")
     t.add("desk CPU", f"{f['desk_cpu_pct']:.1f} %", f"<= {TARGET_CPU_PCT:g} %",
           verdict(f["desk_cpu_pct"], TARGET_CPU_PCT, higher_is_better=False))
-    t.add("by timer: p99 (frames)", "  ".join(
-        f"{k} {f[f'desk_frame_{k}_p99_ms']:.1f} ms ({f[f'desk_frame_{k}_n']})"
-        for k in ("poll", "charts", "risk", "second") if f"desk_frame_{k}_n" in f))
+    t.section("frames by timer: p99 (how many)")
+    for k, what in (("poll", "link poll, 60 Hz"), ("charts", "charts, 2 Hz"),
+                    ("risk", "risk tables, 4 Hz"), ("second", "PnL point + latency, 1 Hz")):
+        if f"desk_frame_{k}_n" in f:
+            t.add(what, f"{f[f'desk_frame_{k}_p99_ms']:.2f} ms ({f[f'desk_frame_{k}_n']})")
     t.section(f"publish → pixels ({f['publish_to_pixels_samples']:,} publishes seen)")
     t.add("p50", f"{f['publish_to_pixels_p50_ms']:.2f} ms")
     t.add("p99", f"{f['publish_to_pixels_p99_ms']:.2f} ms", f"<= {TARGET_P2P_P99_MS:g} ms",
