@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 from app.help import HelpOverlay
 from app.ladders import LadderPanel, Move, WorkingOrders
 from app.link import EngineLink, Health
+from app.review import ReviewController
 from app.theme import apply_theme
 from engine.core.paths import data_dir
 from engine.core.profile import DEFAULT_DATABASE_URL, DeskConfig
@@ -56,6 +57,7 @@ from widgets import (
     PositionsTable,
     PriceChart,
     ReconTable,
+    ReplayBar,
     ReportView,
     RiskPanel,
     StrategyPanel,
@@ -209,6 +211,11 @@ class DeskWindow(QMainWindow):
         self.role_label.setObjectName("roleLabel")
         tb.addWidget(self.role_label)
         self.addToolBar(tb)
+        # post-incident review: the replay bar, shown only on a replay engine
+        self.replaybar = ReplayBar(self)
+        self.addToolBarBreak(Qt.TopToolBarArea)
+        self.addToolBar(Qt.TopToolBarArea, self.replaybar)
+        self.review = ReviewController(self.link, self.replaybar)
         self.statusBar().addPermanentWidget(self.status, 1)
         self.statusBar().addPermanentWidget(self.feeds)
         self.statusBar().addPermanentWidget(self.counters)
@@ -562,6 +569,8 @@ class DeskWindow(QMainWindow):
     # -- link events --------------------------------------------------------------------------------
     def _on_attached(self, instruments) -> None:
         self._instruments = instruments
+        self.working.clear()  # a new engine (a restart, a replay started again): its own
+        self.pnl.clear()  # orders and times, nothing of the last one's
         current = self.instrument_box.currentText() or self._want_symbol
         self.instrument_box.blockSignals(True)
         self.instrument_box.clear()

@@ -505,17 +505,10 @@ class ReviewController(QObject):
 
 
 def install(win, restart: Callable[[int], Awaitable[None]] | None = None) -> ReviewController:
-    """Give a desk window the replay bar (a toolbar row of its own at the top, hidden unless
-    the engine is a replay engine) and its controller, as ``win.replaybar`` and
-    ``win.review``: the lines DeskWindow runs itself."""
-    from PySide6.QtCore import Qt
-
-    from widgets.replaybar import ReplayBar
-
-    win.replaybar = ReplayBar(win)
-    win.addToolBarBreak(Qt.TopToolBarArea)  # a row of its own, under the desk's toolbar
-    win.addToolBar(Qt.TopToolBarArea, win.replaybar)
-    win.review = ReviewController(win.link, win.replaybar, restart)
+    """The desk window's review controller (``win.review``: DeskWindow makes it, with its
+    replay bar ``win.replaybar``), given ``restart``: how to start the replay again at an
+    earlier time (a backward jump)."""
+    win.review.restart = restart
     return win.review
 
 

@@ -15,6 +15,7 @@ from widgets.pnlchart import PnlChart
 from widgets.positions import PositionsModel, PositionsTable
 from widgets.pricechart import PriceChart
 from widgets.recon import ReconTable
+from widgets.replaybar import ReplayBar
 from widgets.report import ReportView
 from widgets.risk import Gauge, RiskPanel, VarModel
 from widgets.status import ConnectionStatus
@@ -47,6 +48,7 @@ __all__ = [
     "PositionsTable",
     "PriceChart",
     "ReconTable",
+    "ReplayBar",
     "ReportView",
     "RiskPanel",
     "StrategyPanel",
