@@ -121,6 +121,8 @@ class DeskWindow(QMainWindow):
         self._venues: list[str] = []
         self._md_venues: list[str] = []  #: market-data venues by index (the trade ring's)
         self._trades_lost = 0
+        self._shown_stale: bool | None = None
+        self._depth_rec = None  #: the current instrument's latest book, not yet drawn
 
         self.setCentralWidget(self.chart)
         self.chart.setMinimumWidth(300)  # docks do not squeeze the chart to nothing
@@ -253,6 +255,9 @@ class DeskWindow(QMainWindow):
         self.audit_dock.visibilityChanged.connect(
             lambda shown: shown and self.audit.model.rowCount() == 0
             and self._spawn(self.load_audit()))
+        self._depth_timer = QTimer(self)
+        self._depth_timer.setInterval(100)
+        self._depth_timer.timeout.connect(self._draw_depth)
         self._pnl_timer = QTimer(self)
         self._pnl_timer.setInterval(1000)  # one P&L point a second: a day is 86,400
         self._pnl_timer.timeout.connect(self._each_second)
@@ -563,6 +568,7 @@ class DeskWindow(QMainWindow):
         self.restore_layout()
         self.link.start()
         self._pnl_timer.start()
+        self._depth_timer.start()
         self._chart_timer.start()
         self._risk_timer.start()
 
@@ -606,6 +612,7 @@ class DeskWindow(QMainWindow):
         self.chart.clear()
         self.chart.plot.setTitle(f"{ins.symbol} mid", color="#c8ccd2")
         self.depth.clear_depth()
+        self._depth_rec = None
         self.tape.clear()
         self.tape.set_decimals(tick_decimals(ins.tick))
         self.depth_dock.setWindowTitle(f"Depth {ins.symbol}")
@@ -645,6 +652,9 @@ class DeskWindow(QMainWindow):
             lad = p.ladder
             if stale != lad.model.stale or (stale and lad.banner.text() != f"STALE — {why}"):
                 lad.set_stale(stale, why)
+        if stale == self._shown_stale:  # the health comes every poll: act on changes only
+            return
+        self._shown_stale = stale
         self.chart.set_stale(stale)
         self.depth.set_stale(stale)
         self.strategy_panel.set_stale(stale)
@@ -662,7 +672,7 @@ class DeskWindow(QMainWindow):
                                   float(rec["last_px"]), float(rec["last_sz"]), warning)
         if i != self.link.instrument:
             return
-        self.depth.set_depth(rec["bid_px"], rec["bid_sz"], rec["ask_px"], rec["ask_sz"])
+        self._depth_rec = rec  # drawn by its own 10 Hz timer: a chart, not a ladder
         b, a = float(rec["bid_px"][0]), float(rec["ask_px"][0])
         if b and a and not flags:  # a crossed or locked book has no usable mid
             self.chart.append(rec["ts_event_ns"] / 1e9, (a + b) / 2)
@@ -822,6 +832,11 @@ class DeskWindow(QMainWindow):
         self.audit.set_status(f"{len(entries):,} entries, newest "
                               f"{datetime.now().strftime('%H:%M:%S')}" if entries else
                               "no entries yet")
+
+    def _draw_depth(self) -> None:
+        rec, self._depth_rec = self._depth_rec, None
+        if rec is not None:
+            self.depth.set_depth(rec["bid_px"], rec["bid_sz"], rec["ask_px"], rec["ask_sz"])
 
     def _redraw_charts(self) -> None:
         self.chart.redraw()

@@ -41,6 +41,7 @@ import numpy as np
 from PySide6.QtCore import (
     QAbstractTableModel,
     QEvent,
+    QLine,
     QModelIndex,
     QPoint,
     QRect,
@@ -112,6 +113,8 @@ _PRICE_BG = QColor("#1d2127")
 _LAST_BG = QColor(240, 198, 116, 45)
 _VOL_BAR = QColor(154, 160, 168, 50)
 _BASE = QColor("#15181d")
+_TITLE_FG = QColor("#e6e8eb")
+_WARN = QColor("#f0c674")
 _HEADER_BG = QColor("#22262c")
 _HEADER_FG = QColor("#9aa0a8")
 _EDGE_BG = QColor("#1a1d22")
@@ -706,6 +709,7 @@ class LadderView(QWidget):
             edges.append(x)
         self._x = edges
         self._avail = [edges[c + 1] - edges[c] - _PAD for c in range(7)]
+        self._rects: dict[int, list[QRect]] = {}  # y -> the row's seven cells (paint reuses)
 
     def shown_text(self, price: float, col: int) -> str | None:
         """The text painted in ``col`` at ``price`` (a size too long for its column is
@@ -989,8 +993,15 @@ class LadderView(QWidget):
                 for r in range(max(0, (rect.top() - gy) // h),
                                min(n - 1, (rect.bottom() - gy) // h) + 1):
                     rows[r] = rows.get(r, 0) | mask
+            rules = []
             for r in sorted(rows):
                 self._paint_row(p, r, gy + r * h, rows[r])
+                mask = rows[r]  # each row's rule, under the cells painted, in one call
+                first, last = (mask & -mask).bit_length() - 1, mask.bit_length() - 1
+                y = gy + r * h + h - 1
+                rules.append(QLine(xs[first], y, xs[last + 1] if last < 6 else w, y))
+            p.setPen(_ROW_RULE)
+            p.drawLines(rules)
         # column rules, over the whole height of what was repainted
         p.setPen(QPen(_RULE, 1))
         for x in xs[1:7]:
@@ -1015,7 +1026,9 @@ class LadderView(QWidget):
         t = m.top_tick - r
         texts = m._text[r]
         stale, flash = m.stale, m._flash
-        cell = [QRect(xs[c], y, xs[c + 1] - xs[c], h) for c in range(7)]
+        cell = self._rects.get(y)
+        if cell is None:
+            cell = self._rects[y] = [QRect(xs[c], y, xs[c + 1] - xs[c], h) for c in range(7)]
         # backgrounds
         if mask & _PRICE_BIT:
             p.fillRect(cell[PRICE], _PRICE_BG)
@@ -1052,11 +1065,6 @@ class LadderView(QWidget):
                                or c in _WORK_COL and fm.horizontalAdvance(text) > avail):
                 text = self._fit(text, avail)
             p.drawText(cell[c].adjusted(_PAD // 2, 0, -_PAD // 2, 0), _ALIGNS[c] | _NO_CLIP, text)
-        # the row's rule, under the cells painted
-        p.setPen(_ROW_RULE)
-        first = (mask & -mask).bit_length() - 1
-        last = mask.bit_length() - 1
-        p.drawLine(xs[first], y + h - 1, xs[last + 1] if last < 6 else self.width(), y + h - 1)
         # the cell under the mouse, and where a drag would land
         if self._press is not None and self._dragging:
             col, side, tick, _start = self._press
@@ -1078,6 +1086,46 @@ class LadderView(QWidget):
             p.drawRect(cell[self._hover[1]].adjusted(0, 0, -1, -1))
 
 
+class TitleLine(QWidget):
+    """A one-line text that repaints itself and nothing else when it changes. A QLabel's
+    setText re-lays out its parent and repaints through the style sheet: for four ladders
+    at screen rate that was most of the desk's time in Qt."""
+
+    def __init__(self, text: str = "", parent=None) -> None:
+        super().__init__(parent)
+        self._text = text
+        self._warning = False
+        self._bold = QFont(self.font())
+        self._bold.setBold(True)
+        self._bold.setPointSizeF(12)
+        self.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+        self.setFixedHeight(QFontMetrics(self._bold).height() + 8)
+        self.setAttribute(Qt.WA_OpaquePaintEvent)
+
+    def text(self) -> str:
+        return self._text
+
+    def setText(self, text: str) -> None:
+        if text != self._text:
+            self._text = text
+            self.update()
+
+    def set_warning(self, on: bool) -> None:
+        """Amber text: what the title says is wrong with the book (crossed, locked)."""
+        if on != self._warning:
+            self._warning = on
+            self.update()
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.fillRect(self.rect(), _BASE)
+        p.setFont(self._bold)
+        p.setPen(_WARN if self._warning else _TITLE_FG)
+        p.drawText(self.rect().adjusted(6, 0, -6, 0), int(Qt.AlignLeft | Qt.AlignVCenter),
+                   self._text)
+        p.end()
+
+
 class LadderWidget(QWidget):
     """Title (symbol, spread, last trade), STALE banner, the ladder and the order ticket.
 
@@ -1096,11 +1144,10 @@ class LadderWidget(QWidget):
     def __init__(self, depth: int = 10, parent=None) -> None:
         super().__init__(parent)
         self.model = LadderModel(depth, self)
-        self.title = QLabel("—")
-        self.title.setObjectName("ladderTitle")
         # one line, clipped when narrow: a title that wrapped would move every row under
         # the mouse
-        self.title.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+        self.title = TitleLine("—")
+        self.title.setObjectName("ladderTitle")
         self.view = LadderView(self.model)
         # the banner lies over the column headers rather than above the rows, for the same
         # reason: going stale or live must not move a price away from the mouse
@@ -1197,7 +1244,7 @@ class LadderWidget(QWidget):
             self.title.setText(text)
         if warning != self._warning:
             self._warning = warning
-            self.title.setStyleSheet("color: #f0c674;" if warning else "")
+            self.title.set_warning(bool(warning))
 
     def add_trades(self, prices, sizes) -> None:
         """A batch of trades, oldest first: LTQ and volume at each price."""

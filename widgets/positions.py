@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QFont, QFontDatabase
 from PySide6.QtWidgets import (
     QComboBox,
@@ -281,7 +281,19 @@ class PositionsTable(QWidget):
         self.view.verticalHeader().hide()
         self.view.verticalHeader().setDefaultSectionSize(24)
         head = self.view.horizontalHeader()
-        head.setSectionResizeMode(QHeaderView.ResizeToContents)
+        # sized from the rows when rows come or go, not on every change (ResizeToContents
+        # reads every cell of every row at each update: most of the risk tables' time)
+        self.view.verticalHeader().setSectionResizeMode(QHeaderView.Fixed)
+        head.setSectionResizeMode(QHeaderView.Interactive)
+        # and, for figures that grow wider, at most every 2 s after a change
+        self._fit_timer = QTimer(self)
+        self._fit_timer.setSingleShot(True)
+        self._fit_timer.setInterval(2000)
+        self._fit_timer.timeout.connect(self.view.resizeColumnsToContents)
+        self.model.rowsInserted.connect(lambda *_: self.view.resizeColumnsToContents())
+        self.model.modelReset.connect(lambda: self.view.resizeColumnsToContents())
+        self.model.dataChanged.connect(
+            lambda *_: self._fit_timer.isActive() or self._fit_timer.start())
         head.setStretchLastSection(False)
         head.setSortIndicatorClearable(True)
         head.setSortIndicator(-1, Qt.AscendingOrder)
