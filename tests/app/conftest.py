@@ -42,3 +42,16 @@ def desk_factory(qtbot, aloop):
     yield make
     for w in made:
         w.close()
+
+
+@pytest.fixture
+def desk_theme(qapp):
+    """The desk's own theme (app.theme) for pictures, undone after: it is global."""
+    from app.theme import apply_theme
+
+    style, palette, sheet = qapp.style().name(), qapp.palette(), qapp.styleSheet()
+    apply_theme(qapp)
+    yield
+    qapp.setStyleSheet(sheet)
+    qapp.setPalette(palette)
+    qapp.setStyle(style)

@@ -258,3 +258,42 @@ def test_tape_latency_alerts_and_audit_from_a_live_engine(engine, desk_factory, 
     qtbot.waitUntil(lambda: any("ACK_ALERT" in " ".join(r) for r in w.audit.shown_rows()),
                     timeout=10_000)
     assert any("KILL" in " ".join(r) for r in w.audit.shown_rows())
+
+
+def test_the_whole_window_on_the_demo_engine_as_a_picture(data_dir, instance, desk_factory,
+                                                           qtbot, tmp_path, desk_theme):
+    """The demo profile's engine (three simulated venues, pairs and market maker trading)
+    and a desk on it, every panel filled, kept as tests/artifacts/desk-main-window.png for a
+    person to look at."""
+    import os
+    import re
+
+    from PySide6.QtGui import QImage
+
+    from tests.app._shots import ROOT as root, save_png
+    from tests.conftest import EngineProc
+
+    text = (root / "resources" / "profiles" / "demo.toml").read_text()
+    text = re.sub(r'(?m)^instance = "demo"', f'instance = "{instance}"', text)
+    prof = tmp_path / "demo.toml"
+    prof.write_text(text)
+    e = EngineProc(prof, instance, dict(os.environ, HELMDESK_DATA_DIR=str(data_dir))).start()
+    try:
+        w = desk_factory(instance)
+        w.resize(1600, 1000)
+        qtbot.waitUntil(lambda: w.role is not None, timeout=15_000)
+        w.add_ladder("NQZ6")
+        qtbot.waitUntil(lambda: all(p.ladder.model.best()[0] > 0 for p in w.ladders),
+                        timeout=10_000)
+        qtbot.waitUntil(lambda: w.tape.model.rowCount() > 5, timeout=10_000)
+        qtbot.waitUntil(lambda: w.strategy_panel.table.rowCount() == 2, timeout=10_000)
+        qtbot.waitUntil(lambda: w.blotter.model.rowCount() > 0, timeout=15_000)
+        assert [p.symbol for p in w.ladders] == ["ESZ6", "NQZ6"]
+        assert w.ladders[1].parentWidget().windowTitle() == "Ladder 2 NQZ6"
+        assert w.status.state == "connected"
+        w._pnl_point()
+        w._redraw_charts()
+        back = QImage(str(save_png(w, "desk-main-window.png")))
+        assert (back.width(), back.height()) == (w.width(), w.height())
+    finally:
+        e.stop()

@@ -6,7 +6,6 @@ moves (only when asked), what a click or a drag asks for, what a role may do, fl
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from PySide6.QtGui import QColor, QFontMetrics, QHelpEvent, QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QToolTip
 
+from tests.app._shots import save_png
 from widgets import LadderWidget
 from widgets.ladder import (
     ASK,
@@ -29,8 +29,6 @@ from widgets.ladder import (
     WorkingOrder,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "tests" / "artifacts"
 TICK = 0.25
 
 
@@ -452,19 +450,6 @@ def test_the_ticket_defaults_and_venues(ladder, qtbot):
 
 
 # -- a picture -------------------------------------------------------------------------------------
-@pytest.fixture
-def desk_theme(qapp):
-    """The desk's own theme (app.theme) for the picture, undone after: it is global."""
-    from app.theme import apply_theme
-
-    style, palette, sheet = qapp.style().name(), qapp.palette(), qapp.styleSheet()
-    apply_theme(qapp)
-    yield
-    qapp.setStyleSheet(sheet)
-    qapp.setPalette(palette)
-    qapp.setStyle(style)
-
-
 def test_render_a_busy_ladder(desk_theme, qtbot):
     w = LadderWidget()
     qtbot.addWidget(w)
@@ -488,9 +473,4 @@ def test_render_a_busy_ladder(desk_theme, qtbot):
     bid_sz[1], ask_sz[2] = 52, 118
     w.set_book(*book(5000.0, 5000.5, bid_sz=bid_sz, ask_sz=ask_sz), last_px=5000.25, last_sz=3)
     assert w.model.is_flashing(4999.75, BID)
-    ARTIFACTS.mkdir(exist_ok=True)
-    ignore = ARTIFACTS / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("*\n")
-    path = ARTIFACTS / "ladder.png"
-    assert w.grab().save(str(path)), path
+    save_png(w, "ladder.png")

@@ -12,13 +12,13 @@ import calendar
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontInfo
 
+from tests.app._shots import save_png
 from widgets import (
     Alert,
     AlertsModel,
@@ -32,33 +32,8 @@ from widgets import (
 from widgets.auditlog import KIND_FILTERS
 from widgets.latency import EDGES_US, format_us
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "tests" / "artifacts"
 DAY0 = calendar.timegm((2026, 12, 4, 0, 0, 0))  # 2026-12-04 00:00:00 UTC, in s
 T0 = DAY0 * 10**9 + 10 * 3600 * 10**9  # 2026-12-04 10:00:00 UTC, in ns
-
-
-@pytest.fixture
-def desk_theme(qapp):
-    """The desk's own theme (app.theme) for the pictures, undone after: it is global."""
-    from app.theme import apply_theme
-
-    style, palette, sheet = qapp.style().name(), qapp.palette(), qapp.styleSheet()
-    apply_theme(qapp)
-    yield
-    qapp.setStyleSheet(sheet)
-    qapp.setPalette(palette)
-    qapp.setStyle(style)
-
-
-def save_png(w, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    ignore = ARTIFACTS / ".gitignore"
-    if not ignore.exists():  # the directory keeps itself out of git
-        ignore.write_text("*\n")
-    path = ARTIFACTS / name
-    assert w.grab().save(str(path)), path
-    return path
 
 
 def local_clock(ts_ns: int, millis: bool = True) -> str:

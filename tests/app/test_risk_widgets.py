@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,6 +25,7 @@ from engine.core.records import (
     KillState,
     Scope,
 )
+from tests.app._shots import save_png
 from widgets import (
     KillSwitchPanel,
     LimitEditor,
@@ -35,8 +35,6 @@ from widgets import (
 )
 from widgets import killswitch as ks
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "tests" / "artifacts"
 NOW = 1_767_000_000 * 10**9  # a fixed wall clock for the tables' times
 INSTRUMENTS = ["ESZ6", "FROZEN", "AAPL"]
 DISPLAY, FG, ALIGN, FONT, TIP = (Qt.DisplayRole, Qt.ForegroundRole, Qt.TextAlignmentRole,
@@ -118,29 +116,6 @@ def position_rows() -> np.ndarray:
         rec["mark"], rec["working_buy"], rec["working_sell"] = mark, wb, ws
         rec["book"] = book.encode()
     return rows
-
-
-@pytest.fixture
-def desk_theme(qapp):
-    """The desk's own theme (app.theme) for the pictures, undone after: it is global."""
-    from app.theme import apply_theme
-
-    style, palette, sheet = qapp.style().name(), qapp.palette(), qapp.styleSheet()
-    apply_theme(qapp)
-    yield
-    qapp.setStyleSheet(sheet)
-    qapp.setPalette(palette)
-    qapp.setStyle(style)
-
-
-def save_png(w, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    ignore = ARTIFACTS / ".gitignore"
-    if not ignore.exists():  # the directory keeps itself out of git
-        ignore.write_text("*\n")
-    path = ARTIFACTS / name
-    assert w.grab().save(str(path)), path
-    return path
 
 
 def count(img, hexcolor: str) -> int:

@@ -321,25 +321,12 @@ def test_stale_greys_the_chart(qtbot):
     assert p.chart.curves[1].opts["pen"].color().name() != "#6b6f76"
 
 
-def test_screenshot_at_dock_size(qtbot):
+def test_screenshot_at_dock_size(qtbot, desk_theme):
     """tests/artifacts/strategy-panel.png: a dock-sized panel, dark as the desk draws it."""
-    from pathlib import Path
-
-    from PySide6.QtGui import QColor, QPalette
-
-    from engine.core.paths import resources_dir
+    from tests.app._shots import save_png
 
     p = StrategyPanel()
     qtbot.addWidget(p)
-    pal = QPalette()
-    for role, colour in ((QPalette.Window, "#1b1e23"), (QPalette.WindowText, "#d7dae0"),
-                         (QPalette.Base, "#15181d"), (QPalette.AlternateBase, "#1f2329"),
-                         (QPalette.Text, "#d7dae0"), (QPalette.Button, "#262a31"),
-                         (QPalette.ButtonText, "#d7dae0"), (QPalette.Highlight, "#2f6fb0")):
-        pal.setColor(role, QColor(colour))
-    p.setPalette(pal)
-    p.setAutoFillBackground(True)
-    p.setStyleSheet((resources_dir() / "styles" / "dark.qss").read_text(encoding="utf-8"))
     p.resize(520, 600)
     p.show()
     qtbot.waitExposed(p)
@@ -350,10 +337,8 @@ def test_screenshot_at_dock_size(qtbot):
     _feed(p, rows, [[("NQZ6/ESZ6", float(zk), float(4.0 + 0.6 * zk))] + others for zk in z],
           dt_ns=15 * 10**9)
     qtbot.wait(50)
-    out = Path(__file__).resolve().parents[1] / "artifacts"
-    out.mkdir(exist_ok=True)
-    assert p.grab().save(str(out / "strategy-panel.png"))
+    save_png(p, "strategy-panel.png")
     p.set_stale(True)
     qtbot.wait(50)
-    assert p.grab().save(str(out / "strategy-panel-stale.png"))
+    save_png(p, "strategy-panel-stale.png")
     assert p.chart_key() == (0, "NQZ6/ESZ6") and len(p.chart_series()["z"][0]) == 60
