@@ -134,7 +134,7 @@ class DeskWindow(QMainWindow):
         self.tabifyDockWidget(self.blotter_dock, self.positions_dock)
         self.blotter_dock.raise_()
         self.kill_dock.setMinimumWidth(460)  # the scope table's buttons beside each state
-        self.killpanel.setMinimumHeight(300)  # the button, the state and a few scopes' rows
+        self.killpanel.setMinimumHeight(270)  # the button, the state and a few scopes' rows
         self.risk_dock = self._dock("Risk", self.risk, Qt.RightDockWidgetArea)
         self.limits_dock = self._dock("Limits", self.limits, Qt.RightDockWidgetArea)
         self.recon_dock = self._dock("Reconciliation", self.recon, Qt.RightDockWidgetArea)
@@ -841,12 +841,14 @@ class DeskWindow(QMainWindow):
 
     def _redraw_charts(self) -> None:
         self.chart.redraw()
-        self.pnl.redraw()
-        self.latency.redraw()
 
     def _each_second(self) -> None:
+        """The P&L's point and the latency figures: once a second, in a frame of their own
+        (the mid chart's is another: no frame draws them all)."""
         self._pnl_point()
+        self.pnl.redraw()
         self._read_latency()
+        self.latency.redraw()
 
     def _pnl_point(self) -> None:
         if self._pnl_now is not None and self.link.health.state == "connected":

@@ -104,7 +104,7 @@ class DepthChart(pg.PlotWidget):
     def _paint_state(self, stale: bool) -> None:
         for curve, colour in ((self.bid_curve, _BID), (self.ask_curve, _ASK)):
             c = _STALE if stale else colour
-            curve.setPen(pg.mkPen(c, width=1.5))
+            curve.setPen(pg.mkPen(c, width=1))  # cosmetic: a wider pen is stroked, 3x the cost
             curve.setBrush(_brush(c))
         self.stale_label.setVisible(stale)
         self._place_label()

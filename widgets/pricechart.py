@@ -36,7 +36,7 @@ class PriceChart(QWidget):
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.disableAutoRange()
         self.plot.setXRange(-window_s, 0, padding=0)
-        self.curve = self.plot.plot(pen=pg.mkPen(_LIVE, width=1.5))
+        self.curve = self.plot.plot(pen=pg.mkPen(_LIVE, width=1))
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.plot)
@@ -88,4 +88,4 @@ class PriceChart(QWidget):
     def set_stale(self, stale: bool) -> None:
         if stale != self.stale:
             self.stale = stale
-            self.curve.setPen(pg.mkPen(_STALE if stale else _LIVE, width=1.5))
+            self.curve.setPen(pg.mkPen(_STALE if stale else _LIVE, width=1))

@@ -296,8 +296,8 @@ class _SignalChart(QWidget):
 
     def _restyle(self) -> None:
         grey = self.stale
-        self.curves[0].setPen(pg.mkPen(_STALE if grey else _TOP_COLOUR, width=1.3))
-        self.curves[1].setPen(pg.mkPen(_STALE if grey else _Z_COLOUR, width=1.3))
+        self.curves[0].setPen(pg.mkPen(_STALE if grey else _TOP_COLOUR, width=1))
+        self.curves[1].setPen(pg.mkPen(_STALE if grey else _Z_COLOUR, width=1))
         for k, line in enumerate(self.levels):
             colour = _STALE if grey else (_ENTRY if k < 2 else _EXIT)
             line.setPen(pg.mkPen(colour, width=1, style=Qt.DashLine))
