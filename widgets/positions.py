@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, QTimer
-from PySide6.QtGui import QBrush, QColor, QFont, QFontDatabase
+from PySide6.QtGui import QBrush, QColor, QFont, QFontDatabase, QFontMetrics
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -289,9 +289,9 @@ class PositionsTable(QWidget):
         self._fit_timer = QTimer(self)
         self._fit_timer.setSingleShot(True)
         self._fit_timer.setInterval(2000)
-        self._fit_timer.timeout.connect(self.view.resizeColumnsToContents)
-        self.model.rowsInserted.connect(lambda *_: self.view.resizeColumnsToContents())
-        self.model.modelReset.connect(lambda: self.view.resizeColumnsToContents())
+        self._fit_timer.timeout.connect(self._fit_columns)
+        self.model.rowsInserted.connect(lambda *_: self._fit_columns())
+        self.model.modelReset.connect(self._fit_columns)
         self.model.dataChanged.connect(
             lambda *_: self._fit_timer.isActive() or self._fit_timer.start())
         head.setStretchLastSection(False)
@@ -313,6 +313,26 @@ class PositionsTable(QWidget):
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addLayout(top)
         lay.addWidget(self.view)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._fit_columns()  # the style sheet's font is known once shown
+
+    def _fit_columns(self) -> None:
+        """Each column as wide as its widest text (bold, as totals are), measured from the
+        texts the model holds: Qt's resizeColumnsToContents asks the model for every role of
+        every cell (17 ms a call on a desk's positions)."""
+        bold = self.model._fonts[True]  # totals: bold names, bold monospaced figures
+        head = self.view.horizontalHeader()
+        rows = self.model._rows
+        names = QFont(self.view.font())  # the face the view draws names in, bold
+        names.setBold(True)
+        for c, title in enumerate(COLUMNS):
+            fm = QFontMetrics(names if c < 2 else bold[c])
+            widest = max((fm.horizontalAdvance(r.cells[c]) for r in rows), default=0)
+            want = max(widest, head.fontMetrics().horizontalAdvance(title) + 12) + 18
+            if head.sectionSize(c) != want:
+                head.resizeSection(c, want)
 
     def update(self, *args, **kw) -> None:
         """``update(rows)``: show POSITION_ROW records. Called without an array (``update()``,
