@@ -134,7 +134,7 @@ class DeskWindow(QMainWindow):
         self.tabifyDockWidget(self.blotter_dock, self.positions_dock)
         self.blotter_dock.raise_()
         self.kill_dock.setMinimumWidth(460)  # the scope table's buttons beside each state
-        self.killpanel.setMinimumHeight(270)  # the button, the state and a few scopes' rows
+        self.killpanel.setMinimumHeight(240)  # the button, the state and a scope row or two
         self.risk_dock = self._dock("Risk", self.risk, Qt.RightDockWidgetArea)
         self.limits_dock = self._dock("Limits", self.limits, Qt.RightDockWidgetArea)
         self.recon_dock = self._dock("Reconciliation", self.recon, Qt.RightDockWidgetArea)

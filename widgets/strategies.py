@@ -352,7 +352,7 @@ class StrategyPanel(QWidget):
         self.signals.itemSelectionChanged.connect(self._signal_picked)
         self._history = _History(history_points, history_keys)
         self.chart = _SignalChart(self._history.capacity)
-        self.chart.setMinimumHeight(160)
+        self.chart.setMinimumHeight(120)
         self.chart.hide()
         self.signals_label = QLabel("")
         self.pause_button = QPushButton("Pause")
@@ -378,7 +378,7 @@ class StrategyPanel(QWidget):
         split.setStretchFactor(0, 2)
         split.setStretchFactor(1, 3)
         split.setSizes([200, 300])
-        self.signals.setMinimumHeight(120)
+        self.signals.setMinimumHeight(72)
         lay.addWidget(split, 1)
         self._rows: list[tuple] = []  # (scope id, name, kind, state, figures)
         self._signals: dict[int, list[tuple]] = {}
