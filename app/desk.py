@@ -1062,17 +1062,22 @@ def _now() -> str:
 
 def run_desk_window(instance: str, desk: DeskConfig, *, instrument: str | None = None,
                     exit_after: float | None = None, screenshot: str | None = None,
-                    audit_url: str | None = None) -> int:
-    """Create the QApplication and qasync loop, show the desk, run until it closes."""
+                    audit_url: str | None = None, app_name: str = "Helmdesk",
+                    setup=None) -> int:
+    """Create the QApplication and qasync loop, show the desk, run until it closes.
+    ``setup(win)``: what a caller adds to the window before it starts (``helmdesk review``:
+    its replay's restart and title)."""
     os.environ.setdefault("QT_API", "pyside6")
     import qasync
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("Helmdesk")
+    app.setApplicationName(app_name)
     apply_theme(app)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     win = DeskWindow(instance, desk, instrument=instrument, audit_url=audit_url)
+    if setup is not None:
+        setup(win)
     closed = asyncio.Event()
 
     def _quit() -> None:

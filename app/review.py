@@ -553,43 +553,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_window(args: argparse.Namespace, plan: ReviewPlan, session: ReviewSession) -> int:
-    os.environ.setdefault("QT_API", "pyside6")
-    import qasync
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
-
-    from app.desk import DeskWindow
-    from app.theme import apply_theme
+    from app.desk import run_desk_window
     from engine.core.profile import DeskConfig
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("Helmdesk review")
-    apply_theme(app)
-    loop = qasync.QEventLoop(app)
-    asyncio.set_event_loop(loop)
-    desk = DeskConfig(name="review")
-    win = DeskWindow(plan.instance, desk, instrument=args.instrument)
-    if getattr(win, "review", None) is None:
+    def setup(win) -> None:
         install(win, session.restart)
-    else:
-        win.review.restart = session.restart
-    win.setWindowTitle(f"Helmdesk review — {plan.what}")
-    closed = asyncio.Event()
+        win.setWindowTitle(f"Helmdesk review — {plan.what}")
 
-    def _quit() -> None:
-        if args.screenshot:
-            win.grab().save(args.screenshot)
-            print(f"helmdesk: screenshot saved to {args.screenshot}", file=sys.stderr)
-        win.close()
-
-    app.lastWindowClosed.connect(closed.set)
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda *_a: QTimer.singleShot(0, win.close))
-    win.start()
-    win.show()
-    if args.exit_after:
-        QTimer.singleShot(int(args.exit_after * 1000), _quit)
-    with loop:
-        loop.run_until_complete(closed.wait())
-    return 0
+    return run_desk_window(plan.instance, DeskConfig(name="review"), instrument=args.instrument,
+                           exit_after=args.exit_after, screenshot=args.screenshot,
+                           app_name="Helmdesk review", setup=setup)
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel
+
+from widgets.stale import stale_label
 
 __all__ = ["DepthChart"]
 
@@ -61,13 +62,7 @@ class DepthChart(pg.PlotWidget):
                                         pen=pg.mkPen(_MID, width=1, style=Qt.DashLine))
         self.addItem(self.mid_line, ignoreBounds=True)
         self.mid_line.hide()
-        self.stale_label = QLabel("STALE", self)
-        self.stale_label.setObjectName("staleBanner")
-        self.stale_label.setAlignment(Qt.AlignCenter)
-        self.stale_label.setStyleSheet(
-            "color: #f0c674; background: rgba(21, 24, 29, 200); font-weight: bold;"
-            " padding: 2px 10px;")
-        self.stale_label.hide()
+        self.stale_label = stale_label(self)
         self.mid: float | None = None
         self.x_range: tuple[float, float] | None = None
         self.y_top: float | None = None

@@ -26,6 +26,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
+from widgets.stale import stale_label
+
 __all__ = ["EDGES_US", "LatencyHistogram", "LatencyPanel", "format_us"]
 
 SUB_BUCKETS = 4  #: buckets a power of two
@@ -302,13 +304,7 @@ class LatencyPanel(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        self.stale_label = QLabel("STALE")
-        self.stale_label.setObjectName("staleBanner")
-        self.stale_label.setAlignment(Qt.AlignCenter)
-        self.stale_label.setStyleSheet(
-            "color: #f0c674; background: rgba(21, 24, 29, 200); font-weight: bold;"
-            " padding: 2px 10px;")
-        self.stale_label.hide()
+        self.stale_label = stale_label()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.stale_label)

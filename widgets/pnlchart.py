@@ -25,7 +25,9 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from widgets.stale import stale_label
 
 __all__ = ["DESK", "PnlChart"]
 
@@ -86,13 +88,7 @@ class PnlChart(QWidget):
         self._curves: dict[str, pg.PlotDataItem] = {}
         self._add_curve(DESK)
 
-        self.stale_label = QLabel("STALE", self)
-        self.stale_label.setObjectName("staleBanner")
-        self.stale_label.setAlignment(Qt.AlignCenter)
-        self.stale_label.setStyleSheet(
-            "color: #f0c674; background: rgba(21, 24, 29, 200); font-weight: bold;"
-            " padding: 2px 10px;")
-        self.stale_label.hide()
+        self.stale_label = stale_label(self)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.plot)

@@ -50,6 +50,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from widgets.stale import stale_label
+
 __all__ = ["StrategyPanel", "STATE_NAMES"]
 
 #: STRATEGY_ROW state -> what the desk shows
@@ -232,13 +234,7 @@ class _SignalChart(QWidget):
         self._t = np.empty(capacity)
         self._v = {0: np.empty(capacity), 1: np.empty(capacity)}  # scratch, reused
 
-        self.stale_label = QLabel("STALE", self)
-        self.stale_label.setObjectName("staleBanner")
-        self.stale_label.setAlignment(Qt.AlignCenter)
-        self.stale_label.setStyleSheet(
-            "color: #f0c674; background: rgba(21, 24, 29, 200); font-weight: bold;"
-            " padding: 2px 10px;")
-        self.stale_label.hide()
+        self.stale_label = stale_label(self)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
