@@ -24,6 +24,19 @@ __all__ = ["main", "version"]
 
 
 def version() -> str:
+    """The package's version; a packaged build adds its git commit and workstation
+    (``build.json``, written by packaging/build.py)."""
+    from engine.core.paths import resources_dir
+
+    stamp = resources_dir() / "build.json"
+    if stamp.is_file():
+        import json
+
+        try:
+            b = json.loads(stamp.read_text())
+            return f"{b['version']} (commit {b['commit']}, workstation {b['workstation']})"
+        except (OSError, ValueError, KeyError):
+            pass
     try:
         from importlib.metadata import version as v
 

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine.core.paths import demo_profile_path
+from engine.core.paths import demo_profile_path, module_command
 from engine.core.profile import ProfileError, load_profile
 from engine.core.ticks import tick_decimals
 from engine.ipc import EngineClient, EngineStarting, IpcError, NoEngine
@@ -71,8 +71,7 @@ class EngineChild:
     def __init__(self, profile: Path, instance: str) -> None:
         self.instance = instance
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "engine", "--profile", str(profile),
-             "--parent-pid", str(os.getpid())],
+            module_command("engine", "--profile", str(profile), "--parent-pid", str(os.getpid())),
             stdin=subprocess.DEVNULL,
         )
 

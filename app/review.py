@@ -43,6 +43,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from engine.core.paths import module_command
+
 __all__ = ["ReviewController", "ReviewError", "ReviewPlan", "ReviewSession", "install",
            "plan_review", "run", "toml_text"]
 
@@ -314,8 +316,8 @@ class ReviewSession:
                         + toml_text(data))
         env = dict(os.environ, HELMDESK_DATA_DIR=str(run / "data"))
         return subprocess.Popen(
-            [sys.executable, "-m", "engine", "--profile", str(path), "--parent-pid",
-             str(os.getpid())], env=env, stdin=subprocess.DEVNULL)
+            module_command("engine", "--profile", str(path), "--parent-pid", str(os.getpid())),
+            env=env, stdin=subprocess.DEVNULL)
 
     def _ready(self, at_ns: int | None) -> str | None:
         """None once the engine runs and stands where it was asked; else what it waits for

@@ -97,7 +97,6 @@ import os
 import select
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -109,6 +108,7 @@ from typing import Any, Self
 import numpy as np
 
 from engine.core.cpus import off_engine_cpus
+from engine.core.paths import module_command
 from engine.core.profile import ProfileError
 
 __all__ = [
@@ -620,13 +620,12 @@ class VarService:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, (_ROOT, env.get("PYTHONPATH"))))
         for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[k] = "1"  # BLAS worker threads would spin on the engine's CPU
-        code = ("import sys; from engine.risk.var import helper_main; "
-                "sys.exit(helper_main(sys.argv[1:]))")
-        cmd = [sys.executable, "-c", code,
-               "--fd", str(self._fd), "--stop-fd", str(stop_r), "--parent-pid", str(os.getpid()),
-               "--layout", json.dumps([self.layout.n, self.layout.books, self.layout.window,
-                                       self.layout.levels]),
-               "--config", json.dumps(self.config.to_table())]
+        cmd = module_command(
+            "engine.risk.var_helper", "--fd", str(self._fd), "--stop-fd", str(stop_r),
+            "--parent-pid", str(os.getpid()),
+            "--layout", json.dumps([self.layout.n, self.layout.books, self.layout.window,
+                                    self.layout.levels]),
+            "--config", json.dumps(self.config.to_table()))
         try:
             self._proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
                                           pass_fds=(self._fd, stop_r), close_fds=True)

@@ -43,12 +43,12 @@ import logging
 import os
 import struct
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Self
 
 from engine.core.cpus import off_engine_cpus
+from engine.core.paths import module_command
 from engine.execution.orders import Order, OrdStatus
 from engine.ipc.layout import RING_CONTROL
 from engine.ipc.rings import SpscRing
@@ -709,8 +709,7 @@ def _spawn(instance: str, url: str, batch: int) -> subprocess.Popen:
     env["HELMDESK_STORE_URL"] = url  # not on the command line: a password would show in ps
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (_ROOT, env.get("PYTHONPATH"))))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.store.writer", "--instance", instance,
-         "--batch", str(batch)],
+        module_command("engine.store.writer", "--instance", instance, "--batch", str(batch)),
         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, close_fds=True,
     )
     off_engine_cpus(proc.pid)
