@@ -39,11 +39,11 @@ sys.path.insert(0, str(ROOT))
 SECRET_KEY = re.compile(r"(pass(word|phrase)?|secret|token|api_?key|private_?key|credential)",
                         re.IGNORECASE)
 SECRET_REF = re.compile(r"^(env|keyring):[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
-#: the Debian libraries Qt's xcb platform plugin needs (what packaging/dev.sh installs)
-DEPENDS = ("libxcb-cursor0", "libxcb-icccm4", "libxcb-keysyms1", "libxcb-shape0",
+#: the Debian libraries Qt needs, offscreen and on a display (what packaging/dev.sh installs)
+DEPENDS = ("libegl1", "libgl1", "libxkbcommon0", "libfontconfig1", "libdbus-1-3",
+           "libglib2.0-0", "libxcb-cursor0", "libxcb-icccm4", "libxcb-keysyms1", "libxcb-shape0",
            "libxkbcommon-x11-0", "libxcb-randr0", "libxcb-render-util0", "libxcb-image0",
-           "libxcb-xinerama0", "libx11-xcb1", "libegl1", "libgl1", "libfontconfig1",
-           "libdbus-1-3")
+           "libxcb-xinerama0", "libx11-xcb1")
 
 
 class BuildError(Exception):
