@@ -117,7 +117,8 @@ a = Analysis([{str(ROOT / "packaging" / "entry.py")!r}], pathex=[{str(ROOT)!r}],
                    + collect_data_files("engine") + collect_data_files("app")
                    + collect_data_files("widgets"),
              excludes=["tkinter", "PySide6.QtQml", "PySide6.QtQuick", "PySide6.QtPdf",
-                       "PySide6.QtNetwork", "pytest", "hypothesis", "statsmodels"],
+                       "PySide6.QtNetwork", "pytest", "hypothesis", "statsmodels", "scipy",
+                       "pandas", "matplotlib"],
              module_collection_mode={{"engine": "pyz+py"}})
 pyz = PYZ(a.pure)
 exe = EXE(pyz, a.scripts, [], exclude_binaries=True, name="helmdesk", console=True,
@@ -231,6 +232,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(profile.venues)} venues; helmdesk {version} at {commit}", flush=True)
         if args.check_only:
             return 0
+        missing = [f"{tool} ({pkg})" for tool, pkg in (("objdump", "binutils"),
+                                                       ("dpkg-deb", "dpkg"))
+                   if shutil.which(tool) is None]
+        if missing:
+            raise BuildError(f"this machine lacks {', '.join(missing)}: PyInstaller reads "
+                             f"libraries with objdump, dpkg-deb makes the .deb "
+                             f"(apt-get install binutils)")
         args.out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="helmdesk-build-") as tmp:
             work = Path(tmp)
