@@ -140,6 +140,8 @@ setup() {
     local py debs=("${QT_LIBS[@]}")
     [[ $MODE == demo ]] && debs+=("${WINDOW_LIBS[@]}")
     py=$(pick_python)
+    # the installer test's PyInstaller reads libraries with objdump and bundles libpython
+    [[ $MODE == test ]] && debs+=(binutils "libpython$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')")
     if ! "$py" -c 'import ensurepip, venv' 2>/dev/null; then
         debs+=("python3-venv")
     fi
@@ -155,7 +157,7 @@ setup() {
     if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
         say "installing Helmdesk and its dependencies into $VENV (first time: a few minutes)"
         "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-        "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test]"
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test,package]"
         echo "$want" > "$stamp"
     fi
 }

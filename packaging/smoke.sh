@@ -7,7 +7,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 bash packaging/dev.sh setup
-command -v objdump >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q binutils >/dev/null
+# PyInstaller reads libraries with objdump and bundles the Python library
+PYV=$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q binutils "libpython$PYV" >/dev/null
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[package]"
 rm -rf dist
 .venv/bin/python packaging/build.py --profile resources/profiles/demo.toml --out dist
