@@ -27,8 +27,10 @@ Theory of operation
   data reason (integrity, data errors) is retried one record per transaction to find the bad
   ones. Operational errors (database locked, disk full, connection lost) are *not* the
   records' fault: nothing is acknowledged, the batch is retried with a growing pause.
-- **Stop.** The stop word (engine's ``close``) or SIGTERM: write what is in the ring, then exit
-  0. SIGINT is ignored (Ctrl-C reaches the whole process group; the engine decides).
+- **Stop.** The stop word (engine's ``close``): write what is in the ring, then exit 0. SIGINT
+  and SIGTERM are ignored: Ctrl-C, ``timeout`` and a service manager signal the whole process
+  group, and a writer that left first would lose what its engine writes while stopping (the
+  engine decides; a writer whose engine is gone stops by itself, below).
 - **Orphan.** When the engine dies (our parent pid changes), write what is in the ring, unlink
   the segment (nobody else will) and exit 0. If the database stays unusable for 30 s the
   segment is left for the next engine start to write.
@@ -318,7 +320,6 @@ class Writer:
         self.counts = dict.fromkeys(W.COUNTERS, 0)
         for i, name in enumerate(W.COUNTERS):
             self.counts[name] = int(q[W.APPLIED + i])
-        self.stop_requested = False
         self.db = m.open_db(url)
         self.dialect = self.db.dialect.name
         self.conn = self.db.connect()
@@ -578,7 +579,7 @@ class Writer:
                 quiet_since = time.monotonic()
                 continue
             empty = self.ctl[_HEAD] == self.ctl[_TAIL]
-            if empty and (self.stop_requested or self.q[W.STOP]):
+            if empty and self.q[W.STOP]:
                 log.info("store writer: stop requested, ring empty: exiting (%s)", self.counts)
                 return 0
             if self.orphaned():
@@ -674,10 +675,7 @@ def _run(seg: Segment, args) -> int:
         _fail(seg, f"cannot open the database: {_short(e)}")
         return 3
 
-    def on_term(_sig, _frame) -> None:
-        writer.stop_requested = True
-
-    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the engine stops us (module docstring)
     q = seg.q
     q[W.WRITER_PID] = os.getpid()
     q[W.WRITER_STATE] = WriterState.READY

@@ -252,3 +252,37 @@ def test_a_writer_that_cannot_stay_up_is_given_up_and_its_records_kept(make_link
     assert segment_exists(segment_name(link.instance))
     make_link()  # the next start writes it
     assert db.count(m.commands) == 1
+
+
+def test_a_signal_to_the_whole_process_group_leaves_the_writer_to_its_engine(engine_factory,
+                                                                             instance):
+    """``timeout``, a service manager and Ctrl-C signal every process of the group: the store
+    writer keeps writing what its engine sends while it stops, and leaves when told."""
+    import signal as sig
+    from pathlib import Path
+
+    from engine.ipc import EngineClient, Verb
+
+    e = engine_factory(instance).start()
+
+    def writer_pid() -> int | None:
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit():
+                try:
+                    cmd = (d / "cmdline").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if b"engine.store.writer" in cmd and instance.encode() in cmd:
+                    return int(d.name)
+        return None
+
+    pid = writer_pid()
+    assert pid is not None
+    os.kill(pid, sig.SIGTERM)
+    os.kill(pid, sig.SIGINT)
+    with EngineClient(instance) as c:
+        assert c.request(Verb.PING).accepted  # audited: a record for the writer
+    os.kill(pid, 0)  # still there: its engine has not told it to go
+    assert e.stop() == 0
+    assert "exited with code" not in e.output()
+    assert writer_pid() is None
