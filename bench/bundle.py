@@ -79,7 +79,8 @@ def main() -> None:
         exe = args.exe
         if args.tar is not None:
             with tarfile.open(args.tar) as t:
-                t.extractall(tmp, filter="tar")
+                t.extractall(tmp, **({"filter": "tar"} if hasattr(tarfile, "tar_filter")
+                                     else {}))  # the filter came in Python 3.11.4
             exe = next(Path(tmp).glob("*/helmdesk"))
         installed = _size_mb(exe.parent)
         times, cold = cold_start(exe, args.runs)
