@@ -32,7 +32,13 @@ its "Test Cases" section):
 - No traffic sent for HeartBtInt: Heartbeat (4a). Nothing received for HeartBtInt × 1.2:
   TestRequest (6); still nothing after another HeartBtInt × 1.2: disconnect.
 - Logout from us: wait ``logout_timeout_s`` for theirs, then disconnect (12). From them:
-  answer it and disconnect (13).
+  answer it and disconnect (13); in answer to our Logon (a refusal), just disconnect, its
+  text the reason (``Disconnect("logged out: <text>")``).
+- Credentials: the initiator's Logon carries Username (553) and Password (554) when
+  configured; an acceptor configured with either refuses a Logon whose values differ
+  (compared in constant time) with a Logout "Logon refused: invalid username or password"
+  (which one, and what was sent, never said) and disconnects, counting ``logons_refused``.
+  Administrative messages are never stored, so the password never reaches a message store.
 
 Bounds (nothing a peer sends makes the session hold unbounded state): at most ``max_queue``
 messages are kept ahead of a gap (beyond: Logout "too many messages queued ahead of a gap",
@@ -43,9 +49,10 @@ a gap larger than that is asked for in pieces of ``max_resend``. Each is counted
 from __future__ import annotations
 
 import enum
+import hmac
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from engine.fix.codec import (
     FixDecoder,
@@ -76,6 +83,7 @@ __all__ = [
     "Disconnect",
     "REJECT_REASONS",
     "HELMDESK_APP_TYPES",
+    "LOGON_REFUSED",
 ]
 
 log = logging.getLogger("helmdesk.fix")
@@ -123,6 +131,10 @@ _REQUIRED = {
     LOGON: (98, 108),
 }
 _INT_TAGS = (7, 16, 36, 45, 98, 108)
+#: Logout text for a Logon with the wrong Username or Password: the same for either, and
+#: never what was sent (a password typed in the username field would be echoed back)
+LOGON_REFUSED = "Logon refused: invalid username or password"
+
 _HEADER_TAGS = frozenset({8, 9, 35, 49, 56, 34, 52, 43, 97, 122, 10})
 
 
@@ -226,12 +238,20 @@ class SessionConfig:
     validate_app_values: bool = True
     max_queue: int = 10_000  #: messages kept ahead of a gap
     max_resend: int = 100_000  #: messages served for / asked in one ResendRequest
+    #: initiator: the Username (553) its Logon carries; acceptor: the one a Logon must carry
+    #: ("" initiator: none sent; acceptor: not checked, unless ``password`` is set)
+    username: str = ""
+    #: the same for Password (554): the secret itself, resolved from the profile's reference
+    #: by whoever builds the session. Left out of repr so a logged config does not show it
+    password: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         for name in ("sender", "target"):
             v = getattr(self, name)
             if not v or "\x01" in v or "=" in v:
                 raise ValueError(f"{name} CompID {v!r} is empty or contains SOH/'='")
+        if "\x01" in self.username or "\x01" in self.password:
+            raise ValueError("username and password must not contain SOH")
         if not 1 <= self.heartbeat_s <= 3600:
             raise ValueError(f"heartbeat_s must be 1..3600, was {self.heartbeat_s}")
         if self.max_latency_s <= 0:
@@ -273,7 +293,7 @@ class FixSession:
         self.counters = dict.fromkeys(
             ("garbled", "rejects_sent", "rejects_received", "resend_requests_sent",
              "resends_served", "duplicates_ignored", "business_rejects_sent", "queue_overflows",
-             "resend_requests_refused"), 0)
+             "resend_requests_refused", "logons_refused"), 0)
 
     # -- connection life cycle ----------------------------------------------------------------
     def connect(self, now_ns: int) -> None:
@@ -292,6 +312,10 @@ class FixSession:
             body = [(98, b"0"), (108, str(self.heartbeat_s).encode())]
             if reset:
                 body.append((141, b"Y"))
+            if self.config.username:
+                body.append((553, self.config.username.encode()))
+            if self.config.password:  # admin messages are not stored: the store never sees it
+                body.append((554, self.config.password.encode()))
             self._send(LOGON, body, now_ns)
 
     def connection_lost(self, now_ns: int) -> None:
@@ -484,6 +508,9 @@ class FixSession:
 
     def _on_message(self, m: FixMessage, now_ns: int) -> None:
         if self.state is SessionState.AWAITING_LOGON:
+            if m.msg_type == LOGOUT and self.config.initiator:
+                self._on_refused(m, now_ns)  # the acceptor refused our Logon: say why
+                return
             if m.msg_type != LOGON:
                 why = f"first message was 35={m.msg_type.decode(errors='replace')}, not a Logon"
                 if self.config.initiator:
@@ -695,6 +722,10 @@ class FixSession:
             self._fail(f"Logon from unexpected CompIDs 49={_s(m.get(49))} 56={_s(m.get(56))}",
                        now_ns)
             return
+        if not self.config.initiator and not self.credentials_ok(m):
+            self.counters["logons_refused"] += 1
+            self._fail(LOGON_REFUSED, now_ns)  # says neither which one nor what was sent
+            return
         if self._check:
             bad = self._validate(m)
             if bad is not None:
@@ -736,6 +767,29 @@ class FixSession:
             self._request_resend(expected, seq, now_ns)  # the Logon itself is gap-filled
         else:
             self.store.set_next_target_seq(seq + 1)
+
+    def credentials_ok(self, m: FixMessage) -> bool:
+        """Whether Logon ``m`` carries the Username and Password configured (each only if
+        configured: a password alone wants no particular username). Both are compared, in
+        constant time, whatever the first gave: how long a refusal takes tells nothing of
+        which one was wrong. The venue asks too, before a session sees the Logon."""
+        cfg = self.config
+        if not cfg.username and not cfg.password:
+            return True
+        ok = True
+        for tag, want in ((553, cfg.username), (554, cfg.password)):
+            if want:
+                ok &= hmac.compare_digest(m.get(tag) or b"", want.encode())
+        return ok
+
+    def _on_refused(self, m: FixMessage, now_ns: int) -> None:
+        """A Logout answering our Logon: the acceptor refused it (CompIDs, credentials,
+        sequence numbers) and is closing. Its text is the reason the operator needs; no
+        answer, which would only use up a sequence number of a session that never started."""
+        text = _s(m.get(58, b""))
+        self._events.append(LoggedOut(text))
+        self._events.append(Disconnect(f"logged out{': ' + text if text else ''}"))
+        self._set_state(SessionState.DISCONNECTED, now_ns)
 
     def _on_logout(self, m: FixMessage, now_ns: int) -> None:
         text = _s(m.get(58, b""))
