@@ -293,3 +293,72 @@ def test_queue_model_errors(tmp_path, text, reason):
         load_profile(path)
     assert str(e.value).startswith(f"{path}: [[venues]][0].queue_model: "), str(e.value)
     assert reason in str(e.value)
+
+
+# -- Logon credentials ---------------------------------------------------------------------------
+FIX_VENUE = GOOD + ('\n[[venues]]\nname = "SIMA"\nhost = "127.0.0.1"\nport = 9876\n'
+                    'sender = "HELM"\ntarget = "SIMA"\n')
+
+
+def test_venue_credentials_are_kept_as_references(tmp_path, monkeypatch):
+    monkeypatch.delenv("HD_SIMA_PW", raising=False)
+    # loads without the secret in the environment: it is read when the session is built
+    p = load_profile(write(tmp_path, FIX_VENUE + 'username = "helm"\n'
+                                                 'password = "env:HD_SIMA_PW"\n'))
+    v = p.venues[0]
+    assert (v.username, v.password) == ("helm", "env:HD_SIMA_PW")
+    monkeypatch.setenv("HD_SIMA_PW", "hunter2")
+    assert p.venue_link_password(v) == "hunter2" and "hunter2" not in repr(p)
+    k = load_profile(write(tmp_path, FIX_VENUE + 'password = "keyring:sima-fix"\n'))
+    assert (k.venues[0].username, k.venues[0].password) == ("", "keyring:sima-fix")
+    none = load_profile(write(tmp_path, FIX_VENUE))
+    assert none.venue_link_password(none.venues[0]) == ""  # no password: nothing to read
+
+
+def test_a_missing_venue_secret_names_the_venue_and_the_variable(tmp_path, monkeypatch):
+    monkeypatch.delenv("HELMDESK_SIMA_PW", raising=False)
+    path = write(tmp_path, FIX_VENUE + 'password = "env:HELMDESK_SIMA_PW"\n')
+    p = load_profile(path)
+    with pytest.raises(ProfileError) as e:
+        p.venue_link_password(p.venues[0])
+    assert str(e.value) == (f"{path}: [[venues]] SIMA password: environment variable "
+                            f"HELMDESK_SIMA_PW is not set")
+
+
+def test_the_venue_servers_password_is_read_from_its_reference(tmp_path, monkeypatch):
+    monkeypatch.delenv("HD_VENUE_PW", raising=False)
+    path = write(tmp_path, VENUE + 'username = "helm"\npassword = "env:HD_VENUE_PW"\n')
+    p = load_profile(path)
+    assert (p.venue.username, p.venue.password) == ("helm", "env:HD_VENUE_PW")
+    with pytest.raises(ProfileError) as e:
+        p.venue_password()
+    assert str(e.value) == (f"{path}: [venue].password: environment variable HD_VENUE_PW is "
+                            f"not set")
+    monkeypatch.setenv("HD_VENUE_PW", "hunter2")
+    assert p.venue_password() == "hunter2"
+    assert load_profile(write(tmp_path, VENUE)).venue_password() == ""
+
+
+@pytest.mark.parametrize("text, where, reason", [
+    (FIX_VENUE + 'password = "hunter2"\n', "[[venues]][0].password",
+     "must be a reference, env:NAME or keyring:NAME: profiles hold no secrets in the clear"),
+    (FIX_VENUE + 'password = "env:"\n', "[[venues]][0].password", "must be a reference"),
+    (FIX_VENUE + "password = 1234\n", "[[venues]][0].password", "must be a string"),
+    (FIX_VENUE + 'username = "a=b"\n', "[[venues]][0].username",
+     "must be at most 64 printable characters, without '='"),
+    (FIX_VENUE + 'username = "a\\u0001b"\n', "[[venues]][0].username", "printable"),
+    (FIX_VENUE + f'username = "{"u" * 65}"\n', "[[venues]][0].username", "at most 64"),
+    (SIM_VENUE + 'password = "env:HD_PW"\n', "[[venues]][0].password",
+     "only kind = \"fix\" has one"),
+    (SIM_VENUE + 'username = "helm"\n', "[[venues]][0].username", "only kind = \"fix\" has one"),
+    (VENUE + 'password = "hunter2"\n', "[venue].password",
+     "must be a reference, env:NAME or keyring:NAME"),
+    (VENUE + 'username = "x=y"\n', "[venue].username", "without '='"),
+])
+def test_credential_errors_name_file_key_and_reason(tmp_path, text, where, reason):
+    path = write(tmp_path, text)
+    with pytest.raises(ProfileError) as e:
+        load_profile(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: {where}: "), msg
+    assert reason in msg and "hunter2" not in msg  # a secret written in is never echoed

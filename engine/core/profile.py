@@ -85,6 +85,10 @@ Schema (every later issue adds its own section here rather than a new format)::
     allow_unknown_msg_fields = false      # true: tags not defined (for the message) pass
     max_connections = 64     # connections open at once, in total (more: refused, counted)
     max_connections_per_counterparty = 4  # ...from one SenderCompID, waiting ones included
+    username = ""            # optional: every Logon (counterparties' and drop copies') must
+    password = "env:SIMA_FIX_PASSWORD"  #   carry this Username (553) / Password (554); the
+                             #   password is a reference like [database].password's, read
+                             #   when the venue starts (a missing one stops it, naming it)
 
     The venue trades the profile's [[instruments]] (symbol, tick, price: the background
     flow's starting mid).
@@ -111,6 +115,10 @@ Schema (every later issue adds its own section here rather than a new format)::
                              #   The engine reconciles it with its own fills
                              #   (engine/execution/dropcopy.py)
     drop_copy_grace_ms = 2000  # how long an execution one side has may wait for the other's
+    username = "helm"        # fix, optional: Username (553) of the Logon (the drop copy's too)
+    password = "env:HELMDESK_SIMA_PW"  # fix, optional: Password (554), a reference (env:NAME
+                             #   or keyring:NAME, as [database].password), read when the
+                             #   engine starts: a missing one stops it, naming the venue
     queue_model = "risk_averse"  # sim: how our resting orders fill: risk_averse, prob, or none
                              #   (the touch fill); docs/backtest.md, "Fill model"
     md_latency_us = 0        # sim, in a backtest: how far the venue's exchange is ahead of the
@@ -270,6 +278,10 @@ class VenueConfig:
     max_connections: int = 64
     max_connections_per_counterparty: int = 4
     drop_copy: tuple[str, ...] = ()  #: CompIDs of drop-copy sessions (receive, never order)
+    #: what every counterparty's (and drop copy's) Logon must carry as Username (553) and
+    #: Password (554); the password is a secret reference, read at start (``venue_password``)
+    username: str = ""
+    password: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -294,6 +306,10 @@ class VenueLinkConfig:
     queue_model: str = "risk_averse"  #: how a simulated venue fills our resting orders
     #: a simulated venue's market-data latency in a backtest: µs (0: none), or "recorded"
     md_latency_us: int | str = 0
+    #: fix: the Username (553) and Password (554) of the Logon (the drop copy's too); the
+    #: password is a secret reference, read when the session is built (``venue_link_password``)
+    username: str = ""
+    password: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -345,6 +361,20 @@ class Profile:
 
         secret = resolve_secret(self.database_password, f"{self.path}: [database].password")
         return make_url(url).set(password=secret).render_as_string(hide_password=False)
+
+    def venue_link_password(self, link: VenueLinkConfig) -> str:
+        """The password of ``[[venues]]`` entry ``link``, read from its reference ("": none;
+        ``ProfileError`` naming the venue if it cannot be read)."""
+        if not link.password:
+            return ""
+        return resolve_secret(link.password, f"{self.path}: [[venues]] {link.name} password")
+
+    def venue_password(self) -> str:
+        """The password ``[venue]`` requires of every Logon, read from its reference ("":
+        none; ``ProfileError`` if it cannot be read)."""
+        if self.venue is None or not self.venue.password:
+            return ""
+        return resolve_secret(self.venue.password, f"{self.path}: [venue].password")
 
     def role_of(self, user: str) -> Role:
         """The role the profile grants an OS user (``*`` for anyone unlisted, else viewer)."""
@@ -746,6 +776,7 @@ def _parse_venue_links(tables: list, path: Path, symbols: list[str]) -> tuple[Ve
             drop_copy_grace_ms=v.integer("drop_copy_grace_ms", 2000, lo=0, hi=3_600_000),
             queue_model=_queue_model(v, kind),
             md_latency_us=_md_latency(v, kind),
+            **_credentials(v, fix),
         ))
         v.done()
     return tuple(out)
@@ -769,6 +800,26 @@ def _md_latency(v: "_Reader", kind: str) -> int | str:
     if kind != "sim" and lat != 0:
         v.fail("md_latency_us", "is a simulated venue's fill model: only kind = \"sim\" has one")
     return lat
+
+
+def _credentials(v: "_Reader", allowed: bool = True) -> dict[str, str]:
+    """``username`` (plain, optional) and ``password`` (a secret reference, optional): what a
+    Logon carries. Only read here, never resolved: a profile validates without its secrets."""
+    out = {}
+    for key in ("username", "password"):
+        value = v.get(key, str, "")
+        if value and not allowed:
+            v.fail(key, "is a FIX Logon's: only kind = \"fix\" has one (a sim venue is in the "
+                        "engine's own process)")
+        out[key] = value
+    name = out["username"]
+    if len(name) > 64 or any(c in name for c in "\x01=") or not name.isprintable():
+        v.fail("username", f"must be at most 64 printable characters, without '=', was {name!r}")
+    if out["password"] and not _SECRET_RE.match(out["password"]):
+        # never echo it: it may be the secret itself
+        v.fail("password", "must be a reference, env:NAME or keyring:NAME: profiles hold no "
+                           "secrets in the clear")
+    return out
 
 
 def _drop_copy_sender(v: "_Reader", sender: str) -> str:
@@ -845,6 +896,7 @@ def _parse_venue(table: dict | None, path: Path) -> VenueConfig | None:
         max_connections_per_counterparty=v.integer("max_connections_per_counterparty", 4,
                                                    lo=1, hi=1000),
         drop_copy=tuple(drop_copy),
+        **_credentials(v),
     )
     v.done()
     return config
