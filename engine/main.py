@@ -123,6 +123,9 @@ def _run(args: argparse.Namespace) -> int:
             report = ReportJournal()
         try:
             engine = LiveNode(profile, strategies=strategies, journal_extra=report)
+        except ProfileError as e:  # a secret a reference names cannot be read: one line
+            log.error("cannot start: %s", e)  # warnings and errors reach stderr too
+            return 2
         except (IpcError, StoreError, TickStoreError, OSError) as e:
             log.error("cannot start: %s", e)  # warnings and errors reach stderr too
             return 3

@@ -384,6 +384,9 @@ class LiveNode:
     def __init__(self, profile: Profile, *, clock: Clock | None = None, persist: bool = True,
                  strategies=(), journal_extra: Journal | None = None) -> None:
         self.profile = profile
+        # the venues' passwords, read before anything is built: a missing one (ProfileError,
+        # naming the venue and the reference) stops the start with nothing to undo
+        self._passwords = {v.name: profile.venue_link_password(v) for v in profile.venues}
         self.clock = clock or LiveClock()
         cfg = profile.engine
         self.instance = cfg.instance
@@ -491,7 +494,7 @@ class LiveNode:
                                   latency_ns=v.latency_us * 1000, fee_bps=v.fee_bps,
                                   heartbeat_s=v.heartbeat_s, queue_model=v.queue_model)
         store = self._session_store(v) if persist else MemoryStore()
-        return FixVenueClient(v, store)
+        return FixVenueClient(v, store, password=self._passwords[v.name])
 
     def _sources(self, clients: list) -> tuple[list, list[str], object]:
         """The market-data sources, the venue table, the recorder. ``[feed] kind`` chooses the

@@ -420,9 +420,13 @@ class DropCopyClient:
         kw.setdefault("order_up", lambda: client.up)
         if cfg.kind == "sim":
             return cls(cfg, client.drop_copy(cfg.drop_copy_sender, cfg.heartbeat_s), **kw)
+        # the venue's credentials, as the order session presents them (already read)
+        order_cfg = client.session.config
         session = FixSession(SessionConfig(sender=cfg.drop_copy_sender, target=cfg.target,
                                            initiator=True, heartbeat_s=cfg.heartbeat_s,
-                                           reset_on_logon=store is None or cfg.reset_on_logon),
+                                           reset_on_logon=store is None or cfg.reset_on_logon,
+                                           username=order_cfg.username,
+                                           password=order_cfg.password),
                              store if store is not None else MemoryStore())
         link = PolledConnection(session, cfg.host, cfg.port, backoff=backoff)
         return cls(cfg, link, reset_first_logon=store is None and not cfg.reset_on_logon, **kw)

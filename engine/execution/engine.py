@@ -163,6 +163,8 @@ class ExecutionEngine:
         #: venues whose session has logged on at least once (however briefly): a drop of one
         #: of these is a lost session (the risk engine's venue_down)
         self.ever_up: set[str] = set()
+        #: venues whose Logon was answered with a Logout (refused), and its text: told once
+        self._refused: dict[str, str] = {}
         self._md_seen = None if market is None else market.new_seen()
         self._md_applied = -1
         self.counters = dict.fromkeys(
@@ -317,6 +319,7 @@ class ExecutionEngine:
             elif isinstance(e, LoggedOn):
                 self._was_up.add(name)
                 self.ever_up.add(name)
+                self._refused.pop(name, None)
                 n = oms.request_status(name, now_ns)
                 how = "reset" if e.reset else "resumed"
                 self.notify(logging.INFO, f"{name} session up ({how}); "
@@ -338,6 +341,12 @@ class ExecutionEngine:
                               e.reason, len(updates))
             elif isinstance(e, LoggedOut):
                 log.warning("%s: logged out: %s", name, e.text)
+                if name not in self._was_up and self._refused.get(name) != e.text:
+                    # our Logon refused (credentials, CompIDs): the desks must hear why the
+                    # venue never comes up, once per reason, not once per retry
+                    self._refused[name] = e.text
+                    self.notify(logging.ERROR, f"{name} session not up: logged out: "
+                                               f"{e.text}"[:200], -1)
             elif isinstance(e, (PeerReject, RejectSent, Garbled)):
                 self.counters["session_rejects"] += 1
                 log.warning("%s: %s", name, e)

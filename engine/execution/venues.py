@@ -61,12 +61,15 @@ class FixVenueClient:
     __slots__ = ("cfg", "name", "session", "conn", "symbols", "md", "md_inbox")
 
     def __init__(self, cfg: VenueLinkConfig, store: MessageStore,
-                 backoff: Backoff | None = None) -> None:
+                 backoff: Backoff | None = None, *, password: str = "") -> None:
+        """``password``: the secret itself, which ``cfg.password`` only refers to
+        (``Profile.venue_link_password`` reads it); "": the Logon carries none."""
         self.cfg = cfg
         self.name = cfg.name
         self.session = FixSession(
             SessionConfig(sender=cfg.sender, target=cfg.target, initiator=True,
-                          heartbeat_s=cfg.heartbeat_s, reset_on_logon=cfg.reset_on_logon),
+                          heartbeat_s=cfg.heartbeat_s, reset_on_logon=cfg.reset_on_logon,
+                          username=cfg.username, password=password),
             store,
         )
         self.conn = PolledConnection(self.session, cfg.host, cfg.port, backoff=backoff)

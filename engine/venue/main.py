@@ -6,8 +6,8 @@ Prints one line to stderr once listening (tests and benchmarks read the port fro
     HELM2, drop copy HELMDC; log /…/logs/venue-SIMA.log          (one line; ", drop copy
     …" only with [venue] drop_copy)
 
-SIGTERM or SIGINT logs the sessions out and exits 0. Exit 2: a bad profile or argument;
-exit 3: the port cannot be listened on.
+SIGTERM or SIGINT logs the sessions out and exits 0. Exit 2: a bad profile or argument, or
+a ``[venue] password`` whose reference cannot be read; exit 3: the port cannot be listened on.
 """
 
 from __future__ import annotations
@@ -55,20 +55,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"helmdesk venue: {profile.path}: no [venue] section: a venue's profile names "
               f"the venue and its counterparties (see engine/core/profile.py)", file=sys.stderr)
         return 2
+    try:
+        password = profile.venue_password()  # read now, not at load: a profile validates
+    except ProfileError as e:                # without the environment it runs in
+        print(f"helmdesk venue: {e}", file=sys.stderr)
+        return 2
     name = profile.venue.name
     log_path, listener = setup_logging(f"venue-{name}")
     try:
         log.info("venue %s starting, pid %d, profile %s", name, os.getpid(), profile.path)
-        return asyncio.run(_serve(profile, args.port, log_path))
+        return asyncio.run(_serve(profile, args.port, log_path, password))
     finally:
         listener.stop()
 
 
-async def _serve(profile: Profile, port: int | None, log_path: Path) -> int:
+async def _serve(profile: Profile, port: int | None, log_path: Path, password: str) -> int:
     from engine.venue.server import Venue
 
     cfg = profile.venue
-    venue = Venue(cfg, profile.instruments, port=port)
+    venue = Venue(cfg, profile.instruments, port=port, password=password)
     try:
         await venue.start()
     except OSError as e:

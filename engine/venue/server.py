@@ -62,6 +62,12 @@ drop-copy session the moment it is sent (or kept for a counterparty that is away
 Account(1) naming that counterparty (``exchange.drop_copy_body``). An application message
 from a drop-copy session is answered with a BusinessMessageReject 6 (not authorized) and
 counted (``drop_copy_refused``); copies sent are counted in ``drop_copies``.
+
+Credentials: with ``[venue] username`` / ``password`` every Logon (drop copies' too) must carry
+them as Username (553) / Password (554). A Logon that does not is refused like a wrong CompID,
+before its session sees it (so a guess uses up none of its sequence numbers): a Logout "Logon
+refused: invalid username or password", the close, and ``logons_refused`` counted. The
+password is the secret itself, read from the profile's reference by ``helmdesk venue``.
 """
 
 from __future__ import annotations
@@ -86,6 +92,7 @@ from engine.fix.codec import (
     encode,
 )
 from engine.fix.session import (
+    LOGON_REFUSED,
     AppMessage,
     Disconnect,
     FixSession,
@@ -169,8 +176,11 @@ class Venue:
 
     def __init__(self, config: VenueConfig, instruments: Sequence[InstrumentConfig], *,
                  port: int | None = None, db_url: str | None = None,
-                 clock: Clock | None = None, tick_s: float = 0.2) -> None:
+                 clock: Clock | None = None, tick_s: float = 0.2, password: str = "") -> None:
+        """``password``: the secret every Logon must carry, which ``config.password`` only
+        refers to (``Profile.venue_password`` reads it); "": none asked."""
         self.config = config
+        self._password = password
         self.port = config.port if port is None else port
         self.clock = clock or LiveClock()
         # ids carry the start time (ms): a restarted venue never repeats an OrderID or ExecID
@@ -183,7 +193,7 @@ class Venue:
         self.counters = dict.fromkeys(
             ("connections", "refused", "refused_over_limit", "sessions", "disconnects",
              "cancelled_on_disconnect", "sent_late", "pending_dropped", "md_dropped", "errors",
-             "drop_copies"), 0)
+             "drop_copies", "logons_refused"), 0)
         self._open = 0  # connections open now
         self._per_cp: dict[str, int] = {}  # connections open now by claimed counterparty
         self._db_url = db_url or f"sqlite:///{data_dir() / f'venue-{config.name}.db'}"
@@ -212,7 +222,8 @@ class Venue:
                 reset_on_disconnect=cfg.reset_on_disconnect, max_latency_s=cfg.max_latency_s,
                 validate_fields_out_of_order=cfg.validate_fields_out_of_order,
                 allow_unknown_msg_fields=cfg.allow_unknown_msg_fields,
-                app_msg_types=app_types, validate_app_values=False)
+                app_msg_types=app_types, validate_app_values=False,
+                username=cfg.username, password=self._password)
             store = SqlStore(self._db, f"{cfg.sender}->{comp_id}", deferred=True,
                              on_dirty=self._store_dirty)
             session = _AcceptorSession(session_cfg, store,
@@ -370,6 +381,10 @@ class Venue:
         if m.get(56) != self._sender:  # before its session sees it: keep its numbers clean
             self._refuse(writer, raw, peer, f"TargetCompID {_text(m.get(56))!r} is not "
                                             f"{self.config.sender!r}")
+            return None
+        if m.msg_type == b"A" and not cp.session.credentials_ok(m):  # the same, for a guess
+            self.counters["logons_refused"] += 1
+            self._refuse(writer, raw, peer, LOGON_REFUSED)
             return None
         return cp
 
@@ -592,6 +607,7 @@ class Venue:
             s = cp.session
             counters["garbled"] += s.counters["garbled"]
             counters["session_rejects"] += s.counters["rejects_sent"]
+            counters["logons_refused"] += s.counters["logons_refused"]
             sessions[comp_id] = {
                 "state": s.state.value,
                 "next_sender_seq": s.store.next_sender_seq,
