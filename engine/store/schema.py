@@ -111,10 +111,14 @@ def version(engine: Engine) -> int:
         return _read_version(conn)
 
 
-def _too_new(url: str, v: int) -> SchemaTooNew:
+def _too_new(conn: Connection, url: str, v: int) -> SchemaTooNew:
+    """The refusal, naming the release that wrote the newer schema (a downgrade's victim)."""
+    t = m.schema_version
+    by = conn.execute(select(t.c.by).where(t.c.version == v).limit(1)).scalar() or "?"
     return SchemaTooNew(
         f"database {m.safe_url(url)} has schema version {v}, newer than this Helmdesk's "
-        f"({SCHEMA_VERSION}): upgrade Helmdesk to use it (the database was not changed)")
+        f"({SCHEMA_VERSION}, {_by()}): upgrade Helmdesk to use it ({by} wrote it); the "
+        f"database was not changed")
 
 
 def _by() -> str:
@@ -133,7 +137,8 @@ def prepare(engine: Engine, url: str, *, create: bool = True) -> int:
     Return the version the database has now; raise ``SchemaTooNew`` (module docstring)."""
     v = version(engine)
     if v > SCHEMA_VERSION:
-        raise _too_new(url, v)
+        with engine.connect() as conn:
+            raise _too_new(conn, url, v)
     if v == SCHEMA_VERSION or not create:
         return v
     with engine.connect() as conn:
@@ -148,7 +153,7 @@ def prepare(engine: Engine, url: str, *, create: bool = True) -> int:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
             v = _read_version(conn)  # again, under the lock: another may have done it
             if v > SCHEMA_VERSION:
-                raise _too_new(url, v)
+                raise _too_new(conn, url, v)
             if v < SCHEMA_VERSION:
                 for step in range(max(v, 1), SCHEMA_VERSION) if v else ():
                     MIGRATIONS[step](conn)

@@ -20,7 +20,7 @@ from sqlalchemy import (
 
 from engine.store import SchemaTooNew, StoreLink, StoreStartError, load
 from engine.store import models as m
-from engine.store.schema import SCHEMA_VERSION, prepare, version
+from engine.store.schema import SCHEMA_VERSION, _by, prepare, version
 from tests.store._util import flushed
 
 
@@ -118,11 +118,12 @@ def test_a_migrated_database_takes_the_new_records(make_link, url, db):
 def test_a_database_newer_than_this_code_is_refused_and_left_alone(url, instance):
     m.open_db(url).dispose()
     _set_version(url, SCHEMA_VERSION + 7)
-    want = (f"has schema version {SCHEMA_VERSION + 7}, newer than this Helmdesk's "
-            f"({SCHEMA_VERSION}): upgrade Helmdesk")
-    with pytest.raises(SchemaTooNew, match=want.replace("(", r"\(").replace(")", r"\)")) as e:
+    with pytest.raises(SchemaTooNew) as e:
         m.open_db(url)
-    assert m.safe_url(url) in str(e.value)
+    assert str(e.value) == (
+        f"database {m.safe_url(url)} has schema version {SCHEMA_VERSION + 7}, newer than this "
+        f"Helmdesk's ({SCHEMA_VERSION}, {_by()}): upgrade Helmdesk to use it (helmdesk 99 "
+        f"wrote it); the database was not changed")
     with pytest.raises(SchemaTooNew):
         m.open_db(url, create=False)
     with pytest.raises(SchemaTooNew):
