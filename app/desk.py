@@ -63,6 +63,7 @@ from widgets import (
     StrategyPanel,
     TimeAndSales,
 )
+from widgets.icon import app_icon
 
 __all__ = ["DeskWindow", "run_desk_window"]
 
@@ -1072,6 +1073,8 @@ def run_desk_window(instance: str, desk: DeskConfig, *, instrument: str | None =
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName(app_name)
+    app.setDesktopFileName("helmdesk")  # the installed desktop entry, for the window manager
+    app.setWindowIcon(app_icon())
     apply_theme(app)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
