@@ -13,6 +13,10 @@
     helmdesk ctl status|kill|rearm|order|cancel|cancel-all|orders|audit|strategy   commands for scripts and runbooks
     helmdesk import-ticks FILE.csv  quotes and trades into the tick store; ticks info: what is there
     helmdesk --version
+
+$HELMDESK_PROFILE, when set, is every --profile's default (an installed workstation's
+/usr/bin/helmdesk sets it to /etc/helmdesk/<workstation>.toml); $HELMDESK_INSTANCE is the
+default instance of desk --attach and ctl.
 """
 
 from __future__ import annotations
@@ -78,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("desk", help="open a desk attached to a running engine")
     d.add_argument("--attach", metavar="NAME", default=None,
-                   help="engine instance to attach to (default: $HELMDESK_INSTANCE or demo)")
+                   help="engine instance to attach to (default: the --profile's engine, else "
+                        "$HELMDESK_INSTANCE, else demo)")
     d.add_argument("--profile", help="profile whose [desk] section to use")
     _desk_options(d)
 
@@ -177,7 +182,22 @@ def build_parser() -> argparse.ArgumentParser:
     from app.ticks import add_parsers as ticks_parsers  # import-ticks, ticks info
 
     ticks_parsers(sub)
+    _profile_from_environment(p, os.environ.get("HELMDESK_PROFILE", ""))
     return p
+
+
+def _profile_from_environment(parser: argparse.ArgumentParser, path: str) -> None:
+    """Every --profile (of every subcommand) defaults to ``path`` when it is set: an installed
+    workstation runs its own profile without being told, the demo's is for a developer."""
+    if not path:
+        return
+    for action in parser._actions:
+        if action.dest == "profile":
+            action.default, action.required = path, False
+            action.help = f"{action.help or 'profile'}; here $HELMDESK_PROFILE: {path}"
+        elif isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                _profile_from_environment(sub, path)
 
 
 def _review_parser(sub) -> None:
@@ -277,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "desk":
         from app.launch import run_desk
 
-        return run_desk(args, args.attach or _default_instance())
+        return run_desk(args, args.attach, _default_instance())
     if args.headless:
         from app.launch import run_headless
 

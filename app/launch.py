@@ -235,7 +235,8 @@ def _run_window(args: argparse.Namespace, instance: str, desk_cfg, on_close=None
     )
 
 
-def run_desk(args: argparse.Namespace, instance: str) -> int:
+def run_desk(args: argparse.Namespace, instance: str | None, default_instance: str) -> int:
+    """A desk on ``instance``; without one, on the profile's engine, else ``default_instance``."""
     from engine.core.profile import DeskConfig
 
     desk_cfg = DeskConfig()
@@ -246,7 +247,8 @@ def run_desk(args: argparse.Namespace, instance: str) -> int:
             return 2
         desk_cfg = profile.desk
         url = _audit_url(profile)
-    return _run_window(args, instance, desk_cfg, audit_url=url)
+        instance = instance or profile.engine.instance
+    return _run_window(args, instance or default_instance, desk_cfg, audit_url=url)
 
 
 def run_demo(args: argparse.Namespace) -> int:

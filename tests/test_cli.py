@@ -233,3 +233,32 @@ def test_ctl_strategy_lists_pauses_resumes_and_stops_a_strategy(engine_factory, 
     assert r.returncode == 1 and "STRATEGY REJECTED" in r.stderr and "stopped" in r.stderr
     r = helmdesk("ctl", "--instance", i, "audit")
     assert "news due" in r.stdout and "done today" in r.stdout
+
+
+def test_an_installed_workstations_profile_is_every_commands_default(tmp_path, monkeypatch):
+    """/usr/bin/helmdesk of a package sets $HELMDESK_PROFILE: the engine, the demo/desk and ctl
+    then use that workstation's profile without being told."""
+    bad = tmp_path / "ws-7.toml"
+    bad.write_text('[engine]\nidle = "nap"\n')
+    env = {**os.environ, "HELMDESK_PROFILE": str(bad)}
+    for args in (["engine"], ["--headless"]):
+        r = helmdesk(*args, env=env)
+        assert r.returncode == 2, (args, r.stderr)
+        assert f"{bad}: [engine].idle: must be one of spin, hybrid, sleep, was 'nap'" in r.stderr
+    r = helmdesk("engine", "--help", env=env)
+    assert "here $HELMDESK_PROFILE: /" in " ".join(r.stdout.split())  # argparse wraps the path
+    assert "ws-7.toml" in r.stdout.replace("\n", "").replace(" ", "")
+    r = helmdesk("engine")  # without it the profile is required, as before
+    assert r.returncode == 2 and "the following arguments are required: --profile" in r.stderr
+
+    # a desk with the workstation's profile attaches to that profile's engine
+    import app.launch
+    from app.cli import main
+
+    prof = write_profile(tmp_path / "ws-8.toml", "ws8engine")
+    seen = []
+    monkeypatch.setattr(app.launch, "_run_window",
+                        lambda args, instance, desk, audit_url: seen.append(instance) or 0)
+    monkeypatch.setenv("HELMDESK_PROFILE", str(prof))
+    assert main(["desk"]) == 0 and main(["desk", "--attach", "other"]) == 0
+    assert seen == ["ws8engine", "other"]
