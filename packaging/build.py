@@ -29,6 +29,7 @@ import tarfile
 import tempfile
 import time
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -150,7 +151,7 @@ def _size(path: Path) -> int:
         else path.stat().st_size
 
 
-def build_deb(bundle: Path, profile_path: Path, workstation: str, version: str,
+def build_deb(bundle: Path, profile_path: Path, workstation: str, instance: str, version: str,
               out: Path, work: Path) -> Path:
     root = work / "deb"
     opt = root / "opt" / "helmdesk"
@@ -161,20 +162,29 @@ def build_deb(bundle: Path, profile_path: Path, workstation: str, version: str,
     shutil.copy(profile_path, etc / f"{workstation}.toml")
     bin_ = root / "usr" / "bin"
     bin_.mkdir(parents=True)
-    (bin_ / "helmdesk").write_text("#!/bin/sh\nexec /opt/helmdesk/helmdesk \"$@\"\n")
+    (bin_ / "helmdesk").write_text(
+        "#!/bin/sh\n# this workstation's profile and engine unless the caller names others\n"
+        f": \"${{HELMDESK_PROFILE:=/etc/helmdesk/{workstation}.toml}}\"\n"
+        f": \"${{HELMDESK_INSTANCE:={instance}}}\"\n"
+        "export HELMDESK_PROFILE HELMDESK_INSTANCE\n"
+        "exec /opt/helmdesk/helmdesk \"$@\"\n")
     (bin_ / "helmdesk").chmod(0o755)
     apps = root / "usr" / "share" / "applications"
     apps.mkdir(parents=True)
     (apps / "helmdesk.desktop").write_text(
         "[Desktop Entry]\nType=Application\nName=Helmdesk\n"
         f"Comment=Trading desk ({workstation})\n"
-        f"Exec=helmdesk --profile /etc/helmdesk/{workstation}.toml\n"
+        "Exec=helmdesk\n"
         "Icon=helmdesk\nTerminal=false\nCategories=Office;Finance;\n")
-    icons = root / "usr" / "share" / "icons" / "hicolor" / "256x256" / "apps"
-    icons.mkdir(parents=True)
-    icon = ROOT / "resources" / "icon.png"
-    if icon.is_file():
-        shutil.copy(icon, icons / "helmdesk.png")
+    from PySide6.QtGui import QGuiApplication
+
+    from widgets.icon import render_png
+
+    _app = QGuiApplication.instance() or QGuiApplication([])  # offscreen: see main
+    for px in (48, 256):
+        icons = root / "usr" / "share" / "icons" / "hicolor" / f"{px}x{px}" / "apps"
+        icons.mkdir(parents=True)
+        render_png(icons / "helmdesk.png", px)
     debian = root / "DEBIAN"
     debian.mkdir()
     kb = _size(root) // 1024
@@ -246,8 +256,13 @@ def main(argv: list[str] | None = None) -> int:
             t_bundle = time.monotonic() - t0
             bundle_mb = _size(bundle) / 1e6
             print(f"bundle: {bundle_mb:,.0f} MB in {t_bundle:.0f} s", flush=True)
-            deb = build_deb(bundle, args.profile, workstation, version, args.out, work)
-            tgz = build_tar(bundle, workstation, version, args.out)
+            # the two compressions side by side: dpkg-deb is a process, and zlib lets go of
+            # the GIL while it compresses the .tar.gz in this one
+            with ThreadPoolExecutor(1) as pool:
+                tar_job = pool.submit(build_tar, bundle, workstation, version, args.out)
+                deb = build_deb(bundle, args.profile, workstation, profile.engine.instance,
+                                version, args.out, work)
+                tgz = tar_job.result()
             sums = sha256sums([deb, tgz], args.out)
     except BuildError as e:
         print(f"build.py: {e}", file=sys.stderr)

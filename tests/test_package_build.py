@@ -1,18 +1,23 @@
-"""The demo workstation's installer, built for real and its bundle run without the build's
-Python (CI runs this; elsewhere HELMDESK_TEST_PACKAGE=1: it takes about three minutes).
-packaging/smoke.sh goes further on a fresh Debian: apt-get install, run, remove."""
+"""The demo workstation's installer, built for real (CI runs this; elsewhere
+HELMDESK_TEST_PACKAGE=1: it takes about four minutes). As root with apt-get (CI), the package
+is then installed, run, upgraded, downgraded over a newer schema and removed
+(packaging/try-install.sh); otherwise its bundle is run unpacked, without the build's Python."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
 import pytest
+
+from engine.store.schema import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +32,7 @@ def _bare_env(tmp: Path, **extra) -> dict:
             **extra}
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1500)
 def test_the_demo_installer_builds_and_its_bundle_runs_on_its_own(tmp_path):
     out = tmp_path / "dist"
     r = subprocess.run([sys.executable, "packaging/build.py", "--profile",
@@ -49,9 +54,47 @@ def test_the_demo_installer_builds_and_its_bundle_runs_on_its_own(tmp_path):
     contents = subprocess.run(["dpkg-deb", "--contents", str(deb)], capture_output=True,
                               text=True, check=True).stdout
     for path in ("./opt/helmdesk/helmdesk", "./etc/helmdesk/demo-desk.toml",
-                 "./usr/bin/helmdesk", "./usr/share/applications/helmdesk.desktop"):
+                 "./usr/bin/helmdesk", "./usr/share/applications/helmdesk.desktop",
+                 "./usr/share/icons/hicolor/256x256/apps/helmdesk.png",
+                 "./usr/share/icons/hicolor/48x48/apps/helmdesk.png"):
         assert path in contents, path
+    # the command runs this workstation's profile and engine unless told otherwise
+    fsys = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True,
+                          check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(fsys)) as t:
+        wrapper = t.extractfile("./usr/bin/helmdesk").read().decode()
+        desktop = t.extractfile("./usr/share/applications/helmdesk.desktop").read().decode()
+    assert ': "${HELMDESK_PROFILE:=/etc/helmdesk/demo-desk.toml}"' in wrapper
+    assert ': "${HELMDESK_INSTANCE:=demo}"' in wrapper
+    assert "Exec=helmdesk\n" in desktop and "Icon=helmdesk\n" in desktop
 
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        _try_install(out)
+    else:
+        _run_unpacked(tgz, tmp_path)
+
+
+def _try_install(dist: Path) -> None:
+    """apt-get install, run, upgrade, downgrade over a newer schema, remove, purge."""
+    r = subprocess.run(["bash", "packaging/try-install.sh", str(dist)], cwd=ROOT,
+                       env={**os.environ, "PYTHON": sys.executable}, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0 and r.stdout.endswith("TRY-INSTALL OK\n"), (
+        r.stdout[-3000:] + r.stderr[-3000:])
+    out = r.stdout
+    assert "version: helmdesk 0.1.0 (commit " in out and "workstation demo-desk)" in out
+    assert "upgraded to 0.1.0+1 (helmdesk 0.1.0+1 (commit " in out
+    assert "the user's data is unchanged" in out
+    assert (f"has schema version {SCHEMA_VERSION + 1}, newer than this Helmdesk's "
+            f"({SCHEMA_VERSION}, helmdesk 0.1.0): upgrade Helmdesk to use it (helmdesk 0.1.0+1 "
+            f"wrote it); the database was not changed") in out
+    assert "removed: the program is gone; /etc/helmdesk/demo-desk.toml and the user's data " \
+           "stay" in out
+    assert not Path("/opt/helmdesk/helmdesk").exists()
+
+
+def _run_unpacked(tgz: Path, tmp_path: Path) -> None:
+    """The .tar.gz's bundle, with no Python of the build machine on the PATH."""
     with tarfile.open(tgz) as t:
         # the "tar" filter where this Python has it (3.11.4 on; Debian 12 has 3.11.2)
         t.extractall(tmp_path / "unpacked",

@@ -72,3 +72,17 @@ def test_the_entry_point_without_a_module_is_helmdesk():
                        cwd=ROOT,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.startswith("helmdesk "), r.stderr
+
+
+def test_the_icon_is_drawn_at_the_sizes_the_desktop_entry_ships(tmp_path, qapp):
+    from PySide6.QtGui import QColor, QImage
+
+    from widgets.icon import app_icon, render_png
+
+    for px in (48, 256):
+        img = QImage(str(render_png(tmp_path / f"helmdesk-{px}.png", px)))
+        assert (img.width(), img.height()) == (px, px)
+        assert img.pixelColor(0, 0).alpha() == 0  # rounded corners: transparent
+        hub = img.pixelColor(px // 2, px // 2)
+        assert hub.alpha() == 255 and hub.name() == QColor("#f0b429").name()  # the wheel's hub
+    assert {s.width() for s in app_icon().availableSizes()} >= {16, 32, 48, 256}
