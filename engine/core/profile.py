@@ -62,7 +62,7 @@ Schema (every later issue adds its own section here rather than a new format)::
 
     [venue]                  # optional: makes the profile a simulated exchange's (helmdesk venue);
     name = "SIMA"            # the engine ignores it. Letters, digits, - and _ (file names use it)
-    host = "127.0.0.1"       # loopback only: the simulated venue authenticates nobody
+    host = "127.0.0.1"       # loopback only: a simulator, not an exchange (no TLS)
     port = 9876              # 0: any free port (printed when listening)
     sender = "SIMA"          # our SenderCompID (default: name)
     counterparties = ["HELM"]  # initiator CompIDs allowed to log on (required, non-empty)
@@ -845,8 +845,8 @@ def _parse_venue(table: dict | None, path: Path) -> VenueConfig | None:
     except ValueError:
         loopback = False
     if not loopback or ":" in host:
-        v.fail("host", f"must be an IPv4 loopback address such as 127.0.0.1 (the simulated "
-                       f"venue authenticates nobody), was {host!r}")
+        v.fail("host", f"must be an IPv4 loopback address such as 127.0.0.1 (a simulated "
+                       f"venue, with no TLS, is for tests and paper trading), was {host!r}")
     sender = v.get("sender", str, name)
     if not _COMP_ID_RE.match(sender):
         v.fail("sender", f"must be {_COMP_ID_RULE}, was {sender!r}")

@@ -120,3 +120,33 @@ def test_the_drop_copy_presents_the_venues_credentials_too(venue_factory,  # noq
     assert venue.stop() == 0
     stopped = [ln for ln in _log(venue).splitlines() if "venue SIMA stopped" in ln][-1]
     assert "'logons_refused': 0" in stopped and "'sessions': 2" in stopped
+
+
+def test_a_keyring_password_is_read_through_the_keyring_package(
+        venue_factory, engine_factory, instance, tmp_path, monkeypatch):  # noqa: F811
+    """keyring:NAME: stored with `keyring set helmdesk NAME` (the bundle's `helmdesk
+    --run-module keyring set ...`), read by the engine process through the configured backend."""
+    monkeypatch.setenv("HD_TEST_VENUE_PW", "correct horse")
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "tests.keyring_backend.FileKeyring")
+    monkeypatch.setenv("HELMDESK_TEST_KEYRING", str(tmp_path / "keyring.json"))
+    venue = venue_factory(extra=VENUE_AUTH).start()
+    section = (venues_section(("SIMA", venue.port))
+               + 'username = "helm"\npassword = "keyring:sima-fix"\n')
+
+    missing = engine_factory(f"{instance}k", instruments=INSTRUMENTS, users=USERS,
+                             extra=section).start(wait=False)
+    assert missing.proc.wait(20) == 2
+    assert missing.output().strip().endswith(
+        "[[venues]] SIMA password: the keyring has no secret 'sima-fix' for service 'helmdesk'")
+
+    r = subprocess.run([sys.executable, "-m", "keyring", "set", "helmdesk", "sima-fix"],
+                       input="correct horse\n", capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    eng = engine_factory(instance, instruments=INSTRUMENTS, users=USERS, extra=section).start()
+    with EngineClient(instance) as c:
+        wait_until(lambda: c.venues() == (("SIMA", True, True),), 15,
+                   "the SIMA session to log on with the keyring's password")
+    assert eng.stop() == 0
+    assert venue.stop() == 0
+    stopped = [ln for ln in _log(venue).splitlines() if "venue SIMA stopped" in ln][-1]
+    assert "'logons_refused': 0" in stopped
