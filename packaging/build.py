@@ -110,13 +110,16 @@ def _spec(work: Path, stamp_dir: Path) -> Path:
 from PyInstaller.utils.hooks import collect_data_files, collect_submodules
 
 hidden = (collect_submodules("engine") + collect_submodules("app")
-          + collect_submodules("widgets") + ["pyqtgraph", "qasync", "simplefix"])
+          + collect_submodules("widgets") + ["pyqtgraph", "qasync", "simplefix"]
+          # keyring:NAME secrets, and `helmdesk --run-module keyring set helmdesk NAME`
+          + collect_submodules("keyring"))
 a = Analysis([{str(ROOT / "packaging" / "entry.py")!r}], pathex=[{str(ROOT)!r}],
              hiddenimports=hidden,
              datas=[({str(ROOT / "resources")!r}, "resources"),
                     ({str(stamp_dir)!r}, "resources")]
                    + collect_data_files("engine") + collect_data_files("app")
-                   + collect_data_files("widgets"),
+                   + collect_data_files("widgets")
+                   + collect_data_files("keyring"),  # its command's shell completions
              excludes=["tkinter", "PySide6.QtQml", "PySide6.QtQuick", "PySide6.QtPdf",
                        "PySide6.QtNetwork", "pytest", "hypothesis", "statsmodels", "scipy",
                        "pandas", "matplotlib"],

@@ -66,6 +66,10 @@ echo "installed: $PKG $(installed_version), $(dpkg-query -W -f='${Installed-Size
 OUT=$(as_user helmdesk --version)
 echo "version: $OUT"
 [[ $OUT == "helmdesk $VER "*"workstation $WS)" ]] || fail "--version said: $OUT"
+# keyring:NAME secrets: the bundle carries the keyring package and its command
+as_user helmdesk --run-module keyring --list-backends >"$WORK/keyring.txt" 2>&1 \
+    || { cat "$WORK/keyring.txt" >&2; fail "helmdesk --run-module keyring failed"; }
+echo "keyring backends: $(tr '\n' ' ' <"$WORK/keyring.txt")"
 headless 3
 as_user QT_QPA_PLATFORM=offscreen helmdesk --exit-after 10 --screenshot "$WORK/desk.png" \
     >"$WORK/desk.txt" 2>&1 || { tail -5 "$WORK/desk.txt" >&2; fail "the desk failed"; }
