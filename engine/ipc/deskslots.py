@@ -253,7 +253,7 @@ class DeskSlots:
         return self.waiting
 
     def _answer(self, s: _Slot, ack: Ack) -> None:
-        self._push_ack(s, ack)
+        # the counter first: a desk that has read the ack reads a counter that includes it
         q = self._q
         if ack.status is AckStatus.ACCEPTED:
             self.accepted += 1
@@ -261,6 +261,7 @@ class DeskSlots:
         else:
             self.rejected += 1
             q[H.CMDS_REJECTED // 8] = self.rejected
+        self._push_ack(s, ack)
 
     # -- records -----------------------------------------------------------------------------------
     def _decode(self, rec: tuple, index: int, s: _Slot) -> Command | tuple[int, str]:
