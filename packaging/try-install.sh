@@ -4,7 +4,7 @@
 #   bash packaging/try-install.sh DIST_DIR     (the --out of packaging/build.py)
 #
 # 1. apt-get install it; helmdesk --version, --headless for a few seconds and the desk
-#    offscreen with a screenshot, run as a user with no Python of the build machine on the PATH
+#    offscreen with a screenshot (and on Xvfb, where xvfb-run is installed), run as a user with no Python of the build machine on the PATH
 #    and the default data directory (~/.local/share/helmdesk of a throwaway HOME);
 # 2. upgrade to a newer package (this one, repacked as VERSION+1) and check that nothing in
 #    the user's data directory changed (database, desk layout, logs) and the engine runs on it;
@@ -75,6 +75,13 @@ as_user QT_QPA_PLATFORM=offscreen helmdesk --exit-after 10 --screenshot "$WORK/d
     >"$WORK/desk.txt" 2>&1 || { tail -5 "$WORK/desk.txt" >&2; fail "the desk failed"; }
 [[ -s "$WORK/desk.png" ]] || fail "the desk saved no screenshot"
 echo "desk screenshot: $(stat -c %s "$WORK/desk.png") bytes"
+if command -v xvfb-run >/dev/null; then  # on a display: Qt's xcb platform and its libraries
+    as_user xvfb-run -a -s "-screen 0 1680x1050x24" helmdesk --exit-after 10 \
+        --screenshot "$WORK/desk-xcb.png" >"$WORK/desk-xcb.txt" 2>&1 \
+        || { tail -5 "$WORK/desk-xcb.txt" >&2; fail "the desk failed on a display (Xvfb)"; }
+    [[ -s "$WORK/desk-xcb.png" ]] || fail "the desk on a display saved no screenshot"
+    echo "desk on a display (Xvfb, xcb): $(stat -c %s "$WORK/desk-xcb.png") bytes"
+fi
 DB=$(ls "$DATA"/engine-*.db | head -1)
 [[ -f "$DATA/desk/$WS.ini" && -n "$(ls "$DATA"/logs/*.log)" ]] \
     || fail "expected a database, a desk layout and logs in $DATA: $(ls -R "$DATA")"
