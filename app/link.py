@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from engine.core.roles import Role
 from widgets.latency import LatencyHistogram
 from engine.ipc import (
     Ack,
@@ -62,7 +61,6 @@ class EngineLink(QObject):
         self._pending: dict[int, asyncio.Future] = {}
         self._next_attach = 0.0
         self._refused_msg = ""
-        self._need_role = False
         #: this desk's command round trips (send -> the ack read back), µs
         self.round_trips = LatencyHistogram()
         self.timer = QTimer(self)
@@ -122,9 +120,6 @@ class EngineLink(QObject):
             # a dead engine may have left a seqlock odd: only read snapshots from a live one
             self._read_snapshots(c)
         self._drain(c)
-        if self._need_role and _loop_running():
-            self._need_role = False
-            asyncio.ensure_future(self._learn_role())
 
     def _read_snapshots(self, c: EngineClient) -> None:
         books = c.books
@@ -185,19 +180,11 @@ class EngineLink(QObject):
         self._refused_msg = ""
         self._kill_seq = -1
         self.refresh()
-        self._need_role = True  # a PING confirms it (the engine granted client.role)
         self.attached.emit(client.instruments)
+        # the role the engine granted in its answer to the attach (a busy engine's late PING
+        # answer once left the desk at "role: ?" for good)
+        self.role.emit(client.role)
         return True
-
-    async def _learn_role(self) -> None:
-        from engine.ipc import Verb
-
-        try:
-            ack = await self.command(Verb.PING)
-        except (IpcError, asyncio.TimeoutError):
-            return
-        if ack.accepted:
-            self.role.emit(Role(ack.value))
 
     def _detach(self, why: str) -> None:
         for fut in self._pending.values():
@@ -238,11 +225,3 @@ class EngineLink(QObject):
 
 async def _refused(e: Exception) -> Ack:
     raise e
-
-
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
