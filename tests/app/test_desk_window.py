@@ -150,6 +150,8 @@ def test_the_ladder_trades_shows_our_order_cancels_and_moves_it(venue_factory,  
     view = lad.view
     lad.model.held = True  # as with the mouse over it (these clicks come without): no re-centre
     lad.recentre()
+    for _ in range(4):  # a few rows down (↓), as a trader would: room under the bid
+        QTest.keyClick(view, Qt.Key_Down)
     # prices on the grid under the bid (they rest): the first order's, the second's, its move's
     bid = lad.model.best()[0]
     under = sorted((p for p, _ in lad.model.visible_rows() if p < bid - 0.015), reverse=True)
