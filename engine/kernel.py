@@ -170,6 +170,7 @@ class Kernel:
         self.command_source = commands
         self.now = 0
         self.busy = False  #: the last step did something (the live node's idle logic)
+        self._warm = False  # warm_up done
         # tick to order: while the strategies run on a turn's market data, -1 (its receive
         # time not looked up yet) or that time; 0 at any other moment
         self._trigger_recv = 0
@@ -250,10 +251,20 @@ class Kernel:
         self.publisher.order_sent(self._trigger_recv, now_ns)
 
     # -- the turn ------------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Compile (or load from numba's cache) the market data's and strategies' kernels:
+        seconds on a fresh install. Before the caller reads the clock for ``start``: a start time taken before
+        would make the first turn see the books silent that long (stale: kill switches trip)."""
+        if not self._warm:
+            self.market.warm_up()
+            self.strategies.warm_up()
+            self._warm = True
+
     def start(self, now_ns: int) -> None:
-        """Compile kernels, take the first snapshots, start strategies, publish everything."""
+        """Take the first snapshots, start strategies, publish everything (``warm_up`` first,
+        if the caller has not)."""
+        self.warm_up()
         self.now = now_ns
-        self.market.warm_up()
         self.execution.poll(now_ns)  # the venue sessions start logging on
         self.market.start(now_ns)
         self.risk.step(now_ns)

@@ -662,6 +662,7 @@ class LiveNode:
         gc_busy = idle_gc.busy
         fix_stores = self._fix_stores
         replay = self.replay
+        kernel.warm_up()  # seconds on a fresh install: before the start time is taken
         # strategies' clocks start now (a replay's: at its start): nothing slow after this
         kernel.start(wall() if replay is None else replay.begin(wall()))
         kernel.notify(INFO, f"engine {self.instance} running, pid {os.getpid()}")

@@ -1,6 +1,7 @@
 """The engine process: pinning, logging, books, kill state that survives a restart."""
 
 import os
+from pathlib import Path
 
 
 from engine.core.profile import parse_profile
@@ -85,3 +86,36 @@ def test_sim_feed_is_deterministic_and_keeps_books_sane(tmp_path):
         assert b.bbo["updates"][0] > 1000  # ~2000 events at 1 kHz over 2 s, and the snapshot
         assert (b.bid_px[0, 1, 0] > 0) and (b.ask_px[0, 1] > 0).all()  # B stays positive
     assert runs[0] == runs[1]
+
+
+def test_a_fresh_install_starts_with_no_stale_books_and_no_tripped_switch(
+        engine_factory, instance, data_dir, tmp_path, monkeypatch):
+    """numba's cache empty, as on a workstation's first start: the demo's kernels (simulated
+    venues, feed checks, the pairs strategy) compile before the engine takes its start time.
+    They used to compile in the first turns, seconds that the books spent silent: every
+    instrument's kill switch went REDUCING as stale, and was re-armed once data came."""
+    from tests.conftest import EngineProc
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))  # nothing cached
+    text = (Path(__file__).parents[1] / "resources" / "profiles" / "demo.toml").read_text()
+    prof = tmp_path / "demo.toml"
+    prof.write_text(text.replace('instance = "demo"', f'instance = "{instance}"', 1))
+    e = EngineProc(prof, instance, dict(os.environ, HELMDESK_DATA_DIR=str(data_dir)))
+    try:
+        e.start(wait=False)
+        e.wait_ready(timeout=120)  # compiling everything: seconds
+        with EngineClient(instance, commands=False) as c:
+            def bid(i: int) -> float:
+                b = c.read_book(i)
+                return 0.0 if b is None else float(b[0]["bid_px"][0])
+
+            wait_until(lambda: all(bid(i) > 0 for i in range(4)), 10, "every book to have a bid")
+            hb = c.status().heartbeat_count
+            wait_until(lambda: c.status().heartbeat_count > hb + 100, 20, "more turns")
+            assert not c.status().kill_tripped
+    finally:
+        assert e.stop() == 0
+    err = e.output()
+    log = (data_dir / "logs" / f"engine-{instance}.log").read_text()
+    assert f"engine {instance} running" in log
+    assert "is stale" not in err + log and "REDUCING" not in err + log, err[-2000:]

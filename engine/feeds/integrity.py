@@ -286,6 +286,13 @@ class FeedIntegrity:
         self._check = _check_nb if compiled else _check_kernel
         self._silence = _silence_nb if compiled else _silence_kernel
 
+    def warm_up(self) -> None:
+        """Compile (or load from numba's cache) the check and silence kernels now, on a
+        throwaway one-stream copy: this one's counters and clocks are untouched."""
+        probe = FeedIntegrity(1, 1, self.silence_ns, compiled=self._check is _check_nb)
+        probe.filter(np.zeros(0, dtype=MD_EVENT), 0)
+        probe.silence(0)
+
     # -- BATCHES ---------------------------------------------------------------------------------
     def check(self, records: np.ndarray, now_ns: int) -> np.ndarray:
         """Check a batch (MD_EVENT, in arrival order); return the keep mask (a bool array of

@@ -141,6 +141,7 @@ class MarketData:
         the loop would stall it for seconds on a fresh install."""
         apply_batch(self.books, np.zeros(0, dtype=MD_EVENT))
         self.changed(self.new_seen())
+        self.books.consolidated_depth(0, out=self._depth_out)  # reads only
         for s in self.sources:
             s.warm_up()
 

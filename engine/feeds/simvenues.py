@@ -662,6 +662,22 @@ class SimVenues:
             self._block()
         return self._t
 
+    def warm_up(self) -> None:
+        """Compile (or load from numba's cache) the generation, delivery and snapshot kernels
+        now, at start-up, on a throwaway one-book feed of the same kind: a first call in the
+        loop would stall it for seconds on a fresh install (the books go stale, the kill
+        switches trip). This feed's random draws are untouched."""
+        if not self._compiled:
+            return
+        from dataclasses import replace
+
+        probe = SimVenues(self.instruments[:1],
+                          [replace(self.venues[0], latency_us=0.0, jitter_us=0.0)],
+                          seed=self.seed, rate_hz=1000.0, depth=self.depth,
+                          trade_prob=self.trade_prob, channels=self.channels, lot=self.lot)
+        probe.step(probe._t + 100_000_000, EventBuffer(4096))
+        probe.snapshot(0)
+
     def begin(self, t_ns: int) -> None:
         """Open the market at ``t_ns``: exchange time is generated from there (a feed built
         before its engine knew when the market opens). Only before anything was generated."""

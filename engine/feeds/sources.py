@@ -182,7 +182,8 @@ class SimVenuesSource(MarketDataSource):
                                                  + h["rej_field"])
 
     def warm_up(self) -> None:
-        self.integrity.filter(np.zeros(0, dtype=MD_EVENT), 0)
+        self.integrity.warm_up()
+        self.sim.warm_up()
 
 
 # -- FIX VENUES ------------------------------------------------------------------------------

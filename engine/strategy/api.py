@@ -133,6 +133,11 @@ class Strategy:
     def next_timer_ns(self) -> int:
         return NEVER
 
+    def warm_up(self, market) -> None:
+        """Compile (or load from numba's cache) what the strategy's callbacks would compile
+        on first use, before the engine takes its start time: seconds on a fresh install.
+        ``market``: the engine's market data, as ``ctx.market`` (default: nothing to do)."""
+
     def on_start(self, ctx: StrategyContext, now_ns: int) -> None:
         pass
 

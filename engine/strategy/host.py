@@ -151,6 +151,11 @@ class Strategies:
             self._cancel_all(s.name, now_ns)
 
     # -- the stage -----------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Each strategy's ``warm_up`` (before the start time is taken)."""
+        for s, ctx in zip(self.strategies, self.contexts):
+            s.warm_up(ctx.market)
+
     def start(self, now_ns: int, paused: Sequence[str] = ()) -> None:
         """``on_start`` each; ``paused``: strategies that start paused (``enabled = false``)."""
         self.user_paused |= set(paused)

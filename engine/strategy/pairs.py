@@ -345,7 +345,6 @@ class PairsStrategy(Strategy):
         self._in_form = np.zeros(len(self._symbols), dtype=np.bool_)
         self._in_form[ids] = True
         self._sample_ns = cfg.sample_ms * 1_000_000
-        self._warm_up()
         self._waiting = True
         self._look(now_ns)
         self._reschedule(now_ns)
@@ -421,12 +420,15 @@ class PairsStrategy(Strategy):
         self._next = NEVER
 
     # -- formation -------------------------------------------------------------------------------
-    def _warm_up(self) -> None:
-        """Compile the kernel (or load numba's cache) now, not in the first tick."""
+    def warm_up(self, market) -> None:
+        """Compile the kernel (or load numba's cache) before the engine starts, not in the
+        first tick."""
         if not self._compiled:
             return
         z64 = np.zeros(0, dtype=np.int64)
-        K.pairs_tick(z64, 0, self._bid, self._ask, self._flags, self._ticks,
+        bbo = market.books.bbo
+        K.pairs_tick(z64, 0, bbo["bid_px"], bbo["ask_px"], bbo["flags"],
+                     np.asarray(market.ticks, dtype=np.float64),
                      np.zeros(1, dtype=np.int64), z64, z64, z64, np.zeros(K.PF_N),
                      np.zeros(K.PI_N, dtype=np.int64), np.zeros((0, K.NF)),
                      np.zeros((0, K.NI), dtype=np.int64), np.zeros((0, 1)), np.zeros((0, 1)),
