@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from engine.execution.orders import ClOrdIds, Order, OrderEvent, OrdStatus
+from engine.execution.orders import TERMINAL, ClOrdIds, Order, OrderEvent, OrdStatus
 from engine.fix.codec import FixMessage, float_bytes, utc_timestamp
 
 __all__ = ["Oms", "OrderUpdate"]
@@ -78,7 +78,8 @@ class Oms:
         self.unknown: set[str] = set()  # orders whose venue dropped while they were live
         self._symbols: dict[str, bytes] = {}  # symbol -> its FIX value
         self.counters = dict.fromkeys(
-            ("orders", "rejected_locally", "fills", "duplicates", "unmatched", "refused"), 0)
+            ("orders", "rejected_locally", "fills", "duplicates", "unmatched", "refused",
+             "cancels_too_late"), 0)
 
     # -- intents -----------------------------------------------------------------------------
     def new_order(self, venue: str, symbol: str, side: int, qty: int, price: float | None,
@@ -276,6 +277,11 @@ class Oms:
         if o is None:
             return []
         event = OrderEvent.REPLACE_REJECTED if m.get(434) == b"2" else OrderEvent.CANCEL_REJECTED
+        if o.status in TERMINAL:  # the fill (or cancel) crossed our request: the usual race
+            self.counters["cancels_too_late"] += 1
+            log.info("order %s: %s after it was %s: %s", o.cl_ord_id, event.value,
+                     o.status.value, _s(m.get(58, b"")))
+            return []
         why = o.apply(event)
         if why is not None:
             return self._refuse(o, why)

@@ -184,3 +184,22 @@ def test_a_report_the_oms_cannot_use_puts_its_order_in_doubt():
     assert (u.cl_ord_id, u.unknown, u.text) == (o.cl_ord_id, True, "in doubt: ValueError: boom")
     assert o.cl_ord_id in w.oms.unknown
     assert w.oms.request_status("SIMA", T0, only=o.cl_ord_id) == 1
+
+
+def test_a_cancel_the_fill_overtook_is_counted_not_warned(caplog):
+    """Cancel sent, the order filled at the venue meanwhile: the venue refuses the cancel
+    (too late) after its fill. The usual race: counted and logged at INFO, no update."""
+    import logging
+
+    w = Wire()
+    o = w.oms.new_order("SIMA", "AAPL", 1, 100, 190.05, "day", T0)
+    w.pump()
+    assert w.oms.cancel(o.cl_ord_id, T0) is None  # on its way
+    with caplog.at_level(logging.INFO, logger="helmdesk.oms"):
+        w.other_side(b"2", 100, b"190.05", b"x1")  # the fill comes first
+    assert o.status is OrdStatus.FILLED and o.cum_qty == 100
+    assert w.updates[-1].status is OrdStatus.FILLED
+    assert w.oms.counters["cancels_too_late"] == 1 and w.oms.counters["refused"] == 0
+    late = [r for r in caplog.records if "cancel rejected after it was Filled" in r.getMessage()]
+    assert len(late) == 1 and late[0].levelno == logging.INFO
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
