@@ -617,8 +617,7 @@ def _short(e: Exception) -> str:
 
 
 def _fail(seg: Segment | None, text: str) -> None:
-    print(f"helmdesk store writer: {text}", file=sys.stderr, flush=True)
-    log.error("%s", text)
+    log.error("%s", text)  # to stderr too (setup_logging's stderr_level): once
     if seg is not None:
         raw = text.encode()[: W.ERROR_LEN - 1]
         seg.buf[W.ERROR_OFF : W.ERROR_OFF + len(raw)] = raw
