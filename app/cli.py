@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--headless", action="store_true",
                    help="demo engine only, with a live status line (no window)")
     p.add_argument("--profile", help="profile for the demo (default: the bundled demo profile)")
+    p.add_argument("--error-dialog", action="store_true",
+                   help="show why the profile or the engine could not start in a window too "
+                        "(the desktop entry's launch, with no terminal to read it)")
     _desk_options(p)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 

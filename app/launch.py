@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -11,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine.core.paths import demo_profile_path, module_command
+from engine.core.paths import demo_profile_path, log_dir, module_command
 from engine.core.profile import ProfileError, load_profile
 from engine.core.ticks import tick_decimals
 from engine.ipc import EngineClient, EngineStarting, IpcError, NoEngine
@@ -146,6 +147,53 @@ def _start_engine(profile) -> EngineChild | None:
     return child
 
 
+_LOG_ERROR = re.compile(r"^\S+ \S+ (?:ERROR|CRITICAL) +\S+: (.*)$")
+
+
+def _errors_in(log: Path, last: int = 6) -> str:
+    """The last ERROR/CRITICAL lines of a log file, without their time stamps."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()[-200:]
+    except OSError:
+        return ""
+    # "2026-12-06 00:08:22,100 ERROR   helmdesk.engine: the message"
+    bad = [m.group(1) for m in map(_LOG_ERROR.match, lines) if m]
+    return "\n".join(bad[-last:])
+
+
+def _error_dialog(args: argparse.Namespace, rc: int, title: str, text: str,
+                  details: str = "", log: Path | None = None) -> int:
+    """With --error-dialog (the desktop entry's launch: no terminal shows stderr), the reason
+    in a window too; --exit-after closes it and --screenshot saves it. Returns ``rc``."""
+    if not getattr(args, "error_dialog", False):
+        return rc
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from app.theme import apply_theme
+    from widgets.icon import app_icon
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setWindowIcon(app_icon())
+    apply_theme(app)
+    box = QMessageBox(QMessageBox.Icon.Critical, "Helmdesk", title)
+    box.setStyleSheet("QLabel#qt_msgbox_label, QLabel#qt_msgbox_informativelabel "
+                      "{ min-width: 480px; }")  # a path and a reason on few lines
+    box.setInformativeText(text + (f"\n\nThe engine's log: {log}" if log else ""))
+    if details:
+        box.setDetailedText(details)
+    box.setStandardButtons(QMessageBox.StandardButton.Close)
+    if args.exit_after:
+        def close() -> None:
+            if args.screenshot:
+                box.grab().save(args.screenshot)
+            box.done(0)
+
+        QTimer.singleShot(int(args.exit_after * 1000), close)
+    box.exec()
+    return rc
+
+
 def run_headless(args: argparse.Namespace) -> int:
     """The demo engine with a live one-line status; imports no Qt."""
     profile = _load(args)
@@ -256,15 +304,22 @@ def run_demo(args: argparse.Namespace) -> int:
     if problem:
         print(f"helmdesk: {problem}", file=sys.stderr)
         return 2
-    profile = _load(args)
-    if profile is None:
-        return 2
+    path = Path(args.profile) if args.profile else demo_profile_path()
+    try:
+        profile = load_profile(path)
+    except ProfileError as e:
+        print(f"helmdesk: {e}", file=sys.stderr)
+        return _error_dialog(args, 2, "The profile cannot be used", str(e))
     stop_on_signals()  # until the window is up: then the desk closes itself on them
     try:
         child = _start_engine(profile)
     except RuntimeError as e:
         print(f"helmdesk: {e}", file=sys.stderr)
-        return 3
+        log = log_dir() / f"engine-{profile.engine.instance}.log"
+        errors = _errors_in(log)
+        why = errors.splitlines()[-1] if errors else str(e).replace(" (see above)", "")
+        return _error_dialog(args, 3, f"The engine {profile.engine.instance!r} did not start",
+                             why, errors, log)
     except (Terminated, KeyboardInterrupt) as e:
         print(f"helmdesk: {_why(e)} while the engine started: stopped it", file=sys.stderr)
         return 128 + getattr(e, "signum", signal.SIGINT)

@@ -177,7 +177,7 @@ def build_deb(bundle: Path, profile_path: Path, workstation: str, instance: str,
     (apps / "helmdesk.desktop").write_text(
         "[Desktop Entry]\nType=Application\nName=Helmdesk\n"
         f"Comment=Trading desk ({workstation})\n"
-        "Exec=helmdesk\n"
+        "Exec=helmdesk --error-dialog\n"
         "Icon=helmdesk\nTerminal=false\nCategories=Office;Finance;\n")
     from PySide6.QtGui import QGuiApplication
 

@@ -182,3 +182,60 @@ def _desk_attached(instance: str, pid: int) -> bool:
             return any(d.pid == pid for d in c.desks())
     except IpcError:
         return False
+
+
+def _dialog_of(args: list[str], qapp, data_dir: Path, shot: Path) -> tuple[int, dict]:
+    """Run the demo launcher in this process with --error-dialog; read the dialog it shows."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.cli import build_parser
+    from app.launch import run_demo
+
+    seen: dict = {}
+
+    def look() -> None:
+        box = QApplication.activeModalWidget()
+        if box is None:
+            QTimer.singleShot(50, look)
+            return
+        seen.update(title=box.text(), text=box.informativeText(), details=box.detailedText(),
+                    icon=box.windowIcon().isNull())
+
+    QTimer.singleShot(50, look)
+    args = build_parser().parse_args([*args, "--error-dialog", "--exit-after", "1.5",
+                                      "--screenshot", str(shot)])
+    return run_demo(args), seen
+
+
+def test_a_profile_that_cannot_be_used_is_said_in_a_window_from_the_menu(tmp_path, qapp,
+                                                                        data_dir):
+    bad = tmp_path / "ws-7.toml"
+    bad.write_text('[engine]\nidle = "nap"\n')
+    shot = tmp_path / "error.png"
+    rc, seen = _dialog_of(["--profile", str(bad)], qapp, data_dir, shot)
+    assert rc == 2
+    assert seen["title"] == "The profile cannot be used"
+    assert seen["text"] == f"{bad}: [engine].idle: must be one of spin, hybrid, sleep, was 'nap'"
+    assert shot.stat().st_size > 2_000 and not seen["icon"]
+
+
+def test_an_engine_that_cannot_start_is_said_in_a_window_with_its_log(tmp_path, qapp, data_dir,
+                                                                     instance, monkeypatch):
+    from tests.execution.test_engine_orders import venues_section
+
+    monkeypatch.delenv("HD_TEST_NO_SUCH_PW", raising=False)
+    prof = write_profile(tmp_path / "ws-8.toml", instance,
+                         extra="", instruments='[[instruments]]\nsymbol = "AAA"\ntick = 0.01\n'
+                                               'price = 100.0\n')
+    prof.write_text(prof.read_text() + venues_section(("SIMA", 9))
+                    + 'password = "env:HD_TEST_NO_SUCH_PW"\n')
+    rc, seen = _dialog_of(["--profile", str(prof)], qapp, data_dir, tmp_path / "error.png")
+    assert rc == 3
+    assert seen["title"] == f"The engine {instance!r} did not start"
+    log = data_dir / "logs" / f"engine-{instance}.log"
+    reason = (f"cannot start: {prof}: [[venues]] SIMA password: environment variable "
+              f"HD_TEST_NO_SUCH_PW is not set")
+    assert seen["text"] == f"{reason}\n\nThe engine's log: {log}"
+    assert seen["details"].endswith(reason), seen["details"]
+    assert not _running(instance)

@@ -66,7 +66,7 @@ def test_the_demo_installer_builds_and_its_bundle_runs_on_its_own(tmp_path):
         desktop = t.extractfile("./usr/share/applications/helmdesk.desktop").read().decode()
     assert ': "${HELMDESK_PROFILE:=/etc/helmdesk/demo-desk.toml}"' in wrapper
     assert ': "${HELMDESK_INSTANCE:=demo}"' in wrapper
-    assert "Exec=helmdesk\n" in desktop and "Icon=helmdesk\n" in desktop
+    assert "Exec=helmdesk --error-dialog\n" in desktop and "Icon=helmdesk\n" in desktop
 
     if os.geteuid() == 0 and shutil.which("apt-get"):
         _try_install(out)
