@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from PySide6.QtCore import QAbstractTableModel, QEvent, QModelIndex, QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QModelIndex, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QFontDatabase, QFontMetrics
 from PySide6.QtWidgets import (
     QApplication,
@@ -39,6 +39,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from widgets._model import ALIGN, BG, DISPLAY, FG, FONT, RIGHT, TIP, TableModel
+
 __all__ = ["Alert", "AlertsModel", "AlertsPanel", "LEVELS"]
 
 #: the levels an alert may have, least urgent first
@@ -46,13 +48,6 @@ LEVELS = ("warning", "critical")
 COLUMNS = ("Time", "Level", "Source", "Alert", "State")
 TIME, LEVEL, SOURCE, TEXT, STATE = range(5)
 
-_DISPLAY = Qt.DisplayRole.value
-_FG = Qt.ForegroundRole.value
-_BG = Qt.BackgroundRole.value
-_ALIGN = Qt.TextAlignmentRole.value
-_FONT = Qt.FontRole.value
-_TIP = Qt.ToolTipRole.value
-_RIGHT = int((Qt.AlignRight | Qt.AlignVCenter).value)
 _FG_BY_LEVEL = {"critical": QBrush(QColor("#ff6b6b")), "warning": QBrush(QColor("#f0c674"))}
 # the same faint tint as the blotter's, on what still needs a look
 _BG_BY_LEVEL = {"critical": QBrush(QColor(255, 107, 107, 34)),
@@ -103,8 +98,10 @@ class _Row:
         self.cells = (_clock(a.ts_ns, True), a.level.upper(), a.source, a.text, state)
 
 
-class AlertsModel(QAbstractTableModel):
+class AlertsModel(TableModel):
     """The alerts, newest on top; rows change in place (``dataChanged``), never a reset."""
+
+    columns = COLUMNS
 
     #: the number of unacknowledged alerts (NEW or ack sent) whenever it changes
     unacknowledged_changed = Signal(int)
@@ -248,38 +245,30 @@ class AlertsModel(QAbstractTableModel):
         row = self._by_seq.get(seq)
         return None if row is None else row.state
 
-    # -- QAbstractTableModel ---------------------------------------------------------------------
-    def rowCount(self, parent: QModelIndex | None = None) -> int:
-        return 0 if parent is not None and parent.isValid() else len(self._rows)
+    # -- the model -----------------------------------------------------------------------------
+    def row_count(self) -> int:
+        return len(self._rows)
 
-    def columnCount(self, parent: QModelIndex | None = None) -> int:
-        return 0 if parent is not None and parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section, orientation, role=_DISPLAY):
-        if orientation == Qt.Horizontal and role == _DISPLAY:
-            return COLUMNS[section]
-        return None
-
-    def data(self, index, role=_DISPLAY):
+    def data(self, index, role=DISPLAY):
         r, c = index.row(), index.column()
         if not 0 <= r < len(self._rows):
             return None
         row = self._rows[r]
-        if role == _DISPLAY:
+        if role == DISPLAY:
             return row.cells[c]
-        if role == _FG:
+        if role == FG:
             return _DIM if row.state == ACKED else _FG_BY_LEVEL[row.alert.level]
-        if role == _BG:
+        if role == BG:
             return None if row.state == ACKED else _BG_BY_LEVEL[row.alert.level]
-        if role == _FONT:
+        if role == FONT:
             if c == TIME:
                 return self._mono
             if c == LEVEL and row.state != ACKED:
                 return self._bold
             return None
-        if role == _ALIGN and c == TIME:
-            return _RIGHT
-        if role == _TIP and c == TEXT:
+        if role == ALIGN and c == TIME:
+            return RIGHT
+        if role == TIP and c == TEXT:
             return row.alert.text
         return None
 

@@ -21,7 +21,6 @@ from collections.abc import Iterable
 
 import numpy as np
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QEvent,
     QModelIndex,
     QSortFilterProxyModel,
@@ -42,6 +41,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from widgets._model import ALIGN, DISPLAY, TIP, TableModel
+
 __all__ = ["AuditLogModel", "AuditLogProxy", "AuditLogView", "KIND_FILTERS", "format_utc"]
 
 COLUMNS = ("Time (UTC)", "Kind", "User", "Role", "Workstation", "What")
@@ -49,9 +50,6 @@ TIME, KIND, USER, ROLE, WORKSTATION, WHAT = range(6)
 #: the kind filter's choices; "all" keeps every row
 KIND_FILTERS = ("all", "commands", "orders", "executions", "kills", "limits")
 _KINDS = frozenset(KIND_FILTERS[1:])
-_DISPLAY = Qt.DisplayRole.value
-_ALIGN = Qt.TextAlignmentRole.value
-_TIP = Qt.ToolTipRole.value
 
 
 def format_utc(ts_ns: np.ndarray) -> list[str]:
@@ -88,8 +86,10 @@ def _fields(row) -> tuple[int, str, str, str, str, str]:
     return int(ts), str(kind), str(user), str(role), str(ws), what
 
 
-class AuditLogModel(QAbstractTableModel):
+class AuditLogModel(TableModel):
     """The trail, newest first; set whole (one reset)."""
+
+    columns = COLUMNS
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -126,24 +126,16 @@ class AuditLogModel(QAbstractTableModel):
         """Row ``r``'s texts (0: the newest entry)."""
         return self._cells[r]
 
-    def rowCount(self, parent: QModelIndex | None = None) -> int:
-        return 0 if parent is not None and parent.isValid() else len(self._cells)
+    def row_count(self) -> int:
+        return len(self._cells)
 
-    def columnCount(self, parent: QModelIndex | None = None) -> int:
-        return 0 if parent is not None and parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section, orientation, role=_DISPLAY):
-        if orientation == Qt.Horizontal and role == _DISPLAY:
-            return COLUMNS[section]
-        return None
-
-    def data(self, index, role=_DISPLAY):
+    def data(self, index, role=DISPLAY):
         r = index.row()
         if not 0 <= r < len(self._cells):
             return None
-        if role == _DISPLAY:
+        if role == DISPLAY:
             return self._cells[r][index.column()]
-        if role == _TIP and index.column() == WHAT:
+        if role == TIP and index.column() == WHAT:
             return self._cells[r][WHAT]
         return None
 

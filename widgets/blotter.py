@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QComboBox,
@@ -41,6 +41,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from widgets._model import ALIGN, BG, DISPLAY, FG, TableModel
+
 __all__ = ["BlotterModel", "BlotterProxy", "BlotterWidget", "BlotterRow", "SORT_ROLE",
            "STATUS_GROUPS"]
 
@@ -49,10 +51,6 @@ COLUMNS = ("Order", "Venue", "Symbol", "Side", "Qty", "Price", "Status", "Filled
 #: what each column's width is made for (the columns stay resizable by hand)
 _WIDTH_SAMPLES = ("HD-desk-1-mxavt11j-0000", "SIMA", "AAPLZ6", "sell", "1,000,000",
                   "18,000.25", "PartiallyFilled", "1,000,000", "1,000,000", "18,000.2500", "")
-_DISPLAY = Qt.DisplayRole.value
-_FG = Qt.ForegroundRole.value
-_BG = Qt.BackgroundRole.value
-_ALIGN = Qt.TextAlignmentRole.value
 #: the role the proxy sorts on: raw numbers for numeric columns, display text for the others
 SORT_ROLE = Qt.UserRole.value + 1
 _NUMERIC = frozenset({4, 5, 7, 8, 9})
@@ -124,7 +122,9 @@ class BlotterRow:
                      for i, c in enumerate(self.cells()))
 
 
-class BlotterModel(QAbstractTableModel):
+class BlotterModel(TableModel):
+    columns = COLUMNS
+
     def __init__(self, max_rows: int = 20_000, parent=None) -> None:
         super().__init__(parent)
         self.max_rows = max_rows
@@ -174,26 +174,18 @@ class BlotterModel(QAbstractTableModel):
     def row_at(self, r: int) -> BlotterRow:
         return self._rows[r]
 
-    def rowCount(self, parent: QModelIndex | None = None) -> int:
-        return 0 if parent is not None and parent.isValid() else len(self._rows)
+    def row_count(self) -> int:
+        return len(self._rows)
 
-    def columnCount(self, parent: QModelIndex | None = None) -> int:
-        return 0 if parent is not None and parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section, orientation, role=_DISPLAY):
-        if role == _DISPLAY and orientation == Qt.Horizontal:
-            return COLUMNS[section]
-        return None
-
-    def data(self, index, role=_DISPLAY):
+    def data(self, index, role=DISPLAY):
         r, c = index.row(), index.column()
-        if role == _DISPLAY:
+        if role == DISPLAY:
             return self._cells[r][c]
-        if role == _FG:
+        if role == FG:
             return _COLOURS.get(self._cells[r][_STATUS])
-        if role == _BG:
+        if role == BG:
             return _BACKGROUNDS.get(self._cells[r][_STATUS])
-        if role == _ALIGN and c in _NUMERIC:
+        if role == ALIGN and c in _NUMERIC:
             return int((Qt.AlignRight | Qt.AlignVCenter).value)
         if role == SORT_ROLE:
             return self._rows[r].number(c) if c in _NUMERIC else self._cells[r][c].casefold()

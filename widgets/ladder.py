@@ -39,10 +39,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QEvent,
     QLine,
-    QModelIndex,
     QPoint,
     QRect,
     QSize,
@@ -63,6 +61,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from widgets._model import ALIGN, BG, CENTRE, DISPLAY, FG, FONT, RIGHT, TableModel
 
 __all__ = [
     "ASK",
@@ -125,15 +125,8 @@ _DROP = QColor("#f0c674")
 
 # Roles as plain ints: comparing PySide enums costs a microsecond each, and data() is called
 # for every role of every cell a Qt view repaints.
-_DISPLAY = Qt.DisplayRole.value
-_ALIGN = Qt.TextAlignmentRole.value
-_FG = Qt.ForegroundRole.value
-_BG = Qt.BackgroundRole.value
-_FONT = Qt.FontRole.value
-_RIGHT = int((Qt.AlignRight | Qt.AlignVCenter).value)
 _NO_CLIP = int(Qt.TextDontClip.value)  # a text too long spills over; it is never cut
-_CENTRE = int(Qt.AlignCenter.value)
-_ALIGNS = (_RIGHT, _RIGHT, _CENTRE, _RIGHT, _RIGHT, _RIGHT, _RIGHT)
+_ALIGNS = (RIGHT, RIGHT, CENTRE, RIGHT, RIGHT, RIGHT, RIGHT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,11 +156,13 @@ def _work_text(n: int, qty: float) -> str:
 _PRICE_BIT, _BID_BIT, _ASK_BIT, _VOL_BIT = 1 << PRICE, 1 << BID, 1 << ASK, 1 << VOLUME
 
 
-class LadderModel(QAbstractTableModel):
+class LadderModel(TableModel):
     """The ladder's window: ``rowCount()`` rows, highest price first, × the 7 ``COLUMNS``.
 
     Texts are formatted when a value changes; ``data`` only looks them up.
     """
+
+    columns = COLUMNS
 
     #: the texts of the strips above and below the window changed (see ``edge_texts``)
     edgesChanged = Signal()
@@ -590,35 +585,27 @@ class LadderModel(QAbstractTableModel):
             out.append((_qty(float(bs[k])), f"{px:,.{dec}f}", "") if px else ("", "", ""))
         return out
 
-    # -- QAbstractTableModel -------------------------------------------------------------------
-    def rowCount(self, parent: QModelIndex | None = None) -> int:
-        return 0 if parent is not None and parent.isValid() else self._n
+    # -- the model ---------------------------------------------------------------------------
+    def row_count(self) -> int:
+        return self._n
 
-    def columnCount(self, parent: QModelIndex | None = None) -> int:
-        return 0 if parent is not None and parent.isValid() else 7
+    def header(self, section: int, role: int):
+        return _ALIGNS[section] if role == ALIGN else None
 
-    def headerData(self, section, orientation, role=_DISPLAY):
-        if orientation == Qt.Horizontal and 0 <= section < 7:
-            if role == _DISPLAY:
-                return COLUMNS[section]
-            if role == _ALIGN:
-                return _ALIGNS[section]
-        return None
-
-    def data(self, index, role=_DISPLAY):
+    def data(self, index, role=DISPLAY):
         r, c = index.row(), index.column()
         if not (0 <= r < self._n and 0 <= c < 7):
             return None
-        if role == _DISPLAY:
+        if role == DISPLAY:
             return self._text[r][c]
-        if role == _FG:
+        if role == FG:
             return (self._fg_stale if self.stale else self._fg_live)[c]
-        if role == _ALIGN:
+        if role == ALIGN:
             return _ALIGNS[c]
         if self._top is None:
             return None
         t = self._top - r
-        if role == _BG:
+        if role == BG:
             if self.stale:
                 return None
             if (t, c) in self._flash:
@@ -626,7 +613,7 @@ class LadderModel(QAbstractTableModel):
             if c in _WORK_COL and not self._text[r][c]:
                 return None
             return self._bg_live[c]
-        if role == _FONT:
+        if role == FONT:
             return self._bold if c in (BID, PRICE, ASK) and t in (self._bb, self._ba) else None
         return None
 
@@ -973,7 +960,7 @@ class LadderView(QWidget):
             p.setPen(_HEADER_FG)
             p.setFont(self._bold)
             for c, text in enumerate(COLUMNS):
-                p.drawText(QRect(xs[c], 0, xs[c + 1] - xs[c], h), _CENTRE, text)
+                p.drawText(QRect(xs[c], 0, xs[c + 1] - xs[c], h), CENTRE, text)
         up, down = m.edge_texts()
         for y, texts in ((h, up), (gy + n * h, down)):
             if clip.top() < y + h and clip.bottom() >= y:
@@ -1018,7 +1005,7 @@ class LadderView(QWidget):
         for c, text in enumerate(texts):
             if text:
                 p.setPen(_STALE if stale else colours.get(c, _HEADER_FG))
-                p.drawText(QRect(xs[c] + 4, y, xs[c + 1] - xs[c] - 8, h), _CENTRE | _NO_CLIP, text)
+                p.drawText(QRect(xs[c] + 4, y, xs[c + 1] - xs[c] - 8, h), CENTRE | _NO_CLIP, text)
 
     def _paint_row(self, p: QPainter, r: int, y: int, mask: int = 0x7F) -> None:
         """Row ``r``'s cells in ``mask`` (bit c: column c)."""
@@ -1077,7 +1064,7 @@ class LadderView(QWidget):
                 p.drawRect(cell[col].adjusted(1, 1, -2, -2))
                 p.setFont(self._bold)
                 p.setPen(_DROP)
-                p.drawText(cell[col].adjusted(_PAD // 2, 0, -_PAD // 2, 0), _RIGHT | _NO_CLIP,
+                p.drawText(cell[col].adjusted(_PAD // 2, 0, -_PAD // 2, 0), RIGHT | _NO_CLIP,
                            f"→ {_work_text(len(orders), sum(o.leaves for o in orders))}")
         elif (self._hover is not None and self._hover[0] == r and self._hover[1] in _SIDE_OF_COL
               and not self.tooltip_at(cell[self._hover[1]].center())):

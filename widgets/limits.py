@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
+from PySide6.QtCore import QModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFontDatabase
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -33,19 +33,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from widgets._model import ALIGN, DISPLAY, FG, FONT, RIGHT, TIP, TableModel
+
 __all__ = ["LimitChangeDialog", "LimitEditor", "LimitsModel", "format_value"]
 
 COLUMNS = ("Key", "Scope", "Value", "Status")
 KEY, SCOPE, VALUE, STATUS = range(4)
 ROLES = ("viewer", "trader", "risk_manager")
 
-_DISPLAY = Qt.DisplayRole.value
 _EDIT = Qt.EditRole.value
-_FG = Qt.ForegroundRole.value
-_ALIGN = Qt.TextAlignmentRole.value
-_FONT = Qt.FontRole.value
-_TIP = Qt.ToolTipRole.value
-_RIGHT = int((Qt.AlignRight | Qt.AlignVCenter).value)
 _STATUS_FG = {"pending": QBrush(QColor("#f0c674")), "accepted": QBrush(QColor("#8fe3ab")),
               "rejected": QBrush(QColor("#ff6b6b")), "invalid": QBrush(QColor("#ff6b6b"))}
 
@@ -84,9 +80,11 @@ class _Limit:
     text: str = ""  #: the status cell
 
 
-class LimitsModel(QAbstractTableModel):
+class LimitsModel(TableModel):
     """Rows by (scope, key), in the order they first came; only the Value column is editable,
     and only while ``editable``. An edit is a request (``edit_requested``), not a change."""
+
+    columns = COLUMNS
 
     edit_requested = Signal(str, str, float)  # scope, key, new value
 
@@ -151,20 +149,12 @@ class LimitsModel(QAbstractTableModel):
         row = self._rows[r]
         return row.scope, row.key, row.value
 
-    # -- QAbstractTableModel ----------------------------------------------------------------------
-    def rowCount(self, parent: QModelIndex | None = None) -> int:
-        return 0 if parent is not None and parent.isValid() else len(self._rows)
+    # -- the model ------------------------------------------------------------------------------
+    def row_count(self) -> int:
+        return len(self._rows)
 
-    def columnCount(self, parent: QModelIndex | None = None) -> int:
-        return 0 if parent is not None and parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section, orientation, role=_DISPLAY):
-        if orientation == Qt.Horizontal:
-            if role == _DISPLAY:
-                return COLUMNS[section]
-            if role == _ALIGN and section == VALUE:
-                return _RIGHT
-        return None
+    def header(self, section: int, role: int):
+        return RIGHT if role == ALIGN and section == VALUE else None
 
     def flags(self, index):
         f = super().flags(index)
@@ -173,27 +163,27 @@ class LimitsModel(QAbstractTableModel):
             f |= Qt.ItemIsEditable
         return f
 
-    def data(self, index, role=_DISPLAY):
+    def data(self, index, role=DISPLAY):
         row, c = self._rows[index.row()], index.column()
-        if role == _DISPLAY:
+        if role == DISPLAY:
             return (row.key, row.scope, format_value(row.value), row.text)[c]
         if role == _EDIT and c == VALUE:
             return format_value(row.value)
         if c == VALUE:
-            if role == _ALIGN:
-                return _RIGHT
-            if role == _FONT:
+            if role == ALIGN:
+                return RIGHT
+            if role == FONT:
                 return self._mono
-            if role == _TIP:
+            if role == TIP:
                 if not self.editable:
                     return self.why_not
                 if row.status == "pending":
                     return "A change is waiting for the engine's answer"
                 return "Double-click to change (you will be asked why)"
         if c == STATUS:
-            if role == _FG:
+            if role == FG:
                 return _STATUS_FG.get(row.status)
-            if role == _TIP and row.text:
+            if role == TIP and row.text:
                 return row.text
         return None
 

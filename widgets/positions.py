@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, QTimer
+from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QFont, QFontDatabase, QFontMetrics
 from PySide6.QtWidgets import (
     QComboBox,
@@ -29,6 +29,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from widgets._model import ALIGN, DISPLAY, FG, FONT, LEFT, RIGHT, TIP, TableModel
 
 __all__ = ["COLUMNS", "SORT_ROLE", "PositionsModel", "PositionsTable"]
 
@@ -44,13 +46,6 @@ _PNL = (UNREALIZED, REALIZED)
 SORT_ROLE = Qt.UserRole.value
 ALL_BOOKS = "All books"
 
-_DISPLAY = Qt.DisplayRole.value
-_FG = Qt.ForegroundRole.value
-_ALIGN = Qt.TextAlignmentRole.value
-_FONT = Qt.FontRole.value
-_TIP = Qt.ToolTipRole.value
-_RIGHT = int((Qt.AlignRight | Qt.AlignVCenter).value)
-_LEFT = int((Qt.AlignLeft | Qt.AlignVCenter).value)
 _GAIN = QBrush(QColor("#8fe3ab"))
 _LOSS = QBrush(QColor("#ff6b6b"))
 _NONE = QBrush(QColor("#7d838b"))
@@ -76,7 +71,9 @@ class PositionRow:
         return self.key[2] == -1
 
 
-class PositionsModel(QAbstractTableModel):
+class PositionsModel(TableModel):
+    columns = COLUMNS
+
     def __init__(self, instruments: Sequence[str], decimals: Sequence[int] | int = 2,
                  parent=None) -> None:
         """``instruments``: names by instrument index; ``decimals``: how many decimals its
@@ -197,32 +194,24 @@ class PositionsModel(QAbstractTableModel):
     def is_total(self, r: int) -> bool:
         return self._rows[r].total
 
-    # -- QAbstractTableModel ----------------------------------------------------------------------
-    def rowCount(self, parent: QModelIndex | None = None) -> int:
-        return 0 if parent is not None and parent.isValid() else len(self._rows)
+    # -- the model ------------------------------------------------------------------------------
+    def row_count(self) -> int:
+        return len(self._rows)
 
-    def columnCount(self, parent: QModelIndex | None = None) -> int:
-        return 0 if parent is not None and parent.isValid() else len(COLUMNS)
+    def header(self, section: int, role: int):
+        if role == ALIGN:
+            return LEFT if section < QTY else RIGHT
+        return _HEADER_TIPS.get(COLUMNS[section]) if role == TIP else None
 
-    def headerData(self, section, orientation, role=_DISPLAY):
-        if orientation == Qt.Horizontal:
-            if role == _DISPLAY:
-                return COLUMNS[section]
-            if role == _ALIGN:
-                return _LEFT if section < QTY else _RIGHT
-            if role == _TIP:
-                return _HEADER_TIPS.get(COLUMNS[section])
-        return None
-
-    def data(self, index, role=_DISPLAY):
+    def data(self, index, role=DISPLAY):
         row, c = self._rows[index.row()], index.column()
-        if role == _DISPLAY:
+        if role == DISPLAY:
             return row.cells[c]
-        if role == _FG:
+        if role == FG:
             return row.fg[c]
-        if role == _ALIGN:
-            return _LEFT if c < QTY else _RIGHT
-        if role == _FONT:
+        if role == ALIGN:
+            return LEFT if c < QTY else RIGHT
+        if role == FONT:
             return self._fonts[row.total][c]
         if role == SORT_ROLE:
             return row.values[c]

@@ -16,7 +16,7 @@ import math
 from datetime import datetime
 
 import numpy as np
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QRectF, QSize, Qt
+from PySide6.QtCore import QModelIndex, QRectF, QSize, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QFontDatabase, QPainter
 from PySide6.QtWidgets import (
     QFrame,
@@ -28,6 +28,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from widgets._model import ALIGN, DISPLAY, FG, FONT, LEFT, RIGHT, TIP, TableModel
 
 __all__ = ["BAND_COLOURS", "Gauge", "RiskPanel", "VarModel", "band"]
 
@@ -158,18 +160,14 @@ _VAR_TIPS = ("", "95 % historical VaR", "99 % historical VaR", "95 % parametric 
              "99 % parametric VaR", "Marks in the window the figures come from")
 MARKS = 5
 _VAR_FIELDS = ("var95_hist", "var99_hist", "var95_param", "var99_param")
-_DISPLAY = Qt.DisplayRole.value
-_FG = Qt.ForegroundRole.value
-_ALIGN = Qt.TextAlignmentRole.value
-_FONT = Qt.FontRole.value
-_TIP = Qt.ToolTipRole.value
-_RIGHT = int((Qt.AlignRight | Qt.AlignVCenter).value)
 _NA = QBrush(QColor("#7d838b"))
 
 
-class VarModel(QAbstractTableModel):
+class VarModel(TableModel):
     """VAR_ROW records as a table: one row per book; "n/a" where a figure is NaN (too few
     marks), the marks it would come from beside it."""
+
+    columns = VAR_COLUMNS
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -211,36 +209,28 @@ class VarModel(QAbstractTableModel):
         """What row ``r`` shows (tests read this)."""
         return self._cells[r]
 
-    def rowCount(self, parent: QModelIndex | None = None) -> int:
-        return 0 if parent is not None and parent.isValid() else len(self._cells)
+    def row_count(self) -> int:
+        return len(self._cells)
 
-    def columnCount(self, parent: QModelIndex | None = None) -> int:
-        return 0 if parent is not None and parent.isValid() else len(VAR_COLUMNS)
+    def header(self, section: int, role: int):
+        if role == ALIGN:
+            return RIGHT if section else LEFT
+        return (_VAR_TIPS[section] or None) if role == TIP else None
 
-    def headerData(self, section, orientation, role=_DISPLAY):
-        if orientation == Qt.Horizontal:
-            if role == _DISPLAY:
-                return VAR_COLUMNS[section]
-            if role == _ALIGN:
-                return _RIGHT if section else int((Qt.AlignLeft | Qt.AlignVCenter).value)
-            if role == _TIP:
-                return _VAR_TIPS[section] or None
-        return None
-
-    def data(self, index, role=_DISPLAY):
+    def data(self, index, role=DISPLAY):
         r, c = index.row(), index.column()
-        if role == _DISPLAY:
+        if role == DISPLAY:
             return self._cells[r][c]
-        if role == _ALIGN and c:
-            return _RIGHT
-        if role == _FONT and c:
+        if role == ALIGN and c:
+            return RIGHT
+        if role == FONT and c:
             return self._mono
-        if role == _TIP and c == 0:
+        if role == TIP and c == 0:
             return self._when[r]
         if self._cells[r][c] == "n/a":
-            if role == _FG:
+            if role == FG:
                 return _NA
-            if role == _TIP:
+            if role == TIP:
                 return f"not available: {self._cells[r][MARKS]} marks in the window, too few"
         return None
 

@@ -18,9 +18,11 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QFontDatabase, QFontMetrics
 from PySide6.QtWidgets import QHeaderView, QTableView, QVBoxLayout, QWidget
+
+from widgets._model import ALIGN, DISPLAY, FG, FONT, TableModel
 
 __all__ = ["TimeAndSales", "TimeAndSalesModel"]
 
@@ -35,10 +37,6 @@ _SELL_FG = QColor("#ff6b6b")
 _UNKNOWN_FG = QColor("#7d838b")
 
 # Roles as plain ints: data() runs for every role of every repainted cell (see ladder.py).
-_DISPLAY = Qt.DisplayRole.value
-_ALIGN = Qt.TextAlignmentRole.value
-_FG = Qt.ForegroundRole.value
-_FONT = Qt.FontRole.value
 _NS_PER_DAY = 86_400 * 1_000_000_000
 
 
@@ -57,8 +55,10 @@ def _venue_text(v) -> str:
     return v.decode("ascii", "replace") if isinstance(v, bytes) else str(v)
 
 
-class TimeAndSalesModel(QAbstractTableModel):
+class TimeAndSalesModel(TableModel):
     """The last ``max_rows`` trades; sizes at or above ``block_size`` are shown bold."""
+
+    columns = COLUMNS
 
     def __init__(self, max_rows: int = 2000, block_size: float = float("inf"),
                  price_decimals: int = 2, size_decimals: int = 0, parent=None) -> None:
@@ -165,31 +165,24 @@ class TimeAndSalesModel(QAbstractTableModel):
     def is_block(self, r: int) -> bool:
         return bool(self._sz[self._slot(r)] >= self.block_size)
 
-    # -- QAbstractTableModel ----------------------------------------------------------------------
-    def rowCount(self, parent: QModelIndex | None = None) -> int:
-        return 0 if parent is not None and parent.isValid() else self._n
+    # -- the model ------------------------------------------------------------------------------
+    def row_count(self) -> int:
+        return self._n
 
-    def columnCount(self, parent: QModelIndex | None = None) -> int:
-        return 0 if parent is not None and parent.isValid() else len(COLUMNS)
+    def header(self, section: int, role: int):
+        return self._align[section] if role == ALIGN else None
 
-    def headerData(self, section, orientation, role=_DISPLAY):
-        if role == _DISPLAY and orientation == Qt.Horizontal:
-            return COLUMNS[section]
-        if role == _ALIGN and orientation == Qt.Horizontal:
-            return self._align[section]
-        return None
-
-    def data(self, index, role=_DISPLAY):
+    def data(self, index, role=DISPLAY):
         r, c = index.row(), index.column()
         if not 0 <= r < self._n:
             return None
-        if role == _DISPLAY:
+        if role == DISPLAY:
             return self._text[self._slot(r)][c]
-        if role == _FG:
+        if role == FG:
             return self._fg.get(int(self._side[self._slot(r)]), self._fg_unknown)
-        if role == _ALIGN:
+        if role == ALIGN:
             return self._align[c]
-        if role == _FONT:
+        if role == FONT:
             return self._fonts[self.is_block(r)][c]
         return None
 
