@@ -283,13 +283,7 @@ def measure_clicks(n: int) -> dict:
     os.sched_setaffinity(0, {desk_cpu})
     with WireEngine("desk", text) as eng:
         os.environ["HELMDESK_DATA_DIR"] = str(eng.data_dir)
-        venue.accept(30.0, eng.alive)
-        deadline = time.monotonic() + 20
-        while not (venue.logged_on and venue.subscribed()):
-            eng.alive()
-            if time.monotonic() > deadline:
-                raise TimeoutError("the engine did not log on and subscribe")
-            venue.pump(0.01)
+        venue.wait_ready(eng.alive)
         mid = round(PRICE / TICK)
         venue.send_move(symbol, mid)
         venue.pump(0.05)

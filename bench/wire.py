@@ -204,6 +204,17 @@ class Venue:
         self.sock = sock
         self.session.connect(time.time_ns())
 
+    def wait_ready(self, alive, timeout: float = 20.0) -> None:
+        """The engine's connection accepted, then its Logon and its subscriptions (``alive()``
+        raises if the engine died meanwhile)."""
+        self.accept(30.0, alive)
+        deadline = time.monotonic() + timeout
+        while not (self.logged_on and self.subscribed()):
+            alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError("the engine did not log on and subscribe")
+            self.pump(0.01)
+
     def close(self) -> None:
         for s in (self.sock, self.listener):
             if s is not None:
@@ -605,13 +616,7 @@ def run_signal(sig: Signal, n: int, warm: int, cpus: tuple[int, int], *, stages:
     missed_at: list[int] = []  # which moves brought no order (warm-up included)
     try:
         with WireEngine(tag, profile, stages=stages) as eng:
-            venue.accept(30.0, eng.alive)
-            deadline = time.monotonic() + 20
-            while not (venue.logged_on and venue.subscribed()):
-                eng.alive()
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the engine did not log on and subscribe")
-                venue.pump(0.01)
+            venue.wait_ready(eng.alive)
             venue.pump(0.2)  # the strategy's first quotes, answered
             if sig.warmup is not None:
                 sig.warmup(rng, venue)
