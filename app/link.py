@@ -181,9 +181,7 @@ class EngineLink(QObject):
         self._kill_seq = -1
         self.refresh()
         self.attached.emit(client.instruments)
-        # the role the engine granted in its answer to the attach (a busy engine's late PING
-        # answer once left the desk at "role: ?" for good)
-        self.role.emit(client.role)
+        self.role.emit(client.role)  # granted in the engine's answer to the attach
         return True
 
     def _detach(self, why: str) -> None:
